@@ -1,0 +1,117 @@
+/*
+ * kbu memory sources: one interface under every command.
+ *
+ * A source reads guest physical memory (and, when it can, virtual memory
+ * through the guest's own translation, e.g. a GDB stub), reports CPU
+ * registers, and optionally runs monitor commands. struct kbu_mem wraps a
+ * source with a page cache (4 KiB pages, batched up to the source's maximum
+ * transfer) and with the page-table walker for sources that cannot translate.
+ * A read never returns garbage: a missing page is a KBU_EFAULT error whose
+ * message names the address.
+ */
+#ifndef KBU_MEM_H
+#define KBU_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kbu/err.h"
+#include "kbu/regs.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum kbu_space {
+	KBU_PHYS = 0,
+	KBU_VIRT = 1,
+};
+
+/* Implemented by each source. Unused optional members are NULL. */
+struct kbu_mem_ops {
+	const char *kind; /* "phys", "core", "gdb", "callback" */
+	/*
+	 * Reads exactly len bytes or fails. A source without its own virtual
+	 * translation fails KBU_VIRT reads with KBU_EUNSUPPORTED; struct
+	 * kbu_mem then walks the page tables through KBU_PHYS reads.
+	 */
+	int (*read)(void *ctx, enum kbu_space space, uint64_t addr, void *buf, size_t len,
+		    struct kbu_err *err);
+	/* Optional: writes (used only by commands that change guest state). */
+	int (*write)(void *ctx, enum kbu_space space, uint64_t addr, const void *buf, size_t len,
+		     struct kbu_err *err);
+	int (*ncpus)(void *ctx);                                   /* optional: 0 if unknown */
+	int (*regs)(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *err); /* optional */
+	/* Optional: a QEMU monitor command; *out is malloc'd text. */
+	int (*monitor)(void *ctx, const char *cmd, char **out, struct kbu_err *err);
+	/* Optional: physical ranges known to exist (for scans); returns count filled. */
+	int (*ranges)(void *ctx, uint64_t *start, uint64_t *end, int max);
+	void (*close)(void *ctx);
+	size_t max_read; /* largest single transfer the source likes; 0: unlimited */
+};
+
+struct kbu_mem;
+
+struct kbu_mem_stats {
+	uint64_t requests;      /* kbu_mem_read calls */
+	uint64_t source_reads;  /* calls into the source (round trips for a stub) */
+	uint64_t source_bytes;
+	uint64_t cache_hits;    /* pages served from the cache */
+};
+
+/* Wraps a source. Takes ownership of ctx (ops->close is called on kbu_mem_close). */
+struct kbu_mem *kbu_mem_new(const struct kbu_mem_ops *ops, void *ctx, struct kbu_err *err);
+void kbu_mem_close(struct kbu_mem *m);
+
+/* Sources. */
+struct kbu_mem *kbu_mem_open_phys(const char *path, uint64_t base, struct kbu_err *err);
+struct kbu_mem *kbu_mem_open_core(const char *path, struct kbu_err *err);
+struct kbu_mem *kbu_mem_open_gdb(const char *hostport, struct kbu_err *err);
+/* "FILE[@BASE]" for --phys. */
+struct kbu_mem *kbu_mem_open_phys_spec(const char *spec, struct kbu_err *err);
+
+/* A source driven by a caller's function (the GDB extension, through ctypes).
+ * read_cb returns 0 on success, -1 on failure (message optional in errbuf). */
+typedef int (*kbu_read_cb)(void *user, int space, uint64_t addr, void *buf, size_t len,
+			   char *errbuf, size_t errlen);
+typedef int (*kbu_regs_cb)(void *user, int cpu, struct kbu_regs *out, char *errbuf, size_t errlen);
+typedef int (*kbu_monitor_cb)(void *user, const char *cmd, char *out, size_t outlen,
+			      char *errbuf, size_t errlen);
+struct kbu_mem *kbu_mem_open_callback(kbu_read_cb read, kbu_regs_cb regs, kbu_monitor_cb monitor,
+				      int ncpus, void *user, size_t max_read, struct kbu_err *err);
+
+const char *kbu_mem_kind(const struct kbu_mem *m);
+
+/* Cached, batched read; all-or-nothing. */
+int kbu_mem_read(struct kbu_mem *m, enum kbu_space space, uint64_t addr, void *buf, size_t len,
+		 struct kbu_err *err);
+int kbu_mem_write(struct kbu_mem *m, enum kbu_space space, uint64_t addr, const void *buf,
+		  size_t len, struct kbu_err *err);
+int kbu_mem_read_u8(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint8_t *v, struct kbu_err *e);
+int kbu_mem_read_u16(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint16_t *v, struct kbu_err *e);
+int kbu_mem_read_u32(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint32_t *v, struct kbu_err *e);
+int kbu_mem_read_u64(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint64_t *v, struct kbu_err *e);
+/* Reads a NUL-terminated string of at most max-1 bytes; fails if unreadable. */
+int kbu_mem_read_str(struct kbu_mem *m, enum kbu_space s, uint64_t a, char *buf, size_t max,
+		     struct kbu_err *e);
+
+/* Drops every cached page (the guest ran or was written). */
+void kbu_mem_flush(struct kbu_mem *m);
+struct kbu_mem_stats kbu_mem_get_stats(const struct kbu_mem *m);
+
+int kbu_mem_ncpus(struct kbu_mem *m);
+int kbu_mem_regs(struct kbu_mem *m, int cpu, struct kbu_regs *out, struct kbu_err *err);
+int kbu_mem_monitor(struct kbu_mem *m, const char *cmd, char **out, struct kbu_err *err);
+/* Physical ranges the source knows exist; returns count (0 if it cannot tell). */
+int kbu_mem_ranges(struct kbu_mem *m, uint64_t *start, uint64_t *end, int max);
+
+/*
+ * Translation context for KBU_VIRT reads on sources that cannot translate:
+ * by default CPU 0's CR3 and paging mode. Override with this (e.g. `--cr3`).
+ */
+void kbu_mem_set_translation(struct kbu_mem *m, enum kbu_paging_mode mode, uint64_t cr3);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
