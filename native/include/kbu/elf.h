@@ -56,6 +56,9 @@ const struct kbu_section *kbu_elf_section_by_name(const struct kbu_elf *e, const
 /* Every note from PT_NOTE segments (or SHT_NOTE sections if there are none). */
 size_t kbu_elf_nnotes(const struct kbu_elf *e);
 const struct kbu_note *kbu_elf_note(const struct kbu_elf *e, size_t i);
+/* NULL, or why the note area could not be read to its end (a note whose sizes
+ * run past it): the notes before that point are still listed. */
+const char *kbu_elf_notes_problem(const struct kbu_elf *e);
 
 /* File bytes backing a link (virtual) address range; NULL if not file-backed. */
 const uint8_t *kbu_elf_vaddr_bytes(const struct kbu_elf *e, uint64_t vaddr, size_t len);
