@@ -1,0 +1,230 @@
+/*
+ * kbu: the command-line front. Global options may come before or after the
+ * command name (`kbu mptable --core d.elf`); everything else goes to the
+ * command. Errors are one line on stderr: "kbu: <command>: <message>".
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/command.h"
+#include "kbu/mem.h"
+#include "kbu/report.h"
+#include "kbu/util.h"
+
+struct globals {
+	const char *core, *phys, *gdb, *kernel, *symbols, *os;
+	int json, strict, help, version;
+};
+
+static const char usage[] =
+	"usage: kbu [GLOBAL OPTIONS] COMMAND [ARGS]   (global options may also follow COMMAND)\n"
+	"\n"
+	"Global options:\n"
+	"  --core FILE        a QEMU dump-guest-memory ELF core (ELF64 or ELF32)\n"
+	"  --phys FILE[@BASE] a raw physical memory image (pmemsave), loaded at BASE (default 0)\n"
+	"  --gdb HOST:PORT    a live GDB stub (qemu -s)\n"
+	"  --kernel ELF       the kernel image (segments, notes, symbols)\n"
+	"  --symbols MAP      an nm-format symbol map (System.map)\n"
+	"  --os NAME          auto, freebsd, netbsd or linux\n"
+	"  --json             print the report as JSON\n"
+	"  --strict           exit 1 when the report lists problems\n"
+	"  --help             this text; `kbu COMMAND --help` for a command\n"
+	"  --version          the version\n";
+
+/* Options taking a value: returns the slot, or NULL if `name` is not one. */
+static const char **value_slot(struct globals *g, const char *name)
+{
+	static const struct { const char *name; size_t off; } table[] = {
+		{"core", offsetof(struct globals, core)},
+		{"phys", offsetof(struct globals, phys)},
+		{"gdb", offsetof(struct globals, gdb)},
+		{"kernel", offsetof(struct globals, kernel)},
+		{"symbols", offsetof(struct globals, symbols)},
+		{"os", offsetof(struct globals, os)},
+	};
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+		if (strcmp(table[i].name, name) == 0)
+			return (const char **)((char *)g + table[i].off);
+	return NULL;
+}
+
+static int print_commands(FILE *out)
+{
+	const struct kbu_command *list[128];
+	size_t n = kbu_command_list(list, sizeof list / sizeof list[0]);
+	if (n > sizeof list / sizeof list[0])
+		n = sizeof list / sizeof list[0];
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i]->name) > w)
+			w = strlen(list[i]->name);
+	fputs(usage, out);
+	fputs("\nCommands:\n", out);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "  %-*s  %s\n", (int)w, list[i]->name, list[i]->summary ? list[i]->summary : "");
+	return 0;
+}
+
+/*
+ * Splits argv into globals and the command's argv (in place: cmd_argv reuses
+ * argv's storage). Returns 0, or -1 with a message in err.
+ */
+static int split_args(int argc, char **argv, struct globals *g, int *cmd_argc, char ***cmd_argv,
+		      struct kbu_err *err)
+{
+	char **rest = calloc((size_t)argc + 1, sizeof *rest);
+	if (!rest)
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory");
+	int n = 0, have_cmd = 0, only_args = 0;
+	for (int i = 1; i < argc; i++) {
+		char *a = argv[i];
+		if (only_args || strncmp(a, "--", 2) != 0) {
+			rest[n++] = a;
+			have_cmd = 1;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			if (have_cmd)
+				rest[n++] = a; /* the command sees it too */
+			only_args = 1;
+			continue;
+		}
+		char name[32];
+		const char *eq = strchr(a + 2, '=');
+		size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		if (len >= sizeof name) {
+			rest[n++] = a;
+			continue;
+		}
+		memcpy(name, a + 2, len);
+		name[len] = '\0';
+		const char **slot = value_slot(g, name);
+		if (slot) {
+			const char *v;
+			if (eq)
+				v = eq + 1;
+			else if (i + 1 < argc)
+				v = argv[++i];
+			else {
+				free(rest);
+				return kbu_err_set(err, KBU_EINVAL, "option '--%s' needs a value", name);
+			}
+			if (*slot) {
+				free(rest);
+				return kbu_err_set(err, KBU_EINVAL, "option '--%s' given twice", name);
+			}
+			*slot = v;
+		} else if (strcmp(name, "json") == 0 && !eq) {
+			g->json = 1;
+		} else if (strcmp(name, "strict") == 0 && !eq) {
+			g->strict = 1;
+		} else if (strcmp(name, "version") == 0 && !eq) {
+			g->version = 1;
+		} else if (strcmp(name, "help") == 0 && !eq && !have_cmd) {
+			g->help = 1;
+		} else {
+			rest[n++] = a; /* the command's own option (or its --help) */
+		}
+	}
+	rest[n] = NULL;
+	*cmd_argc = n;
+	*cmd_argv = rest;
+	return 0;
+}
+
+static int open_sources(struct kbu_ctx *ctx, const struct globals *g, struct kbu_err *err)
+{
+	int nsrc = !!g->core + !!g->phys + !!g->gdb;
+	if (nsrc > 1)
+		return kbu_err_set(err, KBU_EINVAL, "give one memory source: --core, --phys or --gdb");
+	if (g->os) {
+		static const char *const oses[] = {"auto", "freebsd", "netbsd", "linux"};
+		int ok = 0;
+		for (size_t i = 0; i < 4; i++)
+			ok |= strcmp(g->os, oses[i]) == 0;
+		if (!ok)
+			return kbu_err_set(err, KBU_EINVAL,
+					   "unknown --os '%s' (auto, freebsd, netbsd, linux)", g->os);
+		snprintf(ctx->os, sizeof ctx->os, "%s", g->os);
+	}
+	ctx->strict = g->strict;
+	if (g->kernel && kbu_ctx_load_kernel(ctx, g->kernel, err) < 0)
+		return -1;
+	if (g->symbols && kbu_ctx_load_symbols(ctx, g->symbols, err) < 0)
+		return -1;
+	struct kbu_mem *m = NULL;
+	if (g->core)
+		m = kbu_mem_open_core(g->core, err);
+	else if (g->phys)
+		m = kbu_mem_open_phys_spec(g->phys, err);
+	else if (g->gdb)
+		m = kbu_mem_open_gdb(g->gdb, err);
+	if (nsrc && !m)
+		return -1;
+	if (m)
+		kbu_ctx_set_mem(ctx, m);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct globals g = {0};
+	struct kbu_err err = {0};
+	int cargc = 0;
+	char **cargv = NULL;
+	if (split_args(argc, argv, &g, &cargc, &cargv, &err) < 0) {
+		fprintf(stderr, "kbu: %s\n", err.msg);
+		return 2;
+	}
+	if (g.version) {
+		printf("kbu %s\n", KBU_VERSION);
+		free(cargv);
+		return 0;
+	}
+	if (g.help) {
+		print_commands(stdout);
+		free(cargv);
+		return 0;
+	}
+	if (cargc == 0) {
+		print_commands(stderr);
+		free(cargv);
+		return 2;
+	}
+	const char *name = cargv[0];
+	if (!kbu_command_find(name)) {
+		fprintf(stderr, "kbu: %s: unknown command (kbu --help lists them)\n", name);
+		free(cargv);
+		return 2;
+	}
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	if (!ctx) {
+		fprintf(stderr, "kbu: %s: out of memory\n", name);
+		free(cargv);
+		return 2;
+	}
+	int status;
+	char *out = NULL;
+	int help = 0;
+	for (int i = 1; i < cargc && strcmp(cargv[i], "--") != 0; i++)
+		help |= strcmp(cargv[i], "--help") == 0 || strcmp(cargv[i], "-h") == 0;
+	/* `kbu CMD --help` works without opening anything. */
+	if (!help && open_sources(ctx, &g, &err) < 0) {
+		status = 2;
+	} else {
+		status = kbu_run(ctx, cargc, cargv, g.json, &out, &err);
+	}
+	if (out) {
+		fputs(out, stdout);
+		kbu_free(out);
+	}
+	if (status == 2)
+		fprintf(stderr, "kbu: %s: %s\n", name, err.msg[0] ? err.msg : "failed");
+	kbu_ctx_free(ctx);
+	free(cargv);
+	if (fflush(stdout) != 0 && status == 0)
+		status = 2;
+	return status;
+}

@@ -1,0 +1,59 @@
+/* kbu: small helpers every command uses: numbers, addresses, option parsing. */
+#ifndef KBU_UTIL_H
+#define KBU_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kbu/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kbu_ctx;
+
+#define KBU_VERSION "0.1.0"
+
+/* A number: 0x hex, plain decimal, or hex with a trailing 'h'; '_' and '`'
+ * separators are allowed (0xffffffff`80200000). Whole string or an error. */
+int kbu_parse_u64(const char *s, uint64_t *out, struct kbu_err *err);
+
+/* An address: a number, or symbol[+off|-off] when ctx->syms is set. */
+int kbu_parse_addr(struct kbu_ctx *ctx, const char *s, uint64_t *out, struct kbu_err *err);
+
+/*
+ * Reentrant option parsing for commands (no global getopt state).
+ *   static const struct kbu_opt opts[] = {{"cr3", 0, 1}, {"phys", 'p', 0}, {0}};
+ *   struct kbu_getopt g = KBU_GETOPT_INIT;
+ *   int i;
+ *   while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
+ *       if (i == KBU_OPT_ERR) return -1;
+ *       if (i == KBU_OPT_ARG) { positional g.arg; continue; }
+ *       opts[i] matched; g.arg holds its value when has_arg
+ *   }
+ * Accepts --name VALUE, --name=VALUE, -x VALUE, -xVALUE, -xy (flags), and "--".
+ */
+struct kbu_opt {
+	const char *name; /* long name without "--", or NULL */
+	char letter;      /* short letter, or 0 */
+	int has_arg;
+};
+
+struct kbu_getopt {
+	int ind;         /* next argv index */
+	int only_args;   /* after "--" */
+	const char *cluster; /* rest of a -xyz cluster */
+	const char *arg;
+};
+
+#define KBU_GETOPT_INIT {1, 0, NULL, NULL}
+enum { KBU_OPT_END = -1, KBU_OPT_ERR = -2, KBU_OPT_ARG = -3 };
+
+int kbu_getopt(struct kbu_getopt *g, int argc, char **argv, const struct kbu_opt *opts,
+	       struct kbu_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

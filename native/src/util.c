@@ -1,0 +1,166 @@
+/* kbu helpers: number and address parsing, reentrant option parsing. */
+#include <ctype.h>
+#include <string.h>
+
+#include "kbu/command.h"
+#include "kbu/symbols.h"
+#include "kbu/util.h"
+
+static int digit_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int kbu_parse_u64(const char *s, uint64_t *out, struct kbu_err *err)
+{
+	char buf[80];
+	size_t n = 0;
+	if (!s || !*s)
+		return kbu_err_set(err, KBU_EINVAL, "empty number");
+	for (const char *p = s; *p; p++) {
+		if (*p == '_' || *p == '`')
+			continue;
+		if (n + 1 >= sizeof buf)
+			return kbu_err_set(err, KBU_EINVAL, "'%.40s...' is too long for a number", s);
+		buf[n++] = *p;
+	}
+	buf[n] = '\0';
+	unsigned base = 10;
+	const char *p = buf;
+	if (n > 2 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) {
+		base = 16;
+		p += 2;
+	} else if (n > 1 && (buf[n - 1] == 'h' || buf[n - 1] == 'H')) {
+		base = 16;
+		buf[--n] = '\0';
+	}
+	if (!*p)
+		return kbu_err_set(err, KBU_EINVAL, "'%s' is not a number", s);
+	uint64_t v = 0;
+	for (; *p; p++) {
+		int d = digit_value((unsigned char)*p);
+		if (d < 0 || (unsigned)d >= base)
+			return kbu_err_set(err, KBU_EINVAL, "'%s' is not a number", s);
+		if (v > (UINT64_MAX - (uint64_t)d) / base)
+			return kbu_err_set(err, KBU_EINVAL, "'%s' does not fit in 64 bits", s);
+		v = v * base + (uint64_t)d;
+	}
+	*out = v;
+	return 0;
+}
+
+int kbu_parse_addr(struct kbu_ctx *ctx, const char *s, uint64_t *out, struct kbu_err *err)
+{
+	if (!s || !*s)
+		return kbu_err_set(err, KBU_EINVAL, "empty address");
+	if (isdigit((unsigned char)s[0]))
+		return kbu_parse_u64(s, out, err);
+	if (!ctx || !ctx->syms)
+		return kbu_err_set(err, KBU_EINVAL,
+				   "'%s' is not a number and no symbols are loaded (give --kernel ELF or --symbols MAP)",
+				   s);
+	char name[256];
+	size_t len = strlen(s);
+	const char *op = NULL;
+	for (size_t i = len; i-- > 1;)
+		if (s[i] == '+' || s[i] == '-') {
+			op = s + i;
+			break;
+		}
+	size_t nlen = op ? (size_t)(op - s) : len;
+	if (nlen >= sizeof name)
+		return kbu_err_set(err, KBU_EINVAL, "symbol name '%.40s...' is too long", s);
+	memcpy(name, s, nlen);
+	name[nlen] = '\0';
+	uint64_t off = 0;
+	if (op && kbu_parse_u64(op + 1, &off, err) < 0)
+		return kbu_err_prefix(err, "offset in '%s'", s);
+	const struct kbu_sym *sym = kbu_sym_by_name(ctx->syms, name);
+	if (!sym)
+		return kbu_err_set(err, KBU_ENOTFOUND, "no symbol '%s'", name);
+	*out = op && *op == '-' ? sym->addr - off : sym->addr + off;
+	return 0;
+}
+
+static int opt_by_long(const struct kbu_opt *opts, const char *name, size_t len)
+{
+	for (int i = 0; opts[i].name || opts[i].letter; i++)
+		if (opts[i].name && strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+			return i;
+	return -1;
+}
+
+static int opt_by_letter(const struct kbu_opt *opts, char c)
+{
+	for (int i = 0; opts[i].name || opts[i].letter; i++)
+		if (opts[i].letter == c)
+			return i;
+	return -1;
+}
+
+int kbu_getopt(struct kbu_getopt *g, int argc, char **argv, const struct kbu_opt *opts,
+	       struct kbu_err *err)
+{
+	g->arg = NULL;
+	if (g->cluster && *g->cluster) {
+		char c = *g->cluster++;
+		int i = opt_by_letter(opts, c);
+		if (i < 0)
+			return kbu_err_set(err, KBU_EINVAL, "unknown option '-%c'", c), KBU_OPT_ERR;
+		if (opts[i].has_arg) {
+			if (*g->cluster) {
+				g->arg = g->cluster;
+			} else if (g->ind < argc) {
+				g->arg = argv[g->ind++];
+			} else {
+				return kbu_err_set(err, KBU_EINVAL, "option '-%c' needs a value", c),
+				       KBU_OPT_ERR;
+			}
+			g->cluster = NULL;
+		}
+		return i;
+	}
+	g->cluster = NULL;
+	if (g->ind >= argc)
+		return KBU_OPT_END;
+	char *a = argv[g->ind++];
+	if (g->only_args || a[0] != '-' || a[1] == '\0' ||
+	    (a[1] >= '0' && a[1] <= '9' && opt_by_letter(opts, a[1]) < 0)) {
+		g->arg = a;
+		return KBU_OPT_ARG;
+	}
+	if (strcmp(a, "--") == 0) {
+		g->only_args = 1;
+		return kbu_getopt(g, argc, argv, opts, err);
+	}
+	if (a[1] == '-') {
+		const char *name = a + 2;
+		const char *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : strlen(name);
+		int i = opt_by_long(opts, name, len);
+		if (i < 0)
+			return kbu_err_set(err, KBU_EINVAL, "unknown option '--%.*s'", (int)len, name),
+			       KBU_OPT_ERR;
+		if (opts[i].has_arg) {
+			if (eq)
+				g->arg = eq + 1;
+			else if (g->ind < argc)
+				g->arg = argv[g->ind++];
+			else
+				return kbu_err_set(err, KBU_EINVAL, "option '--%s' needs a value", opts[i].name),
+				       KBU_OPT_ERR;
+		} else if (eq) {
+			return kbu_err_set(err, KBU_EINVAL, "option '--%s' takes no value", opts[i].name),
+			       KBU_OPT_ERR;
+		}
+		return i;
+	}
+	g->cluster = a + 1;
+	return kbu_getopt(g, argc, argv, opts, err);
+}
