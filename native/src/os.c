@@ -1,0 +1,548 @@
+/* kbu OS profiles: INI parsing, built-in profiles, detection from symbols. */
+#include "kbu/os.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/symbols.h"
+
+/*
+ * The built-in profiles, byte for byte the files under profiles/ (the unit
+ * test compares them), so a user's profile file reads like these.
+ */
+static const char builtin_freebsd[] =
+	"# FreeBSD/amd64 profile for kbu.\n"
+	"# Layouts from freebsd-src sys/sys/timetc.h (struct timecounter: tc_get_timecount,\n"
+	"# tc_poll_pps, tc_counter_mask, tc_frequency, tc_name, tc_quality, ...) and\n"
+	"# sys/sys/msgbuf.h (struct msgbuf, MSG_MAGIC 0x063062), both unchanged in these\n"
+	"# fields from FreeBSD 8 to 15 (main, commit bfbf967ba6b7).\n"
+	"[profile]\n"
+	"name = freebsd\n"
+	"description = FreeBSD/amd64\n"
+	"# Any clause (separated by |) whose symbols all exist selects this profile.\n"
+	"detect = kassert_panic | mi_startup | msgbufp msgbuf_addchar\n"
+	"\n"
+	"[roles]\n"
+	"x2apic = x2apic_mode\n"
+	"x2apic_type = int\n"
+	"timesource = timecounter\n"
+	"timesource_pointer = 1\n"
+	"time_register = tc_init\n"
+	"asserts = kassert_panic vpanic panic\n"
+	"printf_entries = kassert_panic panic\n"
+	"vprintf_entries = vpanic\n"
+	"msgbuf = msgbufp\n"
+	"msgbuf_pointer = 1\n"
+	"msgbuf_format = freebsd\n"
+	"start_info = start_info\n"
+	"start_info_kind = pointer\n"
+	"ncpus = mp_ncpus\n"
+	"\n"
+	"[layout.timesource]\n"
+	"struct = timecounter\n"
+	"frequency = 24 8 tc_frequency\n"
+	"name = 32 8 tc_name\n"
+	"quality = 40 4 tc_quality\n"
+	"\n"
+	"[layout.msgbuf]\n"
+	"struct = msgbuf\n"
+	"magic_value = 0x063062\n"
+	"ptr = 0 8 msg_ptr\n"
+	"magic = 8 4 msg_magic\n"
+	"size = 12 4 msg_size\n"
+	"wseq = 16 4 msg_wseq\n"
+	"rseq = 20 4 msg_rseq\n"
+	"seqmod = 28 4 msg_seqmod\n"
+;
+
+static const char builtin_netbsd[] =
+	"# NetBSD/amd64 profile for kbu.\n"
+	"# Layouts from NetBSD src sys/sys/timetc.h (struct timecounter, same field order\n"
+	"# as FreeBSD's: tc_frequency, tc_name, tc_quality) and sys/sys/msgbuf.h\n"
+	"# (struct kern_msgbuf: long msg_magic, msg_bufx, msg_bufr, msg_bufs; char\n"
+	"# msg_bufc[]; MSG_MAGIC 0x063061), revision 1.18 (2022/10/26).\n"
+	"[profile]\n"
+	"name = netbsd\n"
+	"description = NetBSD/amd64\n"
+	"detect = kern_assert hvm_start_paddr | kern_assert ncpu\n"
+	"\n"
+	"[roles]\n"
+	"x2apic = x2apic_mode\n"
+	"x2apic_type = bool\n"
+	"timesource = timecounter\n"
+	"timesource_pointer = 1\n"
+	"time_register = tc_init\n"
+	"asserts = kern_assert vpanic panic\n"
+	"printf_entries = kern_assert panic\n"
+	"vprintf_entries = vpanic\n"
+	"msgbuf = msgbufp\n"
+	"msgbuf_pointer = 1\n"
+	"msgbuf_format = netbsd\n"
+	"start_info = hvm_start_paddr\n"
+	"start_info_kind = paddr\n"
+	"ncpus = ncpu\n"
+	"\n"
+	"[layout.timesource]\n"
+	"struct = timecounter\n"
+	"frequency = 24 8 tc_frequency\n"
+	"name = 32 8 tc_name\n"
+	"quality = 40 4 tc_quality\n"
+	"\n"
+	"[layout.msgbuf]\n"
+	"struct = kern_msgbuf\n"
+	"magic_value = 0x063061\n"
+	"magic = 0 8 msg_magic\n"
+	"bufx = 8 8 msg_bufx\n"
+	"bufr = 16 8 msg_bufr\n"
+	"bufs = 24 8 msg_bufs\n"
+	"bufc = 32 0 msg_bufc\n"
+;
+
+static const char builtin_linux[] =
+	"# Linux/x86-64 profile for kbu (6.1 layouts).\n"
+	"# struct clocksource: include/linux/clocksource.h; name/rating move with\n"
+	"# CONFIG_ARCH_CLOCKSOURCE_DATA (not set on x86 since 5.6) and later fields\n"
+	"# (max_raw_delta in 6.12), so these offsets hold for x86 6.1..6.11 only.\n"
+	"# The printk ring buffer: kernel/printk/printk_ringbuffer.h, 6.1 (prb_desc_ring\n"
+	"# carries last_finalized_id, so text_data_ring sits at 48).\n"
+	"# Offsets checked against DWARF of Debian's 6.1.0-56-cloud-amd64 (6.1.192).\n"
+	"[profile]\n"
+	"name = linux\n"
+	"description = Linux/x86-64 6.1\n"
+	"detect = linux_banner | start_kernel\n"
+	"\n"
+	"[roles]\n"
+	"x2apic = x2apic_mode\n"
+	"x2apic_type = int\n"
+	"timesource = curr_clocksource\n"
+	"timesource_pointer = 1\n"
+	"time_register = __clocksource_register_scale timekeeping_notify\n"
+	"asserts = panic __warn report_bug\n"
+	"printf_entries = panic\n"
+	"vprintf_entries =\n"
+	"msgbuf = prb\n"
+	"msgbuf_pointer = 1\n"
+	"msgbuf_format = linux-prb\n"
+	"start_info = pvh_start_info\n"
+	"start_info_kind = struct\n"
+	"ncpus = __num_online_cpus\n"
+	"\n"
+	"[layout.timesource]\n"
+	"struct = clocksource\n"
+	"name = 48 8 name\n"
+	"quality = 72 4 rating\n"
+	"mult = 16 4 mult\n"
+	"shift = 20 4 shift\n"
+	"\n"
+	"[layout.msgbuf]\n"
+	"struct = printk_ringbuffer\n"
+	"desc_count_bits = 0 4 desc_ring.count_bits\n"
+	"descs = 8 8 desc_ring.descs\n"
+	"infos = 16 8 desc_ring.infos\n"
+	"head_id = 24 8 desc_ring.head_id\n"
+	"tail_id = 32 8 desc_ring.tail_id\n"
+	"data_size_bits = 48 4 text_data_ring.size_bits\n"
+	"data = 56 8 text_data_ring.data\n"
+	"desc_size = 24 0 prb_desc\n"
+	"desc_state_var = 0 8 state_var\n"
+	"desc_begin = 8 8 text_blk_lpos.begin\n"
+	"desc_next = 16 8 text_blk_lpos.next\n"
+	"info_size = 88 0 printk_info\n"
+	"info_seq = 0 8 seq\n"
+	"info_ts_nsec = 8 8 ts_nsec\n"
+	"info_text_len = 16 2 text_len\n"
+	"info_flags_level = 19 1 flags:5,level:3\n"
+;
+
+static const struct {
+	const char *name;
+	const char *text;
+} builtins[] = {
+	/* Detection order: the most specific rule first. */
+	{ "linux", builtin_linux },
+	{ "netbsd", builtin_netbsd },
+	{ "freebsd", builtin_freebsd },
+};
+
+#define NBUILTIN (sizeof(builtins) / sizeof(builtins[0]))
+#define OS_MAX_ENTRIES 512
+#define OS_MAX_LINE 1024
+
+struct os_entry {
+	char *section;
+	char *key;
+	char *value;
+};
+
+struct kbu_os_profile {
+	char *origin;
+	const char *name;
+	struct os_entry *e;
+	size_t n;
+};
+
+size_t kbu_os_builtin_count(void) { return NBUILTIN; }
+
+const char *kbu_os_builtin_name(size_t i) { return i < NBUILTIN ? builtins[i].name : NULL; }
+
+const char *kbu_os_builtin_text(size_t i) { return i < NBUILTIN ? builtins[i].text : NULL; }
+
+void kbu_os_free(struct kbu_os_profile *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->e[i].section);
+		free(p->e[i].key);
+		free(p->e[i].value);
+	}
+	free(p->e);
+	free(p->origin);
+	free(p);
+}
+
+static char *trim(char *s)
+{
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		s[--n] = 0;
+	return s;
+}
+
+static int valid_name(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && !strchr("_.-", *s))
+			return 0;
+	return 1;
+}
+
+struct kbu_os_profile *kbu_os_parse(const char *text, const char *origin, struct kbu_err *err)
+{
+	struct kbu_os_profile *p = calloc(1, sizeof(*p));
+	char section[128] = "";
+	char line[OS_MAX_LINE];
+	int lineno = 0;
+
+	if (!p || !(p->e = calloc(OS_MAX_ENTRIES, sizeof(*p->e))) ||
+	    !(p->origin = strdup(origin ? origin : "profile"))) {
+		kbu_os_free(p);
+		kbu_err_set(err, KBU_ENOMEM, "out of memory parsing profile %s", origin);
+		return NULL;
+	}
+	for (const char *s = text; s && *s;) {
+		const char *eol = strchr(s, '\n');
+		size_t len = eol ? (size_t)(eol - s) : strlen(s);
+		lineno++;
+		if (len >= sizeof(line)) {
+			kbu_err_set(err, KBU_EFORMAT, "%s:%d: line longer than %d bytes", p->origin,
+				    lineno, OS_MAX_LINE - 1);
+			goto fail;
+		}
+		memcpy(line, s, len);
+		line[len] = 0;
+		s = eol ? eol + 1 : NULL;
+
+		char *l = trim(line);
+		if (!*l || *l == '#' || *l == ';')
+			continue;
+		if (*l == '[') {
+			char *close = strchr(l, ']');
+			if (!close || close[1]) {
+				kbu_err_set(err, KBU_EFORMAT, "%s:%d: section header without ']': %s",
+					    p->origin, lineno, l);
+				goto fail;
+			}
+			*close = 0;
+			char *name = trim(l + 1);
+			if (!valid_name(name) || strlen(name) >= sizeof(section)) {
+				kbu_err_set(err, KBU_EFORMAT, "%s:%d: bad section name '%s'",
+					    p->origin, lineno, name);
+				goto fail;
+			}
+			strcpy(section, name);
+			continue;
+		}
+		char *eq = strchr(l, '=');
+		if (!eq) {
+			kbu_err_set(err, KBU_EFORMAT, "%s:%d: expected 'key = value', got '%s'",
+				    p->origin, lineno, l);
+			goto fail;
+		}
+		*eq = 0;
+		char *key = trim(l), *val = trim(eq + 1);
+		if (!*section) {
+			kbu_err_set(err, KBU_EFORMAT, "%s:%d: key '%s' before any [section]",
+				    p->origin, lineno, key);
+			goto fail;
+		}
+		if (!valid_name(key)) {
+			kbu_err_set(err, KBU_EFORMAT, "%s:%d: bad key '%s'", p->origin, lineno, key);
+			goto fail;
+		}
+		if (kbu_os_get(p, section, key)) {
+			kbu_err_set(err, KBU_EFORMAT, "%s:%d: [%s] %s given twice", p->origin, lineno,
+				    section, key);
+			goto fail;
+		}
+		if (p->n >= OS_MAX_ENTRIES) {
+			kbu_err_set(err, KBU_EFORMAT, "%s:%d: more than %d keys", p->origin, lineno,
+				    OS_MAX_ENTRIES);
+			goto fail;
+		}
+		struct os_entry *e = &p->e[p->n];
+		e->section = strdup(section);
+		e->key = strdup(key);
+		e->value = strdup(val);
+		p->n++;
+		if (!e->section || !e->key || !e->value) {
+			kbu_err_set(err, KBU_ENOMEM, "out of memory parsing profile %s", p->origin);
+			goto fail;
+		}
+	}
+	p->name = kbu_os_get(p, "profile", "name");
+	if (!p->name || !valid_name(p->name)) {
+		kbu_err_set(err, KBU_EFORMAT, "%s: [profile] name missing or invalid", p->origin);
+		goto fail;
+	}
+	return p;
+fail:
+	kbu_os_free(p);
+	return NULL;
+}
+
+struct kbu_os_profile *kbu_os_load_file(const char *path, struct kbu_err *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		kbu_err_set(err, KBU_EIO, "cannot open profile %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 64 * 1024, n;
+	char *buf = malloc(cap + 1);
+	if (!buf) {
+		fclose(f);
+		kbu_err_set(err, KBU_ENOMEM, "out of memory reading profile %s", path);
+		return NULL;
+	}
+	n = fread(buf, 1, cap, f);
+	int more = fgetc(f) != EOF, bad = ferror(f);
+	fclose(f);
+	if (bad || more) {
+		free(buf);
+		kbu_err_set(err, bad ? KBU_EIO : KBU_EFORMAT, "profile %s: %s", path,
+			    bad ? "read error" : "larger than 64 KiB");
+		return NULL;
+	}
+	buf[n] = 0;
+	if (memchr(buf, 0, n)) {
+		free(buf);
+		kbu_err_set(err, KBU_EFORMAT, "profile %s: contains a NUL byte (not a text file)", path);
+		return NULL;
+	}
+	struct kbu_os_profile *p = kbu_os_parse(buf, path, err);
+	free(buf);
+	return p;
+}
+
+struct kbu_os_profile *kbu_os_builtin(const char *name, struct kbu_err *err)
+{
+	for (size_t i = 0; i < NBUILTIN; i++)
+		if (name && strcmp(name, builtins[i].name) == 0) {
+			struct kbu_os_profile *p = kbu_os_parse(builtins[i].text, "built-in", err);
+			if (p)
+				return p;
+			return NULL;
+		}
+	kbu_err_set(err, KBU_ENOTFOUND, "no built-in profile '%s' (known: freebsd, netbsd, linux)",
+		    name ? name : "");
+	return NULL;
+}
+
+const char *kbu_os_name(const struct kbu_os_profile *p) { return p->name; }
+
+const char *kbu_os_origin(const struct kbu_os_profile *p) { return p->origin; }
+
+const char *kbu_os_get(const struct kbu_os_profile *p, const char *section, const char *key)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (strcmp(p->e[i].section, section) == 0 && strcmp(p->e[i].key, key) == 0)
+			return p->e[i].value;
+	return NULL;
+}
+
+const char *kbu_os_role(const struct kbu_os_profile *p, const char *role)
+{
+	const char *v = kbu_os_get(p, "roles", role);
+	return v && *v ? v : NULL;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+uint64_t kbu_os_role_num(const struct kbu_os_profile *p, const char *role, uint64_t def)
+{
+	uint64_t v;
+	return parse_u64(kbu_os_role(p, role), &v) == 0 ? v : def;
+}
+
+/* The i-th word of s into buf; NULL past the end or if it does not fit. */
+static const char *nth_word(const char *s, size_t i, char *buf, size_t len)
+{
+	if (!s || !len)
+		return NULL;
+	for (size_t k = 0;; k++) {
+		while (*s && isspace((unsigned char)*s))
+			s++;
+		if (!*s)
+			return NULL;
+		const char *w = s;
+		while (*s && !isspace((unsigned char)*s))
+			s++;
+		if (k == i) {
+			size_t n = (size_t)(s - w);
+			if (n >= len)
+				return NULL;
+			memcpy(buf, w, n);
+			buf[n] = 0;
+			return buf;
+		}
+	}
+}
+
+const char *kbu_os_role_word(const struct kbu_os_profile *p, const char *role, size_t i,
+			     char *buf, size_t len)
+{
+	return nth_word(kbu_os_role(p, role), i, buf, len);
+}
+
+int kbu_os_role_has(const struct kbu_os_profile *p, const char *role, const char *name)
+{
+	char w[128];
+	for (size_t i = 0; kbu_os_role_word(p, role, i, w, sizeof(w)); i++)
+		if (strcmp(w, name) == 0)
+			return 1;
+	return 0;
+}
+
+int kbu_os_field(const struct kbu_os_profile *p, const char *layout, const char *field,
+		 struct kbu_os_field *out, struct kbu_err *err)
+{
+	char section[160], off[32], size[32];
+	snprintf(section, sizeof(section), "layout.%s", layout);
+	const char *v = kbu_os_get(p, section, field);
+	if (!v)
+		return kbu_err_set(err, KBU_ENOTFOUND, "profile %s (%s) has no [%s] %s", p->name,
+				   p->origin, section, field);
+	uint64_t o, s;
+	if (!nth_word(v, 0, off, sizeof(off)) || !nth_word(v, 1, size, sizeof(size)) ||
+	    parse_u64(off, &o) || parse_u64(size, &s) || o > 0x100000 || s > 8)
+		return kbu_err_set(err, KBU_EFORMAT,
+				   "profile %s (%s): [%s] %s = '%s': expected 'OFFSET SIZE [NAME]' "
+				   "with SIZE 0..8", p->name, p->origin, section, field, v);
+	out->offset = o;
+	out->size = (uint32_t)s;
+	/* The C name is the rest of the line after the two numbers. */
+	const char *c = v;
+	for (int k = 0; k < 2; k++) {
+		while (*c && isspace((unsigned char)*c))
+			c++;
+		while (*c && !isspace((unsigned char)*c))
+			c++;
+	}
+	while (*c && isspace((unsigned char)*c))
+		c++;
+	out->cname = c;
+	return 0;
+}
+
+int kbu_os_layout_num(const struct kbu_os_profile *p, const char *layout, const char *key,
+		      uint64_t *out, struct kbu_err *err)
+{
+	char section[160];
+	snprintf(section, sizeof(section), "layout.%s", layout);
+	const char *v = kbu_os_get(p, section, key);
+	if (!v)
+		return kbu_err_set(err, KBU_ENOTFOUND, "profile %s (%s) has no [%s] %s", p->name,
+				   p->origin, section, key);
+	if (parse_u64(v, out))
+		return kbu_err_set(err, KBU_EFORMAT, "profile %s (%s): [%s] %s = '%s' is not a number",
+				   p->name, p->origin, section, key, v);
+	return 0;
+}
+
+int kbu_os_matches(const struct kbu_os_profile *p, const struct kbu_symtab *st)
+{
+	const char *rule = kbu_os_get(p, "profile", "detect");
+	if (!rule || !st)
+		return 0;
+	/* Clauses separated by '|': a clause matches if all its symbols exist. */
+	while (*rule) {
+		const char *bar = strchr(rule, '|');
+		size_t n = bar ? (size_t)(bar - rule) : strlen(rule);
+		char clause[512], w[128];
+		if (n < sizeof(clause)) {
+			memcpy(clause, rule, n);
+			clause[n] = 0;
+			int all = 1, any = 0;
+			for (size_t i = 0; nth_word(clause, i, w, sizeof(w)); i++) {
+				any = 1;
+				if (!kbu_sym_by_name(st, w))
+					all = 0;
+			}
+			if (any && all)
+				return 1;
+		}
+		if (!bar)
+			break;
+		rule = bar + 1;
+	}
+	return 0;
+}
+
+struct kbu_os_profile *kbu_os_detect(const struct kbu_symtab *st, struct kbu_err *err)
+{
+	if (!st) {
+		kbu_err_set(err, KBU_ENOTFOUND,
+			    "cannot tell the OS without symbols: give --kernel/--symbols or --os");
+		return NULL;
+	}
+	for (size_t i = 0; i < NBUILTIN; i++) {
+		struct kbu_os_profile *p = kbu_os_parse(builtins[i].text, "built-in", err);
+		if (!p)
+			return NULL;
+		if (kbu_os_matches(p, st))
+			return p;
+		kbu_os_free(p);
+	}
+	kbu_err_set(err, KBU_ENOTFOUND,
+		    "the symbols match no known OS (freebsd, netbsd, linux): give --os or --profile");
+	return NULL;
+}
+
+struct kbu_os_profile *kbu_os_select(const char *os, const char *profile_path,
+				     const struct kbu_symtab *st, struct kbu_err *err)
+{
+	if (profile_path && *profile_path)
+		return kbu_os_load_file(profile_path, err);
+	if (os && *os && strcmp(os, "auto") != 0)
+		return kbu_os_builtin(os, err);
+	return kbu_os_detect(st, err);
+}

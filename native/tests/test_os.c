@@ -1,0 +1,452 @@
+/*
+ * OS profiles: the built-ins against the real structure layouts, the profile
+ * files against the built-ins, parsing errors, detection from symbols.
+ *
+ * The mirror structs below restate the kernels' declarations with amd64 types
+ * (u_int = unsigned int, long = 64 bits, pointers 8 bytes):
+ *  - FreeBSD sys/sys/timetc.h, struct timecounter (freebsd-src main,
+ *    commit 039ea811636f; tc_flags and later members follow tc_quality);
+ *  - FreeBSD sys/sys/msgbuf.h, struct msgbuf (freebsd-src commit bfbf967ba6b7);
+ *  - NetBSD sys/sys/timetc.h, struct timecounter (rev. 1.3.44.1 and later);
+ *  - NetBSD sys/sys/msgbuf.h, struct kern_msgbuf (rev. 1.18, 2022/10/26);
+ *  - Linux 6.1 kernel/printk/printk_ringbuffer.h and include/linux/clocksource.h
+ *    (as in DWARF of Debian's 6.1.0-56-cloud-amd64, 6.1.192).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "kbu/os.h"
+#include "kbu/symbols.h"
+
+struct fbsd_timecounter {
+	void *tc_get_timecount;
+	void *tc_poll_pps;
+	unsigned int tc_counter_mask;
+	uint64_t tc_frequency;
+	const char *tc_name;
+	int tc_quality;
+	unsigned int tc_flags;
+	void *tc_priv;
+	struct fbsd_timecounter *tc_next;
+};
+
+struct fbsd_msgbuf {
+	char *msg_ptr;
+	unsigned int msg_magic;
+	unsigned int msg_size;
+	unsigned int msg_wseq;
+	unsigned int msg_rseq;
+	unsigned int msg_cksum;
+	unsigned int msg_seqmod;
+	int msg_lastpri;
+	unsigned int msg_flags;
+};
+
+struct nbsd_timecounter {
+	void *tc_get_timecount;
+	void *tc_poll_pps;
+	unsigned int tc_counter_mask;
+	uint64_t tc_frequency;
+	const char *tc_name;
+	int tc_quality;
+	void *tc_priv;
+	struct nbsd_timecounter *tc_next;
+};
+
+struct nbsd_kern_msgbuf {
+	long msg_magic;
+	long msg_bufx;
+	long msg_bufr;
+	long msg_bufs;
+	char msg_bufc[1];
+};
+
+struct lx_prb_desc_ring {
+	unsigned int count_bits;
+	void *descs;
+	void *infos;
+	long head_id;
+	long tail_id;
+	long last_finalized_id;
+};
+struct lx_prb_data_ring {
+	unsigned int size_bits;
+	char *data;
+	long head_lpos;
+	long tail_lpos;
+};
+struct lx_printk_ringbuffer {
+	struct lx_prb_desc_ring desc_ring;
+	struct lx_prb_data_ring text_data_ring;
+	long fail;
+};
+struct lx_prb_desc {
+	long state_var;
+	unsigned long begin, next;
+};
+struct lx_printk_info {
+	uint64_t seq;
+	uint64_t ts_nsec;
+	uint16_t text_len;
+	uint8_t facility;
+	uint8_t flags_level;
+	uint32_t caller_id;
+	char subsystem[16];
+	char device[48];
+};
+struct lx_list_head {
+	void *next, *prev;
+};
+struct lx_clocksource {
+	void *read;
+	uint64_t mask;
+	uint32_t mult;
+	uint32_t shift;
+	uint64_t max_idle_ns;
+	uint32_t maxadj;
+	uint32_t uncertainty_margin;
+	uint64_t max_cycles;
+	const char *name;
+	struct lx_list_head list;
+	int rating;
+};
+
+/* Checks that profile field `key` of `layout` sits at `off` with `size`. */
+static void check_field(const struct kbu_os_profile *p, const char *layout, const char *key,
+			size_t off, size_t size, const char *cname)
+{
+	struct kbu_os_field f;
+	struct kbu_err err = {0};
+	int rc = kbu_os_field(p, layout, key, &f, &err);
+	if (rc != 0) {
+		fprintf(stderr, "%s %s.%s: %s\n", kbu_os_name(p), layout, key, err.msg);
+		CHECK(rc == 0);
+		return;
+	}
+	CHECK_EQ_U64(f.offset, off);
+	CHECK_EQ_U64(f.size, size);
+	CHECK_STR(f.cname, cname);
+}
+
+#define FSIZE(type, m) sizeof(((type *)0)->m)
+
+TEST(freebsd_layouts_match_source)
+{
+	struct kbu_err err = {0};
+	struct kbu_os_profile *p = kbu_os_builtin("freebsd", &err);
+	CHECK(p);
+	if (!p)
+		return;
+	check_field(p, "timesource", "frequency", offsetof(struct fbsd_timecounter, tc_frequency),
+		    8, "tc_frequency");
+	check_field(p, "timesource", "name", offsetof(struct fbsd_timecounter, tc_name), 8, "tc_name");
+	check_field(p, "timesource", "quality", offsetof(struct fbsd_timecounter, tc_quality), 4,
+		    "tc_quality");
+	check_field(p, "msgbuf", "ptr", offsetof(struct fbsd_msgbuf, msg_ptr), 8, "msg_ptr");
+	check_field(p, "msgbuf", "magic", offsetof(struct fbsd_msgbuf, msg_magic), 4, "msg_magic");
+	check_field(p, "msgbuf", "size", offsetof(struct fbsd_msgbuf, msg_size), 4, "msg_size");
+	check_field(p, "msgbuf", "wseq", offsetof(struct fbsd_msgbuf, msg_wseq), 4, "msg_wseq");
+	check_field(p, "msgbuf", "rseq", offsetof(struct fbsd_msgbuf, msg_rseq), 4, "msg_rseq");
+	check_field(p, "msgbuf", "seqmod", offsetof(struct fbsd_msgbuf, msg_seqmod), 4, "msg_seqmod");
+	uint64_t magic = 0;
+	CHECK(kbu_os_layout_num(p, "msgbuf", "magic_value", &magic, &err) == 0);
+	CHECK_EQ_U64(magic, 0x063062);
+	CHECK_STR(kbu_os_role(p, "timesource"), "timecounter");
+	CHECK_STR(kbu_os_role(p, "x2apic_type"), "int");
+	CHECK_STR(kbu_os_role(p, "ncpus"), "mp_ncpus");
+	CHECK_STR(kbu_os_role(p, "start_info"), "start_info");
+	CHECK(kbu_os_role_has(p, "asserts", "kassert_panic"));
+	CHECK(kbu_os_role_has(p, "asserts", "vpanic"));
+	CHECK(kbu_os_role_has(p, "asserts", "panic"));
+	CHECK(!kbu_os_role_has(p, "asserts", "kern_assert"));
+	kbu_os_free(p);
+}
+
+TEST(netbsd_layouts_match_source)
+{
+	struct kbu_err err = {0};
+	struct kbu_os_profile *p = kbu_os_builtin("netbsd", &err);
+	CHECK(p);
+	if (!p)
+		return;
+	check_field(p, "timesource", "frequency", offsetof(struct nbsd_timecounter, tc_frequency),
+		    8, "tc_frequency");
+	check_field(p, "timesource", "name", offsetof(struct nbsd_timecounter, tc_name), 8, "tc_name");
+	check_field(p, "timesource", "quality", offsetof(struct nbsd_timecounter, tc_quality), 4,
+		    "tc_quality");
+	check_field(p, "msgbuf", "magic", offsetof(struct nbsd_kern_msgbuf, msg_magic), 8,
+		    "msg_magic");
+	check_field(p, "msgbuf", "bufx", offsetof(struct nbsd_kern_msgbuf, msg_bufx), 8, "msg_bufx");
+	check_field(p, "msgbuf", "bufr", offsetof(struct nbsd_kern_msgbuf, msg_bufr), 8, "msg_bufr");
+	check_field(p, "msgbuf", "bufs", offsetof(struct nbsd_kern_msgbuf, msg_bufs), 8, "msg_bufs");
+	check_field(p, "msgbuf", "bufc", offsetof(struct nbsd_kern_msgbuf, msg_bufc), 0, "msg_bufc");
+	uint64_t magic = 0;
+	CHECK(kbu_os_layout_num(p, "msgbuf", "magic_value", &magic, &err) == 0);
+	CHECK_EQ_U64(magic, 0x063061);
+	CHECK_STR(kbu_os_role(p, "x2apic_type"), "bool");
+	CHECK_STR(kbu_os_role(p, "start_info"), "hvm_start_paddr");
+	CHECK_STR(kbu_os_role(p, "start_info_kind"), "paddr");
+	CHECK_STR(kbu_os_role(p, "ncpus"), "ncpu");
+	CHECK(kbu_os_role_has(p, "asserts", "kern_assert"));
+	kbu_os_free(p);
+}
+
+TEST(linux_layouts_match_source)
+{
+	struct kbu_err err = {0};
+	struct kbu_os_profile *p = kbu_os_builtin("linux", &err);
+	CHECK(p);
+	if (!p)
+		return;
+	check_field(p, "timesource", "name", offsetof(struct lx_clocksource, name), 8, "name");
+	check_field(p, "timesource", "quality", offsetof(struct lx_clocksource, rating), 4, "rating");
+	check_field(p, "msgbuf", "desc_count_bits",
+		    offsetof(struct lx_printk_ringbuffer, desc_ring.count_bits), 4,
+		    "desc_ring.count_bits");
+	check_field(p, "msgbuf", "descs", offsetof(struct lx_printk_ringbuffer, desc_ring.descs), 8,
+		    "desc_ring.descs");
+	check_field(p, "msgbuf", "infos", offsetof(struct lx_printk_ringbuffer, desc_ring.infos), 8,
+		    "desc_ring.infos");
+	check_field(p, "msgbuf", "head_id", offsetof(struct lx_printk_ringbuffer, desc_ring.head_id),
+		    8, "desc_ring.head_id");
+	check_field(p, "msgbuf", "tail_id", offsetof(struct lx_printk_ringbuffer, desc_ring.tail_id),
+		    8, "desc_ring.tail_id");
+	check_field(p, "msgbuf", "data_size_bits",
+		    offsetof(struct lx_printk_ringbuffer, text_data_ring.size_bits), 4,
+		    "text_data_ring.size_bits");
+	check_field(p, "msgbuf", "data", offsetof(struct lx_printk_ringbuffer, text_data_ring.data),
+		    8, "text_data_ring.data");
+	check_field(p, "msgbuf", "desc_size", sizeof(struct lx_prb_desc), 0, "prb_desc");
+	check_field(p, "msgbuf", "desc_begin", offsetof(struct lx_prb_desc, begin), 8,
+		    "text_blk_lpos.begin");
+	check_field(p, "msgbuf", "desc_next", offsetof(struct lx_prb_desc, next), 8,
+		    "text_blk_lpos.next");
+	check_field(p, "msgbuf", "info_size", sizeof(struct lx_printk_info), 0, "printk_info");
+	check_field(p, "msgbuf", "info_seq", offsetof(struct lx_printk_info, seq), 8, "seq");
+	check_field(p, "msgbuf", "info_ts_nsec", offsetof(struct lx_printk_info, ts_nsec), 8,
+		    "ts_nsec");
+	check_field(p, "msgbuf", "info_text_len", offsetof(struct lx_printk_info, text_len), 2,
+		    "text_len");
+	CHECK_STR(kbu_os_role(p, "timesource"), "curr_clocksource");
+	CHECK_STR(kbu_os_role(p, "msgbuf_format"), "linux-prb");
+	CHECK(kbu_os_role_has(p, "asserts", "panic"));
+	CHECK(kbu_os_role_has(p, "asserts", "__warn"));
+	CHECK(kbu_os_role_has(p, "asserts", "report_bug"));
+	CHECK(kbu_os_role(p, "vprintf_entries") == NULL); /* empty means absent */
+	/* Linux's clocksource has no frequency field: asking for it is a clear error. */
+	struct kbu_os_field f;
+	CHECK(kbu_os_field(p, "timesource", "frequency", &f, &err) < 0);
+	CHECK_CONTAINS(err.msg, "[layout.timesource] frequency");
+	kbu_os_free(p);
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char *buf = calloc(1, 65536);
+	if (buf)
+		fread(buf, 1, 65535, f);
+	fclose(f);
+	return buf;
+}
+
+/* profiles/NAME.ini, found from the test's working directory (native/ or the top). */
+static char *read_profile_file(const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "../profiles/%s.ini", name);
+	char *t = read_file(path);
+	if (!t) {
+		snprintf(path, sizeof(path), "profiles/%s.ini", name);
+		t = read_file(path);
+	}
+	return t;
+}
+
+TEST(profile_files_are_the_builtins)
+{
+	CHECK_EQ_U64(kbu_os_builtin_count(), 3);
+	for (size_t i = 0; i < kbu_os_builtin_count(); i++) {
+		const char *name = kbu_os_builtin_name(i);
+		char *file = read_profile_file(name);
+		CHECK(file != NULL);
+		if (file)
+			CHECK_STR(file, kbu_os_builtin_text(i));
+		free(file);
+	}
+	CHECK(kbu_os_builtin_name(3) == NULL);
+}
+
+TEST(parse_errors_say_where)
+{
+	struct kbu_err err = {0};
+	CHECK(kbu_os_parse("[profile]\nname = x\nbroken line\n", "t.ini", &err) == NULL);
+	CHECK_CONTAINS(err.msg, "t.ini:3: expected 'key = value'");
+	CHECK(kbu_os_parse("name = x\n", "t.ini", &err) == NULL);
+	CHECK_CONTAINS(err.msg, "t.ini:1: key 'name' before any [section]");
+	CHECK(kbu_os_parse("[profile\nname = x\n", "t.ini", &err) == NULL);
+	CHECK_CONTAINS(err.msg, "t.ini:1: section header without ']'");
+	CHECK(kbu_os_parse("[profile]\nname = x\nname = y\n", "t.ini", &err) == NULL);
+	CHECK_CONTAINS(err.msg, "t.ini:3: [profile] name given twice");
+	CHECK(kbu_os_parse("[roles]\nx2apic = a\n", "t.ini", &err) == NULL);
+	CHECK_CONTAINS(err.msg, "[profile] name missing");
+	char big[2000];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	CHECK(kbu_os_parse(big, "t.ini", &err) == NULL);
+	CHECK_CONTAINS(err.msg, "t.ini:1: line longer than");
+
+	struct kbu_os_profile *p = kbu_os_parse("[profile]\nname = x\n[layout.t]\n"
+						"a = 8\nb = 8 16\nc = -1 4\nd = 0x10 4 d_name\n",
+						"t.ini", &err);
+	CHECK(p);
+	if (!p)
+		return;
+	struct kbu_os_field f;
+	CHECK(kbu_os_field(p, "t", "a", &f, &err) < 0);
+	CHECK_CONTAINS(err.msg, "[layout.t] a = '8': expected 'OFFSET SIZE [NAME]'");
+	CHECK(kbu_os_field(p, "t", "b", &f, &err) < 0);
+	CHECK(kbu_os_field(p, "t", "c", &f, &err) < 0);
+	CHECK(kbu_os_field(p, "t", "d", &f, &err) == 0);
+	CHECK_EQ_U64(f.offset, 0x10);
+	CHECK_STR(f.cname, "d_name");
+	CHECK(kbu_os_field(p, "nope", "d", &f, &err) < 0);
+	CHECK_CONTAINS(err.msg, "profile x (t.ini) has no [layout.nope] d");
+	kbu_os_free(p);
+
+	CHECK(kbu_os_load_file("/nonexistent/p.ini", &err) == NULL);
+	CHECK_CONTAINS(err.msg, "cannot open profile /nonexistent/p.ini");
+	CHECK(kbu_os_builtin("plan9", &err) == NULL);
+	CHECK_CONTAINS(err.msg, "no built-in profile 'plan9'");
+}
+
+TEST(role_words)
+{
+	struct kbu_err err = {0};
+	struct kbu_os_profile *p = kbu_os_parse("[profile]\nname = t\n[roles]\n"
+						"asserts =  a   bb\tccc \nempty =\n", "t", &err);
+	CHECK(p);
+	if (!p)
+		return;
+	char w[8];
+	CHECK_STR(kbu_os_role_word(p, "asserts", 0, w, sizeof(w)), "a");
+	CHECK_STR(kbu_os_role_word(p, "asserts", 1, w, sizeof(w)), "bb");
+	CHECK_STR(kbu_os_role_word(p, "asserts", 2, w, sizeof(w)), "ccc");
+	CHECK(kbu_os_role_word(p, "asserts", 3, w, sizeof(w)) == NULL);
+	CHECK(kbu_os_role_word(p, "asserts", 2, w, 3) == NULL); /* does not fit: no truncation */
+	CHECK(kbu_os_role(p, "empty") == NULL);
+	CHECK(kbu_os_role(p, "missing") == NULL);
+	CHECK_EQ_U64(kbu_os_role_num(p, "missing", 7), 7);
+	kbu_os_free(p);
+}
+
+/* A symbol table from nm-format lines, through a temporary map file. */
+static struct kbu_symtab *symtab_of(const char *lines)
+{
+	char path[] = "/tmp/kbu-test-os-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	fputs(lines, f);
+	fclose(f);
+	struct kbu_err err = {0};
+	struct kbu_symtab *st = kbu_symtab_new();
+	if (kbu_symtab_load_map(st, path, &err) < 0 || kbu_symtab_finish(st, &err) < 0) {
+		fprintf(stderr, "symtab: %s\n", err.msg);
+		kbu_symtab_free(st);
+		st = NULL;
+	}
+	unlink(path);
+	return st;
+}
+
+static void check_detect(const char *map, const char *want)
+{
+	struct kbu_err err = {0};
+	struct kbu_symtab *st = symtab_of(map);
+	CHECK(st);
+	if (!st)
+		return;
+	struct kbu_os_profile *p = kbu_os_detect(st, &err);
+	if (want) {
+		CHECK(p);
+		if (p)
+			CHECK_STR(kbu_os_name(p), want);
+	} else {
+		CHECK(p == NULL);
+		CHECK_CONTAINS(err.msg, "match no known OS");
+	}
+	kbu_os_free(p);
+	kbu_symtab_free(st);
+}
+
+TEST(detects_os_from_symbols)
+{
+	check_detect("ffffffff81000000 T start_kernel\nffffffff82000000 D x2apic_mode\n", "linux");
+	check_detect("ffffffff80200000 T kern_assert\nffffffff80300000 B hvm_start_paddr\n"
+		     "ffffffff80300010 B msgbufp\n", "netbsd");
+	check_detect("ffffffff80200000 T kassert_panic\nffffffff80300010 B msgbufp\n", "freebsd");
+	/* FreeBSD 15 has no kassert_panic symbol: mi_startup still says FreeBSD. */
+	check_detect("ffffffff80200000 T mi_startup\nffffffff80200100 T panic\n", "freebsd");
+	check_detect("ffffffff80200000 T main\nffffffff80200100 T panic\n", NULL);
+	struct kbu_err err = {0};
+	CHECK(kbu_os_detect(NULL, &err) == NULL);
+	CHECK_CONTAINS(err.msg, "without symbols");
+}
+
+TEST(select_prefers_file_then_name_then_detection)
+{
+	struct kbu_err err = {0};
+	char path[] = "/tmp/kbu-test-prof-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	const char *text = "[profile]\nname = myos\ndetect = my_start\n[roles]\n"
+			   "x2apic = my_x2apic\n[layout.timesource]\nname = 16 8 clk_name\n";
+	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+	close(fd);
+	struct kbu_os_profile *p = kbu_os_select("linux", path, NULL, &err);
+	CHECK(p);
+	if (p) {
+		CHECK_STR(kbu_os_name(p), "myos");
+		CHECK_STR(kbu_os_origin(p), path);
+		CHECK_STR(kbu_os_role(p, "x2apic"), "my_x2apic");
+		check_field(p, "timesource", "name", 16, 8, "clk_name");
+		struct kbu_symtab *st = symtab_of("ffffffff80200000 T my_start\n");
+		CHECK(st && kbu_os_matches(p, st));
+		kbu_symtab_free(st);
+	}
+	kbu_os_free(p);
+	unlink(path);
+
+	p = kbu_os_select("netbsd", NULL, NULL, &err);
+	CHECK(p && strcmp(kbu_os_name(p), "netbsd") == 0);
+	kbu_os_free(p);
+	struct kbu_symtab *st = symtab_of("ffffffff81000000 T linux_banner\n");
+	p = kbu_os_select("auto", NULL, st, &err);
+	CHECK(p && strcmp(kbu_os_name(p), "linux") == 0);
+	kbu_os_free(p);
+	kbu_symtab_free(st);
+}
+
+int main(void)
+{
+	RUN(freebsd_layouts_match_source);
+	RUN(netbsd_layouts_match_source);
+	RUN(linux_layouts_match_source);
+	RUN(profile_files_are_the_builtins);
+	RUN(parse_errors_say_where);
+	RUN(role_words);
+	RUN(detects_os_from_symbols);
+	RUN(select_prefers_file_then_name_then_detection);
+	CHECK_DONE("test_os");
+}
