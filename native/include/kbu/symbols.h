@@ -37,6 +37,13 @@ const struct kbu_sym *kbu_symtab_at(const struct kbu_symtab *st, size_t i);
 const struct kbu_sym *kbu_sym_by_name(const struct kbu_symtab *st, const char *name);
 /* The symbol containing addr (or the nearest below it); *off gets addr - sym->addr. */
 const struct kbu_sym *kbu_sym_by_addr(const struct kbu_symtab *st, uint64_t addr, uint64_t *off);
+/* How many symbols carry this name (static functions repeat across files). */
+size_t kbu_sym_name_count(const struct kbu_symtab *st, const char *name);
+/* NULL if there are symbols; else why not ("vmlinux: ELF has no symbol table ..."). */
+const char *kbu_symtab_why_empty(const struct kbu_symtab *st);
+/* Lines of nm-format maps that were not symbols: the count, and the first one
+ * ("path:line: why: 'text'") in *first (NULL when none). */
+size_t kbu_symtab_bad_lines(const struct kbu_symtab *st, const char **first);
 /* "name+0xoff" or "0x..." into buf. */
 const char *kbu_sym_format(const struct kbu_symtab *st, uint64_t addr, char *buf, size_t len);
 

@@ -1,0 +1,656 @@
+/*
+ * kbu: symbol tables from ELF .symtab/.dynsym and nm-format maps, merged into
+ * one address-sorted array with a name hash.
+ *
+ * Speed matters (a Linux map has 100k+ lines): names are never malloc'd one
+ * by one. An ELF string table is copied once; a map file is mapped privately
+ * and its names are NUL-terminated in place (copy-on-write pages).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kbu/elf.h"
+#include "kbu/symbols.h"
+
+Elf *kbu_elf_libelf(const struct kbu_elf *e);
+
+/* Storage the names point into: malloc'd or mapped. */
+struct sym_blob {
+	void *p;
+	size_t len;
+	int mapped;
+	struct sym_blob *next;
+};
+
+struct hslot {
+	uint32_t idx1; /* index + 1; 0 = empty */
+	uint32_t hash;
+};
+
+struct kbu_symtab {
+	struct kbu_sym *syms;
+	size_t n, cap;
+	struct sym_blob *blobs;
+	struct hslot *hash;
+	size_t hmask;
+	uint32_t *parent; /* parent[i] = 1 + nearest earlier sized symbol spanning syms[i].addr; 0: none */
+	uint32_t *run;    /* run[i] = first index of the symbols at syms[i].addr */
+	int finished;
+	size_t bad_lines;
+	char first_bad[256];
+	char why_empty[256];
+};
+
+struct kbu_symtab *kbu_symtab_new(void)
+{
+	return calloc(1, sizeof(struct kbu_symtab));
+}
+
+void kbu_symtab_free(struct kbu_symtab *st)
+{
+	if (!st)
+		return;
+	for (struct sym_blob *b = st->blobs, *nx; b; b = nx) {
+		nx = b->next;
+		if (b->mapped)
+			munmap(b->p, b->len);
+		else
+			free(b->p);
+		free(b);
+	}
+	free(st->syms);
+	free(st->hash);
+	free(st->parent);
+	free(st->run);
+	free(st);
+}
+
+static int add_blob(struct kbu_symtab *st, void *p, size_t len, int mapped)
+{
+	struct sym_blob *b = malloc(sizeof(*b));
+	if (!b)
+		return -1;
+	b->p = p;
+	b->len = len;
+	b->mapped = mapped;
+	b->next = st->blobs;
+	st->blobs = b;
+	return 0;
+}
+
+static int reserve(struct kbu_symtab *st, size_t more)
+{
+	if (st->n + more <= st->cap)
+		return 0;
+	size_t cap = st->cap ? st->cap : 1024;
+	while (cap < st->n + more)
+		cap *= 2;
+	struct kbu_sym *p = realloc(st->syms, cap * sizeof(*p));
+	if (!p)
+		return -1;
+	st->syms = p;
+	st->cap = cap;
+	return 0;
+}
+
+/* Drops the index: more symbols are coming, finish must run again. */
+static void unfinish(struct kbu_symtab *st)
+{
+	free(st->hash);
+	free(st->parent);
+	free(st->run);
+	st->hash = NULL;
+	st->parent = NULL;
+	st->run = NULL;
+	st->hmask = 0;
+	st->finished = 0;
+}
+
+/* The nm letter for an ELF symbol, or 0 to skip it. */
+static char elf_sym_letter(const GElf_Sym *s, const struct kbu_elf *e, size_t nsec)
+{
+	int bind = GELF_ST_BIND(s->st_info), type = GELF_ST_TYPE(s->st_info);
+	if (type == STT_SECTION || type == STT_FILE || s->st_shndx == SHN_UNDEF)
+		return 0;
+	char c;
+	if (s->st_shndx == SHN_ABS) {
+		c = 'A';
+	} else if (s->st_shndx == SHN_COMMON) {
+		c = 'C';
+	} else if (s->st_shndx < nsec) {
+		const struct kbu_section *sec = kbu_elf_section(e, s->st_shndx);
+		if (sec->flags & SHF_EXECINSTR)
+			c = 'T';
+		else if (sec->type == SHT_NOBITS)
+			c = 'B';
+		else if (sec->flags & SHF_WRITE)
+			c = 'D';
+		else
+			c = 'R';
+	} else {
+		c = '?';
+	}
+	if (bind == STB_WEAK)
+		return type == STT_OBJECT ? 'V' : 'W';
+	if (bind == STB_LOCAL && c != '?')
+		c = (char)(c - 'A' + 'a');
+	return c;
+}
+
+static int load_symsec(struct kbu_symtab *st, const struct kbu_elf *e, Elf *elf, Elf_Scn *scn,
+		       const GElf_Shdr *sh, struct kbu_err *err)
+{
+	const char *path = kbu_elf_path(e);
+	size_t nsec = kbu_elf_nsections(e);
+	if (sh->sh_link == 0 || sh->sh_link >= nsec)
+		return kbu_err_set(err, KBU_EFORMAT, "%s: symbol table links to string section %u of %zu",
+				   path, sh->sh_link, nsec);
+	const struct kbu_section *strs = kbu_elf_section(e, sh->sh_link);
+	size_t flen;
+	const uint8_t *file = kbu_elf_bytes(e, &flen);
+	if (strs->type == SHT_NOBITS || strs->offset > flen || strs->size > flen - strs->offset)
+		return kbu_err_set(err, KBU_EFORMAT,
+				   "%s: symbol string table at 0x%llx (0x%llx bytes) is not in the file",
+				   path, (unsigned long long)strs->offset, (unsigned long long)strs->size);
+	/* One copy of the string table, NUL-terminated at its end whatever it holds. */
+	size_t slen = (size_t)strs->size;
+	char *names = malloc(slen + 1);
+	if (!names || add_blob(st, names, slen + 1, 0)) {
+		free(names);
+		return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory for symbol names", path);
+	}
+	memcpy(names, file + strs->offset, slen);
+	names[slen] = 0;
+	Elf_Data *d = elf_getdata(scn, NULL);
+	if (!d)
+		return kbu_err_set(err, KBU_EFORMAT, "%s: cannot read the symbol table: %s", path,
+				   elf_errmsg(-1));
+	size_t entsz = gelf_fsize(elf, ELF_T_SYM, 1, EV_CURRENT);
+	size_t count = entsz ? d->d_size / entsz : 0;
+	if (reserve(st, count))
+		return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory for %zu symbols", path, count);
+	for (size_t i = 1; i < count; i++) {
+		GElf_Sym s;
+		if (!gelf_getsym(d, (int)i, &s))
+			break;
+		if (s.st_name == 0 || s.st_name >= slen)
+			continue;
+		char c = elf_sym_letter(&s, e, nsec);
+		if (!c)
+			continue;
+		struct kbu_sym *o = &st->syms[st->n++];
+		o->name = names + s.st_name;
+		o->addr = s.st_value;
+		o->size = s.st_size;
+		o->type = c;
+		o->source = KBU_SYMSRC_ELF;
+	}
+	(void)elf;
+	return 0;
+}
+
+int kbu_symtab_load_elf(struct kbu_symtab *st, const struct kbu_elf *e, struct kbu_err *err)
+{
+	Elf *elf = kbu_elf_libelf(e);
+	Elf_Scn *symtab = NULL, *dynsym = NULL;
+	GElf_Shdr sh_sym, sh_dyn, sh;
+	for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn; scn = elf_nextscn(elf, scn)) {
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type == SHT_SYMTAB && !symtab) {
+			symtab = scn;
+			sh_sym = sh;
+		} else if (sh.sh_type == SHT_DYNSYM && !dynsym) {
+			dynsym = scn;
+			sh_dyn = sh;
+		}
+	}
+	if (!symtab && !dynsym) {
+		/* Not fatal here: a stripped kernel with a System.map is normal. */
+		if (!st->why_empty[0])
+			snprintf(st->why_empty, sizeof(st->why_empty),
+				 "%s: ELF has no symbol table (stripped; give --symbols MAP)",
+				 kbu_elf_path(e));
+		return 0;
+	}
+	unfinish(st);
+	if (symtab)
+		return load_symsec(st, e, elf, symtab, &sh_sym, err);
+	return load_symsec(st, e, elf, dynsym, &sh_dyn, err);
+}
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Parses up to 16 hex digits; returns digits used (0: none, -1: too many). */
+static int parse_hex(const char *p, const char *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	int n = 0, d;
+	while (p + n < end && (d = hexval((unsigned char)p[n])) >= 0) {
+		if (n == 16)
+			return -1;
+		v = v << 4 | (uint64_t)d;
+		n++;
+	}
+	*out = v;
+	return n;
+}
+
+static void note_bad(struct kbu_symtab *st, const char *path, size_t lineno, const char *line,
+		     const char *end, const char *why)
+{
+	if (st->bad_lines++ == 0) {
+		int n = (int)(end - line > 60 ? 60 : end - line);
+		snprintf(st->first_bad, sizeof(st->first_bad), "%s:%zu: %s: '%.*s'", path, lineno, why,
+			 n, line);
+	}
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t'; }
+
+int kbu_symtab_load_map(struct kbu_symtab *st, const char *path, struct kbu_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return kbu_err_set(err, errno == ENOENT ? KBU_ENOTFOUND : KBU_EIO,
+				   "%s: cannot open symbol map: %s", path, strerror(errno));
+	struct stat sb;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		int dir = S_ISDIR(sb.st_mode);
+		close(fd);
+		return kbu_err_set(err, KBU_EINVAL, "%s: %s, not a symbol map", path,
+				   dir ? "is a directory" : "not a regular file");
+	}
+	if (sb.st_size == 0) {
+		close(fd);
+		return kbu_err_set(err, KBU_EFORMAT, "%s: empty symbol map", path);
+	}
+	size_t len = (size_t)sb.st_size;
+	/* Private writable mapping: names get their NUL in place of the newline. */
+	char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return kbu_err_set(err, KBU_EIO, "%s: cannot map: %s", path, strerror(errno));
+	if (add_blob(st, map, len, 1)) {
+		munmap(map, len);
+		return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);
+	}
+	if (len >= 4 && memcmp(map, "\x7f" "ELF", 4) == 0)
+		return kbu_err_set(err, KBU_EFORMAT,
+				   "%s: is an ELF file, not an nm-format map (give it as --kernel)", path);
+	unfinish(st);
+	/* A map line is at least ~20 bytes: a first guess that avoids most regrowth. */
+	if (reserve(st, len / 24 + 16))
+		return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);
+	size_t before = st->n, bad_before = st->bad_lines, lineno = 0;
+	const char *end = map + len;
+	char *line = map;
+	char *tail_name = NULL; /* a last name with no newline after it */
+	while (line < end) {
+		lineno++;
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		char *le = nl ? nl : (char *)end;
+		char *p = line;
+		char *lend = le;
+		if (lend > p && lend[-1] == '\r')
+			lend--;
+		while (p < lend && is_space(*p))
+			p++;
+		if (p == lend) { /* blank */
+			line = nl ? nl + 1 : (char *)end;
+			continue;
+		}
+		uint64_t addr = 0, size = 0;
+		int nd = parse_hex(p, lend, &addr);
+		if (nd == 0 && p > line && p + 1 < lend && is_space(p[1])) {
+			/* nm's undefined symbols: "                 U name" */
+			line = nl ? nl + 1 : (char *)end;
+			continue;
+		}
+		if (nd <= 0 || p + nd >= lend || !is_space(p[nd])) {
+			note_bad(st, path, lineno, line, lend, nd < 0 ? "address too long" : "no address");
+			line = nl ? nl + 1 : (char *)end;
+			continue;
+		}
+		p += nd;
+		while (p < lend && is_space(*p))
+			p++;
+		int has_size = 0;
+		if (!(p + 1 < lend && is_space(p[1]))) {
+			/* Not a one-letter type: nm -S puts the size here. */
+			int ns = parse_hex(p, lend, &size);
+			if (ns <= 0 || p + ns >= lend || !is_space(p[ns])) {
+				note_bad(st, path, lineno, line, lend, "no type letter");
+				line = nl ? nl + 1 : (char *)end;
+				continue;
+			}
+			has_size = 1;
+			p += ns;
+			while (p < lend && is_space(*p))
+				p++;
+		}
+		char type = p < lend ? *p : 0;
+		if (!(p + 1 < lend && is_space(p[1])) ||
+		    !((type >= 'A' && type <= 'Z') || (type >= 'a' && type <= 'z') || type == '?' ||
+		      type == '-')) {
+			note_bad(st, path, lineno, line, lend, "no type letter");
+			line = nl ? nl + 1 : (char *)end;
+			continue;
+		}
+		p += 1;
+		while (p < lend && is_space(*p))
+			p++;
+		char *name = p;
+		while (p < lend && !is_space(*p))
+			p++;
+		if (p == name) {
+			note_bad(st, path, lineno, line, lend, "no name");
+			line = nl ? nl + 1 : (char *)end;
+			continue;
+		}
+		if (type == 'U' || type == 'w' || type == 'v') {
+			line = nl ? nl + 1 : (char *)end;
+			continue;
+		}
+		if (p < end) {
+			*p = 0;
+		} else {
+			/* The name runs to the end of the file: it needs its own copy. */
+			size_t l = (size_t)(p - name);
+			tail_name = malloc(l + 1);
+			if (!tail_name || add_blob(st, tail_name, l + 1, 0)) {
+				free(tail_name);
+				return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);
+			}
+			memcpy(tail_name, name, l);
+			tail_name[l] = 0;
+			name = tail_name;
+		}
+		if (st->n == st->cap && reserve(st, 1))
+			return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory for symbols", path);
+		struct kbu_sym *o = &st->syms[st->n++];
+		o->name = name;
+		o->addr = addr;
+		o->size = has_size ? size : 0;
+		o->type = type;
+		o->source = KBU_SYMSRC_MAP;
+		line = nl ? nl + 1 : (char *)end;
+	}
+	if (st->n == before) {
+		size_t bad = st->bad_lines - bad_before;
+		if (bad)
+			return kbu_err_set(err, KBU_EFORMAT,
+					   "%s: no symbols in nm format (%zu bad lines; first: %s)", path,
+					   bad, st->first_bad);
+		return kbu_err_set(err, KBU_EFORMAT, "%s: no symbols in it", path);
+	}
+	return 0;
+}
+
+/* Address, then name, then ELF before map: duplicates end up side by side. */
+static int sym_cmp(const void *a, const void *b)
+{
+	const struct kbu_sym *x = a, *y = b;
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	return (int)x->source - (int)y->source;
+}
+
+static uint64_t sym_end(const struct kbu_sym *s)
+{
+	uint64_t e = s->addr + s->size;
+	return e < s->addr ? UINT64_MAX : e;
+}
+
+static uint32_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Which family of sections an nm letter names, for size inference. */
+static int letter_class(char t)
+{
+	switch (t | 0x20) {
+	case 't': case 'w': return 1; /* code (weak symbols are nearly always code in kernels) */
+	case 'd': case 'v': case 'g': return 2;
+	case 'b': case 's': return 3;
+	case 'r': case 'n': return 4;
+	default: return 0; /* absolute, unknown: no inference */
+	}
+}
+
+static int is_global(char t) { return t >= 'A' && t <= 'Z'; }
+
+/* Among symbols at one address, the one to name it by: sized, global, from the ELF. */
+static int better_alias(const struct kbu_sym *a, const struct kbu_sym *b)
+{
+	if ((a->size != 0) != (b->size != 0))
+		return a->size != 0;
+	if (is_global(a->type) != is_global(b->type))
+		return is_global(a->type);
+	return a->source < b->source;
+}
+
+static int alias_cmp(const void *a, const void *b)
+{
+	const struct kbu_sym *x = a, *y = b;
+	if (better_alias(x, y))
+		return -1;
+	if (better_alias(y, x))
+		return 1;
+	return strcmp(x->name, y->name);
+}
+
+int kbu_symtab_finish(struct kbu_symtab *st, struct kbu_err *err)
+{
+	if (st->finished)
+		return 0;
+	if (st->n > UINT32_MAX - 1)
+		return kbu_err_set(err, KBU_EINVAL, "too many symbols (%zu)", st->n);
+	if (st->n)
+		qsort(st->syms, st->n, sizeof(*st->syms), sym_cmp);
+	/* Dedup same name+address; the ELF one comes first and wins, a map size fills a gap. */
+	size_t w = 0;
+	for (size_t i = 0; i < st->n; i++) {
+		if (w && st->syms[w - 1].addr == st->syms[i].addr &&
+		    strcmp(st->syms[w - 1].name, st->syms[i].name) == 0) {
+			if (!st->syms[w - 1].size)
+				st->syms[w - 1].size = st->syms[i].size;
+			continue;
+		}
+		st->syms[w++] = st->syms[i];
+	}
+	st->n = w;
+	/* Map symbols without a size: up to the next higher symbol of the same kind. */
+	size_t pending[5][64];
+	size_t npend[5] = {0};
+	for (size_t i = 0; i < st->n; i++) {
+		struct kbu_sym *s = &st->syms[i];
+		int k = letter_class(s->type);
+		if (!k)
+			continue;
+		size_t keep = 0;
+		for (size_t j = 0; j < npend[k]; j++) {
+			struct kbu_sym *p = &st->syms[pending[k][j]];
+			if (p->addr < s->addr)
+				p->size = s->addr - p->addr;
+			else
+				pending[k][keep++] = pending[k][j];
+		}
+		npend[k] = keep;
+		if (s->source == KBU_SYMSRC_MAP && s->size == 0 && npend[k] < 64)
+			pending[k][npend[k]++] = i;
+	}
+	/* Aliases (one address, several names): the best name first. */
+	for (size_t i = 0, j; i < st->n; i = j) {
+		for (j = i + 1; j < st->n && st->syms[j].addr == st->syms[i].addr; j++)
+			;
+		if (j - i > 1)
+			qsort(st->syms + i, j - i, sizeof(*st->syms), alias_cmp);
+	}
+	size_t hcap = 16;
+	while (hcap < st->n * 2)
+		hcap *= 2;
+	size_t cnt = st->n ? st->n : 1;
+	st->hash = calloc(hcap, sizeof(*st->hash));
+	st->parent = malloc(cnt * sizeof(*st->parent));
+	st->run = malloc(cnt * sizeof(*st->run));
+	/* Open sized symbols, innermost on top: gives each address its enclosing symbol. */
+	uint32_t *stack = malloc(cnt * sizeof(*stack));
+	if (!st->hash || !st->parent || !st->run || !stack) {
+		free(stack);
+		unfinish(st);
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory for the index of %zu symbols", st->n);
+	}
+	st->hmask = hcap - 1;
+	size_t depth = 0;
+	for (size_t i = 0; i < st->n; i++) {
+		const struct kbu_sym *s = &st->syms[i];
+		uint32_t h = name_hash(s->name);
+		size_t j = h & st->hmask;
+		while (st->hash[j].idx1)
+			j = (j + 1) & st->hmask;
+		st->hash[j].idx1 = (uint32_t)i + 1;
+		st->hash[j].hash = h;
+		if (i && st->syms[i - 1].addr == s->addr) {
+			st->run[i] = st->run[i - 1];
+			st->parent[i] = st->parent[i - 1];
+		} else {
+			st->run[i] = (uint32_t)i;
+			while (depth && sym_end(&st->syms[stack[depth - 1]]) <= s->addr)
+				depth--;
+			st->parent[i] = depth ? stack[depth - 1] + 1 : 0;
+		}
+		if (s->size)
+			stack[depth++] = (uint32_t)i;
+	}
+	free(stack);
+	st->finished = 1;
+	return 0;
+}
+
+size_t kbu_symtab_count(const struct kbu_symtab *st) { return st ? st->n : 0; }
+
+const struct kbu_sym *kbu_symtab_at(const struct kbu_symtab *st, size_t i)
+{
+	return st && i < st->n ? &st->syms[i] : NULL;
+}
+
+const char *kbu_symtab_why_empty(const struct kbu_symtab *st)
+{
+	if (!st || st->n)
+		return NULL;
+	return st->why_empty[0] ? st->why_empty : "no symbols loaded";
+}
+
+size_t kbu_symtab_bad_lines(const struct kbu_symtab *st, const char **first)
+{
+	if (first)
+		*first = st && st->bad_lines ? st->first_bad : NULL;
+	return st ? st->bad_lines : 0;
+}
+
+const struct kbu_sym *kbu_sym_by_name(const struct kbu_symtab *st, const char *name)
+{
+	if (!st || !st->finished || !name)
+		return NULL;
+	uint32_t h = name_hash(name);
+	const struct kbu_sym *best = NULL;
+	for (size_t j = h & st->hmask; st->hash[j].idx1; j = (j + 1) & st->hmask) {
+		if (st->hash[j].hash != h)
+			continue;
+		const struct kbu_sym *s = &st->syms[st->hash[j].idx1 - 1];
+		if (strcmp(s->name, name) != 0)
+			continue;
+		/* Inserted in address order: the first is the lowest; a global one wins. */
+		if (!best || (is_global(s->type) && !is_global(best->type)))
+			best = s;
+		if (is_global(best->type))
+			break;
+	}
+	return best;
+}
+
+size_t kbu_sym_name_count(const struct kbu_symtab *st, const char *name)
+{
+	if (!st || !st->finished || !name)
+		return 0;
+	uint32_t h = name_hash(name);
+	size_t n = 0;
+	for (size_t j = h & st->hmask; st->hash[j].idx1; j = (j + 1) & st->hmask)
+		if (st->hash[j].hash == h && strcmp(st->syms[st->hash[j].idx1 - 1].name, name) == 0)
+			n++;
+	return n;
+}
+
+const struct kbu_sym *kbu_sym_by_addr(const struct kbu_symtab *st, uint64_t addr, uint64_t *off)
+{
+	if (!st || !st->finished || !st->n || addr < st->syms[0].addr)
+		return NULL;
+	/* Last symbol with sym.addr <= addr. */
+	size_t lo = 0, hi = st->n;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (st->syms[mid].addr <= addr)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	/* The nearest sized symbol containing addr: among the aliases at lo (best
+	 * first, sized ones before unsized), else up the chain of enclosing ones. */
+	const struct kbu_sym *best = NULL;
+	size_t first = st->run[lo];
+	for (int steps = 0; steps < 64 && !best; steps++) {
+		for (size_t i = first; i < st->n && st->syms[i].addr == st->syms[first].addr &&
+				       st->syms[i].size; i++)
+			if (addr - st->syms[i].addr < st->syms[i].size) {
+				best = &st->syms[i];
+				break;
+			}
+		if (!st->parent[first])
+			break;
+		first = st->run[st->parent[first] - 1];
+	}
+	if (!best)
+		best = &st->syms[st->run[lo]];
+	if (off)
+		*off = addr - best->addr;
+	return best;
+}
+
+const char *kbu_sym_format(const struct kbu_symtab *st, uint64_t addr, char *buf, size_t len)
+{
+	uint64_t off = 0;
+	const struct kbu_sym *s = kbu_sym_by_addr(st, addr, &off);
+	if (!len)
+		return buf;
+	if (!s || (s->size && off >= s->size))
+		snprintf(buf, len, "0x%llx", (unsigned long long)addr);
+	else if (off)
+		snprintf(buf, len, "%s+0x%llx", s->name, (unsigned long long)off);
+	else
+		snprintf(buf, len, "%s", s->name);
+	return buf;
+}
