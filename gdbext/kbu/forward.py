@@ -8,7 +8,8 @@ from . import core, native, session
 
 def run_libkbu(argv):
     """Runs libkbu command argv[0] with the session context and prints its report."""
-    st, text = session.run(argv, "--json" in argv)
+    as_json = "--json" in argv
+    st, text = session.run([x for x in argv if x != "--json"], as_json)
     if text:
         core.out(text)
     if st == 1:

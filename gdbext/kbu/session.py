@@ -58,3 +58,15 @@ def _setting_changed(name):
     if name == "libpath":
         native.forget_lib()
     drop()
+
+
+_bare = {}
+
+
+def bare():
+    """A context without kernel or memory, for pure decoders (cpuid-decode)."""
+    key = id(native.lib())
+    if key not in _bare:
+        _bare.clear()
+        _bare[key] = native.Ctx()
+    return _bare[key]
