@@ -47,14 +47,8 @@ PENDING struct kbu_mem *kbu_mem_open_gdb(const char *hostport, struct kbu_err *e
 	return NULL;
 }
 
-PENDING void kbu_mem_close(struct kbu_mem *m) { (void)m; }
 PENDING struct kbu_mem *kbu_mem_open_core(const char *path, struct kbu_err *err)
 {
 	kbu_err_set(err, KBU_EUNSUPPORTED, "%s: dumps are not supported in this build yet", path);
-	return NULL;
-}
-PENDING struct kbu_mem *kbu_mem_open_phys_spec(const char *spec, struct kbu_err *err)
-{
-	kbu_err_set(err, KBU_EUNSUPPORTED, "%s: raw images are not supported in this build yet", spec);
 	return NULL;
 }

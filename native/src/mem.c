@@ -1,0 +1,555 @@
+/*
+ * kbu memory: a page cache and batching in front of every source, and
+ * virtual reads through the page-table walker for sources that cannot
+ * translate. Reads are all-or-nothing; a missing page names its address.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/mem.h"
+#include "kbu/paging.h"
+
+#define PAGE 4096ull
+#define PAGE_MASK (~(PAGE - 1))
+#define CACHE_SLOTS 4096u /* power of two, twice CACHE_MAX */
+#define CACHE_MAX 2048u   /* pages kept (8 MiB) before the cache is dropped */
+#define RUN_MAX 64u       /* pages per source read when the source has no limit */
+#define TLB_SIZE 64u
+
+struct cpage {
+	uint64_t key; /* page address | space */
+	unsigned char *data;
+};
+
+struct tlb_entry {
+	uint64_t vpage, ppage;
+	int valid;
+};
+
+struct kbu_mem {
+	const struct kbu_mem_ops *ops;
+	void *ctx;
+	struct kbu_mem_stats st;
+	struct cpage *slots;
+	size_t nused;
+	int virt_native; /* -1 unknown, 0 the source cannot translate, 1 it can */
+	int have_tr;
+	enum kbu_paging_mode mode;
+	uint64_t cr3;
+	struct tlb_entry tlb[TLB_SIZE];
+};
+
+static const char *space_name(enum kbu_space s) { return s == KBU_VIRT ? "virtual" : "physical"; }
+
+struct kbu_mem *kbu_mem_new(const struct kbu_mem_ops *ops, void *ctx, struct kbu_err *err)
+{
+	if (!ops || !ops->read) {
+		kbu_err_set(err, KBU_EINVAL, "memory source without a read function");
+		if (ops && ops->close)
+			ops->close(ctx);
+		return NULL;
+	}
+	struct kbu_mem *m = calloc(1, sizeof *m);
+	if (!m) {
+		kbu_err_set(err, KBU_ENOMEM, "out of memory for the memory source");
+		if (ops->close)
+			ops->close(ctx);
+		return NULL;
+	}
+	m->ops = ops;
+	m->ctx = ctx;
+	m->virt_native = -1;
+	m->mode = KBU_PG_UNKNOWN;
+	return m;
+}
+
+void kbu_mem_close(struct kbu_mem *m)
+{
+	if (!m)
+		return;
+	kbu_mem_flush(m);
+	free(m->slots);
+	if (m->ops->close)
+		m->ops->close(m->ctx);
+	free(m);
+}
+
+const char *kbu_mem_kind(const struct kbu_mem *m) { return m && m->ops->kind ? m->ops->kind : "?"; }
+
+/* ---- cache ---- */
+
+static size_t slot_of(uint64_t key)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 52) & (CACHE_SLOTS - 1);
+}
+
+static unsigned char *cache_get(struct kbu_mem *m, enum kbu_space s, uint64_t page)
+{
+	if (!m->slots)
+		return NULL;
+	uint64_t key = page | (uint64_t)s;
+	for (size_t i = slot_of(key);; i = (i + 1) & (CACHE_SLOTS - 1)) {
+		if (!m->slots[i].data)
+			return NULL;
+		if (m->slots[i].key == key)
+			return m->slots[i].data;
+	}
+}
+
+static void cache_put(struct kbu_mem *m, enum kbu_space s, uint64_t page, const void *data)
+{
+	if (!m->slots) {
+		m->slots = calloc(CACHE_SLOTS, sizeof *m->slots);
+		if (!m->slots)
+			return; /* no cache: still correct, only slower */
+	}
+	if (m->nused >= CACHE_MAX)
+		kbu_mem_flush(m);
+	unsigned char *copy = malloc(PAGE);
+	if (!copy)
+		return;
+	memcpy(copy, data, PAGE);
+	uint64_t key = page | (uint64_t)s;
+	size_t i = slot_of(key);
+	while (m->slots[i].data)
+		i = (i + 1) & (CACHE_SLOTS - 1);
+	m->slots[i].key = key;
+	m->slots[i].data = copy;
+	m->nused++;
+}
+
+void kbu_mem_flush(struct kbu_mem *m)
+{
+	if (!m)
+		return;
+	if (m->slots) {
+		for (size_t i = 0; i < CACHE_SLOTS; i++) {
+			free(m->slots[i].data);
+			m->slots[i].data = NULL;
+		}
+	}
+	m->nused = 0;
+	memset(m->tlb, 0, sizeof m->tlb);
+}
+
+struct kbu_mem_stats kbu_mem_get_stats(const struct kbu_mem *m)
+{
+	struct kbu_mem_stats z = {0};
+	return m ? m->st : z;
+}
+
+/* ---- reads ---- */
+
+/* One transfer from the source, split to its maximum size. */
+static int source_read(struct kbu_mem *m, enum kbu_space s, uint64_t addr, void *buf, size_t len,
+		       struct kbu_err *err)
+{
+	size_t max = m->ops->max_read ? m->ops->max_read : len;
+	unsigned char *p = buf;
+	while (len) {
+		size_t n = len < max ? len : max;
+		m->st.source_reads++;
+		kbu_err_clear(err);
+		if (m->ops->read(m->ctx, s, addr, p, n, err) < 0) {
+			if (err && err->code == KBU_OK)
+				err->code = KBU_EFAULT;
+			return -1;
+		}
+		m->st.source_bytes += n;
+		addr += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void copy_overlap(uint64_t addr, size_t len, unsigned char *buf, uint64_t page,
+			 const unsigned char *data, size_t npages)
+{
+	uint64_t lo = addr > page ? addr : page;
+	uint64_t run_end = page + npages * PAGE;
+	uint64_t end = addr + len;
+	uint64_t hi = end < run_end ? end : run_end;
+	if (hi > lo)
+		memcpy(buf + (lo - addr), data + (lo - page), (size_t)(hi - lo));
+}
+
+static int fail_at(struct kbu_err *err, enum kbu_space s, uint64_t addr)
+{
+	int code = err && err->code != KBU_OK ? err->code : KBU_EFAULT;
+	if (err && err->msg[0]) {
+		kbu_err_prefix(err, "cannot read %s address 0x%" PRIx64, space_name(s), addr);
+		err->code = code;
+		return -1;
+	}
+	return kbu_err_set(err, code, "cannot read %s address 0x%" PRIx64, space_name(s), addr);
+}
+
+/* Reads through the cache from a space the source serves directly. */
+static int read_direct(struct kbu_mem *m, enum kbu_space s, uint64_t addr, void *out, size_t len,
+		       struct kbu_err *err)
+{
+	unsigned char *buf = out;
+	uint64_t end = addr + len;
+	uint64_t page = addr & PAGE_MASK;
+	size_t max_pages = m->ops->max_read ? m->ops->max_read / PAGE : RUN_MAX;
+	if (max_pages == 0)
+		max_pages = 1;
+	if (max_pages > RUN_MAX)
+		max_pages = RUN_MAX;
+	unsigned char *tmp = NULL;
+	while (page < end && page >= (addr & PAGE_MASK)) {
+		const unsigned char *hit = cache_get(m, s, page);
+		if (hit) {
+			m->st.cache_hits++;
+			copy_overlap(addr, len, buf, page, hit, 1);
+			page += PAGE;
+			continue;
+		}
+		size_t n = 1;
+		while (n < max_pages && page + n * PAGE < end && page + n * PAGE > page &&
+		       !cache_get(m, s, page + n * PAGE))
+			n++;
+		if (!tmp) {
+			tmp = malloc(RUN_MAX * PAGE);
+			if (!tmp)
+				return kbu_err_set(err, KBU_ENOMEM, "out of memory reading 0x%" PRIx64, addr);
+		}
+		if (source_read(m, s, page, tmp, n * PAGE, err) == 0) {
+			for (size_t i = 0; i < n; i++)
+				cache_put(m, s, page + i * PAGE, tmp + i * PAGE);
+			copy_overlap(addr, len, buf, page, tmp, n);
+			page += n * PAGE;
+			continue;
+		}
+		if (err && (err->code == KBU_EUNSUPPORTED || err->code == KBU_ECONN)) {
+			free(tmp);
+			return fail_at(err, s, page > addr ? page : addr);
+		}
+		/* The run failed: find the page that did, and read only the bytes asked for
+		 * (an image may end inside a page). */
+		for (size_t i = 0; i < n; i++) {
+			uint64_t pg = page + i * PAGE;
+			if (n > 1 && source_read(m, s, pg, tmp, PAGE, err) == 0) {
+				cache_put(m, s, pg, tmp);
+				copy_overlap(addr, len, buf, pg, tmp, 1);
+				continue;
+			}
+			uint64_t lo = addr > pg ? addr : pg;
+			uint64_t hi = end < pg + PAGE ? end : pg + PAGE;
+			if (source_read(m, s, lo, buf + (lo - addr), (size_t)(hi - lo), err) < 0) {
+				free(tmp);
+				return fail_at(err, s, lo);
+			}
+		}
+		page += n * PAGE;
+	}
+	free(tmp);
+	return 0;
+}
+
+static int ensure_translation(struct kbu_mem *m, uint64_t va, struct kbu_err *err)
+{
+	if (m->have_tr)
+		return 0;
+	struct kbu_regs r;
+	if (kbu_mem_regs(m, 0, &r, err) < 0)
+		return kbu_err_prefix(err, "virtual address 0x%" PRIx64 " needs CPU 0's CR3 (give --cr3)", va);
+	enum kbu_paging_mode mode = kbu_regs_paging_mode(&r);
+	if (mode == KBU_PG_UNKNOWN)
+		return kbu_err_set(err, KBU_EUNSUPPORTED,
+				   "virtual address 0x%" PRIx64 ": the %s source does not give CPU 0's control registers (give --cr3)",
+				   va, kbu_mem_kind(m));
+	m->mode = mode;
+	m->cr3 = r.cr3;
+	m->have_tr = 1;
+	return 0;
+}
+
+static int translate(struct kbu_mem *m, uint64_t va, uint64_t *pa, struct kbu_err *err)
+{
+	uint64_t vpage = va & PAGE_MASK;
+	struct tlb_entry *t = &m->tlb[(vpage >> 12) & (TLB_SIZE - 1)];
+	if (t->valid && t->vpage == vpage) {
+		*pa = t->ppage | (va & (PAGE - 1));
+		return 0;
+	}
+	if (ensure_translation(m, va, err) < 0)
+		return -1;
+	struct kbu_walk w;
+	if (kbu_vtop(m, m->mode, m->cr3, va, &w, err) < 0)
+		return -1;
+	if (!w.present) {
+		const struct kbu_walk_step *s = &w.steps[w.fault_step];
+		return kbu_err_set(err, KBU_EFAULT,
+				   "virtual address 0x%" PRIx64 " is not mapped (%s entry %u at physical 0x%" PRIx64
+				   " is 0x%" PRIx64 ", not present)",
+				   va, s->level, s->index, s->entry_pa, s->entry);
+	}
+	*pa = w.pa;
+	t->vpage = vpage;
+	t->ppage = w.pa & PAGE_MASK;
+	t->valid = 1;
+	return 0;
+}
+
+static int read_translated(struct kbu_mem *m, uint64_t addr, unsigned char *buf, size_t len,
+			   struct kbu_err *err)
+{
+	while (len) {
+		size_t n = (size_t)(PAGE - (addr & (PAGE - 1)));
+		if (n > len)
+			n = len;
+		uint64_t pa;
+		if (translate(m, addr, &pa, err) < 0)
+			return -1;
+		if (read_direct(m, KBU_PHYS, pa, buf, n, err) < 0)
+			return kbu_err_prefix(err, "virtual 0x%" PRIx64, addr);
+		addr += n;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int kbu_mem_read(struct kbu_mem *m, enum kbu_space space, uint64_t addr, void *buf, size_t len,
+		 struct kbu_err *err)
+{
+	if (!m)
+		return kbu_err_set(err, KBU_EINVAL, "no memory source");
+	m->st.requests++;
+	if (len == 0)
+		return 0;
+	if (addr + len - 1 < addr)
+		return kbu_err_set(err, KBU_EFAULT, "%s range 0x%" PRIx64 "+0x%zx wraps past the top of memory",
+				   space_name(space), addr, len);
+	if (space == KBU_PHYS || m->virt_native == 1)
+		return read_direct(m, space, addr, buf, len, err);
+	if (m->virt_native == -1) {
+		struct kbu_err probe = {0};
+		if (read_direct(m, KBU_VIRT, addr, buf, len, &probe) == 0) {
+			m->virt_native = 1;
+			return 0;
+		}
+		if (probe.code != KBU_EUNSUPPORTED) {
+			m->virt_native = 1;
+			if (err)
+				*err = probe;
+			return -1;
+		}
+		m->virt_native = 0;
+	}
+	return read_translated(m, addr, buf, len, err);
+}
+
+int kbu_mem_write(struct kbu_mem *m, enum kbu_space space, uint64_t addr, const void *buf,
+		  size_t len, struct kbu_err *err)
+{
+	if (!m)
+		return kbu_err_set(err, KBU_EINVAL, "no memory source");
+	if (!m->ops->write)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "the %s source is read-only", kbu_mem_kind(m));
+	int rc;
+	if (space == KBU_VIRT && m->virt_native == 0) {
+		/* Translate page by page, then write physically. */
+		const unsigned char *p = buf;
+		rc = 0;
+		while (len && rc == 0) {
+			size_t n = (size_t)(PAGE - (addr & (PAGE - 1)));
+			if (n > len)
+				n = len;
+			uint64_t pa;
+			rc = translate(m, addr, &pa, err);
+			if (rc == 0)
+				rc = m->ops->write(m->ctx, KBU_PHYS, pa, p, n, err);
+			addr += n;
+			p += n;
+			len -= n;
+		}
+	} else {
+		rc = m->ops->write(m->ctx, space, addr, buf, len, err);
+	}
+	kbu_mem_flush(m);
+	return rc;
+}
+
+int kbu_mem_read_u8(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint8_t *v, struct kbu_err *e)
+{
+	return kbu_mem_read(m, s, a, v, 1, e);
+}
+
+int kbu_mem_read_u16(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint16_t *v, struct kbu_err *e)
+{
+	uint8_t b[2];
+	if (kbu_mem_read(m, s, a, b, 2, e) < 0)
+		return -1;
+	*v = (uint16_t)(b[0] | b[1] << 8);
+	return 0;
+}
+
+int kbu_mem_read_u32(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint32_t *v, struct kbu_err *e)
+{
+	uint8_t b[4];
+	if (kbu_mem_read(m, s, a, b, 4, e) < 0)
+		return -1;
+	*v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	return 0;
+}
+
+int kbu_mem_read_u64(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint64_t *v, struct kbu_err *e)
+{
+	uint8_t b[8];
+	if (kbu_mem_read(m, s, a, b, 8, e) < 0)
+		return -1;
+	uint64_t x = 0;
+	for (int i = 7; i >= 0; i--)
+		x = x << 8 | b[i];
+	*v = x;
+	return 0;
+}
+
+int kbu_mem_read_str(struct kbu_mem *m, enum kbu_space s, uint64_t a, char *buf, size_t max,
+		     struct kbu_err *e)
+{
+	if (max == 0)
+		return kbu_err_set(e, KBU_EINVAL, "no room for the string at 0x%" PRIx64, a);
+	size_t got = 0;
+	while (got < max - 1) {
+		size_t n = (size_t)(PAGE - ((a + got) & (PAGE - 1)));
+		if (n > max - 1 - got)
+			n = max - 1 - got;
+		if (kbu_mem_read(m, s, a + got, buf + got, n, e) < 0)
+			return kbu_err_prefix(e, "string at 0x%" PRIx64, a);
+		void *nul = memchr(buf + got, '\0', n);
+		if (nul)
+			return 0;
+		got += n;
+	}
+	buf[max - 1] = '\0';
+	return 0;
+}
+
+int kbu_mem_ncpus(struct kbu_mem *m) { return m && m->ops->ncpus ? m->ops->ncpus(m->ctx) : 0; }
+
+int kbu_mem_regs(struct kbu_mem *m, int cpu, struct kbu_regs *out, struct kbu_err *err)
+{
+	if (!m)
+		return kbu_err_set(err, KBU_EINVAL, "no memory source");
+	if (!m->ops->regs)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "the %s source has no CPU registers",
+				   kbu_mem_kind(m));
+	memset(out, 0, sizeof *out);
+	return m->ops->regs(m->ctx, cpu, out, err);
+}
+
+int kbu_mem_monitor(struct kbu_mem *m, const char *cmd, char **out, struct kbu_err *err)
+{
+	if (!m)
+		return kbu_err_set(err, KBU_EINVAL, "no memory source");
+	if (!m->ops->monitor)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "the %s source has no QEMU monitor",
+				   kbu_mem_kind(m));
+	return m->ops->monitor(m->ctx, cmd, out, err);
+}
+
+int kbu_mem_ranges(struct kbu_mem *m, uint64_t *start, uint64_t *end, int max)
+{
+	if (!m || !m->ops->ranges || max <= 0)
+		return 0;
+	return m->ops->ranges(m->ctx, start, end, max);
+}
+
+void kbu_mem_set_translation(struct kbu_mem *m, enum kbu_paging_mode mode, uint64_t cr3)
+{
+	if (!m)
+		return;
+	m->mode = mode;
+	m->cr3 = cr3;
+	m->have_tr = 1;
+	memset(m->tlb, 0, sizeof m->tlb);
+}
+
+/* ---- a source driven by caller functions (ctypes) ---- */
+
+#define CB_MONITOR_MAX (256u * 1024u)
+
+struct cb_source {
+	struct kbu_mem_ops ops;
+	kbu_read_cb read;
+	kbu_regs_cb regs;
+	kbu_monitor_cb monitor;
+	int ncpus;
+	void *user;
+};
+
+static int cb_read(void *ctx, enum kbu_space s, uint64_t addr, void *buf, size_t len,
+		   struct kbu_err *err)
+{
+	struct cb_source *c = ctx;
+	char msg[256] = "";
+	if (c->read(c->user, (int)s, addr, buf, len, msg, sizeof msg) == 0)
+		return 0;
+	msg[sizeof msg - 1] = '\0';
+	return kbu_err_set(err, KBU_EFAULT, "%s", msg[0] ? msg : "the debugger could not read it");
+}
+
+static int cb_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *err)
+{
+	struct cb_source *c = ctx;
+	char msg[256] = "";
+	if (c->regs(c->user, cpu, out, msg, sizeof msg) == 0)
+		return 0;
+	msg[sizeof msg - 1] = '\0';
+	return kbu_err_set(err, KBU_EIO, "registers of CPU %d: %s", cpu,
+			   msg[0] ? msg : "the debugger could not give them");
+}
+
+static int cb_monitor(void *ctx, const char *cmd, char **out, struct kbu_err *err)
+{
+	struct cb_source *c = ctx;
+	char msg[256] = "";
+	char *buf = calloc(1, CB_MONITOR_MAX);
+	if (!buf)
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory for monitor output");
+	if (c->monitor(c->user, cmd, buf, CB_MONITOR_MAX, msg, sizeof msg) != 0) {
+		free(buf);
+		msg[sizeof msg - 1] = '\0';
+		return kbu_err_set(err, KBU_EIO, "monitor command '%s': %s", cmd,
+				   msg[0] ? msg : "failed");
+	}
+	buf[CB_MONITOR_MAX - 1] = '\0';
+	*out = buf;
+	return 0;
+}
+
+static int cb_ncpus(void *ctx) { return ((struct cb_source *)ctx)->ncpus; }
+
+static void cb_close(void *ctx) { free(ctx); }
+
+struct kbu_mem *kbu_mem_open_callback(kbu_read_cb read, kbu_regs_cb regs, kbu_monitor_cb monitor,
+				      int ncpus, void *user, size_t max_read, struct kbu_err *err)
+{
+	if (!read) {
+		kbu_err_set(err, KBU_EINVAL, "callback source without a read function");
+		return NULL;
+	}
+	struct cb_source *c = calloc(1, sizeof *c);
+	if (!c) {
+		kbu_err_set(err, KBU_ENOMEM, "out of memory for the callback source");
+		return NULL;
+	}
+	c->read = read;
+	c->regs = regs;
+	c->monitor = monitor;
+	c->ncpus = ncpus < 0 ? 0 : ncpus;
+	c->user = user;
+	c->ops.kind = "callback";
+	c->ops.read = cb_read;
+	c->ops.regs = regs ? cb_regs : NULL;
+	c->ops.monitor = monitor ? cb_monitor : NULL;
+	c->ops.ncpus = cb_ncpus;
+	c->ops.close = cb_close;
+	c->ops.max_read = max_read;
+	return kbu_mem_new(&c->ops, c, err);
+}
