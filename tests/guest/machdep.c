@@ -1,0 +1,170 @@
+/* hammer_time() and mi_startup(): the boot sequence, one scenario at a time. */
+#include "guest.h"
+#include "mptable.h"
+#include "msgbuf.h"
+#include "pvh.h"
+#include "timetc.h"
+
+uint64_t hvm_start_paddr;                 /* NetBSD's name: set by locore from EBX */
+struct hvm_start_info *start_info;        /* FreeBSD's name: KERNBASE view of the same */
+char kern_cmdline[256];
+enum scenario boot_scenario = SC_OK;
+const char *boot_scenario_name = "ok";
+
+u_int cpu_high, cpu_feature, cpu_feature2, cpu_id, hv_high;
+int vm_guest;
+char cpu_vendor[13], hv_vendor[13];
+
+extern struct timecounter i8254_timecounter;
+
+static const struct {
+	const char *name;
+	enum scenario sc;
+} scenarios[] = {
+	{ "ok", SC_OK },
+	{ "tsc", SC_TSC },
+	{ "timecounter", SC_TIMECOUNTER },
+	{ "x2apic", SC_X2APIC },
+	{ "mptable", SC_MPTABLE },
+	{ "mpcorrupt", SC_MPCORRUPT },
+};
+
+static void cpuid_string(u_int leaf, char out[13], int order_ebx_ecx_edx)
+{
+	u_int r[4];
+	do_cpuid(leaf, r);
+	u_int words[3] = { r[1], order_ebx_ecx_edx ? r[2] : r[3], order_ebx_ecx_edx ? r[3] : r[2] };
+	memcpy(out, words, 12);
+	out[12] = '\0';
+}
+
+KERNEL_FN void identify_cpu(void)
+{
+	u_int r[4];
+
+	do_cpuid(0, r);
+	cpu_high = r[0];
+	cpuid_string(0, cpu_vendor, 0);        /* vendor is EBX, EDX, ECX */
+	do_cpuid(1, r);
+	cpu_id = r[0];
+	cpu_feature2 = r[2];
+	cpu_feature = r[3];
+	printf("CPU: Origin=\"%s\" Id=0x%x cpu_high=0x%x\n", cpu_vendor, cpu_id, cpu_high);
+	printf("Features=0x%x Features2=0x%x\n", cpu_feature, cpu_feature2);
+	if (cpu_feature2 & CPUID2_HV) {
+		vm_guest = VM_GUEST_VM;
+		do_cpuid(0x40000000, r);
+		hv_high = r[0];
+		cpuid_string(0x40000000, hv_vendor, 1);  /* hypervisor: EBX, ECX, EDX */
+		if (memcmp(hv_vendor, "KVMKVMKVM", 9) == 0)
+			vm_guest = VM_GUEST_KVM;
+		printf("Hypervisor: Origin = \"%s\" hv_high=0x%x\n", hv_vendor, hv_high);
+	}
+}
+
+/* kbu.scenario=NAME anywhere among the words of the command line. */
+static void parse_cmdline(const char *cmd)
+{
+	static const char key[] = "kbu.scenario=";
+	const char *p = cmd;
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		const char *w = p;
+		while (*p && *p != ' ')
+			p++;
+		size_t wlen = (size_t)(p - w);
+		if (wlen < sizeof(key) - 1 || strncmp(w, key, sizeof(key) - 1) != 0)
+			continue;
+		const char *v = w + sizeof(key) - 1;
+		size_t vlen = wlen - (sizeof(key) - 1);
+		for (size_t i = 0; i < nitems(scenarios); i++) {
+			if (strnlen(scenarios[i].name, 32) == vlen && strncmp(v, scenarios[i].name, vlen) == 0) {
+				boot_scenario = scenarios[i].sc;
+				boot_scenario_name = scenarios[i].name;
+				goto next;
+			}
+		}
+		char bad[32];
+		size_t blen = vlen < sizeof(bad) - 1 ? vlen : sizeof(bad) - 1;
+		memcpy(bad, v, blen);
+		bad[blen] = '\0';
+		printf("kbu-guest: scenario %s\n", bad);
+		panic("kbu-guest: unknown scenario \"%s\" (known: ok tsc timecounter x2apic mptable mpcorrupt)", bad);
+next:;
+	}
+}
+
+/* The start info and everything it points to must sit in the KERNBASE map. */
+static void read_start_info(uint64_t paddr)
+{
+	if (paddr == 0 || paddr + sizeof(struct hvm_start_info) > KERNBASE_MAP_SIZE)
+		panic("hvm_start_info at 0x%lx is outside the mapped 1 GiB", paddr);
+	start_info = PHYS_TO_KVA(paddr);
+	if (start_info->magic != XEN_HVM_START_MAGIC_VALUE)
+		panic("hvm_start_info at 0x%lx: magic 0x%x, expected 0x%x", paddr,
+		    start_info->magic, XEN_HVM_START_MAGIC_VALUE);
+	printf("PVH: start info at 0x%lx version %u, cmdline at 0x%lx\n", paddr,
+	    start_info->version, start_info->cmdline_paddr);
+	uint64_t cp = start_info->cmdline_paddr;
+	if (cp == 0)
+		return;
+	if (cp + sizeof(kern_cmdline) > KERNBASE_MAP_SIZE)
+		panic("hvm_start_info: cmdline at 0x%lx is outside the mapped 1 GiB", cp);
+	const char *src = PHYS_TO_KVA(cp);
+	size_t n = strnlen(src, sizeof(kern_cmdline) - 1);
+	memcpy(kern_cmdline, src, n);
+	kern_cmdline[n] = '\0';
+	printf("PVH: cmdline \"%s\"\n", kern_cmdline);
+}
+
+/* Called by locore on the boot stack, in the high half. */
+KERNEL_FN void hammer_time(uint64_t start_paddr)
+{
+	cninit();
+	msgbuf_init();
+	printf("---<<BOOT>>---\n");
+	printf("kbu-guest 1.0: a test kernel with FreeBSD's amd64 PVH layout\n");
+	read_start_info(start_paddr);
+	parse_cmdline(kern_cmdline);
+	printf("kbu-guest: scenario %s\n", boot_scenario_name);
+	identify_cpu();
+}
+
+static void __dead2 boot_idle(void)
+{
+	printf("kbu-guest: timecounter \"%s\" x2apic_mode %d mp_ncpus %d tsc_freq %ju\n",
+	    timecounter->tc_name, x2apic_mode, mp_ncpus, (uintmax_t)tsc_freq);
+	printf("kbu-guest: idle\n");
+	cpu_idle();
+}
+
+KERNEL_FN void mi_startup(void)
+{
+	probe_tsc_freq_early();
+	i8254_init();
+	mptable_probe();
+
+	switch (boot_scenario) {
+	case SC_MPTABLE:
+		mptable_count_items();
+		boot_idle();
+	case SC_MPCORRUPT:
+		mptable_corrupt_and_walk();
+		break;
+	default:
+		mptable_count_items_by_length();
+		break;
+	}
+
+	/* The "tsc" boot keeps FreeBSD's order: lapic_init before any TSC calibration. */
+	if (boot_scenario != SC_TSC && tsc_freq == 0)
+		tsc_calibrate_i8254();
+	mptable_setup_local();
+
+	if (boot_scenario != SC_TIMECOUNTER)
+		tc_init(&i8254_timecounter);
+	lapic_calibrate_timer();
+	boot_idle();
+}
