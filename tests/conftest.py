@@ -1,0 +1,126 @@
+"""Fixtures every kbu test can use (documented in tests/README.md).
+
+    qemu            factory: qemu(kernel, **Qemu options) -> started Qemu, stopped after the test
+    guest_kernel    path of build/guest/kernel (session)
+    linux_target    LinuxTarget from scripts/linux-target (session)
+    linux_qemu      factory: linux_qemu(image="elf"|"bzimage", smp=1, append="") -> Qemu at the panic
+    linux_dump      factory: linux_dump(smp=1, token="kbu-test-token") -> LinuxDump(path, serial) (session cache)
+"""
+import os
+import shutil
+import signal
+import tempfile
+from typing import NamedTuple
+
+import pytest
+
+import kbutest
+from kbutest import paths
+
+DEFAULT_TIMEOUT = 300
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "linux: boots the Debian Linux kernel (scripts/linux-target)")
+    config.addinivalue_line("markers", "slow: takes more than about 10 s")
+    config.addinivalue_line("markers", "timeout(seconds): per-test time limit")
+
+
+# Without pytest-timeout, a SIGALRM per test keeps a hung QEMU from hanging the suite.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    if item.config.pluginmanager.hasplugin("timeout"):
+        yield
+        return
+    mark = item.get_closest_marker("timeout")
+    seconds = int(mark.args[0]) if mark and mark.args else DEFAULT_TIMEOUT
+
+    def expired(_sig, _frame):
+        pytest.fail("test exceeded its %d s time limit" % seconds, pytrace=False)
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture
+def qemu():
+    """Factory: qemu(kernel, smp=1, memory="512M", append=..., paused=False, ...) -> started Qemu.
+    Every guest it made is killed and its files removed when the test ends."""
+    made = []
+
+    def start(kernel, timeout=30, **options):
+        q = kbutest.Qemu(kernel, **options)
+        made.append(q)
+        return q.start(timeout=timeout)
+
+    yield start
+    for q in made:
+        q.stop()
+
+
+@pytest.fixture(scope="session")
+def guest_kernel():
+    """build/guest/kernel (make test builds it; skipped with the reason if absent)."""
+    if not os.path.isfile(paths.GUEST_KERNEL):
+        pytest.skip("%s is not built (run 'make guest' or 'make test')" % paths.GUEST_KERNEL)
+    return paths.GUEST_KERNEL
+
+
+@pytest.fixture(scope="session")
+def linux_target():
+    """The Debian cloud kernel, fetched once into ${KBU_CACHE:-~/.cache/kbu}/linux."""
+    try:
+        return kbutest.fetch_linux_target()
+    except kbutest.LinuxTargetError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def linux_qemu(linux_target):
+    """Factory: linux_qemu(image="elf"|"bzimage", smp=1, append="", memory="256M", paused=False)
+    -> Qemu sitting in the "VFS: Unable to mount root fs" panic (or paused at reset)."""
+    made = []
+
+    def boot(image="elf", smp=1, append="", memory="256M", paused=False, timeout=120):
+        q = kbutest.boot_linux(linux_target, image=image, smp=smp, append=append,
+                               memory=memory, paused=paused, timeout=timeout)
+        made.append(q)
+        return q
+
+    yield boot
+    for q in made:
+        q.stop()
+
+
+class LinuxDump(NamedTuple):
+    path: str      # plain QEMU dump-guest-memory ELF core of the panicked guest
+    serial: str    # its console output up to the end of the panic
+
+
+@pytest.fixture(scope="session")
+def linux_dump(linux_target):
+    """Factory: linux_dump(smp=1, token="kbu-test-token") -> LinuxDump(path, serial).
+    Boots the PVH vmlinux with -smp smp and "kbu.token=<token>" on its command line,
+    waits for the root-fs panic and dumps guest memory (256 MiB). Cached per
+    (smp, token) for the session; the files are removed at its end."""
+    tmp = tempfile.mkdtemp(prefix="kbu-linux-dumps-")
+    cache = {}
+
+    def make(smp=1, token="kbu-test-token"):
+        key = (smp, token)
+        if key not in cache:
+            q = kbutest.boot_linux(linux_target, image="elf", smp=smp, append="kbu.token=%s" % token)
+            try:
+                path = q.dump(os.path.join(tmp, "linux-smp%d-%s.core" % (smp, token)))
+                cache[key] = LinuxDump(path, q.serial_text())
+            finally:
+                q.stop()
+        return cache[key]
+
+    yield make
+    shutil.rmtree(tmp, ignore_errors=True)

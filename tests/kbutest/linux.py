@@ -1,0 +1,85 @@
+"""The Debian cloud kernel as a test target (fetched by scripts/linux-target)."""
+import os
+import re
+import subprocess
+
+from . import paths
+from .qemu import Qemu
+
+# The last line of Linux's panic report: after it the CPU only spins.
+PANIC_END = r"---\[ end Kernel panic - not syncing: VFS: Unable to mount root fs"
+PANIC = r"Kernel panic - not syncing: VFS: Unable to mount root fs"
+DEFAULT_APPEND = "console=ttyS0 earlyprintk=ttyS0"
+
+
+class LinuxTargetError(Exception):
+    """scripts/linux-target could not provide the kernel."""
+
+
+class LinuxTarget:
+    """Paths of one fetched kernel: vmlinux (PVH ELF, no symbols), bzimage,
+    system_map, config, vmlinux_dbg (DWARF, or None), version, dir, pvh_entry (int)."""
+
+    def __init__(self, kv):
+        self.kv = kv
+        self.version = kv["version"]
+        self.dir = kv["dir"]
+        self.vmlinux = kv["vmlinux"]
+        self.bzimage = kv["bzimage"]
+        self.system_map = kv["system_map"]
+        self.config = kv["config"]
+        self.vmlinux_dbg = kv.get("vmlinux_dbg")
+        self.pvh_entry = int(kv["pvh_entry"], 16)
+
+    def symbol(self, name):
+        """Link-time address of name from System.map (None if absent)."""
+        with open(self.system_map) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == name:
+                    return int(parts[0], 16)
+        return None
+
+    def __repr__(self):
+        return "LinuxTarget(%s)" % self.dir
+
+
+def fetch_linux_target(timeout=900):
+    """Run scripts/linux-target (instant when cached) and return a LinuxTarget."""
+    script = os.path.join(paths.SCRIPTS, "linux-target")
+    p = subprocess.run([script, "--quiet"], capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise LinuxTargetError("scripts/linux-target failed (%d): %s" % (p.returncode, p.stderr.strip()))
+    kv = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    for key in ("version", "dir", "vmlinux", "bzimage", "system_map", "config", "pvh_entry"):
+        if key not in kv:
+            raise LinuxTargetError("scripts/linux-target printed no %s=: %r" % (key, p.stdout))
+    return LinuxTarget(kv)
+
+
+def kernel_offset(serial):
+    """KASLR slide from Linux's "Kernel Offset:" console line: an int, 0 for
+    "disabled", None when the line is not there."""
+    m = re.search(r"Kernel Offset: (disabled|0x[0-9a-f]+) from", serial) or \
+        re.search(r"Kernel Offset: (disabled)", serial)
+    if not m:
+        return None
+    return 0 if m.group(1) == "disabled" else int(m.group(1), 16)
+
+
+def boot_linux(target, image="elf", smp=1, append="", memory="256M", timeout=120, extra=(), paused=False):
+    """Start the kernel (image "elf": PVH vmlinux, no KASLR; "bzimage": qboot's
+    Linux loader, KASLR) and, unless paused, wait for the end of its
+    "VFS: Unable to mount root fs" panic. Returns the running Qemu: the caller
+    stops it (or uses it as a context manager)."""
+    kernel = {"elf": target.vmlinux, "bzimage": target.bzimage}[image]
+    q = Qemu(kernel, smp=smp, memory=memory, append=(DEFAULT_APPEND + " " + append).strip(),
+             extra=extra, paused=paused, name="linux-" + image)
+    try:
+        q.start()
+        if not paused:
+            q.wait_serial(PANIC_END, timeout=timeout)
+    except BaseException:
+        q.stop()
+        raise
+    return q
