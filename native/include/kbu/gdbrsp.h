@@ -1,0 +1,108 @@
+/*
+ * kbu GDB remote serial protocol client: a memory source that talks to a GDB
+ * stub (QEMU's -s / -gdb tcp::PORT) directly over TCP, with no GDB involved.
+ *
+ * What the source does with the target:
+ *  - Connecting to QEMU's stub pauses the VM (QEMU does that on connect). If
+ *    QEMU then reports plain "paused" (not "prelaunch" or "debug"), the VM was
+ *    running before we came, so it is resumed (detach) on close. A VM that was
+ *    already stopped (-S, a breakpoint, a GDB that went away) stays stopped.
+ *  - A non-QEMU stub that does not answer while its target runs is interrupted
+ *    with 0x03 and is likewise resumed on close.
+ *  - Physical reads switch QEMU's Qqemu.PhyMemMode on and off around the reads
+ *    in the same batch of packets, so the mode is always back off afterwards,
+ *    even when a read fails.
+ *  - Virtual reads translate through CPU 0 (the first thread); reading another
+ *    CPU's registers selects it for that request only.
+ *
+ * Batching: with QStartNoAckMode (QEMU offers it), the packets of one source
+ * call are written at once and their replies read in order, so one read of up
+ * to 64 * max_read bytes, physical or virtual, costs one round trip.
+ */
+#ifndef KBU_GDBRSP_H
+#define KBU_GDBRSP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kbu/err.h"
+#include "kbu/mem.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kbu_gdb;
+
+struct kbu_gdb_opts {
+	int connect_timeout_ms; /* per address tried */
+	int reply_timeout_ms;   /* per packet received */
+};
+
+/* Defaults: connect 5 s, reply 10 s; KBU_GDB_TIMEOUT (seconds) overrides both. */
+void kbu_gdb_opts_default(struct kbu_gdb_opts *o);
+
+/*
+ * Connects to "HOST:PORT", "[V6ADDR]:PORT", ":PORT" (localhost) or QEMU's
+ * "tcp:HOST:PORT" spelling. opts may be NULL (defaults). Errors: KBU_EINVAL
+ * for a bad spec, KBU_ECONN when nothing answers or the stub speaks nonsense.
+ */
+struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *opts,
+			     struct kbu_err *err);
+/* Resumes the target if we stopped it (see above), closes, frees. */
+void kbu_gdb_close(struct kbu_gdb *g);
+
+/* The source's operations; their ctx is the struct kbu_gdb (ops->close frees it).
+ * The table lives inside g. max_read is what one round trip carries: 64 'm'
+ * packets of PacketSize / 2 bytes each (128 KiB with QEMU's 0x1000). */
+const struct kbu_mem_ops *kbu_gdb_mem_ops(const struct kbu_gdb *g);
+
+struct kbu_gdb_stats {
+	uint64_t round_trips;      /* times we sent packets and waited for replies */
+	uint64_t packets_sent;
+	uint64_t packets_received; /* console output (O) packets included */
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+};
+struct kbu_gdb_stats kbu_gdb_get_stats(const struct kbu_gdb *g);
+/* Stub facts learnt on connect. */
+size_t kbu_gdb_packet_size(const struct kbu_gdb *g); /* PacketSize, in characters */
+int kbu_gdb_no_ack(const struct kbu_gdb *g);         /* 1: QStartNoAckMode is on */
+int kbu_gdb_resumes_on_close(const struct kbu_gdb *g);
+
+/*
+ * kbu_mem_open_gdb with options; *conn (may be NULL) receives the connection,
+ * owned by the returned struct kbu_mem and valid until kbu_mem_close.
+ */
+struct kbu_mem *kbu_mem_open_gdb_ex(const char *hostport, const struct kbu_gdb_opts *opts,
+				    struct kbu_gdb **conn, struct kbu_err *err);
+/* Round trips so far of a struct kbu_mem opened by kbu_mem_open_gdb; 0 for other
+ * sources (and 0 while the wrapper does not expose its source: kbu_mem_source_ctx). */
+uint64_t kbu_mem_gdb_round_trips(struct kbu_mem *m);
+
+/*
+ * Sends one packet (body without framing) and returns its reply, decoded
+ * (escapes and run-length expanded), NUL-terminated, malloc'd. For scripts
+ * that need a packet kbu has no operation for. Not for packets whose reply
+ * is several packets (qRcmd: use the monitor operation).
+ */
+int kbu_gdb_request(struct kbu_gdb *g, const char *packet, char **reply, size_t *reply_len,
+		    struct kbu_err *err);
+
+/* Protocol helpers (pure functions). */
+uint8_t kbu_rsp_checksum(const void *data, size_t len);
+/*
+ * Decodes a received packet body: "}x" escapes and "c*n" run-length encoding.
+ * Fails (KBU_EFORMAT) on a trailing "}", a "*" with nothing to repeat or a bad
+ * count, or output longer than cap.
+ */
+int kbu_rsp_decode(const char *in, size_t len, char *out, size_t cap, size_t *out_len,
+		   struct kbu_err *err);
+/* Splits a HOST:PORT spec as kbu_gdb_open accepts it. */
+int kbu_rsp_parse_hostport(const char *spec, char *host, size_t host_cap, char *port,
+			   size_t port_cap, struct kbu_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1565 @@
+/*
+ * kbu memory source: a GDB remote serial protocol client (QEMU's gdbstub).
+ *
+ * Every receive has a deadline, every length from the stub is checked, and
+ * the first transport failure (timeout, close, checksum) makes the
+ * connection unusable with that message: after a lost reply the stream is out
+ * of step and nothing read later could be trusted.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kbu/gdbrsp.h"
+
+#define RSP_MAX_PACKET (1u << 20)     /* raw characters in one received packet */
+#define RSP_MAX_GARBAGE 4096u         /* non-packet bytes tolerated before a packet */
+#define RSP_MAX_BATCH 64              /* packets written before reading replies */
+#define RSP_MAX_THREADS 4096
+#define RSP_MAX_MONITOR (16u << 20)   /* monitor output */
+#define RSP_MAX_XML (1u << 20)        /* one target description file */
+#define RSP_MAX_XML_FILES 32
+#define RSP_MAX_REGS 1024
+#define RSP_RETRIES 3                 /* resends after a '-' (ack mode only) */
+#define RSP_DEFAULT_PACKET 400        /* GDB's assumption when PacketSize is absent */
+
+struct rbuf {
+	char *p;
+	size_t len, cap;
+};
+
+struct gdb_reg {
+	char name[32];
+	unsigned bits;
+	unsigned num;
+	long goff; /* byte offset in the 'g' reply, -1 if not part of it */
+};
+
+struct kbu_gdb {
+	struct kbu_mem_ops ops;
+	int fd;
+	char where[300];
+	int reply_timeout_ms;
+	int ack;
+	int dead;
+	struct kbu_err dead_err;
+	size_t packet_size;
+	size_t max_write;
+	size_t per_m; /* bytes one 'm' reply carries: PacketSize / 2 */
+	int resume_on_close;
+	int has_xml;
+	int pipeline;  /* the stub takes packets back to back even in ack mode (QEMU) */
+	int in_batch;  /* several packets are in flight: no retransmission possible */
+	uint64_t *threads;
+	int nthreads;
+	struct gdb_reg *regs;
+	int nregs;
+	int layout_loaded;
+	int xml_files;
+	struct kbu_gdb_stats st;
+	unsigned char in[16384];
+	size_t in_pos, in_len;
+	struct rbuf out;
+	struct rbuf raw;
+};
+
+struct rsp_req {
+	char pkt[64];
+	const char *body; /* when not NULL, sent instead of pkt */
+	size_t body_len;
+	struct rbuf reply;
+};
+
+/* ---- small helpers ---- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+static int buf_reserve(struct rbuf *b, size_t extra, struct kbu_err *err)
+{
+	if (b->len + extra + 1 <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + extra + 1) {
+		if (cap > SIZE_MAX / 2)
+			return kbu_err_set(err, KBU_ENOMEM, "buffer of %zu bytes is too large", b->len + extra);
+		cap *= 2;
+	}
+	char *p = realloc(b->p, cap);
+	if (!p)
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory for a %zu-byte buffer", cap);
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int buf_put(struct rbuf *b, const void *d, size_t n, struct kbu_err *err)
+{
+	if (buf_reserve(b, n, err))
+		return -1;
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+static void buf_free(struct rbuf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* A short printable form of a packet for messages: "m 9fc00,400" style. */
+static void pkt_name(const char *p, size_t n, char *out, size_t cap)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < n && j + 4 < cap; i++)
+		out[j++] = isprint((unsigned char)p[i]) ? p[i] : '.';
+	if (n > 0 && j + 4 >= cap && cap > 4) {
+		j = cap - 4;
+		memcpy(out + j, "...", 3);
+		j += 3;
+	}
+	out[j] = '\0';
+}
+
+/* Marks the connection dead with a KBU_ECONN message naming the stub. */
+static int gdb_fail(struct kbu_gdb *g, struct kbu_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int gdb_fail(struct kbu_gdb *g, struct kbu_err *err, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	kbu_err_set(&g->dead_err, KBU_ECONN, "gdb stub %s: %s", g->where, msg);
+	g->dead = 1;
+	if (err)
+		*err = g->dead_err;
+	return -1;
+}
+
+static int gdb_alive(struct kbu_gdb *g, struct kbu_err *err)
+{
+	if (!g->dead)
+		return 0;
+	kbu_err_set(err, KBU_ECONN, "%s (the connection is unusable after that error)",
+		    g->dead_err.msg);
+	return -1;
+}
+
+/* ---- protocol helpers (public, pure) ---- */
+
+uint8_t kbu_rsp_checksum(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	unsigned sum = 0;
+	for (size_t i = 0; i < len; i++)
+		sum += p[i];
+	return (uint8_t)sum;
+}
+
+int kbu_rsp_decode(const char *in, size_t len, char *out, size_t cap, size_t *out_len,
+		   struct kbu_err *err)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '}') {
+			if (i + 1 >= len)
+				return kbu_err_set(err, KBU_EFORMAT,
+						   "packet ends in an escape character at offset %zu", i);
+			c = (unsigned char)in[++i] ^ 0x20;
+		} else if (c == '*') {
+			if (o == 0)
+				return kbu_err_set(err, KBU_EFORMAT,
+						   "run-length marker at offset %zu has nothing to repeat", i);
+			if (i + 1 >= len)
+				return kbu_err_set(err, KBU_EFORMAT,
+						   "run-length marker at offset %zu has no count", i);
+			unsigned char n = (unsigned char)in[++i];
+			if (n < 29 || n > 126)
+				return kbu_err_set(err, KBU_EFORMAT,
+						   "run-length count 0x%02x at offset %zu is out of range", n, i);
+			size_t rep = (size_t)n - 29;
+			if (rep > cap - o)
+				return kbu_err_set(err, KBU_EFORMAT,
+						   "run-length expansion at offset %zu exceeds %zu bytes", i, cap);
+			memset(out + o, out[o - 1], rep);
+			o += rep;
+			continue;
+		}
+		if (o >= cap)
+			return kbu_err_set(err, KBU_EFORMAT, "decoded packet exceeds %zu bytes", cap);
+		out[o++] = (char)c;
+	}
+	*out_len = o;
+	return 0;
+}
+
+int kbu_rsp_parse_hostport(const char *spec, char *host, size_t host_cap, char *port,
+			   size_t port_cap, struct kbu_err *err)
+{
+	if (!spec || !*spec)
+		return kbu_err_set(err, KBU_EINVAL, "empty gdb stub address (expected HOST:PORT)");
+	const char *s = spec;
+	if (strncmp(s, "tcp:", 4) == 0)
+		s += 4;
+	const char *h = s, *he, *p;
+	if (*s == '[') {
+		h = s + 1;
+		he = strchr(h, ']');
+		if (!he || he[1] != ':')
+			return kbu_err_set(err, KBU_EINVAL,
+					   "'%s': expected [ADDRESS]:PORT for an IPv6 address", spec);
+		p = he + 2;
+	} else {
+		he = strrchr(s, ':');
+		if (!he)
+			return kbu_err_set(err, KBU_EINVAL, "'%s': expected HOST:PORT (e.g. localhost:1234)",
+					   spec);
+		p = he + 1;
+	}
+	size_t hl = (size_t)(he - h);
+	if (hl == 0) {
+		h = "localhost";
+		hl = strlen(h);
+	}
+	if (hl + 1 > host_cap)
+		return kbu_err_set(err, KBU_EINVAL, "'%s': host name too long", spec);
+	size_t pl = strlen(p);
+	unsigned long pv = 0;
+	for (size_t i = 0; i < pl; i++) {
+		if (!isdigit((unsigned char)p[i]) || pv > 65535)
+			return kbu_err_set(err, KBU_EINVAL, "'%s': port '%s' is not a number", spec, p);
+		pv = pv * 10 + (unsigned long)(p[i] - '0');
+	}
+	if (pl == 0 || pv == 0 || pv > 65535)
+		return kbu_err_set(err, KBU_EINVAL, "'%s': port must be 1-65535", spec);
+	if (pl + 1 > port_cap)
+		return kbu_err_set(err, KBU_EINVAL, "'%s': port too long", spec);
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	memcpy(port, p, pl + 1);
+	return 0;
+}
+
+/* ---- transport ---- */
+
+static int rsp_send_all(struct kbu_gdb *g, const char *d, size_t n, struct kbu_err *err)
+{
+	int64_t deadline = now_ms() + g->reply_timeout_ms;
+	while (n > 0) {
+		ssize_t w = send(g->fd, d, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			d += w;
+			n -= (size_t)w;
+			g->st.bytes_sent += (uint64_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int64_t left = deadline - now_ms();
+			struct pollfd pfd = {.fd = g->fd, .events = POLLOUT};
+			if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+				return gdb_fail(g, err, "stopped taking data for %d ms", g->reply_timeout_ms);
+			continue;
+		}
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return gdb_fail(g, err, "closed the connection");
+		return gdb_fail(g, err, "send failed: %s", strerror(errno));
+	}
+	return 0;
+}
+
+/* One byte, or -1 (error set, connection dead), or -2 on timeout when soft. */
+static int rsp_getc(struct kbu_gdb *g, int64_t deadline, const char *what, int soft,
+		    struct kbu_err *err)
+{
+	while (g->in_pos >= g->in_len) {
+		int64_t left = deadline - now_ms();
+		struct pollfd pfd = {.fd = g->fd, .events = POLLIN};
+		int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
+			if (soft)
+				return -2;
+			return gdb_fail(g, err, "no reply to '%s' within %d ms", what,
+					g->reply_timeout_ms);
+		}
+		ssize_t n = recv(g->fd, g->in, sizeof g->in, MSG_DONTWAIT);
+		if (n == 0)
+			return gdb_fail(g, err, "closed the connection while we waited for the reply to '%s'",
+					what);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+				continue;
+			return gdb_fail(g, err, "receive failed while waiting for '%s': %s", what,
+					strerror(errno));
+		}
+		g->in_pos = 0;
+		g->in_len = (size_t)n;
+		g->st.bytes_received += (uint64_t)n;
+	}
+	return g->in[g->in_pos++];
+}
+
+/*
+ * Receives one packet and decodes it into body (NUL-terminated). timeout_ms
+ * < 0: the connection's reply timeout. soft: a timeout returns -2 and leaves
+ * the connection usable (only for the probe on connect).
+ */
+static int rsp_recv(struct kbu_gdb *g, struct rbuf *body, const char *what, int timeout_ms,
+		    int soft, struct kbu_err *err)
+{
+	int64_t deadline = now_ms() + (timeout_ms < 0 ? g->reply_timeout_ms : timeout_ms);
+	for (int tries = 0;; tries++) {
+		size_t garbage = 0;
+		int c;
+		for (;;) {
+			c = rsp_getc(g, deadline, what, soft, err);
+			if (c < 0)
+				return c;
+			if (c == '$')
+				break;
+			if (c == '+')
+				continue;
+			if (c == '-') {
+				if (g->ack && g->in_batch)
+					return gdb_fail(g, err, "rejected one of our packets before '%s'", what);
+				continue;
+			}
+			if (++garbage > RSP_MAX_GARBAGE)
+				return gdb_fail(g, err,
+						"sent %u bytes that are not packets while we waited for '%s' "
+						"(last byte 0x%02x): not a GDB stub?", RSP_MAX_GARBAGE, what, c);
+		}
+		g->raw.len = 0;
+		for (;;) {
+			c = rsp_getc(g, deadline, what, 0, err);
+			if (c < 0)
+				return -1;
+			if (c == '#')
+				break;
+			if (c == '$') { /* a new packet start: the previous one was cut */
+				g->raw.len = 0;
+				continue;
+			}
+			if (g->raw.len >= RSP_MAX_PACKET)
+				return gdb_fail(g, err, "reply to '%s' is longer than %u bytes", what,
+						RSP_MAX_PACKET);
+			char ch = (char)c;
+			if (buf_put(&g->raw, &ch, 1, err))
+				return -1;
+		}
+		int h1 = rsp_getc(g, deadline, what, 0, err);
+		if (h1 < 0)
+			return -1;
+		int h2 = rsp_getc(g, deadline, what, 0, err);
+		if (h2 < 0)
+			return -1;
+		if (hexval(h1) < 0 || hexval(h2) < 0)
+			return gdb_fail(g, err, "reply to '%s' has checksum characters 0x%02x 0x%02x, not hex",
+					what, h1, h2);
+		unsigned want = (unsigned)(hexval(h1) << 4 | hexval(h2));
+		unsigned got = kbu_rsp_checksum(g->raw.p ? g->raw.p : "", g->raw.len);
+		if (want != got) {
+			if (g->ack && !g->in_batch && tries < RSP_RETRIES) {
+				if (rsp_send_all(g, "-", 1, err))
+					return -1;
+				continue;
+			}
+			return gdb_fail(g, err, "reply to '%s' has a bad checksum (0x%02x, computed 0x%02x)",
+					what, want, got);
+		}
+		if (g->ack && rsp_send_all(g, "+", 1, err))
+			return -1;
+		g->st.packets_received++;
+		body->len = 0;
+		/* Run-length expansion can grow a packet: at most ~97/3 times. */
+		size_t cap = g->raw.len * 33 + 1;
+		if (buf_reserve(body, cap, err))
+			return -1;
+		struct kbu_err e = {0};
+		if (kbu_rsp_decode(g->raw.p ? g->raw.p : "", g->raw.len, body->p, cap, &body->len, &e))
+			return gdb_fail(g, err, "reply to '%s': %s", what, e.msg);
+		body->p[body->len] = '\0';
+		return 0;
+	}
+}
+
+/* Appends "$body#cc" to out, escaping what must be. */
+static int rsp_frame(struct rbuf *out, const char *body, size_t n, struct kbu_err *err)
+{
+	if (buf_reserve(out, 2 * n + 4, err))
+		return -1;
+	out->p[out->len++] = '$';
+	size_t start = out->len;
+	for (size_t i = 0; i < n; i++) {
+		char c = body[i];
+		if (c == '$' || c == '#' || c == '}' || c == '*') {
+			out->p[out->len++] = '}';
+			c ^= 0x20;
+		}
+		out->p[out->len++] = c;
+	}
+	uint8_t sum = kbu_rsp_checksum(out->p + start, out->len - start);
+	out->p[out->len++] = '#';
+	out->p[out->len++] = hexdig[sum >> 4];
+	out->p[out->len++] = hexdig[sum & 15];
+	out->p[out->len] = '\0';
+	return 0;
+}
+
+/* Ack mode: waits for '+', resending on '-'. */
+static int rsp_wait_ack(struct kbu_gdb *g, const char *what, struct kbu_err *err)
+{
+	int64_t deadline = now_ms() + g->reply_timeout_ms;
+	size_t garbage = 0;
+	for (int tries = 0;;) {
+		int c = rsp_getc(g, deadline, what, 0, err);
+		if (c < 0)
+			return -1;
+		if (c == '+')
+			return 0;
+		if (c == '$') { /* replied without an ack: let the reply be read */
+			g->in_pos--;
+			return 0;
+		}
+		if (c == '-') {
+			if (++tries > RSP_RETRIES)
+				return gdb_fail(g, err, "rejected '%s' %d times", what, tries);
+			if (rsp_send_all(g, g->out.p, g->out.len, err))
+				return -1;
+			continue;
+		}
+		if (++garbage > RSP_MAX_GARBAGE)
+			return gdb_fail(g, err, "sent garbage instead of an acknowledgement of '%s'", what);
+	}
+}
+
+static const char *req_body(const struct rsp_req *r, size_t *n)
+{
+	if (r->body) {
+		*n = r->body_len;
+		return r->body;
+	}
+	*n = strlen(r->pkt);
+	return r->pkt;
+}
+
+/*
+ * Sends n packets and reads one reply for each, in order. Without acks, or
+ * with a stub that acks without waiting for ours (QEMU's system-mode stub),
+ * all packets go out in one write: one round trip. Otherwise one at a time.
+ * Error replies are data here: only transport failures fail.
+ */
+static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_err *err)
+{
+	if (gdb_alive(g, err))
+		return -1;
+	char what[48];
+	if (!g->ack || (g->pipeline && n > 1)) {
+		g->out.len = 0;
+		for (int i = 0; i < n; i++) {
+			size_t bl;
+			const char *b = req_body(&req[i], &bl);
+			if (rsp_frame(&g->out, b, bl, err))
+				return -1;
+		}
+		g->st.round_trips++;
+		g->st.packets_sent += (uint64_t)n;
+		if (rsp_send_all(g, g->out.p, g->out.len, err))
+			return -1;
+		g->in_batch = 1;
+		for (int i = 0; i < n; i++) {
+			size_t bl;
+			const char *b = req_body(&req[i], &bl);
+			pkt_name(b, bl, what, sizeof what);
+			if (rsp_recv(g, &req[i].reply, what, -1, 0, err)) {
+				g->in_batch = 0;
+				return -1;
+			}
+		}
+		g->in_batch = 0;
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t bl;
+		const char *b = req_body(&req[i], &bl);
+		pkt_name(b, bl, what, sizeof what);
+		g->out.len = 0;
+		if (rsp_frame(&g->out, b, bl, err))
+			return -1;
+		g->st.round_trips++;
+		g->st.packets_sent++;
+		if (rsp_send_all(g, g->out.p, g->out.len, err) || rsp_wait_ack(g, what, err) ||
+		    rsp_recv(g, &req[i].reply, what, -1, 0, err))
+			return -1;
+	}
+	return 0;
+}
+
+static void reqs_free(struct rsp_req *req, int n)
+{
+	for (int i = 0; i < n; i++)
+		buf_free(&req[i].reply);
+}
+
+static int rsp_one(struct kbu_gdb *g, const char *pkt, struct rbuf *reply, struct kbu_err *err)
+{
+	struct rsp_req r = {.body = pkt, .body_len = strlen(pkt)};
+	int rc = rsp_batch(g, &r, 1, err);
+	*reply = r.reply;
+	return rc;
+}
+
+static int is_error_reply(const struct rbuf *r)
+{
+	return r->len >= 1 && r->p[0] == 'E' &&
+	       ((r->len == 3 && hexval(r->p[1]) >= 0 && hexval(r->p[2]) >= 0) ||
+		(r->len >= 2 && r->p[1] == '.'));
+}
+
+static int is_stop_reply(const struct rbuf *r)
+{
+	return r->len >= 3 && (r->p[0] == 'T' || r->p[0] == 'S') && hexval(r->p[1]) >= 0 &&
+	       hexval(r->p[2]) >= 0;
+}
+
+/* ---- connect and handshake ---- */
+
+void kbu_gdb_opts_default(struct kbu_gdb_opts *o)
+{
+	o->connect_timeout_ms = 5000;
+	o->reply_timeout_ms = 10000;
+	const char *t = getenv("KBU_GDB_TIMEOUT");
+	if (t && *t) {
+		char *end;
+		double s = strtod(t, &end);
+		if (*end == '\0' && s > 0 && s < 86400) {
+			o->connect_timeout_ms = (int)(s * 1000);
+			o->reply_timeout_ms = (int)(s * 1000);
+			if (o->connect_timeout_ms < 1)
+				o->connect_timeout_ms = o->reply_timeout_ms = 1;
+		}
+	}
+}
+
+static int tcp_connect(const char *host, const char *port, int timeout_ms, const char *spec,
+		       struct kbu_err *err)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0)
+		return kbu_err_set(err, KBU_ECONN, "gdb stub %s: cannot resolve '%s': %s", spec, host,
+				   gai_strerror(rc));
+	char why[160] = "no address";
+	int fd = -1;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			snprintf(why, sizeof why, "%s", strerror(errno));
+			continue;
+		}
+		int soerr = 0;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+			if (errno != EINPROGRESS) {
+				soerr = errno;
+			} else {
+				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+				int64_t deadline = now_ms() + timeout_ms;
+				int pr;
+				do {
+					int64_t left = deadline - now_ms();
+					pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+				} while (pr < 0 && errno == EINTR);
+				socklen_t sl = sizeof soerr;
+				if (pr == 0)
+					soerr = ETIMEDOUT;
+				else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+					soerr = errno;
+			}
+		}
+		if (soerr == 0) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			freeaddrinfo(res);
+			return fd;
+		}
+		snprintf(why, sizeof why, "%s", soerr == ETIMEDOUT ? "timed out" : strerror(soerr));
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return kbu_err_set(err, KBU_ECONN,
+			   "cannot connect to gdb stub at %s: %s (is QEMU running with -gdb tcp::PORT?)",
+			   spec, why);
+}
+
+static void parse_supported(struct kbu_gdb *g, const char *s, int *noack)
+{
+	*noack = 0;
+	while (*s) {
+		const char *e = strchr(s, ';');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+		if (n > 11 && strncmp(s, "PacketSize=", 11) == 0) {
+			size_t v = 0;
+			size_t i = 11;
+			for (; i < n && hexval(s[i]) >= 0 && v < (1u << 24); i++)
+				v = v * 16 + (size_t)hexval(s[i]);
+			if (i == n && v >= 64)
+				g->packet_size = v < RSP_MAX_PACKET ? v : RSP_MAX_PACKET;
+		} else if (n == 16 && strncmp(s, "QStartNoAckMode+", 16) == 0) {
+			*noack = 1;
+		} else if (n == 20 && strncmp(s, "qXfer:features:read+", 20) == 0) {
+			g->has_xml = 1;
+		}
+		s += n;
+		if (*s == ';')
+			s++;
+	}
+}
+
+/* Parses "m01,02" / "mp01.01,p01.02" thread lists; returns 1 at the end ('l'). */
+static int parse_threads(struct kbu_gdb *g, const struct rbuf *r, struct kbu_err *err)
+{
+	if (r->len == 0)
+		return 1;
+	if (r->p[0] == 'l')
+		return 1;
+	if (r->p[0] != 'm')
+		return gdb_fail(g, err, "answered the thread list with '%.40s'", r->p);
+	const char *s = r->p + 1;
+	while (*s) {
+		if (*s == 'p') { /* multiprocess form: keep the thread part */
+			const char *dot = strchr(s, '.');
+			const char *comma = strchr(s, ',');
+			if (dot && (!comma || dot < comma))
+				s = dot + 1;
+		}
+		uint64_t v = 0;
+		int nd = 0;
+		for (; hexval(*s) >= 0; s++, nd++) {
+			if (nd >= 16)
+				return gdb_fail(g, err, "sent a thread id longer than 64 bits");
+			v = v << 4 | (uint64_t)hexval(*s);
+		}
+		if (nd == 0 || (*s && *s != ','))
+			return gdb_fail(g, err, "sent a malformed thread list '%.40s'", r->p);
+		if (g->nthreads >= RSP_MAX_THREADS)
+			return gdb_fail(g, err, "reports more than %d threads", RSP_MAX_THREADS);
+		g->threads[g->nthreads++] = v;
+		if (*s == ',')
+			s++;
+	}
+	return 0;
+}
+
+static int gdb_monitor_text(struct kbu_gdb *g, const char *cmd, char **out, struct kbu_err *err);
+
+/* Reads the thread list: qfThreadInfo then qsThreadInfo until 'l', speculatively batched. */
+static int load_threads(struct kbu_gdb *g, struct kbu_err *err)
+{
+	g->threads = calloc(RSP_MAX_THREADS, sizeof *g->threads);
+	if (!g->threads)
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory for the thread list");
+	int first = 1;
+	for (int rounds = 0; rounds < RSP_MAX_THREADS / 16 + 2; rounds++) {
+		struct rsp_req req[16];
+		memset(req, 0, sizeof req);
+		for (int i = 0; i < 16; i++)
+			snprintf(req[i].pkt, sizeof req[i].pkt, "%s",
+				 first && i == 0 ? "qfThreadInfo" : "qsThreadInfo");
+		if (rsp_batch(g, req, 16, err)) {
+			reqs_free(req, 16);
+			return -1;
+		}
+		int done = 0;
+		for (int i = 0; i < 16 && !done; i++) {
+			int r = parse_threads(g, &req[i].reply, err);
+			if (r < 0) {
+				reqs_free(req, 16);
+				return -1;
+			}
+			done = r;
+		}
+		reqs_free(req, 16);
+		first = 0;
+		if (done)
+			return 0;
+	}
+	return gdb_fail(g, err, "never ended its thread list");
+}
+
+static const struct kbu_mem_ops gdb_ops_template;
+
+struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *opts,
+			     struct kbu_err *err)
+{
+	struct kbu_gdb_opts o;
+	if (opts)
+		o = *opts;
+	else
+		kbu_gdb_opts_default(&o);
+	if (o.connect_timeout_ms <= 0 || o.reply_timeout_ms <= 0) {
+		kbu_err_set(err, KBU_EINVAL, "gdb stub timeouts must be positive");
+		return NULL;
+	}
+	char host[256], port[16];
+	if (kbu_rsp_parse_hostport(hostport, host, sizeof host, port, sizeof port, err))
+		return NULL;
+	struct kbu_gdb *g = calloc(1, sizeof *g);
+	if (!g) {
+		kbu_err_set(err, KBU_ENOMEM, "out of memory for a gdb connection");
+		return NULL;
+	}
+	g->fd = -1;
+	g->ack = 1;
+	g->packet_size = RSP_DEFAULT_PACKET;
+	g->reply_timeout_ms = o.reply_timeout_ms;
+	snprintf(g->where, sizeof g->where, "%s", hostport);
+	g->fd = tcp_connect(host, port, o.connect_timeout_ms, hostport, err);
+	if (g->fd < 0) {
+		g->fd = -1;
+		kbu_gdb_close(g);
+		return NULL;
+	}
+
+	/* qSupported; a stub that ignores us while its target runs gets 0x03 first. */
+	static const char supported[] = "qSupported:xmlRegisters=i386";
+	struct rbuf r = {0};
+	g->out.len = 0;
+	if (rsp_frame(&g->out, supported, strlen(supported), err))
+		goto fail;
+	g->st.round_trips++;
+	g->st.packets_sent++;
+	if (rsp_send_all(g, g->out.p, g->out.len, err))
+		goto fail;
+	int probe_ms = g->reply_timeout_ms < 1000 ? g->reply_timeout_ms / 2 + 1 : 1000;
+	int rc = rsp_recv(g, &r, "qSupported", probe_ms, 1, err);
+	if (rc == -2) {
+		if (rsp_send_all(g, "\x03", 1, err) || rsp_recv(g, &r, "interrupt (0x03)", -1, 0, err))
+			goto fail;
+		if (is_stop_reply(&r)) {
+			g->resume_on_close = 1;
+			/* A late answer to the first qSupported may follow: drop it. */
+			struct rbuf late = {0};
+			while (rsp_recv(g, &late, "qSupported", 100, 1, NULL) == 0)
+				;
+			buf_free(&late);
+			if (g->dead)
+				goto fail_dead;
+			if (rsp_one(g, supported, &r, err))
+				goto fail;
+		}
+	} else if (rc < 0) {
+		goto fail;
+	}
+	int noack = 0;
+	parse_supported(g, r.p ? r.p : "", &noack);
+	if (noack) {
+		buf_free(&r);
+		if (rsp_one(g, "QStartNoAckMode", &r, err))
+			goto fail;
+		if (r.len == 2 && memcmp(r.p, "OK", 2) == 0)
+			g->ack = 0;
+	}
+	g->max_write = (g->packet_size - 40) / 2;
+	g->max_write -= g->max_write % 16;
+	if (g->max_write == 0)
+		g->max_write = 8;
+
+	/* Why it is stopped; QEMU's own extensions. */
+	struct rsp_req st[2];
+	memset(st, 0, sizeof st);
+	snprintf(st[0].pkt, sizeof st[0].pkt, "?");
+	snprintf(st[1].pkt, sizeof st[1].pkt, "qqemu.Supported");
+	if (rsp_batch(g, st, 2, err)) {
+		reqs_free(st, 2);
+		goto fail;
+	}
+	if (st[0].reply.len > 0 && (st[0].reply.p[0] == 'W' || st[0].reply.p[0] == 'X')) {
+		kbu_err_set(err, KBU_ECONN, "gdb stub %s: the target has exited ('%.20s')", g->where,
+			    st[0].reply.p);
+		reqs_free(st, 2);
+		goto fail;
+	}
+	int qemu = st[1].reply.len > 0 && strstr(st[1].reply.p, "PhyMemMode") != NULL;
+	reqs_free(st, 2);
+	/* QEMU's system-mode stub never waits for our acks (it only resends on '-'). */
+	g->pipeline = qemu;
+	if (load_threads(g, err))
+		goto fail;
+	if (qemu && !g->resume_on_close) {
+		/* QEMU pauses the VM when we connect: plain "paused" means it was running. */
+		char *status = NULL;
+		struct kbu_err e = {0};
+		if (gdb_monitor_text(g, "info status", &status, &e) == 0) {
+			const char *p = strstr(status, "VM status: ");
+			if (p) {
+				p += 11;
+				if ((strncmp(p, "paused", 6) == 0 && (p[6] == '\r' || p[6] == '\n' || !p[6])) ||
+				    strncmp(p, "running", 7) == 0)
+					g->resume_on_close = 1;
+			}
+		}
+		free(status);
+		if (g->dead)
+			goto fail_dead;
+	}
+	buf_free(&r);
+	g->ops = gdb_ops_template;
+	/* One source call is one round trip: up to RSP_MAX_BATCH 'm' packets. */
+	g->per_m = g->packet_size / 2 - (g->packet_size / 2) % 16;
+	g->ops.max_read = g->per_m * RSP_MAX_BATCH;
+	return g;
+
+fail_dead:
+	if (err)
+		*err = g->dead_err;
+fail:
+	buf_free(&r);
+	g->resume_on_close = 0;
+	kbu_gdb_close(g);
+	return NULL;
+}
+
+void kbu_gdb_close(struct kbu_gdb *g)
+{
+	if (!g)
+		return;
+	if (g->fd >= 0 && g->resume_on_close && !g->dead) {
+		/* Detach: QEMU resumes the VM and answers OK. */
+		struct rbuf r = {0};
+		g->out.len = 0;
+		if (rsp_frame(&g->out, "D", 1, NULL) == 0 && rsp_send_all(g, g->out.p, g->out.len, NULL) == 0)
+			(void)rsp_recv(g, &r, "D", 1000, 1, NULL);
+		buf_free(&r);
+	}
+	if (g->fd >= 0)
+		close(g->fd);
+	free(g->threads);
+	free(g->regs);
+	buf_free(&g->out);
+	buf_free(&g->raw);
+	free(g);
+}
+
+const struct kbu_mem_ops *kbu_gdb_mem_ops(const struct kbu_gdb *g) { return &g->ops; }
+struct kbu_gdb_stats kbu_gdb_get_stats(const struct kbu_gdb *g) { return g->st; }
+size_t kbu_gdb_packet_size(const struct kbu_gdb *g) { return g->packet_size; }
+int kbu_gdb_no_ack(const struct kbu_gdb *g) { return !g->ack; }
+int kbu_gdb_resumes_on_close(const struct kbu_gdb *g) { return g->resume_on_close; }
+
+int kbu_gdb_request(struct kbu_gdb *g, const char *packet, char **reply, size_t *reply_len,
+		    struct kbu_err *err)
+{
+	size_t n = strlen(packet);
+	if (n + 4 > g->packet_size)
+		return kbu_err_set(err, KBU_EINVAL, "packet of %zu bytes exceeds the stub's %zu", n,
+				   g->packet_size);
+	struct rbuf r = {0};
+	if (rsp_one(g, packet, &r, err)) {
+		buf_free(&r);
+		return -1;
+	}
+	if (!r.p && buf_reserve(&r, 0, err))
+		return -1;
+	r.p[r.len] = '\0';
+	*reply = r.p;
+	if (reply_len)
+		*reply_len = r.len;
+	return 0;
+}
+
+/* ---- memory ---- */
+
+static const char *space_name(enum kbu_space s) { return s == KBU_PHYS ? "physical" : "virtual"; }
+
+/* Checks the replies to PhyMemMode on/off around a batch. */
+static int check_phys_mode(struct kbu_gdb *g, const struct rbuf *on, const struct rbuf *off,
+			   struct kbu_err *err)
+{
+	if (off->len != 2 || memcmp(off->p, "OK", 2) != 0)
+		return gdb_fail(g, err, "did not confirm switching physical memory mode back off ('%.20s')",
+				off->len ? off->p : "");
+	if (on->len == 0)
+		return kbu_err_set(err, KBU_EUNSUPPORTED,
+				   "gdb stub %s has no physical memory mode (Qqemu.PhyMemMode): not QEMU?",
+				   g->where);
+	if (on->len != 2 || memcmp(on->p, "OK", 2) != 0)
+		return kbu_err_set(err, KBU_EUNSUPPORTED,
+				   "gdb stub %s refused physical memory mode ('%.20s')", g->where, on->p);
+	return 0;
+}
+
+static int gdb_read(void *ctx, enum kbu_space space, uint64_t addr, void *buf, size_t len,
+		    struct kbu_err *err)
+{
+	struct kbu_gdb *g = ctx;
+	unsigned char *out = buf;
+	size_t chunk = g->per_m;
+	int phys = space == KBU_PHYS;
+	if (len > 0 && addr + (len - 1) < addr)
+		return kbu_err_set(err, KBU_EINVAL, "read of %zu bytes at 0x%llx wraps around", len,
+				   (unsigned long long)addr);
+	while (len > 0) {
+		struct rsp_req req[RSP_MAX_BATCH + 2];
+		int n = 0, nm = 0;
+		memset(req, 0, sizeof req);
+		if (phys)
+			snprintf(req[n++].pkt, sizeof req[0].pkt, "Qqemu.PhyMemMode:1");
+		size_t off = 0;
+		while (off < len && nm < RSP_MAX_BATCH) {
+			size_t c = len - off < chunk ? len - off : chunk;
+			snprintf(req[n++].pkt, sizeof req[0].pkt, "m%llx,%zx",
+				 (unsigned long long)(addr + off), c);
+			off += c;
+			nm++;
+		}
+		if (phys)
+			snprintf(req[n++].pkt, sizeof req[0].pkt, "Qqemu.PhyMemMode:0");
+		if (rsp_batch(g, req, n, err)) {
+			reqs_free(req, n);
+			return -1;
+		}
+		if (phys && check_phys_mode(g, &req[0].reply, &req[n - 1].reply, err)) {
+			reqs_free(req, n);
+			return -1;
+		}
+		size_t done = 0;
+		for (int i = phys; i < phys + nm; i++) {
+			struct rbuf *r = &req[i].reply;
+			size_t want = len - done < chunk ? len - done : chunk;
+			uint64_t a = addr + done;
+			if (is_error_reply(r)) {
+				kbu_err_set(err, KBU_EFAULT,
+					    "cannot read %s memory at 0x%llx-0x%llx (gdb stub error %s)",
+					    space_name(space), (unsigned long long)a,
+					    (unsigned long long)(a + want - 1), r->p);
+				reqs_free(req, n);
+				return -1;
+			}
+			if (r->len == 0) {
+				kbu_err_set(err, KBU_EUNSUPPORTED, "gdb stub %s does not read memory ('m')",
+					    g->where);
+				reqs_free(req, n);
+				return -1;
+			}
+			size_t got = r->len / 2;
+			int bad = r->len % 2 != 0 || got > want;
+			for (size_t k = 0; k < r->len && !bad; k++)
+				bad = hexval(r->p[k]) < 0;
+			if (bad) {
+				reqs_free(req, n);
+				return gdb_fail(g, err, "answered 'm%llx,%zx' with '%.24s' (%zu characters)",
+						(unsigned long long)a, want, r->p, r->len);
+			}
+			for (size_t k = 0; k < got; k++)
+				out[done + k] = (unsigned char)(hexval(r->p[2 * k]) << 4 | hexval(r->p[2 * k + 1]));
+			done += got;
+			if (got < want)
+				break; /* a short reply: ask again from where it stopped */
+		}
+		reqs_free(req, n);
+		out += done;
+		addr += done;
+		len -= done;
+	}
+	return 0;
+}
+
+static int gdb_write(void *ctx, enum kbu_space space, uint64_t addr, const void *buf, size_t len,
+		     struct kbu_err *err)
+{
+	struct kbu_gdb *g = ctx;
+	const unsigned char *in = buf;
+	int phys = space == KBU_PHYS;
+	if (len > 0 && addr + (len - 1) < addr)
+		return kbu_err_set(err, KBU_EINVAL, "write of %zu bytes at 0x%llx wraps around", len,
+				   (unsigned long long)addr);
+	while (len > 0) {
+		enum { NW = 16 };
+		struct rsp_req req[NW + 2];
+		char *bodies[NW];
+		int n = 0, nw = 0, rc = -1;
+		memset(req, 0, sizeof req);
+		memset(bodies, 0, sizeof bodies);
+		if (phys)
+			snprintf(req[n++].pkt, sizeof req[0].pkt, "Qqemu.PhyMemMode:1");
+		size_t off = 0;
+		while (off < len && nw < NW) {
+			size_t c = len - off < g->max_write ? len - off : g->max_write;
+			char *b = malloc(40 + 2 * c);
+			if (!b) {
+				kbu_err_set(err, KBU_ENOMEM, "out of memory for a write packet");
+				goto out;
+			}
+			int h = snprintf(b, 40, "M%llx,%zx:", (unsigned long long)(addr + off), c);
+			for (size_t k = 0; k < c; k++) {
+				b[h + 2 * k] = hexdig[in[off + k] >> 4];
+				b[h + 2 * k + 1] = hexdig[in[off + k] & 15];
+			}
+			bodies[nw] = b;
+			req[n].body = b;
+			req[n].body_len = (size_t)h + 2 * c;
+			n++;
+			nw++;
+			off += c;
+		}
+		if (phys)
+			snprintf(req[n++].pkt, sizeof req[0].pkt, "Qqemu.PhyMemMode:0");
+		if (rsp_batch(g, req, n, err))
+			goto out;
+		if (phys && check_phys_mode(g, &req[0].reply, &req[n - 1].reply, err))
+			goto out;
+		size_t done = 0;
+		for (int i = phys; i < phys + nw; i++) {
+			struct rbuf *r = &req[i].reply;
+			size_t c = len - done < g->max_write ? len - done : g->max_write;
+			if (r->len != 2 || memcmp(r->p, "OK", 2) != 0) {
+				kbu_err_set(err, is_error_reply(r) ? KBU_EFAULT : KBU_EUNSUPPORTED,
+					    "cannot write %s memory at 0x%llx-0x%llx (gdb stub replied '%.20s')",
+					    space_name(space), (unsigned long long)(addr + done),
+					    (unsigned long long)(addr + done + c - 1), r->len ? r->p : "");
+				goto out;
+			}
+			done += c;
+		}
+		in += off;
+		addr += off;
+		len -= off;
+		rc = 0;
+out:
+		reqs_free(req, n);
+		for (int i = 0; i < NW; i++)
+			free(bodies[i]);
+		if (rc)
+			return -1;
+	}
+	return 0;
+}
+
+/* ---- monitor ---- */
+
+static int gdb_monitor_text(struct kbu_gdb *g, const char *cmd, char **out, struct kbu_err *err)
+{
+	if (gdb_alive(g, err))
+		return -1;
+	size_t cl = strlen(cmd);
+	if (6 + 2 * cl + 4 > g->packet_size)
+		return kbu_err_set(err, KBU_EINVAL, "monitor command of %zu characters is too long for the stub",
+				   cl);
+	char *pkt = malloc(7 + 2 * cl);
+	if (!pkt)
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory for a monitor command");
+	memcpy(pkt, "qRcmd,", 6);
+	for (size_t i = 0; i < cl; i++) {
+		pkt[6 + 2 * i] = hexdig[(unsigned char)cmd[i] >> 4];
+		pkt[6 + 2 * i + 1] = hexdig[(unsigned char)cmd[i] & 15];
+	}
+	pkt[6 + 2 * cl] = '\0';
+	g->out.len = 0;
+	int rc = rsp_frame(&g->out, pkt, 6 + 2 * cl, err);
+	free(pkt);
+	if (rc)
+		return -1;
+	g->st.round_trips++;
+	g->st.packets_sent++;
+	char what[48];
+	snprintf(what, sizeof what, "monitor %.30s", cmd);
+	if (rsp_send_all(g, g->out.p, g->out.len, err) || (g->ack && rsp_wait_ack(g, what, err)))
+		return -1;
+	struct rbuf text = {0}, r = {0};
+	if (buf_reserve(&text, 0, err))
+		return -1;
+	for (;;) {
+		if (rsp_recv(g, &r, what, -1, 0, err))
+			goto fail;
+		if (r.len == 2 && memcmp(r.p, "OK", 2) == 0)
+			break;
+		if (r.len == 0) {
+			kbu_err_set(err, KBU_EUNSUPPORTED, "gdb stub %s has no monitor (qRcmd)", g->where);
+			goto fail;
+		}
+		if (is_error_reply(&r)) {
+			kbu_err_set(err, KBU_EINVAL, "monitor command '%s' failed (gdb stub error %s)%s%.200s",
+				    cmd, r.p, text.len ? ": " : "", text.p);
+			goto fail;
+		}
+		/* "O<hex>" is console output; bare hex is a final answer from some stubs. */
+		size_t start = r.p[0] == 'O' ? 1 : 0;
+		size_t hl = r.len - start;
+		int bad = hl % 2 != 0;
+		for (size_t k = start; k < r.len && !bad; k++)
+			bad = hexval(r.p[k]) < 0;
+		if (bad) {
+			gdb_fail(g, err, "answered monitor command '%s' with '%.24s'", cmd, r.p);
+			goto fail;
+		}
+		if (text.len + hl / 2 > RSP_MAX_MONITOR) {
+			gdb_fail(g, err, "monitor output of '%s' exceeds %u bytes", cmd, RSP_MAX_MONITOR);
+			goto fail;
+		}
+		if (buf_reserve(&text, hl / 2, err))
+			goto fail;
+		for (size_t k = 0; k < hl / 2; k++)
+			text.p[text.len++] = (char)(hexval(r.p[start + 2 * k]) << 4 | hexval(r.p[start + 2 * k + 1]));
+		text.p[text.len] = '\0';
+		if (start == 0)
+			break;
+	}
+	buf_free(&r);
+	*out = text.p;
+	return 0;
+fail:
+	buf_free(&r);
+	buf_free(&text);
+	return -1;
+}
+
+static int gdb_monitor(void *ctx, const char *cmd, char **out, struct kbu_err *err)
+{
+	return gdb_monitor_text(ctx, cmd, out, err);
+}
+
+static int gdb_ncpus(void *ctx)
+{
+	const struct kbu_gdb *g = ctx;
+	return g->nthreads;
+}
+
+/* ---- registers ---- */
+
+static int xml_attr(const char *tag, const char *end, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+	for (const char *p = tag; p + nl + 2 < end; p++) {
+		if (!isspace((unsigned char)p[0]) || strncmp(p + 1, name, nl) != 0 || p[1 + nl] != '=')
+			continue;
+		char q = p[2 + nl];
+		if (q != '"' && q != '\'')
+			continue;
+		const char *v = p + 3 + nl;
+		const char *ve = memchr(v, q, (size_t)(end - v));
+		if (!ve || (size_t)(ve - v) + 1 > cap)
+			return -1;
+		memcpy(out, v, (size_t)(ve - v));
+		out[ve - v] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+static int gdb_xfer(struct kbu_gdb *g, const char *annex, struct rbuf *doc, struct kbu_err *err)
+{
+	size_t chunk = g->packet_size > 64 ? g->packet_size - 16 : 48;
+	doc->len = 0;
+	for (;;) {
+		char pkt[160];
+		snprintf(pkt, sizeof pkt, "qXfer:features:read:%s:%zx,%zx", annex, doc->len, chunk);
+		struct rbuf r = {0};
+		if (rsp_one(g, pkt, &r, err)) {
+			buf_free(&r);
+			return -1;
+		}
+		if (r.len == 0 || (r.p[0] != 'm' && r.p[0] != 'l')) {
+			kbu_err_set(err, r.len == 0 ? KBU_EUNSUPPORTED : KBU_EFORMAT,
+				    "gdb stub %s: cannot read target description '%s' ('%.20s')", g->where,
+				    annex, r.len ? r.p : "");
+			buf_free(&r);
+			return -1;
+		}
+		int last = r.p[0] == 'l';
+		if (doc->len + r.len > RSP_MAX_XML) {
+			buf_free(&r);
+			return kbu_err_set(err, KBU_EFORMAT, "gdb stub %s: target description '%s' exceeds %u bytes",
+					   g->where, annex, RSP_MAX_XML);
+		}
+		int rc = buf_put(doc, r.p + 1, r.len - 1, err);
+		buf_free(&r);
+		if (rc)
+			return -1;
+		if (last || r.len == 1)
+			return 0;
+	}
+}
+
+static int parse_description(struct kbu_gdb *g, const char *annex, int depth, unsigned *next,
+			     struct kbu_err *err)
+{
+	if (depth > 4 || ++g->xml_files > RSP_MAX_XML_FILES)
+		return kbu_err_set(err, KBU_EFORMAT, "gdb stub %s: target description includes nest too deep",
+				   g->where);
+	struct rbuf doc = {0};
+	if (gdb_xfer(g, annex, &doc, err)) {
+		buf_free(&doc);
+		return -1;
+	}
+	const char *p = doc.p ? doc.p : "", *end = p + doc.len;
+	int rc = 0;
+	while (rc == 0 && (p = memchr(p, '<', (size_t)(end - p))) != NULL) {
+		if (end - p >= 4 && strncmp(p, "<!--", 4) == 0) {
+			const char *c = strstr(p + 4, "-->");
+			if (!c)
+				break;
+			p = c + 3;
+			continue;
+		}
+		const char *te = memchr(p, '>', (size_t)(end - p));
+		if (!te)
+			break;
+		char v[128];
+		if (strncmp(p, "<xi:include", 11) == 0 && isspace((unsigned char)p[11])) {
+			if (xml_attr(p, te, "href", v, sizeof v) == 0) {
+				for (char *c = v; *c; c++)
+					if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_') {
+						rc = kbu_err_set(err, KBU_EFORMAT,
+								 "gdb stub %s: odd include name '%s' in '%s'",
+								 g->where, v, annex);
+						break;
+					}
+				if (rc == 0)
+					rc = parse_description(g, v, depth + 1, next, err);
+			}
+		} else if (strncmp(p, "<reg", 4) == 0 && isspace((unsigned char)p[4])) {
+			char name[32], bits[16];
+			if (xml_attr(p, te, "name", name, sizeof name) == 0 &&
+			    xml_attr(p, te, "bitsize", bits, sizeof bits) == 0) {
+				char *e;
+				unsigned long b = strtoul(bits, &e, 10);
+				if (*e || b == 0 || b > 4096) {
+					rc = kbu_err_set(err, KBU_EFORMAT, "gdb stub %s: register %s has bitsize '%s'",
+							 g->where, name, bits);
+					break;
+				}
+				if (xml_attr(p, te, "regnum", v, sizeof v) == 0) {
+					unsigned long n = strtoul(v, &e, 10);
+					if (*e || n > 65535) {
+						rc = kbu_err_set(err, KBU_EFORMAT,
+								 "gdb stub %s: register %s has regnum '%s'",
+								 g->where, name, v);
+						break;
+					}
+					*next = (unsigned)n;
+				}
+				if (g->nregs >= RSP_MAX_REGS) {
+					rc = kbu_err_set(err, KBU_EFORMAT, "gdb stub %s: more than %d registers",
+							 g->where, RSP_MAX_REGS);
+					break;
+				}
+				struct gdb_reg *r = &g->regs[g->nregs++];
+				snprintf(r->name, sizeof r->name, "%s", name);
+				r->bits = (unsigned)b;
+				r->num = (*next)++;
+				r->goff = -1;
+			}
+		}
+		p = te + 1;
+	}
+	buf_free(&doc);
+	return rc;
+}
+
+static int reg_cmp(const void *a, const void *b)
+{
+	const struct gdb_reg *x = a, *y = b;
+	return x->num < y->num ? -1 : x->num > y->num;
+}
+
+static int load_layout(struct kbu_gdb *g, struct kbu_err *err)
+{
+	if (g->layout_loaded)
+		return 0;
+	if (!g->has_xml)
+		return kbu_err_set(err, KBU_EUNSUPPORTED,
+				   "gdb stub %s offers no target description (qXfer:features:read)", g->where);
+	free(g->regs);
+	g->regs = calloc(RSP_MAX_REGS, sizeof *g->regs);
+	if (!g->regs)
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory for the register layout");
+	g->nregs = 0;
+	g->xml_files = 0;
+	unsigned next = 0;
+	if (parse_description(g, "target.xml", 0, &next, err))
+		return -1;
+	if (g->nregs == 0)
+		return kbu_err_set(err, KBU_EFORMAT, "gdb stub %s: target description lists no registers",
+				   g->where);
+	qsort(g->regs, (size_t)g->nregs, sizeof *g->regs, reg_cmp);
+	/* 'g' holds registers 0, 1, 2, ... back to back until the first gap. */
+	long off = 0;
+	for (int i = 0; i < g->nregs && g->regs[i].num == (unsigned)i && g->regs[i].bits % 8 == 0; i++) {
+		g->regs[i].goff = off;
+		off += (long)g->regs[i].bits / 8;
+	}
+	g->layout_loaded = 1;
+	return 0;
+}
+
+#define RF(f) offsetof(struct kbu_regs, f), sizeof(((struct kbu_regs *)0)->f)
+enum { SET64 = 1, SET32 = 2, OPT = 4 };
+static const struct {
+	const char *name;
+	size_t off, size;
+	uint32_t group;
+	int set;
+} reg_map[] = {
+	{"rax", RF(rax), KBU_HAVE_GPR, SET64}, {"rbx", RF(rbx), KBU_HAVE_GPR, SET64},
+	{"rcx", RF(rcx), KBU_HAVE_GPR, SET64}, {"rdx", RF(rdx), KBU_HAVE_GPR, SET64},
+	{"rsi", RF(rsi), KBU_HAVE_GPR, SET64}, {"rdi", RF(rdi), KBU_HAVE_GPR, SET64},
+	{"rbp", RF(rbp), KBU_HAVE_GPR, SET64}, {"rsp", RF(rsp), KBU_HAVE_GPR, SET64},
+	{"r8", RF(r8), KBU_HAVE_GPR, SET64},   {"r9", RF(r9), KBU_HAVE_GPR, SET64},
+	{"r10", RF(r10), KBU_HAVE_GPR, SET64}, {"r11", RF(r11), KBU_HAVE_GPR, SET64},
+	{"r12", RF(r12), KBU_HAVE_GPR, SET64}, {"r13", RF(r13), KBU_HAVE_GPR, SET64},
+	{"r14", RF(r14), KBU_HAVE_GPR, SET64}, {"r15", RF(r15), KBU_HAVE_GPR, SET64},
+	{"rip", RF(rip), KBU_HAVE_GPR, SET64},
+	{"eax", RF(rax), KBU_HAVE_GPR, SET32}, {"ebx", RF(rbx), KBU_HAVE_GPR, SET32},
+	{"ecx", RF(rcx), KBU_HAVE_GPR, SET32}, {"edx", RF(rdx), KBU_HAVE_GPR, SET32},
+	{"esi", RF(rsi), KBU_HAVE_GPR, SET32}, {"edi", RF(rdi), KBU_HAVE_GPR, SET32},
+	{"ebp", RF(rbp), KBU_HAVE_GPR, SET32}, {"esp", RF(rsp), KBU_HAVE_GPR, SET32},
+	{"eip", RF(rip), KBU_HAVE_GPR, SET32},
+	{"eflags", RF(rflags), KBU_HAVE_GPR, SET64 | SET32},
+	{"cs", RF(cs), KBU_HAVE_SEG, 0}, {"ss", RF(ss), KBU_HAVE_SEG, 0},
+	{"ds", RF(ds), KBU_HAVE_SEG, 0}, {"es", RF(es), KBU_HAVE_SEG, 0},
+	{"fs", RF(fs), KBU_HAVE_SEG, 0}, {"gs", RF(gs), KBU_HAVE_SEG, 0},
+	{"fs_base", RF(fs_base), KBU_HAVE_SEGBASE, 0}, {"gs_base", RF(gs_base), KBU_HAVE_SEGBASE, 0},
+	{"k_gs_base", RF(kernel_gs_base), KBU_HAVE_SEGBASE, OPT},
+	{"cr0", RF(cr0), KBU_HAVE_CR, 0}, {"cr2", RF(cr2), KBU_HAVE_CR, 0},
+	{"cr3", RF(cr3), KBU_HAVE_CR, 0}, {"cr4", RF(cr4), KBU_HAVE_CR, 0},
+	{"cr8", RF(cr8), KBU_HAVE_CR, OPT},
+	{"efer", RF(efer), KBU_HAVE_EFER, 0},
+};
+#define NMAP (sizeof reg_map / sizeof reg_map[0])
+
+static void store_field(struct kbu_regs *out, size_t m, uint64_t v)
+{
+	char *f = (char *)out + reg_map[m].off;
+	if (reg_map[m].size == 2) {
+		uint16_t s = (uint16_t)v;
+		memcpy(f, &s, 2);
+	} else {
+		memcpy(f, &v, 8);
+	}
+}
+
+/* Little-endian hex of nbytes (at most 8) into v; 0 if every digit is hex. */
+static int hex_le(const char *h, size_t nbytes, uint64_t *v)
+{
+	*v = 0;
+	for (size_t k = 0; k < nbytes; k++) {
+		int a = hexval(h[2 * k]), b = hexval(h[2 * k + 1]);
+		if (a < 0 || b < 0)
+			return -1; /* 'xx': the stub does not have it */
+		*v |= (uint64_t)(a << 4 | b) << (8 * k);
+	}
+	return 0;
+}
+
+static int gdb_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *err)
+{
+	struct kbu_gdb *g = ctx;
+	if (gdb_alive(g, err))
+		return -1;
+	if (cpu < 0 || (g->nthreads > 0 && cpu >= g->nthreads) || (g->nthreads == 0 && cpu != 0))
+		return kbu_err_set(err, KBU_EINVAL, "no CPU %d: gdb stub %s reports %d", cpu, g->where,
+				   g->nthreads);
+	if (load_layout(g, err))
+		return -1;
+	int select = cpu != 0;
+	int found[NMAP] = {0};
+	int where[NMAP]; /* index into g->regs, -1 if the stub has no such register */
+	for (size_t m = 0; m < NMAP; m++) {
+		where[m] = -1;
+		for (int i = 0; i < g->nregs; i++)
+			if (strcmp(g->regs[i].name, reg_map[m].name) == 0)
+				where[m] = i;
+	}
+	memset(out, 0, sizeof *out);
+
+	struct rsp_req req[NMAP + 2];
+	memset(req, 0, sizeof req);
+	int n = 0;
+	if (select)
+		snprintf(req[n++].pkt, sizeof req[0].pkt, "Hg%llx", (unsigned long long)g->threads[cpu]);
+	int gi = n;
+	snprintf(req[n++].pkt, sizeof req[0].pkt, "g");
+	if (select)
+		snprintf(req[n++].pkt, sizeof req[0].pkt, "Hg%llx", (unsigned long long)g->threads[0]);
+	if (rsp_batch(g, req, n, err)) {
+		reqs_free(req, n);
+		return -1;
+	}
+	if (select && (req[0].reply.len != 2 || memcmp(req[0].reply.p, "OK", 2) != 0)) {
+		kbu_err_set(err, KBU_ECONN, "gdb stub %s refused to select CPU %d (thread %llx): '%.20s'",
+			    g->where, cpu, (unsigned long long)g->threads[cpu], req[0].reply.p);
+		reqs_free(req, n);
+		return -1;
+	}
+	struct rbuf *gr = &req[gi].reply;
+	size_t glen = is_error_reply(gr) ? 0 : gr->len / 2;
+	/* Trust 'g' only when it ends exactly on a register boundary of the layout. */
+	int g_ok = 0;
+	if (glen > 0 && gr->len % 2 == 0) {
+		for (int i = 0; i < g->nregs && g->regs[i].goff >= 0; i++)
+			if ((size_t)g->regs[i].goff + g->regs[i].bits / 8 == glen)
+				g_ok = 1;
+	}
+	int need_p = 0;
+	for (size_t m = 0; m < NMAP; m++) {
+		int i = where[m];
+		if (i < 0)
+			continue;
+		const struct gdb_reg *r = &g->regs[i];
+		uint64_t v;
+		if (g_ok && r->goff >= 0 && (size_t)r->goff + r->bits / 8 <= glen && r->bits <= 64 &&
+		    hex_le(gr->p + 2 * r->goff, r->bits / 8, &v) == 0) {
+			store_field(out, m, v);
+			found[m] = 1;
+		} else if (r->bits <= 64) {
+			need_p = 1;
+		}
+	}
+	reqs_free(req, n);
+
+	if (need_p) { /* 'g' was short or odd: read the rest one by one, in one batch */
+		int map_of[NMAP + 2];
+		n = 0;
+		memset(req, 0, sizeof req);
+		if (select)
+			snprintf(req[n++].pkt, sizeof req[0].pkt, "Hg%llx", (unsigned long long)g->threads[cpu]);
+		for (size_t m = 0; m < NMAP; m++) {
+			if (where[m] < 0 || found[m] || g->regs[where[m]].bits > 64)
+				continue;
+			map_of[n] = (int)m;
+			snprintf(req[n++].pkt, sizeof req[0].pkt, "p%x", g->regs[where[m]].num);
+		}
+		int last = n;
+		if (select)
+			snprintf(req[n++].pkt, sizeof req[0].pkt, "Hg%llx", (unsigned long long)g->threads[0]);
+		if (rsp_batch(g, req, n, err)) {
+			reqs_free(req, n);
+			return -1;
+		}
+		for (int k = select; k < last; k++) {
+			struct rbuf *r = &req[k].reply;
+			uint64_t v;
+			/* In 32-bit mode a stub may send 4 bytes where the layout says 8. */
+			if (r->len >= 2 && r->len <= 16 && r->len % 2 == 0 && !is_error_reply(r) &&
+			    hex_le(r->p, r->len / 2, &v) == 0) {
+				store_field(out, (size_t)map_of[k], v);
+				found[map_of[k]] = 1;
+			}
+		}
+		reqs_free(req, n);
+	}
+
+	/* A group counts only when every register it needs came back. */
+	int all64 = 1, all32 = 1;
+	uint32_t missing = 0;
+	for (size_t m = 0; m < NMAP; m++) {
+		if (reg_map[m].set & SET64)
+			all64 &= found[m];
+		if (reg_map[m].set & SET32)
+			all32 &= found[m];
+		if (!(reg_map[m].set & (SET64 | SET32 | OPT)) && !found[m])
+			missing |= reg_map[m].group;
+	}
+	out->have = 0;
+	if (all64 || all32)
+		out->have |= KBU_HAVE_GPR;
+	uint32_t groups[] = {KBU_HAVE_SEG, KBU_HAVE_SEGBASE, KBU_HAVE_CR, KBU_HAVE_EFER};
+	for (size_t k = 0; k < sizeof groups / sizeof groups[0]; k++)
+		if (!(missing & groups[k]))
+			out->have |= groups[k];
+	/* QEMU masks registers to 32 bits unless the CPU runs 64-bit code. */
+	if (out->have & KBU_HAVE_EFER)
+		out->bits = (out->efer & (1u << 10)) ? 64 : 32;
+	else
+		out->bits = all64 ? 64 : 32;
+	if (!out->have)
+		return kbu_err_set(err, KBU_EFORMAT, "gdb stub %s returned no usable registers for CPU %d",
+				   g->where, cpu);
+	return 0;
+}
+
+static void gdb_close_op(void *ctx) { kbu_gdb_close(ctx); }
+
+static const struct kbu_mem_ops gdb_ops_template = {
+	.kind = "gdb",
+	.read = gdb_read,
+	.write = gdb_write,
+	.ncpus = gdb_ncpus,
+	.regs = gdb_regs,
+	.monitor = gdb_monitor,
+	.ranges = NULL,
+	.close = gdb_close_op,
+	.max_read = 0,
+};
+
+/* ---- the struct kbu_mem face ---- */
+
+struct kbu_mem *kbu_mem_open_gdb_ex(const char *hostport, const struct kbu_gdb_opts *opts,
+				    struct kbu_gdb **conn, struct kbu_err *err)
+{
+	struct kbu_gdb *g = kbu_gdb_open(hostport, opts, err);
+	if (conn)
+		*conn = g;
+	if (!g)
+		return NULL;
+	/* kbu_mem_new closes the source itself when it fails. */
+	struct kbu_mem *m = kbu_mem_new(&g->ops, g, err);
+	if (!m && conn)
+		*conn = NULL;
+	return m;
+}
+
+struct kbu_mem *kbu_mem_open_gdb(const char *hostport, struct kbu_err *err)
+{
+	return kbu_mem_open_gdb_ex(hostport, NULL, NULL, err);
+}
+
+/* Provided by the kbu_mem wrapper when it exposes its source; absent, the count reads 0. */
+extern void *kbu_mem_source_ctx(const struct kbu_mem *m) __attribute__((weak));
+
+uint64_t kbu_mem_gdb_round_trips(struct kbu_mem *m)
+{
+	if (!m || !kbu_mem_source_ctx || strcmp(kbu_mem_kind(m), "gdb") != 0)
+		return 0;
+	const struct kbu_gdb *g = kbu_mem_source_ctx(m);
+	return g ? g->st.round_trips : 0;
+}
