@@ -8,7 +8,7 @@
 
 #define CALIB_ROUNDS   2
 #define CALIB_ATTEMPTS 3
-#define SLOW_POLL_SPIN 200
+#define SLOW_POLL_SPIN 50
 
 static void spin(int n)
 {

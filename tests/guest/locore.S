@@ -6,6 +6,9 @@
  */
 #include "param.h"
 
+/* Unwind info goes to .debug_frame: the linker script drops .eh_frame. */
+	.cfi_sections .debug_frame
+
 #define XEN_ELFNOTE_ENTRY          1
 #define XEN_ELFNOTE_VIRT_BASE      3
 #define XEN_ELFNOTE_PADDR_OFFSET   4
