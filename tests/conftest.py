@@ -24,6 +24,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "linux: boots the Debian Linux kernel (scripts/linux-target)")
     config.addinivalue_line("markers", "slow: takes more than about 10 s")
     config.addinivalue_line("markers", "timeout(seconds): per-test time limit")
+    kbutest.qemu.sweep_stale_tmp()
 
 
 # Without pytest-timeout, a SIGALRM per test keeps a hung QEMU from hanging the suite.
@@ -108,7 +109,7 @@ def linux_dump(linux_target):
     Boots the PVH vmlinux with -smp smp and "kbu.token=<token>" on its command line,
     waits for the root-fs panic and dumps guest memory (256 MiB). Cached per
     (smp, token) for the session; the files are removed at its end."""
-    tmp = tempfile.mkdtemp(prefix="kbu-linux-dumps-")
+    tmp = tempfile.mkdtemp(prefix=kbutest.qemu.tmp_prefix("linux-dumps"))
     cache = {}
 
     def make(smp=1, token="kbu-test-token"):

@@ -26,6 +26,29 @@ _live = weakref.WeakSet()
 PR_SET_PDEATHSIG = 1
 
 
+def tmp_prefix(name):
+    """Prefix of a temporary directory: carries our pid so sweep_stale_tmp() can
+    tell a dead run's leftovers (after a SIGKILL) from a live run's files."""
+    return "kbu-%s-p%d-" % (name, os.getpid())
+
+
+def sweep_stale_tmp():
+    """Remove kbu temporary directories left by test processes that no longer exist."""
+    base = tempfile.gettempdir()
+    for entry in os.listdir(base):
+        m = re.match(r"kbu-.*-p(\d+)-[^-]+$", entry)
+        if not m:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+
+
 class QemuError(Exception):
     """QEMU did not start, died, or did not do what a test waited for."""
 
@@ -42,7 +65,7 @@ def _die_with_parent():
     # (SIGKILL, xdist worker crash), the kernel kills QEMU too.
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     except OSError:
         pass
 
@@ -156,7 +179,7 @@ class Qemu:
         self.extra = list(extra)
         self.name = name
         self._own_dir = workdir is None
-        self.workdir = workdir or tempfile.mkdtemp(prefix="kbu-%s-" % name)
+        self.workdir = workdir or tempfile.mkdtemp(prefix=tmp_prefix(name))
         os.makedirs(self.workdir, exist_ok=True)
         self.serial_path = os.path.join(self.workdir, "serial.log")
         self.qmp_path = os.path.join(self.workdir, "qmp.sock")
