@@ -1,0 +1,96 @@
+/*
+ * kbu: the local APIC. Every register with its xAPIC MMIO offset and x2APIC
+ * MSR number, decoding of each (LVTs, SVR, DCR, ICR, ISR/TMR/IRR), a parser
+ * of QEMU's `info lapic` text, and the report that compares sources.
+ */
+#ifndef KBU_LAPIC_H
+#define KBU_LAPIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kbu/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kbu_node;
+
+#define KBU_LAPIC_NREGS 64 /* 32-bit registers at offsets 0x000..0x3F0, 16 bytes apart */
+
+enum kbu_lapic_kind {
+	KBU_LREG_PLAIN = 0,
+	KBU_LREG_LVT,        /* local vector table entry */
+	KBU_LREG_LVT_TIMER,
+	KBU_LREG_BITMAP,     /* one of the 8 ISR/TMR/IRR words */
+};
+
+struct kbu_lapic_reg {
+	const char *name;  /* "ID", "LVT timer", ... */
+	uint16_t offset;   /* xAPIC MMIO offset from the base (0xfee00000) */
+	uint16_t msr;      /* x2APIC MSR (0x800 + offset/16); 0 if none in x2APIC mode */
+	uint8_t kind;      /* enum kbu_lapic_kind */
+	const char *qemu;  /* name in QEMU's `info lapic`, NULL if not shown there */
+};
+
+/* The architectural registers, by offset; NULL-named entries are reserved. */
+const struct kbu_lapic_reg *kbu_lapic_reg_at(unsigned offset);
+const struct kbu_lapic_reg *kbu_lapic_reg_table(size_t *n);
+uint32_t kbu_lapic_msr(unsigned offset); /* 0x800 + offset/16 */
+
+/* A snapshot: value per register index (offset >> 4), with what is known. */
+struct kbu_lapic_state {
+	uint32_t reg[KBU_LAPIC_NREGS];
+	uint64_t known;      /* bit i: reg[i] is known */
+	int cpu;             /* CPU index the source named, -1 if unknown */
+};
+
+static inline void kbu_lapic_set(struct kbu_lapic_state *s, unsigned off, uint32_t v)
+{
+	s->reg[(off >> 4) & 63] = v;
+	s->known |= 1ull << ((off >> 4) & 63);
+}
+static inline int kbu_lapic_known(const struct kbu_lapic_state *s, unsigned off)
+{
+	return (int)((s->known >> ((off >> 4) & 63)) & 1);
+}
+
+/*
+ * Parses QEMU's `info lapic` output (hmp_info_local_apic, QEMU 7.2 format):
+ * LVT0/LVT1/LVTPC/LVTERR/LVTTHMR/LVTT, Timer DCR/initial/current, SPIV, ICR,
+ * ICR2, ESR, ISR, IRR (with TMR from the "(level)" marks), APR/TPR/DFR/LDR/PPR.
+ * QEMU does not print ID, version, EOI or LVT CMCI: those stay unknown.
+ * Fails (KBU_EFORMAT) if the text has none of these lines.
+ */
+int kbu_lapic_parse_qemu(const char *text, struct kbu_lapic_state *s, struct kbu_err *err);
+
+/* Fills the state from a raw 1 KiB xAPIC page image (registers at 16-byte strides). */
+void kbu_lapic_from_page(const uint8_t page[0x400], struct kbu_lapic_state *s);
+/* Whether every readable register of a page image is zero (TCG's debug reads). */
+int kbu_lapic_page_all_zero(const uint8_t page[0x400]);
+
+/* Decoders. */
+struct kbu_lapic_lvt {
+	unsigned vector;
+	const char *delivery;  /* Fixed, SMI, NMI, INIT, ExtINT, reserved */
+	int pending;           /* delivery status */
+	int active_low;
+	int remote_irr;
+	int level;             /* trigger: 1 level, 0 edge */
+	int masked;
+	const char *timer_mode; /* one-shot, periodic, TSC-deadline, reserved; NULL if not the timer */
+};
+void kbu_lapic_decode_lvt(uint32_t v, int is_timer, struct kbu_lapic_lvt *out);
+/* DCR to the divisor: 1, 2, 4, ... 128. */
+unsigned kbu_lapic_divisor(uint32_t dcr);
+
+/* The report: registers table, decoded LVTs, vectors pending; `other` (may be
+ * NULL) is a second source whose known registers are compared with `s`. */
+void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, const char *source,
+		      const struct kbu_lapic_state *other, const char *other_source);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,250 @@
+/* kbu lapic [CPU]: every local APIC register decoded, from QEMU's monitor and/or the page. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/command.h"
+#include "kbu/cpuid.h"
+#include "kbu/lapic.h"
+#include "kbu/mem.h"
+#include "kbu/os.h"
+#include "kbu/report.h"
+#include "kbu/symbols.h"
+#include "kbu/util.h"
+
+#define LAPIC_DEFAULT_BASE 0xfee00000ull
+#define QEMU_TEXT_MAX (256 * 1024)
+
+static char *slurp(const char *path, struct kbu_err *err)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	if (!f) {
+		kbu_err_set(err, KBU_EIO, "lapic: cannot open %s", path);
+		return NULL;
+	}
+	char *buf = malloc(QEMU_TEXT_MAX + 1);
+	if (!buf) {
+		if (f != stdin)
+			fclose(f);
+		kbu_err_set(err, KBU_ENOMEM, "lapic: out of memory");
+		return NULL;
+	}
+	size_t n = fread(buf, 1, QEMU_TEXT_MAX, f);
+	int big = n == QEMU_TEXT_MAX && fgetc(f) != EOF;
+	if (f != stdin)
+		fclose(f);
+	if (big) {
+		free(buf);
+		kbu_err_set(err, KBU_EFORMAT, "lapic: %s is larger than %d bytes: not `info lapic` text",
+			    path, QEMU_TEXT_MAX);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* The kernel's own x2APIC flag, when the OS profile names it and memory has it. */
+static int kernel_x2apic(struct kbu_ctx *ctx, int *val, char *name, size_t len)
+{
+	struct kbu_err e;
+	if (!ctx->syms || !ctx->mem)
+		return 0;
+	struct kbu_os_profile *p = kbu_os_select(ctx->os, NULL, ctx->syms, &e);
+	if (!p)
+		return 0;
+	const char *role = kbu_os_role(p, "x2apic");
+	int ok = 0;
+	if (role) {
+		snprintf(name, len, "%s", role);
+		const struct kbu_sym *s = kbu_sym_by_name(ctx->syms, name);
+		uint8_t b;
+		if (s && kbu_mem_read(ctx->mem, KBU_VIRT, s->addr, &b, 1, &e) == 0) {
+			*val = b != 0;
+			ok = 1;
+		}
+	}
+	kbu_os_free(p);
+	return ok;
+}
+
+static void mode_section(struct kbu_node *root, const struct kbu_lapic_state *s, int have_cpuid,
+			 uint32_t cpuid1_ecx, uint32_t cpuid1_ebx, int have_kx2, int kx2,
+			 const char *kname)
+{
+	struct kbu_node *m = kbu_obj(root, "mode", "APIC mode");
+	int svr_known = kbu_lapic_known(s, 0x0f0);
+	int sw_on = svr_known && ((s->reg[0x0f0 >> 4] >> 8) & 1);
+	const char *mode = "unknown";
+	if (have_cpuid) {
+		int x2 = (cpuid1_ecx >> 21) & 1;
+		kbu_str(m, "cpuid_x2apic", "CPUID.1:ECX.x2APIC[21]", x2 ? "1 (x2APIC supported)" :
+			"0 (no x2APIC: xAPIC only)");
+		kbu_u64(m, "cpuid_apic_id", "CPUID.1:EBX initial APIC ID", cpuid1_ebx >> 24);
+		if (!x2)
+			mode = svr_known ? (sw_on ? "xAPIC" : "xAPIC, software-disabled") : "xAPIC";
+		if (have_kx2 && kx2 && !x2)
+			kbu_problem(m, KBU_SEV_WARN,
+				    "the kernel's %s says x2APIC but CPUID has no x2APIC bit: the kernel "
+				    "will use MSRs 0x800+ that fault", kname);
+	} else {
+		kbu_str(m, "cpuid_x2apic", "CPUID.1:ECX.x2APIC[21]", "not read");
+	}
+	if (have_kx2) {
+		kbu_strf(m, "kernel_x2apic", "kernel", "%s = %d", kname, kx2);
+		if (kx2 && (!have_cpuid || ((cpuid1_ecx >> 21) & 1)))
+			mode = "x2APIC (as the kernel set it)";
+		else if (!kx2 && strcmp(mode, "unknown") == 0)
+			mode = svr_known && !sw_on ? "xAPIC, software-disabled" : "xAPIC (as the kernel set it)";
+	} else {
+		kbu_str(m, "kernel_x2apic", "kernel", "no x2APIC flag known (no symbols or no profile)");
+	}
+	if (svr_known)
+		kbu_str(m, "svr_enable", "SVR bit 8 (software enable)", sw_on ? "1" : "0");
+	kbu_str(m, "mode", "mode", mode);
+	kbu_textf(m, "IA32_APIC_BASE (global enable, x2APIC enable bits) is not visible through "
+		     "the stub or `info lapic`");
+	if (strcmp(mode, "unknown") == 0)
+		kbu_problem(m, KBU_SEV_NOTE,
+			    "the mode cannot be known from here: give CPUID leaf 1 (--cpuid1) or the "
+			    "kernel's symbols");
+}
+
+static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
+		     struct kbu_err *err)
+{
+	static const struct kbu_opt opts[] = {
+		{"qemu-text", 0, 1}, {"base", 0, 1}, {"no-monitor", 0, 0}, {"no-page", 0, 0},
+		{"cpuid1", 0, 1}, {NULL, 0, 0},
+	};
+	struct kbu_getopt g = KBU_GETOPT_INIT;
+	const char *qemu_file = NULL;
+	uint64_t base = LAPIC_DEFAULT_BASE, cpu = 0;
+	int have_cpu = 0, no_monitor = 0, no_page = 0, have_cpuid = 0;
+	struct kbu_cpuid_leaf c1 = {0};
+	int i;
+	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
+		if (i == KBU_OPT_ERR)
+			return kbu_err_prefix(err, "lapic");
+		if (i == KBU_OPT_ARG) {
+			if (have_cpu || kbu_parse_u64(g.arg, &cpu, err) < 0 || cpu > 4095)
+				return kbu_err_set(err, KBU_EINVAL, "lapic: '%s' is not a CPU number",
+						   g.arg);
+			have_cpu = 1;
+			continue;
+		}
+		switch (i) {
+		case 0: qemu_file = g.arg; break;
+		case 1:
+			if (kbu_parse_u64(g.arg, &base, err) < 0 || (base & 0xfff))
+				return kbu_err_set(err, KBU_EINVAL,
+						   "lapic: --base '%s' is not a page-aligned address", g.arg);
+			break;
+		case 2: no_monitor = 1; break;
+		case 3: no_page = 1; break;
+		case 4: {
+			char spec[96];
+			snprintf(spec, sizeof spec, "1=%s", g.arg);
+			if (kbu_cpuid_parse_leaf(spec, &c1, err) < 0)
+				return kbu_err_prefix(err, "lapic: --cpuid1");
+			have_cpuid = 1;
+			break;
+		}
+		}
+	}
+
+	struct kbu_lapic_state mon, page;
+	int have_mon = 0, have_page = 0;
+	char *text = NULL;
+	struct kbu_err e2;
+	struct kbu_node *root = kbu_report_root(r);
+	struct kbu_node *src = kbu_obj(root, "sources", "sources");
+
+	if (qemu_file) {
+		text = slurp(qemu_file, err);
+		if (!text)
+			return -1;
+	} else if (!no_monitor && ctx->mem) {
+		char cmd[48];
+		snprintf(cmd, sizeof cmd, "info lapic %u", (unsigned)cpu);
+		if (kbu_mem_monitor(ctx->mem, cmd, &text, &e2) < 0) {
+			kbu_strf(src, "monitor", "QEMU info lapic", "unavailable: %s", e2.msg);
+			text = NULL;
+		}
+	} else {
+		kbu_str(src, "monitor", "QEMU info lapic", no_monitor ? "not asked" : "no live target");
+	}
+	if (text) {
+		if (kbu_lapic_parse_qemu(text, &mon, &e2) == 0) {
+			have_mon = 1;
+			kbu_str(src, "monitor", "QEMU info lapic", qemu_file ? qemu_file : "read (trusted)");
+			if (have_cpu && mon.cpu >= 0 && (uint64_t)mon.cpu != cpu)
+				kbu_problem(src, KBU_SEV_NOTE,
+					    "asked for APIC %u, QEMU dumped CPU %d", (unsigned)cpu, mon.cpu);
+		} else {
+			kbu_strf(src, "monitor", "QEMU info lapic", "unusable: %s", e2.msg);
+		}
+		free(text);
+	}
+
+	if (!no_page && ctx->mem) {
+		uint8_t buf[0x400];
+		if (cpu != 0 && !qemu_file)
+			kbu_textf(src, "the LAPIC page shows the CPU the stub reads with, not CPU %u",
+				  (unsigned)cpu);
+		if (kbu_mem_read(ctx->mem, KBU_PHYS, base, buf, sizeof buf, &e2) < 0) {
+			kbu_strf(src, "page", "LAPIC page", "unreadable at 0x%llx: %s",
+				 (unsigned long long)base, e2.msg);
+		} else if (kbu_lapic_page_all_zero(buf)) {
+			kbu_strf(src, "page", "LAPIC page",
+				 "0x%llx reads all zeros: not the real registers (under TCG the "
+				 "debugger cannot read the APIC page)", (unsigned long long)base);
+		} else {
+			kbu_lapic_from_page(buf, &page);
+			have_page = 1;
+			kbu_strf(src, "page", "LAPIC page", "read at physical 0x%llx",
+				 (unsigned long long)base);
+		}
+	} else {
+		kbu_str(src, "page", "LAPIC page", no_page ? "not asked" : "no memory source");
+	}
+
+	int have_kx2 = 0, kx2 = 0;
+	char kname[64] = "x2apic_mode";
+	have_kx2 = kernel_x2apic(ctx, &kx2, kname, sizeof kname);
+
+	if (!have_mon && !have_page)
+		return kbu_err_set(err, KBU_ENOTFOUND,
+				   "lapic: no usable source: QEMU `info lapic` %s and the LAPIC page %s",
+				   ctx->mem ? "failed" : "not given (--qemu-text FILE)",
+				   ctx->mem ? "is unreadable or all zeros" : "needs memory");
+	const struct kbu_lapic_state *best = have_mon ? &mon : &page;
+	if (have_mon && have_cpu)
+		mon.cpu = mon.cpu >= 0 ? mon.cpu : (int)cpu;
+	kbu_lapic_report(root, best, have_mon ? "QEMU info lapic" : "LAPIC page",
+			 have_mon && have_page ? &page : NULL, "LAPIC page");
+	mode_section(root, best, have_cpuid, c1.ecx, c1.ebx, have_kx2, kx2, kname);
+	return 0;
+}
+
+static struct kbu_command cmd_lapic = {
+	.name = "lapic",
+	.summary = "every local APIC register decoded, with its xAPIC offset and x2APIC MSR",
+	.help = "usage: kbu lapic [--gdb H:P|--core F] [--qemu-text FILE|-] [--base ADDR]\n"
+		"                 [--no-monitor] [--no-page] [--cpuid1 EAX,EBX,ECX,EDX] [CPU]\n"
+		"\n"
+		"Shows each local APIC register with its xAPIC MMIO offset and x2APIC MSR\n"
+		"number, decoded: ID, version (masked 0x00ff00ff) and max LVT, TPR/APR/PPR,\n"
+		"LDR/DFR, SVR enable and spurious vector, every LVT (vector, delivery mode,\n"
+		"status, polarity, remote IRR, trigger, mask, timer mode), ESR, ICR, initial\n"
+		"and current count, DCR as a divisor, and the ISR/IRR/TMR vectors.\n"
+		"Sources: QEMU's `info lapic CPU` through the monitor (trusted under TCG) or\n"
+		"a saved copy (--qemu-text), and the APIC page read physically at ADDR\n"
+		"(default 0xfee00000; under TCG it reads zeros, which is detected and said).\n"
+		"Where both are read, registers that differ are listed. The mode (xAPIC,\n"
+		"x2APIC, disabled) is derived from CPUID leaf 1 (--cpuid1) and the kernel's\n"
+		"own flag (OS profile role x2apic) and said to be unknown otherwise.\n"
+		"CPU is the APIC ID QEMU's `info lapic` takes (QEMU numbers them like CPUs).\n",
+	.needs = KBU_NEEDS_NOTHING,
+	.run = lapic_run,
+};
+KBU_COMMAND(cmd_lapic)

@@ -1,0 +1,469 @@
+/* kbu: local APIC registers (xAPIC MMIO and x2APIC MSR), decoding, QEMU `info lapic` parsing. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/lapic.h"
+#include "kbu/report.h"
+
+static const struct kbu_lapic_reg regs[] = {
+	{"ID", 0x020, 0x802, KBU_LREG_PLAIN, NULL},
+	{"Version", 0x030, 0x803, KBU_LREG_PLAIN, NULL},
+	{"TPR", 0x080, 0x808, KBU_LREG_PLAIN, "TPR"},
+	{"APR", 0x090, 0, KBU_LREG_PLAIN, "APR"},
+	{"PPR", 0x0a0, 0x80a, KBU_LREG_PLAIN, "PPR"},
+	{"EOI", 0x0b0, 0x80b, KBU_LREG_PLAIN, NULL},
+	{"RRD", 0x0c0, 0, KBU_LREG_PLAIN, NULL},
+	{"LDR", 0x0d0, 0x80d, KBU_LREG_PLAIN, "LDR"},
+	{"DFR", 0x0e0, 0, KBU_LREG_PLAIN, "DFR"},
+	{"SVR", 0x0f0, 0x80f, KBU_LREG_PLAIN, "SPIV"},
+	{"ISR[0]", 0x100, 0x810, KBU_LREG_BITMAP, "ISR"},
+	{"ISR[1]", 0x110, 0x811, KBU_LREG_BITMAP, "ISR"},
+	{"ISR[2]", 0x120, 0x812, KBU_LREG_BITMAP, "ISR"},
+	{"ISR[3]", 0x130, 0x813, KBU_LREG_BITMAP, "ISR"},
+	{"ISR[4]", 0x140, 0x814, KBU_LREG_BITMAP, "ISR"},
+	{"ISR[5]", 0x150, 0x815, KBU_LREG_BITMAP, "ISR"},
+	{"ISR[6]", 0x160, 0x816, KBU_LREG_BITMAP, "ISR"},
+	{"ISR[7]", 0x170, 0x817, KBU_LREG_BITMAP, "ISR"},
+	{"TMR[0]", 0x180, 0x818, KBU_LREG_BITMAP, NULL},
+	{"TMR[1]", 0x190, 0x819, KBU_LREG_BITMAP, NULL},
+	{"TMR[2]", 0x1a0, 0x81a, KBU_LREG_BITMAP, NULL},
+	{"TMR[3]", 0x1b0, 0x81b, KBU_LREG_BITMAP, NULL},
+	{"TMR[4]", 0x1c0, 0x81c, KBU_LREG_BITMAP, NULL},
+	{"TMR[5]", 0x1d0, 0x81d, KBU_LREG_BITMAP, NULL},
+	{"TMR[6]", 0x1e0, 0x81e, KBU_LREG_BITMAP, NULL},
+	{"TMR[7]", 0x1f0, 0x81f, KBU_LREG_BITMAP, NULL},
+	{"IRR[0]", 0x200, 0x820, KBU_LREG_BITMAP, "IRR"},
+	{"IRR[1]", 0x210, 0x821, KBU_LREG_BITMAP, "IRR"},
+	{"IRR[2]", 0x220, 0x822, KBU_LREG_BITMAP, "IRR"},
+	{"IRR[3]", 0x230, 0x823, KBU_LREG_BITMAP, "IRR"},
+	{"IRR[4]", 0x240, 0x824, KBU_LREG_BITMAP, "IRR"},
+	{"IRR[5]", 0x250, 0x825, KBU_LREG_BITMAP, "IRR"},
+	{"IRR[6]", 0x260, 0x826, KBU_LREG_BITMAP, "IRR"},
+	{"IRR[7]", 0x270, 0x827, KBU_LREG_BITMAP, "IRR"},
+	{"ESR", 0x280, 0x828, KBU_LREG_PLAIN, "ESR"},
+	{"LVT CMCI", 0x2f0, 0x82f, KBU_LREG_LVT, NULL},
+	{"ICR low", 0x300, 0x830, KBU_LREG_PLAIN, "ICR"},
+	{"ICR high", 0x310, 0, KBU_LREG_PLAIN, "ICR2"},
+	{"LVT timer", 0x320, 0x832, KBU_LREG_LVT_TIMER, "LVTT"},
+	{"LVT thermal", 0x330, 0x833, KBU_LREG_LVT, "LVTTHMR"},
+	{"LVT perf", 0x340, 0x834, KBU_LREG_LVT, "LVTPC"},
+	{"LVT LINT0", 0x350, 0x835, KBU_LREG_LVT, "LVT0"},
+	{"LVT LINT1", 0x360, 0x836, KBU_LREG_LVT, "LVT1"},
+	{"LVT error", 0x370, 0x837, KBU_LREG_LVT, "LVTERR"},
+	{"Initial count", 0x380, 0x838, KBU_LREG_PLAIN, "Timer"},
+	{"Current count", 0x390, 0x839, KBU_LREG_PLAIN, "Timer"},
+	{"DCR", 0x3e0, 0x83e, KBU_LREG_PLAIN, "Timer"},
+};
+
+#define NREGS (sizeof regs / sizeof regs[0])
+
+const struct kbu_lapic_reg *kbu_lapic_reg_table(size_t *n)
+{
+	*n = NREGS;
+	return regs;
+}
+
+const struct kbu_lapic_reg *kbu_lapic_reg_at(unsigned offset)
+{
+	for (size_t i = 0; i < NREGS; i++)
+		if (regs[i].offset == offset)
+			return &regs[i];
+	return NULL;
+}
+
+uint32_t kbu_lapic_msr(unsigned offset) { return 0x800u + (offset >> 4); }
+
+unsigned kbu_lapic_divisor(uint32_t dcr)
+{
+	unsigned v = ((dcr >> 1) & 4) | (dcr & 3);
+	return v == 7 ? 1 : 2u << v;
+}
+
+void kbu_lapic_decode_lvt(uint32_t v, int is_timer, struct kbu_lapic_lvt *o)
+{
+	static const char *const dm[8] = {"Fixed", "reserved(1)", "SMI", "reserved(3)",
+					  "NMI", "INIT", "reserved(6)", "ExtINT"};
+	static const char *const tm[4] = {"one-shot", "periodic", "TSC-deadline", "reserved"};
+	o->vector = v & 0xff;
+	o->delivery = dm[(v >> 8) & 7];
+	o->pending = (v >> 12) & 1;
+	o->active_low = (v >> 13) & 1;
+	o->remote_irr = (v >> 14) & 1;
+	o->level = (v >> 15) & 1;
+	o->masked = (v >> 16) & 1;
+	o->timer_mode = is_timer ? tm[(v >> 17) & 3] : NULL;
+	if (is_timer)
+		o->delivery = "Fixed"; /* the timer has no delivery-mode field */
+}
+
+/* ---- QEMU `info lapic` ---------------------------------------------------------- */
+
+static const char *skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+static int hex_after(const char *p, const char *tag, uint32_t *v)
+{
+	const char *q = strstr(p, tag);
+	if (!q)
+		return -1;
+	q = skip_ws(q + strlen(tag));
+	char *end;
+	unsigned long long x = strtoull(q, &end, 16);
+	if (end == q || x > 0xffffffffull)
+		return -1;
+	*v = (uint32_t)x;
+	return 0;
+}
+
+static int dec_after(const char *p, const char *tag, uint32_t *v)
+{
+	const char *q = strstr(p, tag);
+	if (!q)
+		return -1;
+	q = skip_ws(q + strlen(tag));
+	char *end;
+	unsigned long long x = strtoull(q, &end, 10);
+	if (end == q || x > 0xffffffffull)
+		return -1;
+	*v = (uint32_t)x;
+	return 0;
+}
+
+/* "ISR\t 34 48(level) " or "(none)": sets the bitmap words at base and TMR marks. */
+static int parse_vectors(const char *p, const char *eol, struct kbu_lapic_state *s, unsigned base,
+			 uint32_t *tmr)
+{
+	uint32_t words[8] = {0};
+	p = skip_ws(p);
+	while (p < eol) {
+		if (*p == '(' && strncmp(p, "(none)", 6) == 0)
+			break;
+		if (!isdigit((unsigned char)*p))
+			return -1;
+		char *end;
+		unsigned long v = strtoul(p, &end, 10);
+		if (v > 255)
+			return -1;
+		words[v / 32] |= 1u << (v % 32);
+		p = end;
+		if (strncmp(p, "(level)", 7) == 0) {
+			tmr[v / 32] |= 1u << (v % 32);
+			p += 7;
+		}
+		p = skip_ws(p);
+	}
+	for (unsigned i = 0; i < 8; i++)
+		kbu_lapic_set(s, base + 0x10 * i, words[i]);
+	return 0;
+}
+
+int kbu_lapic_parse_qemu(const char *text, struct kbu_lapic_state *s, struct kbu_err *err)
+{
+	static const struct { const char *name; unsigned off; } lvts[] = {
+		{"LVT0", 0x350}, {"LVT1", 0x360}, {"LVTPC", 0x340},
+		{"LVTERR", 0x370}, {"LVTTHMR", 0x330}, {"LVTT", 0x320},
+		{"SPIV", 0x0f0}, {"ICR2", 0x310}, {"ICR", 0x300}, {"ESR", 0x280},
+	};
+	uint32_t tmr[8] = {0};
+	int lines = 0;
+	memset(s, 0, sizeof *s);
+	s->cpu = -1;
+	if (!text)
+		return kbu_err_set(err, KBU_EINVAL, "no `info lapic` text");
+	const char *p = text;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		if (!eol)
+			eol = p + strlen(p);
+		size_t len = (size_t)(eol - p);
+		char line[512];
+		if (len >= sizeof line)
+			len = sizeof line - 1;
+		memcpy(line, p, len);
+		line[len] = '\0';
+		uint32_t v, v2;
+		if (strncmp(line, "dumping local APIC state for CPU", 32) == 0) {
+			if (dec_after(line, "CPU", &v) == 0)
+				s->cpu = (int)v;
+		} else if (strncmp(line, "Timer", 5) == 0 && (line[5] == '\t' || line[5] == ' ')) {
+			if (hex_after(line, "DCR=", &v) == 0) {
+				/* QEMU prints the 4-bit field value (bits 0,1,3) */
+				kbu_lapic_set(s, 0x3e0, v & 0xb);
+				lines++;
+			}
+			if (dec_after(line, "initial_count =", &v) == 0)
+				kbu_lapic_set(s, 0x380, v);
+			if (dec_after(line, "current_count =", &v) == 0)
+				kbu_lapic_set(s, 0x390, v);
+		} else if ((strncmp(line, "ISR", 3) == 0 || strncmp(line, "IRR", 3) == 0) &&
+			   (line[3] == '\t' || line[3] == ' ')) {
+			if (parse_vectors(line + 3, line + strlen(line), s,
+					  line[1] == 'S' ? 0x100 : 0x200, tmr) < 0)
+				return kbu_err_set(err, KBU_EFORMAT,
+						   "info lapic: bad vector list in \"%s\"", line);
+			lines++;
+		} else if (strncmp(line, "APR ", 4) == 0) {
+			if (hex_after(line, "APR", &v) == 0)
+				kbu_lapic_set(s, 0x090, v);
+			if (hex_after(line, "TPR", &v) == 0)
+				kbu_lapic_set(s, 0x080, v);
+			if (hex_after(line, "DFR", &v) == 0) /* the 4-bit model, DFR[31:28] */
+				kbu_lapic_set(s, 0x0e0, (v & 0xf) << 28 | 0x0fffffffu);
+			if (hex_after(line, "LDR", &v) == 0) /* the 8-bit logical ID, LDR[31:24] */
+				kbu_lapic_set(s, 0x0d0, (v & 0xff) << 24);
+			if (hex_after(line, "PPR", &v) == 0)
+				kbu_lapic_set(s, 0x0a0, v);
+			lines++;
+		} else {
+			for (size_t i = 0; i < sizeof lvts / sizeof lvts[0]; i++) {
+				size_t n = strlen(lvts[i].name);
+				if (strncmp(line, lvts[i].name, n) == 0 &&
+				    (line[n] == '\t' || line[n] == ' ') &&
+				    hex_after(line + n, "", &v2) == 0) {
+					kbu_lapic_set(s, lvts[i].off, v2);
+					lines++;
+					break;
+				}
+			}
+		}
+		p = *eol ? eol + 1 : eol;
+	}
+	if (lines == 0) {
+		if (strstr(text, "local apic state not available"))
+			return kbu_err_set(err, KBU_ENOTFOUND, "QEMU says: local apic state not available");
+		return kbu_err_set(err, KBU_EFORMAT,
+				   "not QEMU `info lapic` output (no LVT, SPIV, Timer or APR line)");
+	}
+	/* TMR: QEMU only marks the vectors that are also in ISR or IRR. */
+	for (unsigned i = 0; i < 8; i++)
+		s->reg[(0x180 >> 4) + i] = tmr[i];
+	return 0;
+}
+
+void kbu_lapic_from_page(const uint8_t page[0x400], struct kbu_lapic_state *s)
+{
+	memset(s, 0, sizeof *s);
+	s->cpu = -1;
+	for (size_t i = 0; i < NREGS; i++) {
+		unsigned off = regs[i].offset;
+		uint32_t v = (uint32_t)page[off] | (uint32_t)page[off + 1] << 8 |
+			     (uint32_t)page[off + 2] << 16 | (uint32_t)page[off + 3] << 24;
+		kbu_lapic_set(s, off, v);
+	}
+}
+
+int kbu_lapic_page_all_zero(const uint8_t page[0x400])
+{
+	for (size_t i = 0; i < NREGS; i++)
+		for (unsigned b = 0; b < 4; b++)
+			if (page[regs[i].offset + b])
+				return 0;
+	return 1;
+}
+
+/* ---- decoding into text ----------------------------------------------------------- */
+
+static void decode_reg(const struct kbu_lapic_reg *r, uint32_t v, char *buf, size_t len)
+{
+	struct kbu_lapic_lvt l;
+	buf[0] = '\0';
+	switch (r->offset) {
+	case 0x020:
+		snprintf(buf, len, "xAPIC ID %u", v >> 24);
+		return;
+	case 0x030:
+		snprintf(buf, len, "& 0x00ff00ff = 0x%08x: version 0x%02x, %u LVT entries (max LVT %u)%s",
+			 v & 0x00ff00ffu, v & 0xff,
+			 ((v >> 16) & 0xff) + 1, (v >> 16) & 0xff,
+			 (v >> 24) & 1 ? ", EOI-broadcast suppression" : "");
+		return;
+	case 0x080:
+	case 0x090:
+	case 0x0a0:
+		snprintf(buf, len, "class %u sub-class %u", (v >> 4) & 0xf, v & 0xf);
+		return;
+	case 0x0d0:
+		snprintf(buf, len, "logical ID 0x%02x", v >> 24);
+		return;
+	case 0x0e0:
+		snprintf(buf, len, "model %s", (v >> 28) == 0xf ? "flat" : (v >> 28) == 0 ? "cluster"
+										: "invalid");
+		return;
+	case 0x0f0:
+		snprintf(buf, len, "APIC %s, spurious vector %u%s%s",
+			 (v >> 8) & 1 ? "software-enabled" : "software-DISABLED", v & 0xff,
+			 (v >> 9) & 1 ? ", focus checking off" : "",
+			 (v >> 12) & 1 ? ", EOI-broadcast suppressed" : "");
+		return;
+	case 0x280: {
+		static const char *const bits[8] = {"send checksum", "receive checksum",
+						    "send accept", "receive accept", "redirectable IPI",
+						    "send illegal vector", "received illegal vector",
+						    "illegal register address"};
+		size_t n = 0;
+		for (unsigned b = 0; b < 8 && n < len; b++)
+			if (v & (1u << b))
+				n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", bits[b]);
+		if (!n)
+			snprintf(buf, len, "no errors");
+		return;
+	}
+	case 0x300: {
+		static const char *const dm[8] = {"Fixed", "Lowest", "SMI", "reserved", "NMI", "INIT",
+						  "StartUp", "reserved"};
+		static const char *const sh[4] = {"no shorthand", "self", "all incl. self",
+						  "all excl. self"};
+		snprintf(buf, len, "vector %u, %s, %s dest, %s, %s, %s, %s", v & 0xff,
+			 dm[(v >> 8) & 7], (v >> 11) & 1 ? "logical" : "physical",
+			 (v >> 12) & 1 ? "send pending" : "idle", (v >> 14) & 1 ? "assert" : "de-assert",
+			 (v >> 15) & 1 ? "level" : "edge", sh[(v >> 18) & 3]);
+		return;
+	}
+	case 0x310:
+		snprintf(buf, len, "destination %u (xAPIC: ICR[63:56])", v >> 24);
+		return;
+	case 0x380:
+	case 0x390:
+		snprintf(buf, len, "%u", v);
+		return;
+	case 0x3e0:
+		snprintf(buf, len, "divide by %u", kbu_lapic_divisor(v));
+		return;
+	default:
+		break;
+	}
+	if (r->kind == KBU_LREG_LVT || r->kind == KBU_LREG_LVT_TIMER) {
+		kbu_lapic_decode_lvt(v, r->kind == KBU_LREG_LVT_TIMER, &l);
+		int plain = r->kind == KBU_LREG_LVT;
+		snprintf(buf, len, "vector %u, %s%s%s%s, %s%s%s", l.vector, l.delivery,
+			 l.pending ? ", send pending" : "",
+			 plain ? (l.active_low ? ", active-low" : ", active-high") : "",
+			 plain ? (l.level ? ", level" : ", edge") : "",
+			 l.masked ? "MASKED" : "unmasked", l.timer_mode ? ", " : "",
+			 l.timer_mode ? l.timer_mode : "");
+		if (l.remote_irr) {
+			size_t n = strlen(buf);
+			snprintf(buf + n, len - n, ", remote IRR");
+		}
+	}
+}
+
+static void vector_list(struct kbu_node *o, const char *key, const char *label,
+			const struct kbu_lapic_state *s, unsigned base, int partial)
+{
+	struct kbu_node *l = kbu_list(o, key, label);
+	int any = 0;
+	for (unsigned v = 0; v < 256; v++) {
+		if (s->reg[(base >> 4) + v / 32] & (1u << (v % 32))) {
+			kbu_item_u64(l, v);
+			any = 1;
+		}
+	}
+	if (!any)
+		kbu_textf(o, "%s: (none)%s", label, partial ? " (as far as QEMU shows)" : "");
+}
+
+void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, const char *source,
+		      const struct kbu_lapic_state *other, const char *other_source)
+{
+	char title[96], dec[200];
+	if (s->cpu >= 0)
+		snprintf(title, sizeof title, "Local APIC of CPU %d (source: %s)", s->cpu, source);
+	else
+		snprintf(title, sizeof title, "Local APIC (source: %s)", source);
+	struct kbu_node *sec = kbu_obj(root, "lapic", title);
+	kbu_str(sec, "source", "", source);
+	if (s->cpu >= 0)
+		kbu_u64(sec, "cpu", "", (uint64_t)s->cpu);
+	struct kbu_node *tab = kbu_list(sec, "registers", "registers");
+	for (size_t i = 0; i < NREGS; i++) {
+		const struct kbu_lapic_reg *r = &regs[i];
+		if (r->kind == KBU_LREG_BITMAP)
+			continue; /* shown as vector lists below */
+		struct kbu_node *row = kbu_row(tab);
+		kbu_str(row, "name", "register", r->name);
+		kbu_hex(row, "offset", "xAPIC", r->offset, 3);
+		if (r->offset == 0x310)
+			kbu_str(row, "msr", "x2APIC", "(in 0x830)");
+		else if (r->msr)
+			kbu_hex(row, "msr", "x2APIC", r->msr, 3);
+		else
+			kbu_str(row, "msr", "x2APIC", "-");
+		if (kbu_lapic_known(s, r->offset)) {
+			uint32_t v = s->reg[r->offset >> 4];
+			kbu_hex(row, "value", "value", v, 8);
+			decode_reg(r, v, dec, sizeof dec);
+			kbu_str(row, "decoded", "decoded", dec);
+		} else {
+			kbu_null(row, "value", "value");
+			kbu_str(row, "decoded", "decoded",
+				r->offset == 0x0b0 ? "(write-only)" : "(not known from this source)");
+		}
+	}
+	struct kbu_node *lvt = kbu_list(sec, "lvt", "local vector table");
+	for (size_t i = 0; i < NREGS; i++) {
+		const struct kbu_lapic_reg *r = &regs[i];
+		if ((r->kind != KBU_LREG_LVT && r->kind != KBU_LREG_LVT_TIMER) ||
+		    !kbu_lapic_known(s, r->offset))
+			continue;
+		struct kbu_lapic_lvt l;
+		kbu_lapic_decode_lvt(s->reg[r->offset >> 4], r->kind == KBU_LREG_LVT_TIMER, &l);
+		struct kbu_node *row = kbu_row(lvt);
+		kbu_str(row, "name", "entry", r->name);
+		kbu_u64(row, "vector", "vector", l.vector);
+		kbu_str(row, "delivery", "delivery", l.delivery);
+		kbu_str(row, "status", "status", l.pending ? "pending" : "idle");
+		kbu_str(row, "polarity", "polarity",
+			r->kind == KBU_LREG_LVT ? (l.active_low ? "low" : "high") : "-");
+		kbu_str(row, "remote_irr", "remote IRR", r->kind == KBU_LREG_LVT ? (l.remote_irr ? "1" : "0") : "-");
+		kbu_str(row, "trigger", "trigger", r->kind == KBU_LREG_LVT ? (l.level ? "level" : "edge") : "-");
+		kbu_str(row, "mask", "mask", l.masked ? "masked" : "unmasked");
+		kbu_str(row, "timer_mode", "timer mode", l.timer_mode ? l.timer_mode : "-");
+	}
+	int partial = !kbu_lapic_known(s, 0x180);
+	if (kbu_lapic_known(s, 0x100))
+		vector_list(sec, "isr", "in service (ISR)", s, 0x100, 0);
+	if (kbu_lapic_known(s, 0x200))
+		vector_list(sec, "irr", "requested (IRR)", s, 0x200, 0);
+	vector_list(sec, "tmr", partial ? "level-triggered (TMR, of ISR/IRR vectors)" :
+		    "level-triggered (TMR)", s, 0x180, partial);
+	if (kbu_lapic_known(s, 0x0f0) && !((s->reg[0x0f0 >> 4] >> 8) & 1))
+		kbu_problem(sec, KBU_SEV_NOTE,
+			    "the APIC is software-disabled (SVR bit 8 = 0): no interrupts, LVTs masked");
+	if (kbu_lapic_known(s, 0x320) && kbu_lapic_known(s, 0x380)) {
+		uint32_t t = s->reg[0x320 >> 4];
+		if (!((t >> 16) & 1) && ((t >> 17) & 3) != 2 && s->reg[0x380 >> 4] == 0)
+			kbu_problem(sec, KBU_SEV_NOTE,
+				    "the LAPIC timer is unmasked but its initial count is 0: it is stopped");
+	}
+	if (!other)
+		return;
+	/* Where two sources disagree, show both values. */
+	struct kbu_node *cmp = kbu_list(sec, "disagreements", other_source);
+	int n = 0;
+	for (size_t i = 0; i < NREGS; i++) {
+		unsigned off = regs[i].offset;
+		if (off == 0x390 || !kbu_lapic_known(s, off) || !kbu_lapic_known(other, off))
+			continue; /* the current count moves between reads */
+		uint32_t a = s->reg[off >> 4], b = other->reg[off >> 4];
+		if (a == b)
+			continue;
+		struct kbu_node *row = kbu_row(cmp);
+		kbu_str(row, "name", "register", regs[i].name);
+		kbu_hex(row, "offset", "xAPIC", off, 3);
+		kbu_hex(row, "this", source, a, 8);
+		kbu_hex(row, "other", other_source, b, 8);
+		n++;
+	}
+	if (n)
+		kbu_problem(sec, KBU_SEV_WARN, "%s and %s disagree on %d register%s", source,
+			    other_source, n, n == 1 ? "" : "s");
+	else
+		kbu_textf(sec, "%s agrees with %s on every register both show", other_source, source);
+}
