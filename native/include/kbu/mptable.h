@@ -1,0 +1,136 @@
+/*
+ * kbu: the Intel MultiProcessor Specification 1.4 tables — the floating
+ * pointer ("_MP_") and the configuration table ("PCMP") with its base and
+ * extended entries.
+ *
+ * The walker never trusts one field alone: it walks the base table by
+ * base_table_length (not entry_count, which QEMU 7.2 microvm's firmware
+ * leaves at 0), verifies both checksums, stops cleanly at an unknown entry
+ * type and reports the bytes around it, and reports any length that runs past
+ * the table or past memory. Everything it finds wrong is a problem in the
+ * result, never a crash or a silent partial answer.
+ */
+#ifndef KBU_MPTABLE_H
+#define KBU_MPTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kbu/err.h"
+#include "kbu/report.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kbu_mem;
+
+#define KBU_MP_FP_SIZE 16
+#define KBU_MP_HEADER_SIZE 44
+
+enum kbu_mp_entry_type {
+	KBU_MP_PROC = 0,       /* 20 bytes */
+	KBU_MP_BUS = 1,        /* 8 */
+	KBU_MP_IOAPIC = 2,     /* 8 */
+	KBU_MP_IOINT = 3,      /* 8 */
+	KBU_MP_LINT = 4,       /* 8 */
+	KBU_MP_EXT_SASM = 128, /* system address space mapping, 20 */
+	KBU_MP_EXT_BHD = 129,  /* bus hierarchy descriptor, 8 */
+	KBU_MP_EXT_CBASM = 130,/* compatibility bus address space modifier, 8 */
+};
+
+struct kbu_mp_fp {
+	uint64_t addr;        /* physical address of "_MP_" */
+	const char *where;    /* "EBDA", "base memory", "0x9fc00", "BIOS ROM", "given address" */
+	uint32_t physptr;     /* config table address (0: default configuration) */
+	uint8_t length;       /* in 16-byte units */
+	uint8_t spec_rev;
+	uint8_t checksum;
+	uint8_t sum;          /* sum of length*16 bytes; 0 when valid */
+	uint8_t feature[5];
+};
+
+struct kbu_mp_header {
+	uint64_t addr;
+	char signature[5];
+	uint16_t base_len;
+	uint8_t spec_rev;
+	uint8_t checksum;
+	uint8_t sum;          /* sum of base_len bytes (of what was readable) */
+	char oem_id[9];
+	char product_id[13];
+	uint32_t oem_table;
+	uint16_t oem_table_size;
+	uint16_t entry_count;
+	uint32_t lapic_addr;
+	uint16_t ext_len;
+	uint8_t ext_checksum;
+	uint8_t ext_sum;      /* sum of the extended table + ext_checksum; 0 when valid */
+	int ext_readable;
+};
+
+struct kbu_mp_entry {
+	uint32_t offset;      /* from the start of the config table */
+	uint8_t type;
+	uint8_t len;
+	int extended;         /* 1 if from the extended table */
+	union {
+		struct { uint8_t apic_id, version, flags; uint32_t signature, features; } proc;
+		struct { uint8_t id; char type[7]; } bus;
+		struct { uint8_t id, version, flags; uint32_t addr; } ioapic;
+		/* I/O and local interrupts share one layout. */
+		struct { uint8_t itype; uint16_t flags; uint8_t src_bus, src_irq, dst_apic, dst_pin; } intr;
+		struct { uint8_t bus, addr_type; uint64_t base, length; } sasm;
+		struct { uint8_t bus, info, parent; } bhd;
+		struct { uint8_t bus, modifier; uint32_t range_list; } cbasm;
+	} u;
+	uint8_t raw[20];      /* the first min(len, 20) bytes */
+};
+
+struct kbu_mp_problem {
+	int sev;              /* enum kbu_severity */
+	int section;          /* KBU_MP_SEC_* : where it attaches in the report */
+	char msg[320];
+};
+
+enum { KBU_MP_SEC_FP = 0, KBU_MP_SEC_HEADER, KBU_MP_SEC_ENTRIES, KBU_MP_SEC_SUMMARY };
+
+struct kbu_mptable {
+	int have_fp;
+	struct kbu_mp_fp fp;
+	int have_header;
+	struct kbu_mp_header hdr;
+	struct kbu_mp_entry *entries;
+	size_t nentries;      /* base + extended */
+	size_t nbase;         /* base entries among them */
+	int walk_complete;    /* the base walk reached base_len exactly */
+	/* IOAPIC ID read from the device (monitor `info pic`), -1 if not readable. */
+	int ioapic_hw_id;
+	char ioapic_hw_note[160];
+	struct kbu_mp_problem *problems;
+	size_t nproblems;
+};
+
+/*
+ * Finds the floating pointer (at `at` if have_at, otherwise where the MP spec
+ * says: first KiB of the EBDA, last KiB of base memory, 0x9fc00,
+ * 0xE0000-0xFFFFF), then decodes the configuration table. Fails only when no
+ * floating pointer exists (KBU_ENOTFOUND) or `at` is unreadable/not "_MP_";
+ * every other defect is a problem in t.
+ */
+int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mptable *t,
+		     struct kbu_err *err);
+void kbu_mptable_free(struct kbu_mptable *t);
+
+/* Searches for the floating pointer only. */
+int kbu_mptable_find_fp(struct kbu_mem *m, struct kbu_mp_fp *fp, struct kbu_err *err);
+
+/* Number of processor entries, and of those with the BP flag. */
+size_t kbu_mptable_ncpus(const struct kbu_mptable *t);
+
+void kbu_mptable_report(const struct kbu_mptable *t, struct kbu_node *node);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,77 @@
+/* kbu pvh [ADDR]: the PVH start info, found or at a given physical address. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/command.h"
+#include "kbu/mem.h"
+#include "kbu/pvh.h"
+#include "kbu/report.h"
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-')
+		return -1;
+	*v = x;
+	return 0;
+}
+
+static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
+		   struct kbu_err *err)
+{
+	uint64_t addr = 0, limit = 0;
+	int have_addr = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--scan-limit") == 0) {
+			if (i + 1 >= argc || parse_u64(argv[i + 1], &limit) != 0)
+				return kbu_err_set(err, KBU_EINVAL,
+						   "pvh: --scan-limit needs a byte count");
+			i++;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			return kbu_err_set(err, KBU_EINVAL, "pvh: unknown option '%s'", argv[i]);
+		} else if (have_addr) {
+			return kbu_err_set(err, KBU_EINVAL, "pvh: more than one address ('%s')",
+					   argv[i]);
+		} else if (parse_u64(argv[i], &addr) != 0) {
+			return kbu_err_set(err, KBU_EINVAL,
+					   "pvh: '%s' is not a physical address (use 0x... or decimal)",
+					   argv[i]);
+		} else {
+			have_addr = 1;
+		}
+	}
+	struct kbu_pvh p;
+	int rc = have_addr ? kbu_pvh_decode(ctx->mem, addr, &p, err)
+			   : kbu_pvh_find(ctx->mem, ctx->syms, ctx->kernel, limit, &p, err);
+	if (rc != 0) {
+		kbu_pvh_free(&p);
+		return -1;
+	}
+	kbu_pvh_report(&p, kbu_report_root(r));
+	kbu_pvh_free(&p);
+	return 0;
+}
+
+static struct kbu_command cmd_pvh = {
+	.name = "pvh",
+	.summary = "decode the PVH start info (hvm_start_info): command line, modules, memory map",
+	.help = "usage: kbu pvh [--core F|--phys F|--gdb H:P] [--symbols MAP] [--kernel ELF] "
+		"[--scan-limit BYTES] [ADDR]\n"
+		"\n"
+		"Decodes the hvm_start_info a PVH loader passes in %ebx (v0 and v1): flags,\n"
+		"command line, modules, RSDP pointer and the E820 memory map. ADDR is its\n"
+		"physical address. Without ADDR it is found through the kernel's saved pointer\n"
+		"when symbols are given (FreeBSD start_info, NetBSD hvm_start_paddr, Linux\n"
+		"pvh_start_info), then where CPU 0's %ebx points, then by scanning the first\n"
+		"MiB and the rest of memory up to --scan-limit (default 256 MiB) for the magic\n"
+		"0x336ec578 with a valid version and plausible pointers.\n"
+		"Zero-size memory map entries, pointers outside memory and unterminated\n"
+		"command lines are reported as problems; the rest is still shown.\n",
+	.needs = KBU_NEEDS_MEM,
+	.run = pvh_run,
+};
+KBU_COMMAND(cmd_pvh)

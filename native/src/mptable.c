@@ -1,0 +1,946 @@
+/* kbu: MP floating pointer search, configuration table walk and cross-checks. */
+#include "kbu/mptable.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/mem.h"
+
+#define PAGE 4096ull
+
+static uint16_t le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static uint8_t sum8(const uint8_t *p, size_t n)
+{
+	unsigned s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += p[i];
+	return (uint8_t)s;
+}
+
+static void problem(struct kbu_mptable *t, int sev, int section, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void problem(struct kbu_mptable *t, int sev, int section, const char *fmt, ...)
+{
+	struct kbu_mp_problem *np = realloc(t->problems, (t->nproblems + 1) * sizeof(*np));
+	if (!np)
+		return;
+	t->problems = np;
+	np[t->nproblems].sev = sev;
+	np[t->nproblems].section = section;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(np[t->nproblems].msg, sizeof(np[t->nproblems].msg), fmt, ap);
+	va_end(ap);
+	t->nproblems++;
+}
+
+/* Reads as much of [addr, addr+len) as memory holds, page by page; returns the
+ * length of the readable prefix. */
+static size_t read_prefix(struct kbu_mem *m, uint64_t addr, uint8_t *buf, size_t len)
+{
+	struct kbu_err e;
+	if (kbu_mem_read(m, KBU_PHYS, addr, buf, len, &e) == 0)
+		return len;
+	size_t got = 0;
+	while (got < len) {
+		uint64_t a = addr + got;
+		size_t n = (size_t)(PAGE - (a & (PAGE - 1)));
+		if (n > len - got)
+			n = len - got;
+		if (kbu_mem_read(m, KBU_PHYS, a, buf + got, n, &e) != 0)
+			break;
+		got += n;
+	}
+	return got;
+}
+
+/* Hex of bytes [from, to) of buf into out. */
+static void hex_bytes(const uint8_t *buf, size_t from, size_t to, char *out, size_t outlen)
+{
+	size_t l = 0;
+	out[0] = 0;
+	for (size_t i = from; i < to && l + 4 < outlen; i++)
+		l += (size_t)snprintf(out + l, outlen - l, "%s%02x", i > from ? " " : "", buf[i]);
+}
+
+/* ---- floating pointer ---- */
+
+static void decode_fp(const uint8_t *b, uint64_t addr, const char *where, struct kbu_mp_fp *fp)
+{
+	memset(fp, 0, sizeof(*fp));
+	fp->addr = addr;
+	fp->where = where;
+	fp->physptr = le32(b + 4);
+	fp->length = b[8];
+	fp->spec_rev = b[9];
+	fp->checksum = b[10];
+	memcpy(fp->feature, b + 11, 5);
+}
+
+/*
+ * Searches [start, start+len) on 16-byte boundaries. Returns 1 with a valid
+ * pointer, 2 with a signature whose checksum or length is wrong (the first such
+ * is kept in *bad if bad->addr is 0), 0 with nothing.
+ */
+static int search_region(struct kbu_mem *m, uint64_t start, size_t len, const char *where,
+			 struct kbu_mp_fp *fp, struct kbu_mp_fp *bad, int *have_bad)
+{
+	uint8_t *buf = malloc(len);
+	if (!buf)
+		return 0;
+	size_t n = read_prefix(m, start, buf, len);
+	int ret = 0;
+	for (size_t off = 0; off + KBU_MP_FP_SIZE <= n; off += 16) {
+		if (memcmp(buf + off, "_MP_", 4) != 0)
+			continue;
+		struct kbu_mp_fp c;
+		decode_fp(buf + off, start + off, where, &c);
+		size_t flen = (size_t)c.length * 16;
+		if (flen >= KBU_MP_FP_SIZE && off + flen <= n) {
+			c.sum = sum8(buf + off, flen);
+			if (c.sum == 0) {
+				*fp = c;
+				ret = 1;
+				break;
+			}
+		} else {
+			c.sum = sum8(buf + off, KBU_MP_FP_SIZE);
+		}
+		if (!*have_bad) {
+			*bad = c;
+			*have_bad = 1;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+static int find_fp(struct kbu_mem *m, struct kbu_mptable *t, struct kbu_mp_fp *fp,
+		   struct kbu_err *err)
+{
+	struct kbu_mp_fp bad;
+	int have_bad = 0;
+	uint16_t ebda_seg = 0, basemem_kb = 0;
+	struct kbu_err e;
+	int bda_ok = kbu_mem_read_u16(m, KBU_PHYS, 0x40e, &ebda_seg, &e) == 0 &&
+		     kbu_mem_read_u16(m, KBU_PHYS, 0x413, &basemem_kb, &e) == 0;
+	if (!bda_ok && t)
+		problem(t, KBU_SEV_NOTE, KBU_MP_SEC_FP,
+			"BIOS data area (0x40e, 0x413) not readable: EBDA and base-memory "
+			"searches skipped");
+	uint64_t ebda = (uint64_t)ebda_seg << 4;
+	if (ebda && search_region(m, ebda, 1024, "EBDA", fp, &bad, &have_bad))
+		return 0;
+	uint64_t top = (uint64_t)basemem_kb * 1024;
+	if (top >= 1024 && top != 0x9fc00 + 1024 && top != ebda + 1024 &&
+	    search_region(m, top - 1024, 1024, "last KiB of base memory", fp, &bad, &have_bad))
+		return 0;
+	if (ebda != 0x9fc00 && search_region(m, 0x9fc00, 1024, "0x9fc00 (639 KiB)", fp, &bad,
+					     &have_bad))
+		return 0;
+	if (search_region(m, 0xe0000, 0x20000, "BIOS ROM 0xe0000-0xfffff", fp, &bad, &have_bad))
+		return 0;
+	if (have_bad) {
+		*fp = bad;
+		return 0;
+	}
+	return kbu_err_set(err, KBU_ENOTFOUND,
+			   "no MP floating pointer (\"_MP_\") in the EBDA (segment 0x%04x), the last "
+			   "KiB of base memory (%u KiB), 0x9fc00 or 0xe0000-0xfffff",
+			   ebda_seg, basemem_kb);
+}
+
+int kbu_mptable_find_fp(struct kbu_mem *m, struct kbu_mp_fp *fp, struct kbu_err *err)
+{
+	return find_fp(m, NULL, fp, err);
+}
+
+static void check_fp(struct kbu_mptable *t)
+{
+	const struct kbu_mp_fp *fp = &t->fp;
+	if (fp->length != 1)
+		problem(t, fp->length == 0 ? KBU_SEV_ERROR : KBU_SEV_WARN, KBU_MP_SEC_FP,
+			"length is %u paragraphs (%u bytes); the MP spec says 1 (16 bytes)",
+			fp->length, fp->length * 16u);
+	if (fp->sum != 0)
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_FP,
+			"floating pointer checksum bad: byte is 0x%02x, bytes sum to 0x%02x "
+			"(expected 0x00); a correct checksum byte would be 0x%02x",
+			fp->checksum, fp->sum, (uint8_t)(fp->checksum - fp->sum));
+	if (fp->spec_rev != 1 && fp->spec_rev != 4)
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_FP,
+			"spec revision %u is neither 1 (1.1) nor 4 (1.4)", fp->spec_rev);
+	if (fp->feature[0] != 0) {
+		problem(t, KBU_SEV_NOTE, KBU_MP_SEC_FP,
+			"MP feature byte 1 = %u: default configuration type %u, no config table",
+			fp->feature[0], fp->feature[0]);
+		if (fp->physptr)
+			problem(t, KBU_SEV_WARN, KBU_MP_SEC_FP,
+				"a default configuration is declared but the config table pointer "
+				"is 0x%08" PRIx32,
+				fp->physptr);
+	} else if (fp->physptr == 0) {
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_FP,
+			"no default configuration and no config table pointer (0)");
+	}
+}
+
+/* ---- config table ---- */
+
+static size_t base_entry_len(uint8_t type)
+{
+	switch (type) {
+	case KBU_MP_PROC: return 20;
+	case KBU_MP_BUS:
+	case KBU_MP_IOAPIC:
+	case KBU_MP_IOINT:
+	case KBU_MP_LINT: return 8;
+	default: return 0;
+	}
+}
+
+static struct kbu_mp_entry *add_entry(struct kbu_mptable *t)
+{
+	struct kbu_mp_entry *n = realloc(t->entries, (t->nentries + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	t->entries = n;
+	memset(&n[t->nentries], 0, sizeof(*n));
+	return &n[t->nentries++];
+}
+
+static void decode_entry(struct kbu_mp_entry *en, const uint8_t *b)
+{
+	memcpy(en->raw, b, en->len < sizeof(en->raw) ? en->len : sizeof(en->raw));
+	switch (en->type) {
+	case KBU_MP_PROC:
+		en->u.proc.apic_id = b[1];
+		en->u.proc.version = b[2];
+		en->u.proc.flags = b[3];
+		en->u.proc.signature = le32(b + 4);
+		en->u.proc.features = le32(b + 8);
+		break;
+	case KBU_MP_BUS: {
+		en->u.bus.id = b[1];
+		memcpy(en->u.bus.type, b + 2, 6);
+		en->u.bus.type[6] = 0;
+		for (int i = 5; i >= 0 && (en->u.bus.type[i] == ' ' || en->u.bus.type[i] == 0); i--)
+			en->u.bus.type[i] = 0;
+		for (int i = 0; i < 6 && en->u.bus.type[i]; i++)
+			if (en->u.bus.type[i] < 0x20 || en->u.bus.type[i] > 0x7e)
+				en->u.bus.type[i] = '?';
+		break;
+	}
+	case KBU_MP_IOAPIC:
+		en->u.ioapic.id = b[1];
+		en->u.ioapic.version = b[2];
+		en->u.ioapic.flags = b[3];
+		en->u.ioapic.addr = le32(b + 4);
+		break;
+	case KBU_MP_IOINT:
+	case KBU_MP_LINT:
+		en->u.intr.itype = b[1];
+		en->u.intr.flags = le16(b + 2);
+		en->u.intr.src_bus = b[4];
+		en->u.intr.src_irq = b[5];
+		en->u.intr.dst_apic = b[6];
+		en->u.intr.dst_pin = b[7];
+		break;
+	case KBU_MP_EXT_SASM:
+		en->u.sasm.bus = b[2];
+		en->u.sasm.addr_type = b[3];
+		en->u.sasm.base = le64(b + 4);
+		en->u.sasm.length = le64(b + 12);
+		break;
+	case KBU_MP_EXT_BHD:
+		en->u.bhd.bus = b[2];
+		en->u.bhd.info = b[3];
+		en->u.bhd.parent = b[4];
+		break;
+	case KBU_MP_EXT_CBASM:
+		en->u.cbasm.bus = b[2];
+		en->u.cbasm.modifier = b[3];
+		en->u.cbasm.range_list = le32(b + 4);
+		break;
+	default:
+		break;
+	}
+}
+
+static void copy_str(char *dst, const uint8_t *src, size_t n)
+{
+	memcpy(dst, src, n);
+	dst[n] = 0;
+	for (size_t i = 0; i < n; i++)
+		if (dst[i] && (dst[i] < 0x20 || dst[i] > 0x7e))
+			dst[i] = '?';
+	for (size_t i = n; i > 0 && (dst[i - 1] == ' ' || dst[i - 1] == 0); i--)
+		dst[i - 1] = 0;
+}
+
+static void walk_base(struct kbu_mptable *t, const uint8_t *tb, size_t avail)
+{
+	const struct kbu_mp_header *h = &t->hdr;
+	size_t off = KBU_MP_HEADER_SIZE;
+	while (off < avail) {
+		uint8_t type = tb[off];
+		size_t len = base_entry_len(type);
+		if (len == 0) {
+			char around[128];
+			size_t from = off >= 8 ? off - 8 : 0;
+			size_t to = off + 16 < avail ? off + 16 : avail;
+			hex_bytes(tb, from, to, around, sizeof(around));
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_ENTRIES,
+				"unknown entry type %u (0x%02x) at offset 0x%zx (phys 0x%" PRIx64
+				") after %zu entries; bytes 0x%zx-0x%zx: %s; the walk stops here",
+				type, type, off, h->addr + off, t->nbase, from, to, around);
+			return;
+		}
+		if (off + len > h->base_len) {
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_ENTRIES,
+				"entry type %u at offset 0x%zx (%zu bytes) crosses the end of the "
+				"base table (length 0x%x); the walk stops here",
+				type, off, len, h->base_len);
+			return;
+		}
+		if (off + len > avail) {
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_ENTRIES,
+				"entry type %u at offset 0x%zx (phys 0x%" PRIx64
+				") runs past the end of readable memory; the walk stops here",
+				type, off, h->addr + off);
+			return;
+		}
+		struct kbu_mp_entry *en = add_entry(t);
+		if (!en)
+			return;
+		en->offset = (uint32_t)off;
+		en->type = type;
+		en->len = (uint8_t)len;
+		decode_entry(en, tb + off);
+		t->nbase++;
+		off += len;
+	}
+	t->walk_complete = off == h->base_len;
+}
+
+static void walk_ext(struct kbu_mptable *t, const uint8_t *eb, size_t len)
+{
+	size_t off = 0;
+	uint32_t base = t->hdr.base_len;
+	while (off < len) {
+		if (off + 2 > len) {
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_ENTRIES,
+				"extended table ends inside an entry header at offset 0x%zx",
+				base + off);
+			return;
+		}
+		uint8_t type = eb[off], elen = eb[off + 1];
+		if (elen < 2) {
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_ENTRIES,
+				"extended entry type %u at offset 0x%zx has length %u: the walk "
+				"stops here",
+				type, base + off, elen);
+			return;
+		}
+		if (off + elen > len) {
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_ENTRIES,
+				"extended entry type %u at offset 0x%zx (%u bytes) crosses the end "
+				"of the extended table (length 0x%zx); the walk stops here",
+				type, base + off, elen, len);
+			return;
+		}
+		size_t want = type == KBU_MP_EXT_SASM ? 20
+			      : (type == KBU_MP_EXT_BHD || type == KBU_MP_EXT_CBASM) ? 8 : 0;
+		struct kbu_mp_entry *en = add_entry(t);
+		if (!en)
+			return;
+		en->offset = (uint32_t)(base + off);
+		en->type = type;
+		en->len = elen;
+		en->extended = 1;
+		if (want == 0) {
+			memcpy(en->raw, eb + off, elen < sizeof(en->raw) ? elen : sizeof(en->raw));
+			problem(t, KBU_SEV_NOTE, KBU_MP_SEC_ENTRIES,
+				"unknown extended entry type %u at offset 0x%zx skipped by its "
+				"length (%u bytes)",
+				type, base + off, elen);
+		} else if (elen != want) {
+			memcpy(en->raw, eb + off, elen < sizeof(en->raw) ? elen : sizeof(en->raw));
+			en->type = 0xff; /* shown raw */
+			problem(t, KBU_SEV_WARN, KBU_MP_SEC_ENTRIES,
+				"extended entry type %u at offset 0x%zx has length %u, expected %zu: "
+				"not decoded",
+				type, base + off, elen, want);
+		} else {
+			decode_entry(en, eb + off);
+		}
+		off += elen;
+	}
+}
+
+static void read_config(struct kbu_mem *m, struct kbu_mptable *t)
+{
+	uint8_t hb[KBU_MP_HEADER_SIZE];
+	uint64_t pa = t->fp.physptr;
+	struct kbu_err e;
+	if (kbu_mem_read(m, KBU_PHYS, pa, hb, sizeof(hb), &e) != 0) {
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
+			"config table pointer 0x%08" PRIx64 " points outside memory", pa);
+		return;
+	}
+	struct kbu_mp_header *h = &t->hdr;
+	h->addr = pa;
+	copy_str(h->signature, hb, 4);
+	if (memcmp(hb, "PCMP", 4) != 0) {
+		char hex[64];
+		hex_bytes(hb, 0, 16, hex, sizeof(hex));
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
+			"no \"PCMP\" signature at config table pointer 0x%08" PRIx64 ": %s", pa, hex);
+		return;
+	}
+	t->have_header = 1;
+	h->base_len = le16(hb + 4);
+	h->spec_rev = hb[6];
+	h->checksum = hb[7];
+	copy_str(h->oem_id, hb + 8, 8);
+	copy_str(h->product_id, hb + 16, 12);
+	h->oem_table = le32(hb + 28);
+	h->oem_table_size = le16(hb + 32);
+	h->entry_count = le16(hb + 34);
+	h->lapic_addr = le32(hb + 36);
+	h->ext_len = le16(hb + 40);
+	h->ext_checksum = hb[42];
+
+	if (h->spec_rev != 1 && h->spec_rev != 4)
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER,
+			"spec revision %u is neither 1 (1.1) nor 4 (1.4)", h->spec_rev);
+	if (h->lapic_addr == 0)
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER, "local APIC address is 0");
+	if (h->base_len < KBU_MP_HEADER_SIZE) {
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
+			"base table length %u is shorter than the %d-byte header: no entries "
+			"walked",
+			h->base_len, KBU_MP_HEADER_SIZE);
+		return;
+	}
+	uint8_t *tb = malloc(h->base_len);
+	if (!tb)
+		return;
+	size_t avail = read_prefix(m, pa, tb, h->base_len);
+	if (avail < h->base_len) {
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
+			"base table length 0x%x runs past the end of memory: only 0x%zx bytes "
+			"readable (0x%08" PRIx64 "-0x%08" PRIx64 "); checksum not verified",
+			h->base_len, avail, pa, pa + avail);
+	} else {
+		h->sum = sum8(tb, h->base_len);
+		if (h->sum != 0)
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
+				"base table checksum bad: byte is 0x%02x, the 0x%x bytes sum to "
+				"0x%02x (expected 0x00); a correct checksum byte would be 0x%02x",
+				h->checksum, h->base_len, h->sum, (uint8_t)(h->checksum - h->sum));
+	}
+	walk_base(t, tb, avail);
+	free(tb);
+
+	if (h->entry_count != t->nbase)
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER,
+			"entry count is %u but the table holds %zu entries (walked by base "
+			"table length)%s",
+			h->entry_count, t->nbase,
+			h->entry_count == 0 ? "; QEMU's microvm firmware writes 0, and a kernel "
+					      "that trusts the count finds no CPUs"
+					    : "");
+
+	if (h->oem_table && !h->oem_table_size)
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER,
+			"OEM table pointer 0x%08" PRIx32 " with size 0", h->oem_table);
+
+	if (h->ext_len) {
+		uint64_t ea = pa + h->base_len;
+		uint8_t *eb = malloc(h->ext_len);
+		if (!eb)
+			return;
+		size_t got = read_prefix(m, ea, eb, h->ext_len);
+		if (got < h->ext_len) {
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
+				"extended table length 0x%x runs past the end of memory at 0x%08" PRIx64
+				": only 0x%zx bytes readable; checksum not verified",
+				h->ext_len, ea, got);
+		} else {
+			h->ext_readable = 1;
+			h->ext_sum = (uint8_t)(sum8(eb, h->ext_len) + h->ext_checksum);
+			if (h->ext_sum != 0)
+				problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
+					"extended table checksum bad: byte is 0x%02x, the table plus "
+					"it sums to 0x%02x (expected 0x00); a correct byte would be "
+					"0x%02x",
+					h->ext_checksum, h->ext_sum,
+					(uint8_t)(h->ext_checksum - h->ext_sum));
+		}
+		walk_ext(t, eb, got);
+		free(eb);
+	}
+}
+
+/* ---- cross-checks ---- */
+
+size_t kbu_mptable_ncpus(const struct kbu_mptable *t)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < t->nentries; i++)
+		n += !t->entries[i].extended && t->entries[i].type == KBU_MP_PROC;
+	return n;
+}
+
+static const struct kbu_mp_entry *find_bus(const struct kbu_mptable *t, uint8_t id)
+{
+	for (size_t i = 0; i < t->nentries; i++)
+		if (!t->entries[i].extended && t->entries[i].type == KBU_MP_BUS &&
+		    t->entries[i].u.bus.id == id)
+			return &t->entries[i];
+	return NULL;
+}
+
+/* QEMU's `info pic` prints "ioapic0: ver=0x20 id=0x00 sel=..." for its I/O APIC. */
+static void read_ioapic_id(struct kbu_mem *m, struct kbu_mptable *t)
+{
+	char *out = NULL;
+	struct kbu_err e;
+	t->ioapic_hw_id = -1;
+	if (kbu_mem_monitor(m, "info pic", &out, &e) != 0) {
+		snprintf(t->ioapic_hw_note, sizeof(t->ioapic_hw_note),
+			 "not cross-checked: this %s source cannot read the I/O APIC's ID register",
+			 kbu_mem_kind(m));
+		free(out);
+		return;
+	}
+	const char *p = out ? strstr(out, "ioapic") : NULL;
+	const char *id = p ? strstr(p, "id=0x") : NULL;
+	unsigned v;
+	if (id && sscanf(id, "id=0x%x", &v) == 1) {
+		t->ioapic_hw_id = (int)(v & 0xff);
+		snprintf(t->ioapic_hw_note, sizeof(t->ioapic_hw_note),
+			 "from the monitor's `info pic`");
+	} else {
+		snprintf(t->ioapic_hw_note, sizeof(t->ioapic_hw_note),
+			 "not cross-checked: `info pic` shows no I/O APIC id");
+	}
+	free(out);
+}
+
+static void cross_check(struct kbu_mem *m, struct kbu_mptable *t)
+{
+	size_t ncpu = 0, nbsp = 0, nio = 0;
+	for (size_t i = 0; i < t->nentries; i++) {
+		const struct kbu_mp_entry *a = &t->entries[i];
+		if (a->extended)
+			continue;
+		if (a->type == KBU_MP_PROC) {
+			ncpu++;
+			nbsp += (a->u.proc.flags & 2) != 0;
+			for (size_t j = i + 1; j < t->nentries; j++) {
+				const struct kbu_mp_entry *b = &t->entries[j];
+				if (!b->extended && b->type == KBU_MP_PROC &&
+				    b->u.proc.apic_id == a->u.proc.apic_id)
+					problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY,
+						"processors at offsets 0x%x and 0x%x share APIC id %u",
+						a->offset, b->offset, a->u.proc.apic_id);
+				if (!b->extended && b->type == KBU_MP_IOAPIC &&
+				    b->u.ioapic.id == a->u.proc.apic_id)
+					problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
+						"I/O APIC at offset 0x%x has the APIC id %u of the "
+						"processor at offset 0x%x",
+						b->offset, a->u.proc.apic_id, a->offset);
+			}
+		} else if (a->type == KBU_MP_IOAPIC) {
+			nio++;
+			for (size_t j = i + 1; j < t->nentries; j++) {
+				const struct kbu_mp_entry *b = &t->entries[j];
+				if (!b->extended && b->type == KBU_MP_IOAPIC &&
+				    b->u.ioapic.id == a->u.ioapic.id)
+					problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY,
+						"I/O APICs at offsets 0x%x and 0x%x share id %u",
+						a->offset, b->offset, a->u.ioapic.id);
+				if (!b->extended && b->type == KBU_MP_PROC &&
+				    b->u.proc.apic_id == a->u.ioapic.id)
+					problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
+						"I/O APIC at offset 0x%x has the APIC id %u of the "
+						"processor at offset 0x%x",
+						a->offset, a->u.ioapic.id, b->offset);
+			}
+		} else if (a->type == KBU_MP_IOINT || a->type == KBU_MP_LINT) {
+			if (!find_bus(t, a->u.intr.src_bus))
+				problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
+					"interrupt entry at offset 0x%x names source bus %u, which no "
+					"bus entry has",
+					a->offset, a->u.intr.src_bus);
+			if (a->type == KBU_MP_IOINT && a->u.intr.dst_apic != 0xff) {
+				int ok = 0;
+				for (size_t j = 0; j < t->nentries; j++)
+					ok |= !t->entries[j].extended &&
+					      t->entries[j].type == KBU_MP_IOAPIC &&
+					      t->entries[j].u.ioapic.id == a->u.intr.dst_apic;
+				if (!ok)
+					problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
+						"I/O interrupt at offset 0x%x targets I/O APIC id %u, "
+						"which no I/O APIC entry has",
+						a->offset, a->u.intr.dst_apic);
+			}
+		}
+	}
+	if (!t->have_header)
+		return;
+	if (ncpu == 0)
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY, "the table lists no processor");
+	else if (nbsp != 1)
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY,
+			"%zu processors carry the BSP flag; exactly one must", nbsp);
+	if (nio == 0)
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY, "the table lists no I/O APIC");
+
+	read_ioapic_id(m, t);
+	if (t->ioapic_hw_id >= 0) {
+		for (size_t i = 0; i < t->nentries; i++) {
+			const struct kbu_mp_entry *a = &t->entries[i];
+			if (a->extended || a->type != KBU_MP_IOAPIC)
+				continue;
+			if (a->u.ioapic.id != t->ioapic_hw_id)
+				problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
+					"I/O APIC at 0x%08" PRIx32 ": the table says id %u, the I/O "
+					"APIC's own ID register says %d",
+					a->u.ioapic.addr, a->u.ioapic.id, t->ioapic_hw_id);
+			break; /* `info pic` shows the first I/O APIC only */
+		}
+	}
+}
+
+int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mptable *t,
+		     struct kbu_err *err)
+{
+	memset(t, 0, sizeof(*t));
+	t->ioapic_hw_id = -1;
+	if (have_at) {
+		uint8_t b[KBU_MP_FP_SIZE];
+		if (kbu_mem_read(m, KBU_PHYS, at, b, sizeof(b), err) != 0)
+			return kbu_err_prefix(err, "MP floating pointer at 0x%" PRIx64, at);
+		if (memcmp(b, "_MP_", 4) != 0)
+			return kbu_err_set(err, KBU_EFORMAT,
+					   "no MP floating pointer at 0x%" PRIx64
+					   ": signature is %02x %02x %02x %02x, expected \"_MP_\"",
+					   at, b[0], b[1], b[2], b[3]);
+		decode_fp(b, at, "given address", &t->fp);
+		size_t flen = (size_t)t->fp.length * 16;
+		if (flen < KBU_MP_FP_SIZE)
+			flen = KBU_MP_FP_SIZE;
+		uint8_t *fb = malloc(flen);
+		if (!fb)
+			return kbu_err_set(err, KBU_ENOMEM, "out of memory");
+		size_t got = read_prefix(m, at, fb, flen);
+		t->fp.sum = sum8(fb, got);
+		free(fb);
+		if (got < flen)
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_FP,
+				"floating pointer length %zu bytes runs past memory at 0x%" PRIx64,
+				flen, at + got);
+	} else if (find_fp(m, t, &t->fp, err) != 0) {
+		kbu_mptable_free(t);
+		return -1;
+	}
+	t->have_fp = 1;
+	check_fp(t);
+	if (t->fp.feature[0] == 0 && t->fp.physptr != 0)
+		read_config(m, t);
+	cross_check(m, t);
+	return 0;
+}
+
+void kbu_mptable_free(struct kbu_mptable *t)
+{
+	if (!t)
+		return;
+	free(t->entries);
+	free(t->problems);
+	memset(t, 0, sizeof(*t));
+	t->ioapic_hw_id = -1;
+}
+
+/* ---- report ---- */
+
+static const char *int_type_name(uint8_t t)
+{
+	static const char *n[] = {"INT", "NMI", "SMI", "ExtINT"};
+	return t < 4 ? n[t] : "unknown";
+}
+
+static const char *polarity_name(uint16_t f)
+{
+	static const char *n[] = {"conforms", "active-hi", "reserved", "active-lo"};
+	return n[f & 3];
+}
+
+static const char *trigger_name(uint16_t f)
+{
+	static const char *n[] = {"conforms", "edge", "reserved", "level"};
+	return n[(f >> 2) & 3];
+}
+
+static void add_problems(const struct kbu_mptable *t, int section, struct kbu_node *o)
+{
+	for (size_t i = 0; i < t->nproblems; i++)
+		if (t->problems[i].section == section)
+			kbu_problem(o, (enum kbu_severity)t->problems[i].sev, "%s",
+				    t->problems[i].msg);
+}
+
+static void report_fp(const struct kbu_mptable *t, struct kbu_node *root)
+{
+	const struct kbu_mp_fp *fp = &t->fp;
+	struct kbu_node *o = kbu_obj(root, "floating_pointer", "MP Floating Pointer Structure");
+	kbu_hex(o, "address", "physical address", fp->addr, 8);
+	kbu_str(o, "found_in", "found in", fp->where);
+	kbu_str(o, "signature", "signature", "'_MP_'");
+	kbu_strf(o, "length", "length", "%u bytes", fp->length * 16u);
+	kbu_strf(o, "version", "version", "1.%u", fp->spec_rev);
+	kbu_strf(o, "checksum", "checksum", "0x%02x (%s)", fp->checksum,
+		 fp->sum == 0 ? "ok" : "BAD");
+	kbu_bool(o, "checksum_ok", "", fp->sum == 0);
+	kbu_hex(o, "config_table", "config table", fp->physptr, 8);
+	if (fp->feature[0])
+		kbu_strf(o, "mode", "mode", "default configuration type %u", fp->feature[0]);
+	else
+		kbu_str(o, "mode", "mode",
+			(fp->feature[1] & 0x80) ? "PIC (IMCR present)" : "Virtual Wire");
+	kbu_bytes(o, "features", "feature bytes", fp->feature, 5);
+	add_problems(t, KBU_MP_SEC_FP, o);
+}
+
+static void report_header(const struct kbu_mptable *t, struct kbu_node *root)
+{
+	const struct kbu_mp_header *h = &t->hdr;
+	struct kbu_node *o = kbu_obj(root, "header", "MP Config Table Header");
+	if (t->have_header) {
+		kbu_hex(o, "address", "physical address", h->addr, 8);
+		kbu_strf(o, "signature", "signature", "'%s'", h->signature);
+		kbu_u64(o, "base_table_length", "base table length", h->base_len);
+		kbu_strf(o, "version", "version", "1.%u", h->spec_rev);
+		kbu_strf(o, "checksum", "checksum", "0x%02x (%s)", h->checksum,
+			 h->base_len < KBU_MP_HEADER_SIZE ? "not verified"
+			 : h->sum == 0 ? "ok" : "BAD");
+		kbu_strf(o, "oem_id", "OEM ID", "'%s'", h->oem_id);
+		kbu_strf(o, "product_id", "Product ID", "'%s'", h->product_id);
+		kbu_hex(o, "oem_table", "OEM table pointer", h->oem_table, 8);
+		kbu_u64(o, "oem_table_size", "OEM table size", h->oem_table_size);
+		kbu_u64(o, "entry_count", "entry count", h->entry_count);
+		kbu_u64(o, "entries_walked", "entries walked", t->nbase);
+		kbu_hex(o, "lapic_address", "local APIC address", h->lapic_addr, 8);
+		kbu_u64(o, "ext_table_length", "extended table length", h->ext_len);
+		kbu_hex(o, "ext_table_checksum", "extended table checksum", h->ext_checksum, 2);
+	}
+	add_problems(t, KBU_MP_SEC_HEADER, o);
+}
+
+static void report_entries(const struct kbu_mptable *t, struct kbu_node *root)
+{
+	struct kbu_node *o = kbu_obj(root, "entries", "MP Config Base Table Entries");
+	struct kbu_node *procs = kbu_list(o, "processors", "Processors");
+	struct kbu_node *buses = kbu_list(o, "buses", "Bus");
+	struct kbu_node *ioapics = kbu_list(o, "ioapics", "I/O APICs");
+	struct kbu_node *ioints = kbu_list(o, "io_ints", "I/O Ints");
+	struct kbu_node *lints = kbu_list(o, "local_ints", "Local Ints");
+	for (size_t i = 0; i < t->nentries; i++) {
+		const struct kbu_mp_entry *e = &t->entries[i];
+		if (e->extended)
+			continue;
+		struct kbu_node *r;
+		switch (e->type) {
+		case KBU_MP_PROC: {
+			r = kbu_row(procs);
+			uint8_t f = e->u.proc.flags;
+			kbu_u64(r, "apic_id", "APIC ID", e->u.proc.apic_id);
+			kbu_hex(r, "version", "Version", e->u.proc.version, 2);
+			kbu_strf(r, "state", "State", "%s, %s", (f & 2) ? "BSP" : "AP",
+				 (f & 1) ? "usable" : "unusable");
+			kbu_bool(r, "bsp", "", (f & 2) != 0);
+			kbu_bool(r, "enabled", "", (f & 1) != 0);
+			kbu_u64(r, "family", "Family", (e->u.proc.signature >> 8) & 0xf);
+			kbu_u64(r, "model", "Model", (e->u.proc.signature >> 4) & 0xf);
+			kbu_u64(r, "stepping", "Step", e->u.proc.signature & 0xf);
+			kbu_hex(r, "features", "Flags", e->u.proc.features, 8);
+			kbu_hex(r, "offset", "", e->offset, 0);
+			break;
+		}
+		case KBU_MP_BUS:
+			r = kbu_row(buses);
+			kbu_u64(r, "bus_id", "Bus ID", e->u.bus.id);
+			kbu_str(r, "type", "Type", e->u.bus.type);
+			kbu_hex(r, "offset", "", e->offset, 0);
+			break;
+		case KBU_MP_IOAPIC:
+			r = kbu_row(ioapics);
+			kbu_u64(r, "apic_id", "APIC ID", e->u.ioapic.id);
+			kbu_hex(r, "version", "Version", e->u.ioapic.version, 2);
+			kbu_str(r, "state", "State", (e->u.ioapic.flags & 1) ? "usable" : "unusable");
+			kbu_hex(r, "address", "Address", e->u.ioapic.addr, 8);
+			kbu_hex(r, "offset", "", e->offset, 0);
+			break;
+		case KBU_MP_IOINT:
+		case KBU_MP_LINT:
+			r = kbu_row(e->type == KBU_MP_IOINT ? ioints : lints);
+			kbu_str(r, "type", "Type", int_type_name(e->u.intr.itype));
+			kbu_str(r, "polarity", "Polarity", polarity_name(e->u.intr.flags));
+			kbu_str(r, "trigger", "Trigger", trigger_name(e->u.intr.flags));
+			kbu_u64(r, "bus_id", "Bus ID", e->u.intr.src_bus);
+			kbu_u64(r, "irq", "IRQ", e->u.intr.src_irq);
+			kbu_u64(r, "apic_id", "APIC ID", e->u.intr.dst_apic);
+			kbu_u64(r, "pin", "PIN#", e->u.intr.dst_pin);
+			kbu_hex(r, "offset", "", e->offset, 0);
+			break;
+		default:
+			break;
+		}
+	}
+	add_problems(t, KBU_MP_SEC_ENTRIES, o);
+
+	size_t next = t->nentries - t->nbase;
+	if (next == 0)
+		return;
+	struct kbu_node *x = kbu_obj(root, "extended", "MP Config Extended Table Entries");
+	struct kbu_node *sasm = NULL, *bhd = NULL, *cbasm = NULL, *other = NULL;
+	for (size_t i = 0; i < t->nentries; i++) {
+		const struct kbu_mp_entry *e = &t->entries[i];
+		if (!e->extended)
+			continue;
+		struct kbu_node *r;
+		if (e->type == KBU_MP_EXT_SASM) {
+			static const char *at[] = {"I/O", "memory", "prefetch"};
+			if (!sasm)
+				sasm = kbu_list(x, "system_address_space", "System Address Space");
+			r = kbu_row(sasm);
+			kbu_u64(r, "bus_id", "Bus ID", e->u.sasm.bus);
+			kbu_str(r, "address_type", "Address Type",
+				e->u.sasm.addr_type < 3 ? at[e->u.sasm.addr_type] : "unknown");
+			kbu_hex(r, "base", "Address Base", e->u.sasm.base, 16);
+			kbu_hex(r, "length", "Address Length", e->u.sasm.length, 16);
+		} else if (e->type == KBU_MP_EXT_BHD) {
+			if (!bhd)
+				bhd = kbu_list(x, "bus_hierarchy", "Bus Hierarchy");
+			r = kbu_row(bhd);
+			kbu_u64(r, "bus_id", "Bus ID", e->u.bhd.bus);
+			kbu_str(r, "subtractive", "Subtractive", (e->u.bhd.info & 1) ? "yes" : "no");
+			kbu_u64(r, "parent", "Parent Bus", e->u.bhd.parent);
+		} else if (e->type == KBU_MP_EXT_CBASM) {
+			if (!cbasm)
+				cbasm = kbu_list(x, "compat_bus_address_space",
+						 "Compatibility Bus Address Space");
+			r = kbu_row(cbasm);
+			kbu_u64(r, "bus_id", "Bus ID", e->u.cbasm.bus);
+			kbu_str(r, "modifier", "Modifier", (e->u.cbasm.modifier & 1) ? "subtract" : "add");
+			kbu_strf(r, "range_list", "Range List", "%s",
+				 e->u.cbasm.range_list == 0 ? "ISA compatible I/O"
+				 : e->u.cbasm.range_list == 1 ? "VGA I/O" : "unknown");
+		} else {
+			if (!other)
+				other = kbu_list(x, "other", "Other (not decoded)");
+			r = kbu_row(other);
+			kbu_u64(r, "type", "Type", e->raw[0]);
+			kbu_u64(r, "length", "Length", e->len);
+			kbu_bytes(r, "bytes", "Bytes", e->raw,
+				  e->len < sizeof(e->raw) ? e->len : sizeof(e->raw));
+		}
+		kbu_hex(r, "offset", "Offset", e->offset, 0);
+	}
+}
+
+static void report_summary(const struct kbu_mptable *t, struct kbu_node *root)
+{
+	struct kbu_node *o = kbu_obj(root, "summary", "Summary");
+	char ids[512] = "";
+	size_t ncpu = 0;
+	int bsp = -1;
+	for (size_t i = 0; i < t->nentries; i++) {
+		const struct kbu_mp_entry *e = &t->entries[i];
+		if (e->extended || e->type != KBU_MP_PROC)
+			continue;
+		size_t l = strlen(ids);
+		snprintf(ids + l, sizeof(ids) - l, "%s%u%s", ncpu ? " " : "", e->u.proc.apic_id,
+			 (e->u.proc.flags & 1) ? "" : "(disabled)");
+		if ((e->u.proc.flags & 2) && bsp < 0)
+			bsp = e->u.proc.apic_id;
+		ncpu++;
+	}
+	kbu_u64(o, "cpus", "CPUs", ncpu);
+	kbu_str(o, "cpu_apic_id_text", "CPU APIC ids", ncpu ? ids : "none");
+	if (bsp >= 0)
+		kbu_u64(o, "bsp", "BSP APIC id", (uint64_t)bsp);
+	else
+		kbu_null(o, "bsp", "BSP APIC id");
+	char io[256] = "";
+	size_t nio = 0;
+	for (size_t i = 0; i < t->nentries; i++) {
+		const struct kbu_mp_entry *e = &t->entries[i];
+		if (e->extended || e->type != KBU_MP_IOAPIC)
+			continue;
+		size_t l = strlen(io);
+		snprintf(io + l, sizeof(io) - l, "%sid %u at 0x%08" PRIx32, nio ? ", " : "",
+			 e->u.ioapic.id, e->u.ioapic.addr);
+		nio++;
+	}
+	kbu_str(o, "ioapics", "I/O APICs", nio ? io : "none");
+	if (t->ioapic_hw_id >= 0)
+		kbu_strf(o, "ioapic_hw_id", "I/O APIC ID register", "%d (%s)", t->ioapic_hw_id,
+			 t->ioapic_hw_note);
+	else if (t->ioapic_hw_note[0])
+		kbu_str(o, "ioapic_hw_id", "I/O APIC ID register", t->ioapic_hw_note);
+
+	struct kbu_node *rt = kbu_list(o, "isa_irq_routing", "ISA IRQ routing");
+	for (size_t i = 0; i < t->nentries; i++) {
+		const struct kbu_mp_entry *e = &t->entries[i];
+		if (e->extended || e->type != KBU_MP_IOINT || e->u.intr.itype != 0)
+			continue;
+		const struct kbu_mp_entry *bus = find_bus(t, e->u.intr.src_bus);
+		if (!bus || strcmp(bus->u.bus.type, "ISA") != 0)
+			continue;
+		struct kbu_node *r = kbu_row(rt);
+		kbu_u64(r, "irq", "ISA IRQ", e->u.intr.src_irq);
+		kbu_u64(r, "ioapic", "I/O APIC", e->u.intr.dst_apic);
+		kbu_u64(r, "pin", "Pin", e->u.intr.dst_pin);
+		kbu_str(r, "polarity", "Polarity", polarity_name(e->u.intr.flags));
+		kbu_str(r, "trigger", "Trigger", trigger_name(e->u.intr.flags));
+	}
+	/* For scripts: the ids as numbers. */
+	struct kbu_node *cl = kbu_list(o, "cpu_apic_ids", "CPU APIC id list");
+	for (size_t i = 0; i < t->nentries; i++)
+		if (!t->entries[i].extended && t->entries[i].type == KBU_MP_PROC)
+			kbu_item_u64(cl, t->entries[i].u.proc.apic_id);
+	add_problems(t, KBU_MP_SEC_SUMMARY, o);
+}
+
+void kbu_mptable_report(const struct kbu_mptable *t, struct kbu_node *node)
+{
+	if (!t->have_fp)
+		return;
+	report_fp(t, node);
+	if (t->have_header || t->fp.physptr) {
+		report_header(t, node);
+		report_entries(t, node);
+	}
+	report_summary(t, node);
+}

@@ -1,0 +1,715 @@
+/* kbu: PVH start info (struct hvm_start_info v0/v1) decoder and finder. */
+#include "kbu/pvh.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/elf.h"
+#include "kbu/mem.h"
+#include "kbu/paging.h"
+#include "kbu/regs.h"
+#include "kbu/symbols.h"
+
+#define MIB (1024ull * 1024ull)
+#define PAGE 4096ull
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static void problem(struct kbu_pvh *p, int sev, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void problem(struct kbu_pvh *p, int sev, const char *fmt, ...)
+{
+	struct kbu_pvh_problem *np = realloc(p->problems, (p->nproblems + 1) * sizeof(*np));
+	if (!np)
+		return;
+	p->problems = np;
+	np[p->nproblems].sev = sev;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(np[p->nproblems].msg, sizeof(np[p->nproblems].msg), fmt, ap);
+	va_end(ap);
+	p->nproblems++;
+}
+
+static int readable(struct kbu_mem *m, uint64_t addr, size_t len)
+{
+	uint8_t buf[256];
+	struct kbu_err e;
+	while (len > 0) {
+		size_t n = len < sizeof(buf) ? len : sizeof(buf);
+		if (addr + n < addr || kbu_mem_read(m, KBU_PHYS, addr, buf, n, &e) != 0)
+			return 0;
+		addr += n;
+		len -= n;
+	}
+	return 1;
+}
+
+/*
+ * Reads a NUL-terminated string at phys addr, page by page so that a string
+ * running into missing memory is reported as such and not as unreadable.
+ */
+static void read_cstr(struct kbu_mem *m, uint64_t addr, struct kbu_pvh_str *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (addr == 0) {
+		s->state = KBU_PVH_STR_ABSENT;
+		return;
+	}
+	char *buf = malloc(KBU_PVH_CMDLINE_MAX + 1);
+	if (!buf) {
+		s->state = KBU_PVH_STR_UNREADABLE;
+		return;
+	}
+	size_t got = 0;
+	int terminated = 0;
+	struct kbu_err e;
+	while (got < KBU_PVH_CMDLINE_MAX && !terminated) {
+		uint64_t a = addr + got;
+		size_t n = (size_t)(PAGE - (a & (PAGE - 1)));
+		if (n > KBU_PVH_CMDLINE_MAX - got)
+			n = KBU_PVH_CMDLINE_MAX - got;
+		if (a < addr || kbu_mem_read(m, KBU_PHYS, a, buf + got, n, &e) != 0)
+			break;
+		void *nul = memchr(buf + got, 0, n);
+		if (nul) {
+			got = (size_t)((char *)nul - buf);
+			terminated = 1;
+		} else {
+			got += n;
+		}
+	}
+	buf[got] = 0;
+	s->text = buf;
+	s->len = got;
+	if (terminated)
+		s->state = KBU_PVH_STR_OK;
+	else if (got == 0)
+		s->state = KBU_PVH_STR_UNREADABLE;
+	else
+		s->state = KBU_PVH_STR_UNTERMINATED;
+}
+
+static void str_free(struct kbu_pvh_str *s)
+{
+	free(s->text);
+	s->text = NULL;
+}
+
+void kbu_pvh_free(struct kbu_pvh *p)
+{
+	if (!p)
+		return;
+	str_free(&p->cmdline);
+	for (size_t i = 0; i < p->nmodules; i++)
+		str_free(&p->modules[i].cmdline);
+	free(p->modules);
+	free(p->memmap);
+	free(p->problems);
+	memset(p, 0, sizeof(*p));
+}
+
+const char *kbu_e820_type_name(uint32_t type)
+{
+	switch (type) {
+	case 1: return "RAM";
+	case 2: return "reserved";
+	case 3: return "ACPI";
+	case 4: return "NVS";
+	case 5: return "unusable";
+	case 6: return "disabled";
+	case 7: return "PMEM";
+	case 12: return "PRAM";
+	case 0xefffffff: return "soft-reserved";
+	default: return NULL;
+	}
+}
+
+static void check_str(struct kbu_pvh *p, const struct kbu_pvh_str *s, const char *what,
+		      uint64_t addr)
+{
+	if (s->state == KBU_PVH_STR_UNREADABLE)
+		problem(p, KBU_SEV_ERROR, "%s 0x%" PRIx64 " points outside memory", what, addr);
+	else if (s->state == KBU_PVH_STR_UNTERMINATED)
+		problem(p, KBU_SEV_WARN,
+			"%s at 0x%" PRIx64 " is not NUL-terminated within %zu bytes"
+			" (memory or the %d-byte limit ends first)",
+			what, addr, s->len, KBU_PVH_CMDLINE_MAX);
+}
+
+static void decode_modules(struct kbu_mem *m, struct kbu_pvh *p)
+{
+	if (p->nr_modules == 0)
+		return;
+	if (p->modlist_paddr == 0) {
+		problem(p, KBU_SEV_ERROR, "nr_modules is %" PRIu32 " but modlist_paddr is 0",
+			p->nr_modules);
+		return;
+	}
+	uint32_t n = p->nr_modules;
+	if (n > KBU_PVH_MAX_MODULES) {
+		problem(p, KBU_SEV_ERROR,
+			"nr_modules %" PRIu32 " is absurd (more than %d): decoding the first %d",
+			n, KBU_PVH_MAX_MODULES, KBU_PVH_MAX_MODULES);
+		n = KBU_PVH_MAX_MODULES;
+	}
+	p->modules = calloc(n, sizeof(*p->modules));
+	if (!p->modules)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t b[KBU_PVH_MOD_SIZE];
+		uint64_t a = p->modlist_paddr + (uint64_t)i * KBU_PVH_MOD_SIZE;
+		struct kbu_err e;
+		if (kbu_mem_read(m, KBU_PHYS, a, b, sizeof(b), &e) != 0) {
+			problem(p, KBU_SEV_ERROR,
+				"module %" PRIu32 " entry at 0x%" PRIx64
+				" is outside memory (modlist_paddr 0x%" PRIx64 "): %" PRIu32
+				" of %" PRIu32 " modules decoded",
+				i, a, p->modlist_paddr, i, p->nr_modules);
+			break;
+		}
+		struct kbu_pvh_module *md = &p->modules[i];
+		md->paddr = le64(b);
+		md->size = le64(b + 8);
+		md->cmdline_paddr = le64(b + 16);
+		md->reserved = le64(b + 24);
+		p->nmodules = i + 1;
+		char what[64];
+		snprintf(what, sizeof(what), "module %" PRIu32 " cmdline_paddr", i);
+		read_cstr(m, md->cmdline_paddr, &md->cmdline);
+		check_str(p, &md->cmdline, what, md->cmdline_paddr);
+		if (md->paddr == 0)
+			problem(p, KBU_SEV_WARN, "module %" PRIu32 " has paddr 0 (not present)", i);
+		else if (!readable(m, md->paddr, 1) ||
+			 (md->size && !readable(m, md->paddr + md->size - 1, 1)))
+			problem(p, KBU_SEV_WARN,
+				"module %" PRIu32 " at 0x%" PRIx64 " size 0x%" PRIx64
+				" is not (wholly) in memory",
+				i, md->paddr, md->size);
+	}
+}
+
+static void decode_memmap(struct kbu_mem *m, struct kbu_pvh *p)
+{
+	if (!p->has_v1)
+		return;
+	if (p->memmap_entries == 0) {
+		if (p->memmap_paddr != 0)
+			problem(p, KBU_SEV_WARN,
+				"memmap_paddr is 0x%" PRIx64 " but memmap_entries is 0",
+				p->memmap_paddr);
+		else
+			problem(p, KBU_SEV_NOTE,
+				"no memory map: the kernel must find its memory elsewhere");
+		return;
+	}
+	if (p->memmap_entries > KBU_PVH_MAX_MEMMAP) {
+		problem(p, KBU_SEV_ERROR,
+			"memmap_entries %" PRIu32 " is absurd (more than %d): memory map not decoded",
+			p->memmap_entries, KBU_PVH_MAX_MEMMAP);
+		return;
+	}
+	if (p->memmap_paddr == 0) {
+		problem(p, KBU_SEV_ERROR, "memmap_entries is %" PRIu32 " but memmap_paddr is 0",
+			p->memmap_entries);
+		return;
+	}
+	p->memmap = calloc(p->memmap_entries, sizeof(*p->memmap));
+	if (!p->memmap)
+		return;
+	for (uint32_t i = 0; i < p->memmap_entries; i++) {
+		uint8_t b[KBU_PVH_MEMMAP_ENTRY_SIZE];
+		uint64_t a = p->memmap_paddr + (uint64_t)i * KBU_PVH_MEMMAP_ENTRY_SIZE;
+		struct kbu_err e;
+		if (kbu_mem_read(m, KBU_PHYS, a, b, sizeof(b), &e) != 0) {
+			problem(p, KBU_SEV_ERROR,
+				"memory map entry %" PRIu32 " at 0x%" PRIx64
+				" is outside memory (memmap_paddr 0x%" PRIx64 "): %" PRIu32
+				" of %" PRIu32 " entries decoded",
+				i, a, p->memmap_paddr, i, p->memmap_entries);
+			break;
+		}
+		struct kbu_pvh_memmap_entry *me = &p->memmap[i];
+		me->addr = le64(b);
+		me->size = le64(b + 8);
+		me->type = le32(b + 16);
+		me->reserved = le32(b + 20);
+		p->nmemmap = i + 1;
+		const char *tn = kbu_e820_type_name(me->type);
+		if (me->size == 0)
+			problem(p, KBU_SEV_WARN,
+				"memory map entry %" PRIu32 " has size 0 (%s at 0x%" PRIx64
+				"): a loader's placeholder, ignore it",
+				i, tn ? tn : "unknown type", me->addr);
+		else if (me->addr + me->size < me->addr)
+			problem(p, KBU_SEV_ERROR,
+				"memory map entry %" PRIu32 " wraps: 0x%" PRIx64 " + 0x%" PRIx64, i,
+				me->addr, me->size);
+		if (!tn && me->size != 0)
+			problem(p, KBU_SEV_WARN, "memory map entry %" PRIu32 " has unknown type %" PRIu32,
+				i, me->type);
+	}
+	/* Overlaps between RAM and anything else make the kernel's allocator lie. */
+	for (size_t i = 0; i < p->nmemmap; i++) {
+		const struct kbu_pvh_memmap_entry *x = &p->memmap[i];
+		for (size_t j = i + 1; j < p->nmemmap; j++) {
+			const struct kbu_pvh_memmap_entry *y = &p->memmap[j];
+			if (x->size && y->size && x->addr < y->addr + y->size &&
+			    y->addr < x->addr + x->size)
+				problem(p, KBU_SEV_WARN,
+					"memory map entries %zu [0x%" PRIx64 "-0x%" PRIx64
+					") and %zu [0x%" PRIx64 "-0x%" PRIx64 ") overlap",
+					i, x->addr, x->addr + x->size, j, y->addr, y->addr + y->size);
+		}
+	}
+}
+
+int kbu_pvh_decode(struct kbu_mem *m, uint64_t addr, struct kbu_pvh *p, struct kbu_err *err)
+{
+	memset(p, 0, sizeof(*p));
+	uint8_t b[KBU_PVH_V1_SIZE];
+	if (kbu_mem_read(m, KBU_PHYS, addr, b, KBU_PVH_V0_SIZE, err) != 0)
+		return kbu_err_prefix(err, "start info at 0x%" PRIx64, addr);
+	p->addr = addr;
+	p->magic = le32(b);
+	if (p->magic != KBU_PVH_MAGIC)
+		return kbu_err_set(err, KBU_EFORMAT,
+				   "no start info at 0x%" PRIx64 ": magic is 0x%08" PRIx32
+				   ", expected 0x%08x",
+				   addr, p->magic, KBU_PVH_MAGIC);
+	p->version = le32(b + 4);
+	p->flags = le32(b + 8);
+	p->nr_modules = le32(b + 12);
+	p->modlist_paddr = le64(b + 16);
+	p->cmdline_paddr = le64(b + 24);
+	p->rsdp_paddr = le64(b + 32);
+	if (p->version >= 1) {
+		struct kbu_err e;
+		if (kbu_mem_read(m, KBU_PHYS, addr + KBU_PVH_V0_SIZE, b + KBU_PVH_V0_SIZE,
+				 KBU_PVH_V1_SIZE - KBU_PVH_V0_SIZE, &e) == 0) {
+			p->has_v1 = 1;
+			p->memmap_paddr = le64(b + 40);
+			p->memmap_entries = le32(b + 48);
+			p->reserved = le32(b + 52);
+		} else {
+			problem(p, KBU_SEV_ERROR,
+				"version %" PRIu32 " but the v1 fields at 0x%" PRIx64
+				" are outside memory",
+				p->version, addr + KBU_PVH_V0_SIZE);
+		}
+	}
+	if (p->version > 1)
+		problem(p, KBU_SEV_WARN,
+			"version %" PRIu32 " is newer than 1: only the v1 fields are decoded",
+			p->version);
+	if (p->flags & ~0x1fu)
+		problem(p, KBU_SEV_WARN, "flags 0x%" PRIx32 " has undefined bits 0x%" PRIx32,
+			p->flags, p->flags & ~0x1fu);
+	if (p->has_v1 && p->reserved)
+		problem(p, KBU_SEV_NOTE, "reserved field is 0x%" PRIx32 ", not 0", p->reserved);
+
+	read_cstr(m, p->cmdline_paddr, &p->cmdline);
+	check_str(p, &p->cmdline, "cmdline_paddr", p->cmdline_paddr);
+
+	p->rsdp_sig_ok = -1;
+	if (p->rsdp_paddr) {
+		char sig[8];
+		struct kbu_err e;
+		if (kbu_mem_read(m, KBU_PHYS, p->rsdp_paddr, sig, sizeof(sig), &e) != 0) {
+			problem(p, KBU_SEV_ERROR, "rsdp_paddr 0x%" PRIx64 " points outside memory",
+				p->rsdp_paddr);
+		} else {
+			p->rsdp_sig_ok = memcmp(sig, "RSD PTR ", 8) == 0;
+			if (!p->rsdp_sig_ok)
+				problem(p, KBU_SEV_WARN,
+					"rsdp_paddr 0x%" PRIx64 " does not hold an RSDP (no \"RSD PTR \")",
+					p->rsdp_paddr);
+		}
+	}
+	decode_modules(m, p);
+	decode_memmap(m, p);
+	return 0;
+}
+
+int kbu_pvh_plausible(struct kbu_mem *m, uint64_t addr)
+{
+	uint8_t b[KBU_PVH_V1_SIZE];
+	struct kbu_err e;
+	if (kbu_mem_read(m, KBU_PHYS, addr, b, KBU_PVH_V0_SIZE, &e) != 0)
+		return 0;
+	if (le32(b) != KBU_PVH_MAGIC)
+		return 0;
+	uint32_t version = le32(b + 4), nmod = le32(b + 12);
+	if (version > 1 || nmod > KBU_PVH_MAX_MODULES)
+		return 0;
+	if (nmod && !readable(m, le64(b + 16), (size_t)nmod * KBU_PVH_MOD_SIZE))
+		return 0;
+	uint64_t cmd = le64(b + 24);
+	if (cmd) {
+		struct kbu_pvh_str s;
+		read_cstr(m, cmd, &s);
+		int ok = s.state == KBU_PVH_STR_OK;
+		str_free(&s);
+		if (!ok)
+			return 0;
+	}
+	uint64_t rsdp = le64(b + 32);
+	if (rsdp && !readable(m, rsdp, 8))
+		return 0;
+	if (version == 1) {
+		if (kbu_mem_read(m, KBU_PHYS, addr + KBU_PVH_V0_SIZE, b + KBU_PVH_V0_SIZE,
+				 KBU_PVH_V1_SIZE - KBU_PVH_V0_SIZE, &e) != 0)
+			return 0;
+		uint32_t n = le32(b + 48);
+		if (n > KBU_PVH_MAX_MEMMAP)
+			return 0;
+		if (n && !readable(m, le64(b + 40), (size_t)n * KBU_PVH_MEMMAP_ENTRY_SIZE))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- finding it ---- */
+
+#define KERNBASE_X86_64 0xffffffff80000000ull
+
+/* Candidate physical addresses of a kernel virtual address, best first. */
+static int kva_to_pa(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t va, uint64_t *pa,
+		     int max)
+{
+	int n = 0;
+	struct kbu_regs r;
+	struct kbu_err e;
+	memset(&r, 0, sizeof(r));
+	if (n < max && kbu_mem_regs(m, 0, &r, &e) == 0 && (r.have & KBU_HAVE_CR)) {
+		enum kbu_paging_mode mode = kbu_regs_paging_mode(&r);
+		struct kbu_walk w;
+		if (mode > KBU_PG_OFF && kbu_vtop(m, mode, r.cr3, va, &w, &e) == 0 && w.present)
+			pa[n++] = w.pa;
+	}
+	if (kernel) {
+		for (size_t i = 0; n < max && i < kbu_elf_nsegments(kernel); i++) {
+			const struct kbu_segment *s = kbu_elf_segment(kernel, i);
+			if (s->type == 1 /* PT_LOAD */ && va >= s->vaddr && va - s->vaddr < s->memsz) {
+				pa[n++] = s->paddr + (va - s->vaddr);
+				break;
+			}
+		}
+	}
+	if (n < max && va >= KERNBASE_X86_64)
+		pa[n++] = va - KERNBASE_X86_64;
+	/* FreeBSD's direct map, then Linux's (without KASLR). */
+	if (n < max && va >= 0xfffff80000000000ull && va < 0xfffffc0000000000ull)
+		pa[n++] = va - 0xfffff80000000000ull;
+	if (n < max && va >= 0xffff888000000000ull && va < 0xffffc88000000000ull)
+		pa[n++] = va - 0xffff888000000000ull;
+	return n;
+}
+
+static int magic_at_phys(struct kbu_mem *m, uint64_t pa)
+{
+	uint32_t v;
+	struct kbu_err e;
+	return kbu_mem_read_u32(m, KBU_PHYS, pa, &v, &e) == 0 && v == KBU_PVH_MAGIC;
+}
+
+/* Reads 8 bytes of a kernel variable: through the source's virtual reads, or
+ * through the physical alias. */
+static int read_kvar(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t va, uint8_t out[8])
+{
+	struct kbu_err e;
+	if (kbu_mem_read(m, KBU_VIRT, va, out, 8, &e) == 0)
+		return 0;
+	uint64_t pa[4];
+	int n = kva_to_pa(m, kernel, va, pa, 4);
+	for (int i = 0; i < n; i++)
+		if (kbu_mem_read(m, KBU_PHYS, pa[i], out, 8, &e) == 0)
+			return 0;
+	return -1;
+}
+
+struct saved_ptr {
+	const char *sym;
+	const char *os;
+};
+
+/* Where each kernel keeps the start info after entry. */
+static const struct saved_ptr saved_ptrs[] = {
+	{"start_info", "FreeBSD"},
+	{"hvm_start_paddr", "NetBSD"},
+	{"pvh_start_info", "Linux"},
+};
+
+/* Tries one saved-pointer symbol; returns 1 and sets *pa/how when it leads
+ * to the magic. Records why not in notes. */
+static int try_symbol(struct kbu_mem *m, const struct kbu_elf *kernel, const struct kbu_sym *s,
+		      const struct saved_ptr *sp, uint64_t *pa, char *how, size_t howlen,
+		      char *why, size_t whylen)
+{
+	uint8_t b[8];
+	if (read_kvar(m, kernel, s->addr, b) != 0) {
+		snprintf(why, whylen, "%s at 0x%" PRIx64 " is not readable", sp->sym, s->addr);
+		return 0;
+	}
+	uint64_t cand[4];
+	int n;
+	/* The variable is the structure itself (Linux copies it). */
+	if (le32(b) == KBU_PVH_MAGIC) {
+		n = kva_to_pa(m, kernel, s->addr, cand, 4);
+		for (int i = 0; i < n; i++) {
+			if (magic_at_phys(m, cand[i])) {
+				*pa = cand[i];
+				snprintf(how, howlen,
+					 "the %s copy in %s at 0x%" PRIx64
+					 " (the variable is the structure)",
+					 sp->os, sp->sym, s->addr);
+				return 1;
+			}
+		}
+		snprintf(why, whylen, "%s at 0x%" PRIx64 " holds the magic but has no physical alias",
+			 sp->sym, s->addr);
+		return 0;
+	}
+	uint64_t v = le64(b);
+	if (v == 0) {
+		snprintf(why, whylen, "%s at 0x%" PRIx64 " is 0 (not saved yet)", sp->sym, s->addr);
+		return 0;
+	}
+	if (magic_at_phys(m, v)) {
+		*pa = v;
+		snprintf(how, howlen, "through %s %s (0x%" PRIx64 " holds a physical address)",
+			 sp->os, sp->sym, s->addr);
+		return 1;
+	}
+	n = kva_to_pa(m, kernel, v, cand, 4);
+	for (int i = 0; i < n; i++) {
+		if (magic_at_phys(m, cand[i])) {
+			*pa = cand[i];
+			snprintf(how, howlen,
+				 "through %s %s (0x%" PRIx64 " holds pointer 0x%" PRIx64 ")",
+				 sp->os, sp->sym, s->addr, v);
+			return 1;
+		}
+	}
+	snprintf(why, whylen, "%s at 0x%" PRIx64 " holds 0x%" PRIx64 ", where there is no start info",
+		 sp->sym, s->addr, v);
+	return 0;
+}
+
+/* Scans [start, end) on 8-byte boundaries; returns 1 with *found at the first
+ * plausible structure; *first_magic gets the first bare magic (or stays). */
+static int scan_range(struct kbu_mem *m, uint64_t start, uint64_t end, uint64_t *found,
+		      uint64_t *first_magic)
+{
+	enum { CHUNK = 64 * 1024 };
+	uint8_t *buf = malloc(CHUNK);
+	if (!buf)
+		return 0;
+	int ret = 0;
+	start = (start + 7) & ~7ull;
+	for (uint64_t a = start; a < end && !ret;) {
+		size_t n = end - a < CHUNK ? (size_t)(end - a) : CHUNK;
+		struct kbu_err e;
+		if (kbu_mem_read(m, KBU_PHYS, a, buf, n, &e) != 0) {
+			/* Holes: fall back to page-sized steps. */
+			n = (size_t)(PAGE - (a & (PAGE - 1)));
+			if (n > end - a)
+				n = (size_t)(end - a);
+			if (kbu_mem_read(m, KBU_PHYS, a, buf, n, &e) != 0) {
+				a += n;
+				continue;
+			}
+		}
+		for (size_t off = 0; off + 4 <= n; off += 8) {
+			if (le32(buf + off) != KBU_PVH_MAGIC)
+				continue;
+			if (*first_magic == UINT64_MAX)
+				*first_magic = a + off;
+			if (kbu_pvh_plausible(m, a + off)) {
+				*found = a + off;
+				ret = 1;
+				break;
+			}
+		}
+		a += n;
+	}
+	free(buf);
+	return ret;
+}
+
+int kbu_pvh_find(struct kbu_mem *m, const struct kbu_symtab *syms, const struct kbu_elf *kernel,
+		 uint64_t scan_limit, struct kbu_pvh *p, struct kbu_err *err)
+{
+	char how[160] = "", tried[512] = "";
+	uint64_t pa = 0;
+	int found = 0;
+
+	if (syms) {
+		for (size_t i = 0; !found && i < sizeof(saved_ptrs) / sizeof(saved_ptrs[0]); i++) {
+			const struct kbu_sym *s = kbu_sym_by_name(syms, saved_ptrs[i].sym);
+			if (!s)
+				continue;
+			char why[200];
+			found = try_symbol(m, kernel, s, &saved_ptrs[i], &pa, how, sizeof(how), why,
+					   sizeof(why));
+			if (!found) {
+				size_t l = strlen(tried);
+				snprintf(tried + l, sizeof(tried) - l, "%s%s", l ? "; " : "", why);
+			}
+		}
+	}
+	if (!found) {
+		struct kbu_regs r;
+		struct kbu_err e;
+		memset(&r, 0, sizeof(r));
+		if (kbu_mem_regs(m, 0, &r, &e) == 0 && (r.have & KBU_HAVE_GPR) &&
+		    kbu_pvh_plausible(m, r.rbx & 0xffffffffu)) {
+			pa = r.rbx & 0xffffffffu;
+			found = 1;
+			snprintf(how, sizeof(how), "where CPU 0's %%ebx points (the PVH entry state)");
+		}
+	}
+	uint64_t first_magic = UINT64_MAX;
+	if (!found) {
+		if (scan_limit == 0)
+			scan_limit = 256 * MIB;
+		uint64_t low = scan_limit < MIB ? scan_limit : MIB;
+		found = scan_range(m, 0, low, &pa, &first_magic);
+		if (found)
+			snprintf(how, sizeof(how), "found by scanning low memory");
+		uint64_t st[64], en[64];
+		int nr = kbu_mem_ranges(m, st, en, 64);
+		uint64_t budget = scan_limit > low ? scan_limit - low : 0;
+		for (int i = 0; !found && i < nr && budget > 0; i++) {
+			uint64_t a = st[i] < MIB ? MIB : st[i];
+			if (a >= en[i])
+				continue;
+			uint64_t e2 = en[i] - a > budget ? a + budget : en[i];
+			budget -= e2 - a;
+			found = scan_range(m, a, e2, &pa, &first_magic);
+			if (found)
+				snprintf(how, sizeof(how), "found by scanning memory above 1 MiB");
+		}
+	}
+	if (!found && first_magic != UINT64_MAX) {
+		/* Only implausible candidates: decode the first and let its problems speak. */
+		pa = first_magic;
+		found = 1;
+		snprintf(how, sizeof(how),
+			 "the only magic found by scanning; its pointers are not plausible");
+	}
+	if (!found) {
+		if (tried[0])
+			return kbu_err_set(err, KBU_ENOTFOUND,
+					   "no PVH start info found (%s; no magic 0x%08x in the "
+					   "scanned memory)",
+					   tried, KBU_PVH_MAGIC);
+		return kbu_err_set(err, KBU_ENOTFOUND,
+				   "no PVH start info found: no magic 0x%08x with a valid version"
+				   " in the scanned memory",
+				   KBU_PVH_MAGIC);
+	}
+	if (kbu_pvh_decode(m, pa, p, err) != 0)
+		return -1;
+	snprintf(p->how, sizeof(p->how), "%s", how);
+	if (tried[0])
+		problem(p, KBU_SEV_NOTE, "saved pointer not usable: %s", tried);
+	return 0;
+}
+
+/* ---- report ---- */
+
+static const char *flag_names[] = {"PRIVILEGED", "INITDOMAIN", "MULTIBOOT_MOD", "MOD_START_PFN",
+				   "VIRT_P2M_4TOOLS"};
+
+static void str_field(struct kbu_node *o, const char *key, const char *label,
+		      const struct kbu_pvh_str *s)
+{
+	switch (s->state) {
+	case KBU_PVH_STR_ABSENT:
+		kbu_null(o, key, label);
+		break;
+	case KBU_PVH_STR_OK:
+		kbu_str(o, key, label, s->text);
+		break;
+	case KBU_PVH_STR_UNTERMINATED:
+		kbu_strf(o, key, label, "%s...", s->text ? s->text : "");
+		break;
+	default:
+		kbu_str(o, key, label, "(unreadable)");
+		break;
+	}
+}
+
+void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
+{
+	struct kbu_node *o = kbu_obj(node, "start_info", "PVH start info");
+	kbu_strf(o, "location", "location", "0x%" PRIx64 " (%s)", p->addr,
+		 p->how[0] ? p->how : "given address");
+	kbu_hex(o, "address", "", p->addr, 0);
+	kbu_str(o, "how", "", p->how[0] ? p->how : "given address");
+	kbu_hex(o, "magic", "magic", p->magic, 8);
+	kbu_u64(o, "version", "version", p->version);
+	char fl[160] = "";
+	for (unsigned i = 0; i < 5; i++)
+		if (p->flags & (1u << i)) {
+			size_t l = strlen(fl);
+			snprintf(fl + l, sizeof(fl) - l, "%s%s", l ? "," : "", flag_names[i]);
+		}
+	kbu_hex(o, "flags", "flags", p->flags, 0);
+	kbu_str(o, "flag_names", "flag names", fl[0] ? fl : "none");
+	kbu_u64(o, "nr_modules", "nr_modules", p->nr_modules);
+	kbu_hex(o, "modlist_paddr", "modlist_paddr", p->modlist_paddr, 0);
+	kbu_hex(o, "cmdline_paddr", "cmdline_paddr", p->cmdline_paddr, 0);
+	kbu_hex(o, "rsdp_paddr", "rsdp_paddr", p->rsdp_paddr, 0);
+	if (p->has_v1) {
+		kbu_hex(o, "memmap_paddr", "memmap_paddr", p->memmap_paddr, 0);
+		kbu_u64(o, "memmap_entries", "memmap_entries", p->memmap_entries);
+	}
+	str_field(o, "cmdline", "command line", &p->cmdline);
+	if (p->rsdp_paddr)
+		kbu_str(o, "rsdp", "RSDP",
+			p->rsdp_sig_ok == 1 ? "\"RSD PTR \" present"
+			: p->rsdp_sig_ok == 0 ? "no RSDP signature there" : "unreadable");
+	else
+		kbu_str(o, "rsdp", "RSDP", "none (no ACPI)");
+
+	if (p->nr_modules) {
+		struct kbu_node *ml = kbu_list(o, "modules", "Modules");
+		for (size_t i = 0; i < p->nmodules; i++) {
+			const struct kbu_pvh_module *md = &p->modules[i];
+			struct kbu_node *r = kbu_row(ml);
+			kbu_u64(r, "index", "#", i);
+			kbu_hex(r, "paddr", "Address", md->paddr, 8);
+			kbu_hex(r, "size", "Size", md->size, 0);
+			kbu_hex(r, "cmdline_paddr", "Cmdline at", md->cmdline_paddr, 0);
+			str_field(r, "cmdline", "Cmdline", &md->cmdline);
+		}
+	}
+	if (p->has_v1) {
+		struct kbu_node *mm = kbu_list(o, "memmap", "Memory map");
+		for (size_t i = 0; i < p->nmemmap; i++) {
+			const struct kbu_pvh_memmap_entry *me = &p->memmap[i];
+			struct kbu_node *r = kbu_row(mm);
+			const char *tn = kbu_e820_type_name(me->type);
+			kbu_hex(r, "addr", "Start", me->addr, 16);
+			kbu_hex(r, "end", "End", me->size ? me->addr + me->size - 1 : me->addr, 16);
+			kbu_hex(r, "size", "Size", me->size, 0);
+			kbu_u64(r, "type", "Type", me->type);
+			kbu_str(r, "type_name", "Name", tn ? tn : "unknown");
+		}
+	}
+	for (size_t i = 0; i < p->nproblems; i++)
+		kbu_problem(o, (enum kbu_severity)p->problems[i].sev, "%s", p->problems[i].msg);
+}
