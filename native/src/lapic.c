@@ -355,18 +355,12 @@ static void decode_reg(const struct kbu_lapic_reg *r, uint32_t v, char *buf, siz
 }
 
 static void vector_list(struct kbu_node *o, const char *key, const char *label,
-			const struct kbu_lapic_state *s, unsigned base, int partial)
+			const struct kbu_lapic_state *s, unsigned base)
 {
 	struct kbu_node *l = kbu_list(o, key, label);
-	int any = 0;
-	for (unsigned v = 0; v < 256; v++) {
-		if (s->reg[(base >> 4) + v / 32] & (1u << (v % 32))) {
+	for (unsigned v = 0; v < 256; v++)
+		if (s->reg[(base >> 4) + v / 32] & (1u << (v % 32)))
 			kbu_item_u64(l, v);
-			any = 1;
-		}
-	}
-	if (!any)
-		kbu_textf(o, "%s: (none)%s", label, partial ? " (as far as QEMU shows)" : "");
 }
 
 void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, const char *source,
@@ -428,11 +422,11 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 	}
 	int partial = !kbu_lapic_known(s, 0x180);
 	if (kbu_lapic_known(s, 0x100))
-		vector_list(sec, "isr", "in service (ISR)", s, 0x100, 0);
+		vector_list(sec, "isr", "in service (ISR)", s, 0x100);
 	if (kbu_lapic_known(s, 0x200))
-		vector_list(sec, "irr", "requested (IRR)", s, 0x200, 0);
-	vector_list(sec, "tmr", partial ? "level-triggered (TMR, of ISR/IRR vectors)" :
-		    "level-triggered (TMR)", s, 0x180, partial);
+		vector_list(sec, "irr", "requested (IRR)", s, 0x200);
+	vector_list(sec, "tmr", partial ? "level-triggered (TMR, only ISR/IRR vectors shown)" :
+		    "level-triggered (TMR)", s, 0x180);
 	if (kbu_lapic_known(s, 0x0f0) && !((s->reg[0x0f0 >> 4] >> 8) & 1))
 		kbu_problem(sec, KBU_SEV_NOTE,
 			    "the APIC is software-disabled (SVR bit 8 = 0): no interrupts, LVTs masked");
