@@ -515,6 +515,30 @@ const uint8_t *kbu_elf_vaddr_bytes(const struct kbu_elf *e, uint64_t vaddr, size
 	return NULL;
 }
 
+int kbu_elf_paddr_to_vaddr(const struct kbu_elf *e, uint64_t paddr, uint64_t *vaddr)
+{
+	for (size_t i = 0; i < e->nsegs; i++) {
+		const struct kbu_segment *s = &e->segs[i];
+		if (s->type == PT_LOAD && paddr >= s->paddr && paddr - s->paddr < s->memsz) {
+			*vaddr = s->vaddr + (paddr - s->paddr);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int kbu_elf_vaddr_to_paddr(const struct kbu_elf *e, uint64_t vaddr, uint64_t *paddr)
+{
+	for (size_t i = 0; i < e->nsegs; i++) {
+		const struct kbu_segment *s = &e->segs[i];
+		if (s->type == PT_LOAD && vaddr >= s->vaddr && vaddr - s->vaddr < s->memsz) {
+			*paddr = s->paddr + (vaddr - s->vaddr);
+			return 0;
+		}
+	}
+	return -1;
+}
+
 /* The libelf handle, for the symbol loader in this library. */
 Elf *kbu_elf_libelf(const struct kbu_elf *e);
 Elf *kbu_elf_libelf(const struct kbu_elf *e) { return e->elf; }

@@ -450,6 +450,10 @@ static int better_alias(const struct kbu_sym *a, const struct kbu_sym *b)
 		return a->size != 0;
 	if (is_global(a->type) != is_global(b->type))
 		return is_global(a->type);
+	/* _text, _stext, __per_cpu_start: section markers name an address worse than a function. */
+	int ua = a->name[0] == '_', ub = b->name[0] == '_';
+	if (ua != ub)
+		return ub;
 	return a->source < b->source;
 }
 

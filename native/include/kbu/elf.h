@@ -60,6 +60,11 @@ const struct kbu_note *kbu_elf_note(const struct kbu_elf *e, size_t i);
  * run past it): the notes before that point are still listed. */
 const char *kbu_elf_notes_problem(const struct kbu_elf *e);
 
+/* Link (virtual) <-> load (physical) address through the PT_LOAD that holds
+ * it (within memsz): 0, or -1 when no segment does. */
+int kbu_elf_paddr_to_vaddr(const struct kbu_elf *e, uint64_t paddr, uint64_t *vaddr);
+int kbu_elf_vaddr_to_paddr(const struct kbu_elf *e, uint64_t vaddr, uint64_t *paddr);
+
 /* File bytes backing a link (virtual) address range; NULL if not file-backed. */
 const uint8_t *kbu_elf_vaddr_bytes(const struct kbu_elf *e, uint64_t vaddr, size_t len);
 

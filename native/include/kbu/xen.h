@@ -72,6 +72,25 @@ int kbu_xen_note_number(const struct kbu_note *n, uint64_t *out, struct kbu_err 
  * (KBU_ENOTFOUND when the image has no such note). */
 int kbu_xen_pvh_entry(const struct kbu_elf *e, uint64_t *entry, struct kbu_err *err);
 
+/*
+ * The image a command works on: the positional path if given (opened here,
+ * with its own symbols when it has any), else the context's --kernel. Symbols
+ * are the context's when present (they may add a System.map).
+ */
+struct kbu_ctx;
+struct kbu_symtab;
+struct kbu_image {
+	struct kbu_elf *elf;
+	const struct kbu_symtab *syms; /* NULL or empty: no symbols */
+	struct kbu_elf *own_elf;
+	struct kbu_symtab *own_syms;
+};
+int kbu_image_get(struct kbu_ctx *ctx, const char *path, struct kbu_image *img,
+		  struct kbu_err *err);
+void kbu_image_put(struct kbu_image *img);
+/* "name+0xoff" for a link address, "" when no symbol spans or precedes it closely. */
+const char *kbu_image_symbol(const struct kbu_image *img, uint64_t vaddr, char *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif
