@@ -1,0 +1,115 @@
+/* kbu msgrefs TEXT: the strings that contain TEXT and the instructions that reference them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/command.h"
+#include "kbu/disasm.h"
+#include "kbu/elf.h"
+#include "kbu/report.h"
+#include "kbu/symbols.h"
+#include "kbu/util.h"
+
+#define MAX_STRINGS 256
+
+static const char *kind_name(int k)
+{
+	switch (k) {
+	case KBU_XREF_RIPREL: return "rip-relative";
+	case KBU_XREF_IMM32: return "imm32";
+	case KBU_XREF_CALL: return "call";
+	case KBU_XREF_JMP: return "jmp";
+	}
+	return "?";
+}
+
+static int msgrefs_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
+		       struct kbu_err *err)
+{
+	static const struct kbu_opt opts[] = {{0}};
+	struct kbu_getopt g = KBU_GETOPT_INIT;
+	const char *needle = NULL;
+	int i;
+	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
+		if (i == KBU_OPT_ERR)
+			return kbu_err_prefix(err, "msgrefs");
+		if (needle)
+			return kbu_err_set(err, KBU_EINVAL, "msgrefs: one TEXT only (quote it: \"%s %s\")",
+					   needle, g.arg);
+		needle = g.arg;
+	}
+	if (!needle || !*needle)
+		return kbu_err_set(err, KBU_EINVAL, "msgrefs: give the TEXT to look for");
+
+	struct kbu_string *strs = calloc(MAX_STRINGS, sizeof(*strs));
+	uint64_t *lo = calloc(MAX_STRINGS, sizeof(*lo)), *hi = calloc(MAX_STRINGS, sizeof(*hi));
+	if (!strs || !lo || !hi) {
+		free(strs), free(lo), free(hi);
+		return kbu_err_set(err, KBU_ENOMEM, "msgrefs: out of memory");
+	}
+	size_t ns = 0;
+	int more = kbu_find_strings(ctx->kernel, needle, strs, MAX_STRINGS, &ns, err);
+	if (more < 0) {
+		free(strs), free(lo), free(hi);
+		return kbu_err_prefix(err, "msgrefs");
+	}
+	struct kbu_node *root = kbu_report_root(r);
+	kbu_str(root, "text", "text", needle);
+	struct kbu_node *sl = kbu_list(root, "strings", "Strings");
+	char buf[200];
+	for (size_t k = 0; k < ns; k++) {
+		lo[k] = strs[k].addr;
+		hi[k] = strs[k].addr + strs[k].len + 1; /* the NUL: an empty suffix may be shared */
+		struct kbu_node *row = kbu_row(sl);
+		kbu_hex(row, "addr", "address", strs[k].addr, 16);
+		kbu_str(row, "string", "string",
+			kbu_image_string(ctx->kernel, strs[k].addr, buf, sizeof(buf)) ? buf : "?");
+	}
+	if (more)
+		kbu_problem(sl, KBU_SEV_WARN, "more than %d strings contain '%s': only the first %d "
+			    "are searched for", MAX_STRINGS, needle, MAX_STRINGS);
+	struct kbu_xrefs x;
+	if (kbu_disasm_refs_to(ctx->kernel, ctx->syms, lo, hi, ns, &x, err) < 0) {
+		free(strs), free(lo), free(hi);
+		return kbu_err_prefix(err, "msgrefs");
+	}
+	struct kbu_node *rl = kbu_list(root, "refs", "References");
+	for (size_t k = 0; k < x.n; k++) {
+		struct kbu_node *row = kbu_row(rl);
+		char sym[160];
+		kbu_hex(row, "addr", "address", x.v[k].addr, 16);
+		kbu_str(row, "where", "where", kbu_sym_format(ctx->syms, x.v[k].addr, sym, sizeof(sym)));
+		kbu_str(row, "insn", "instruction", x.v[k].insn);
+		kbu_str(row, "kind", "kind", kind_name(x.v[k].kind));
+		kbu_hex(row, "target", "target", x.v[k].target, 16);
+		const struct kbu_sym *f = kbu_sym_by_addr(ctx->syms, x.v[k].addr, NULL);
+		kbu_str(row, "function", "", f ? f->name : "");
+	}
+	if (ns == 0)
+		kbu_problem(root, KBU_SEV_NOTE, "no string in %s contains '%s'", kbu_elf_path(ctx->kernel),
+			    needle);
+	else if (x.n == 0)
+		kbu_problem(rl, KBU_SEV_NOTE, "no instruction references these strings directly "
+			    "(built at run time, or reached through a table)");
+	if (x.unverified)
+		kbu_problem(rl, KBU_SEV_NOTE, "%llu candidate(s) lie outside any symbol and were not "
+			    "checked", (unsigned long long)x.unverified);
+	kbu_xrefs_free(&x);
+	free(strs), free(lo), free(hi);
+	return 0;
+}
+
+static struct kbu_command cmd_msgrefs = {
+	.name = "msgrefs",
+	.summary = "strings containing TEXT in the kernel image and the instructions that load them",
+	.help = "usage: kbu msgrefs --kernel ELF [--symbols MAP] TEXT\n"
+		"\n"
+		"Finds the NUL-terminated strings of the kernel image that contain TEXT and\n"
+		"every instruction that references one of them: RIP-relative lea/mov, and\n"
+		"sign-extended 32-bit immediates (mov $addr, as -mcmodel=kernel code does).\n"
+		"Each reference is confirmed by disassembling its function (capstone) and is\n"
+		"shown with the function and offset: break there to stop right before the\n"
+		"kernel prints the message (`kbu break msg TEXT` does this in GDB).\n",
+	.needs = KBU_NEEDS_KERNEL | KBU_NEEDS_SYMS,
+	.run = msgrefs_run,
+};
+KBU_COMMAND(cmd_msgrefs)
