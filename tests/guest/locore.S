@@ -54,8 +54,6 @@
 #define BOOT_PT_PAGES 6 /* pml4, pdpt lo/hi, pd lo/apic, pt apic */
 
 	.section .text.locore, "ax", @progbits
-	.globl btext
-btext:
 
 /* 32-bit entry: runs at its physical address, paging off, interrupts off. */
 	.code32
@@ -162,6 +160,57 @@ cpu_idle:
 	jmp	1b
 	.cfi_endproc
 	.size cpu_idle, . - cpu_idle
+
+/*
+ * Exception entry: one stub per vector 0-31 pushes a zero error code when the
+ * CPU does not, then the vector, and joins alltraps, which builds a
+ * struct trapframe (trap.c) and calls trap().  Nothing returns: trap() panics.
+ */
+	.p2align 4
+	.globl trap_stubs
+trap_stubs:
+	.set vec, 0
+	.rept 32
+	.p2align 4
+	.if (vec == 8) || (vec >= 10 && vec <= 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+	.else
+	pushq	$0
+	.endif
+	pushq	$vec
+	jmp	alltraps
+	.set vec, vec + 1
+	.endr
+
+/* CFI describes the interrupted frame from the trapframe, so GDB unwinds through a trap. */
+alltraps:
+	.cfi_startproc simple
+	.cfi_signal_frame
+	.cfi_def_cfa rsp, 0
+	pushq	%rax
+	pushq	%rbx
+	pushq	%rcx
+	pushq	%rdx
+	pushq	%rsi
+	pushq	%rdi
+	pushq	%rbp
+	pushq	%r8
+	pushq	%r9
+	pushq	%r10
+	pushq	%r11
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	movq	%rsp, %rdi
+	movq	%rsp, %rbx
+	/* CFA = interrupted rsp (tf_rsp, rbx+160); rip = tf_rip (rbx+136); rbp = tf_rbp (rbx+64). */
+	.cfi_escape 0x0f, 4, 0x73, 0xa0, 0x01, 0x06
+	.cfi_escape 0x10, 16, 3, 0x73, 0x88, 0x01
+	.cfi_escape 0x10, 6, 3, 0x73, 0xc0, 0x00
+	andq	$-16, %rsp
+	call	trap
+	call	cpu_halt_forever
+	.cfi_endproc
 
 	.section .rodata
 	.p2align 3

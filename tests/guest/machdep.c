@@ -27,6 +27,7 @@ static const struct {
 	{ "x2apic", SC_X2APIC },
 	{ "mptable", SC_MPTABLE },
 	{ "mpcorrupt", SC_MPCORRUPT },
+	{ "pagefault", SC_PAGEFAULT },
 };
 
 static void cpuid_string(u_int leaf, char out[13], int order_ebx_ecx_edx)
@@ -91,7 +92,7 @@ static void parse_cmdline(const char *cmd)
 		memcpy(bad, v, blen);
 		bad[blen] = '\0';
 		printf("kbu-guest: scenario %s\n", bad);
-		panic("kbu-guest: unknown scenario \"%s\" (known: ok tsc timecounter x2apic mptable mpcorrupt)", bad);
+		panic("kbu-guest: unknown scenario \"%s\" (known: ok tsc timecounter x2apic mptable mpcorrupt pagefault)", bad);
 next:;
 	}
 }
@@ -123,6 +124,7 @@ static void read_start_info(uint64_t paddr)
 KERNEL_FN void hammer_time(uint64_t start_paddr)
 {
 	cninit();
+	idt_init();
 	msgbuf_init();
 	printf("---<<BOOT>>---\n");
 	printf("kbu-guest 1.0: a test kernel with FreeBSD's amd64 PVH layout\n");
@@ -130,6 +132,17 @@ KERNEL_FN void hammer_time(uint64_t start_paddr)
 	parse_cmdline(kern_cmdline);
 	printf("kbu-guest: scenario %s\n", boot_scenario_name);
 	identify_cpu();
+}
+
+/*
+ * A driver attach that follows a pointer into unmapped memory, like the
+ * uart0 fault of seeds/001: nothing is mapped between 1 GiB and the LAPIC's GiB.
+ */
+KERNEL_FN void uart_bus_attach(void)
+{
+	struct uart_softc { uint64_t pad[4]; uint32_t sc_rxbuf; } *sc = (void *)0x40000000;
+	printf("uart0: <16550 or compatible> at port 0x3f8 irq 4 flags 0x10 on isa0\n");
+	(void)*(volatile uint32_t *)&sc->sc_rxbuf;
 }
 
 static void __dead2 boot_idle(void)
@@ -166,5 +179,7 @@ KERNEL_FN void mi_startup(void)
 	if (boot_scenario != SC_TIMECOUNTER)
 		tc_init(&i8254_timecounter);
 	lapic_calibrate_timer();
+	if (boot_scenario == SC_PAGEFAULT)
+		uart_bus_attach();
 	boot_idle();
 }

@@ -50,7 +50,7 @@ static inline void disable_intr(void) { __asm__ volatile("cli" ::: "memory"); }
 #define VM_GUEST_KVM   4
 
 /* Scenarios chosen with kbu.scenario=NAME. */
-enum scenario { SC_OK, SC_TSC, SC_TIMECOUNTER, SC_X2APIC, SC_MPTABLE, SC_MPCORRUPT };
+enum scenario { SC_OK, SC_TSC, SC_TIMECOUNTER, SC_X2APIC, SC_MPTABLE, SC_MPCORRUPT, SC_PAGEFAULT };
 extern enum scenario boot_scenario;
 extern const char *boot_scenario_name;
 
@@ -100,6 +100,7 @@ void lapic_x2apic_enable(void);
 void lapic_calibrate_timer(void);
 uint32_t lapic_read_timer_ccr(void);
 void mptable_probe(void);
+void idt_init(void);
 void i8254_init(void);
 void i8254_delay(u_int usec);
 
