@@ -872,22 +872,21 @@ static void report_entries(const struct kbu_mptable *t, struct kbu_node *root)
 static void report_summary(const struct kbu_mptable *t, struct kbu_node *root)
 {
 	struct kbu_node *o = kbu_obj(root, "summary", "Summary");
-	char ids[512] = "";
 	size_t ncpu = 0;
 	int bsp = -1;
 	for (size_t i = 0; i < t->nentries; i++) {
 		const struct kbu_mp_entry *e = &t->entries[i];
 		if (e->extended || e->type != KBU_MP_PROC)
 			continue;
-		size_t l = strlen(ids);
-		snprintf(ids + l, sizeof(ids) - l, "%s%u%s", ncpu ? " " : "", e->u.proc.apic_id,
-			 (e->u.proc.flags & 1) ? "" : "(disabled)");
 		if ((e->u.proc.flags & 2) && bsp < 0)
 			bsp = e->u.proc.apic_id;
 		ncpu++;
 	}
 	kbu_u64(o, "cpus", "CPUs", ncpu);
-	kbu_str(o, "cpu_apic_id_text", "CPU APIC ids", ncpu ? ids : "none");
+	struct kbu_node *cl = kbu_list(o, "cpu_apic_ids", "CPU APIC ids");
+	for (size_t i = 0; i < t->nentries; i++)
+		if (!t->entries[i].extended && t->entries[i].type == KBU_MP_PROC)
+			kbu_item_u64(cl, t->entries[i].u.proc.apic_id);
 	if (bsp >= 0)
 		kbu_u64(o, "bsp", "BSP APIC id", (uint64_t)bsp);
 	else
@@ -925,11 +924,6 @@ static void report_summary(const struct kbu_mptable *t, struct kbu_node *root)
 		kbu_str(r, "polarity", "Polarity", polarity_name(e->u.intr.flags));
 		kbu_str(r, "trigger", "Trigger", trigger_name(e->u.intr.flags));
 	}
-	/* For scripts: the ids as numbers. */
-	struct kbu_node *cl = kbu_list(o, "cpu_apic_ids", "CPU APIC id list");
-	for (size_t i = 0; i < t->nentries; i++)
-		if (!t->entries[i].extended && t->entries[i].type == KBU_MP_PROC)
-			kbu_item_u64(cl, t->entries[i].u.proc.apic_id);
 	add_problems(t, KBU_MP_SEC_SUMMARY, o);
 }
 
@@ -938,9 +932,9 @@ void kbu_mptable_report(const struct kbu_mptable *t, struct kbu_node *node)
 	if (!t->have_fp)
 		return;
 	report_fp(t, node);
-	if (t->have_header || t->fp.physptr) {
+	if (t->have_header || t->fp.physptr)
 		report_header(t, node);
+	if (t->have_header)
 		report_entries(t, node);
-	}
 	report_summary(t, node);
 }

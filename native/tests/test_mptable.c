@@ -1,0 +1,625 @@
+/* MP table: floating pointer search, walk by length, checksums, overruns,
+ * unknown entries, extended entries and cross-checks, on tables built here. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kbu/command.h"
+#include "kbu/mem.h"
+#include "kbu/mptable.h"
+#include "kbu/report.h"
+
+/* ---- a memory source over a buffer: [0, size) exists, the rest does not ---- */
+
+struct fake {
+	uint8_t *mem;
+	size_t size;
+	const char *monitor_text; /* NULL: no monitor */
+};
+
+static int fake_read(void *ctx, enum kbu_space space, uint64_t addr, void *buf, size_t len,
+		     struct kbu_err *err)
+{
+	struct fake *f = ctx;
+	if (space != KBU_PHYS)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "fake: no virtual reads");
+	if (addr > f->size || len > f->size - addr)
+		return kbu_err_set(err, KBU_EFAULT, "fake: 0x%llx+0x%zx outside memory",
+				   (unsigned long long)addr, len);
+	memcpy(buf, f->mem + addr, len);
+	return 0;
+}
+
+static int fake_monitor(void *ctx, const char *cmd, char **out, struct kbu_err *err)
+{
+	struct fake *f = ctx;
+	if (!f->monitor_text)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "fake: no monitor");
+	*out = strdup(f->monitor_text);
+	return 0;
+}
+
+static int fake_ranges(void *ctx, uint64_t *start, uint64_t *end, int max)
+{
+	struct fake *f = ctx;
+	if (max < 1)
+		return 0;
+	start[0] = 0;
+	end[0] = f->size;
+	return 1;
+}
+
+static void fake_close(void *ctx)
+{
+	struct fake *f = ctx;
+	free(f->mem);
+	free(f);
+}
+
+static const struct kbu_mem_ops fake_ops = {
+	.kind = "fake", .read = fake_read, .ranges = fake_ranges, .close = fake_close,
+};
+static const struct kbu_mem_ops fake_ops_mon = {
+	.kind = "fake", .read = fake_read, .ranges = fake_ranges, .monitor = fake_monitor,
+	.close = fake_close,
+};
+
+/* Takes a copy of img. */
+static struct kbu_mem *fake_mem(const uint8_t *img, size_t size, const char *monitor)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	f->mem = malloc(size);
+	memcpy(f->mem, img, size);
+	f->size = size;
+	f->monitor_text = monitor;
+	struct kbu_err e;
+	return kbu_mem_new(monitor ? &fake_ops_mon : &fake_ops, f, &e);
+}
+
+/* ---- table builder ---- */
+
+struct tb {
+	uint8_t *img;
+	size_t fp, tab, len; /* len: bytes of entries written so far after the header */
+};
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+	unsigned s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += p[i];
+	return (uint8_t)s;
+}
+
+static void tb_init(struct tb *t, uint8_t *img, size_t fp, size_t tab)
+{
+	t->img = img;
+	t->fp = fp;
+	t->tab = tab;
+	t->len = 0;
+	uint8_t *f = img + fp;
+	memcpy(f, "_MP_", 4);
+	put32(f + 4, (uint32_t)tab);
+	f[8] = 1;
+	f[9] = 4;
+	uint8_t *h = img + tab;
+	memcpy(h, "PCMP", 4);
+	h[6] = 4;
+	memcpy(h + 8, "QBOOT   ", 8);
+	memcpy(h + 16, "000000000000", 12);
+	put32(h + 36, 0xfee00000);
+}
+
+static uint8_t *tb_entry(struct tb *t, size_t len)
+{
+	uint8_t *e = t->img + t->tab + KBU_MP_HEADER_SIZE + t->len;
+	t->len += len;
+	return e;
+}
+
+static void tb_proc(struct tb *t, uint8_t id, int bsp)
+{
+	uint8_t *e = tb_entry(t, 20);
+	e[0] = 0;
+	e[1] = id;
+	e[2] = 0x14;
+	e[3] = (uint8_t)(1 | (bsp ? 2 : 0));
+	put32(e + 4, 0x00000f61); /* family 15, model 6, stepping 1 */
+	put32(e + 8, 0x178bfbfd);
+}
+
+static void tb_bus(struct tb *t, uint8_t id, const char *type)
+{
+	uint8_t *e = tb_entry(t, 8);
+	e[0] = 1;
+	e[1] = id;
+	memcpy(e + 2, type, 6);
+}
+
+static void tb_ioapic(struct tb *t, uint8_t id)
+{
+	uint8_t *e = tb_entry(t, 8);
+	e[0] = 2;
+	e[1] = id;
+	e[2] = 0x20;
+	e[3] = 1;
+	put32(e + 4, 0xfec00000);
+}
+
+static void tb_int(struct tb *t, uint8_t type, uint8_t itype, uint16_t flags, uint8_t bus,
+		   uint8_t irq, uint8_t apic, uint8_t pin)
+{
+	uint8_t *e = tb_entry(t, 8);
+	e[0] = type;
+	e[1] = itype;
+	put16(e + 2, flags);
+	e[4] = bus;
+	e[5] = irq;
+	e[6] = apic;
+	e[7] = pin;
+}
+
+/* Closes the table: base length, entry count, both checksums. */
+static void tb_finish(struct tb *t, uint16_t entry_count)
+{
+	uint8_t *h = t->img + t->tab;
+	put16(h + 4, (uint16_t)(KBU_MP_HEADER_SIZE + t->len));
+	put16(h + 34, entry_count);
+	h[7] = 0;
+	h[7] = (uint8_t)-sum(h, KBU_MP_HEADER_SIZE + t->len);
+	uint8_t *f = t->img + t->fp;
+	f[10] = 0;
+	f[10] = (uint8_t)-sum(f, 16);
+}
+
+/* Like QEMU 7.2's qboot: 2 CPUs, ISA bus, I/O APIC id ncpus+1, 16 ISA IRQs, two
+ * local ints, entry_count left at 0. */
+static void build_qboot(uint8_t *img, int ncpus, struct tb *t)
+{
+	tb_init(t, img, 0x9fc00, 0x9fc10);
+	for (int i = 0; i < ncpus; i++)
+		tb_proc(t, (uint8_t)i, i == 0);
+	tb_bus(t, 0, "ISA   ");
+	tb_ioapic(t, (uint8_t)(ncpus + 1));
+	for (uint8_t irq = 0; irq < 16; irq++)
+		if (irq != 2)
+			tb_int(t, 3, 0, 0, 0, irq, (uint8_t)(ncpus + 1), irq == 0 ? 2 : irq);
+	tb_int(t, 4, 3, 0, 0, 0, 0, 0);
+	tb_int(t, 4, 1, 0, 0, 0, 0xff, 1);
+	tb_finish(t, 0);
+}
+
+#define MEMSZ (1024 * 1024)
+
+static int has_problem(const struct kbu_mptable *t, const char *needle)
+{
+	for (size_t i = 0; i < t->nproblems; i++)
+		if (strstr(t->problems[i].msg, needle))
+			return 1;
+	return 0;
+}
+
+static char *render(const struct kbu_mptable *t, int json)
+{
+	struct kbu_report *r = kbu_report_new("mptable");
+	kbu_mptable_report(t, kbu_report_root(r));
+	char *s = kbu_report_render(r, json);
+	kbu_report_free(r);
+	return s;
+}
+
+TEST(qboot_zero_count_still_lists_cpus)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	build_qboot(img, 2, &t);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.fp.addr, 0x9fc00);
+	CHECK_EQ_U64(mt.fp.sum, 0);
+	CHECK_EQ_U64(mt.hdr.sum, 0);
+	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 2);
+	CHECK_EQ_U64(mt.nbase, 2 + 1 + 1 + 15 + 2);
+	CHECK(mt.walk_complete);
+	CHECK(has_problem(&mt, "entry count is 0 but the table holds 21 entries"));
+	CHECK(!has_problem(&mt, "checksum"));
+	char *txt = render(&mt, 0);
+	CHECK_CONTAINS(txt, "Processors");
+	CHECK_CONTAINS(txt, "APIC ID  Version  State");
+	CHECK_CONTAINS(txt, "BSP, usable");
+	CHECK_CONTAINS(txt, "AP, usable");
+	CHECK_CONTAINS(txt, "I/O Ints");
+	CHECK_CONTAINS(txt, "Local Ints");
+	CHECK_CONTAINS(txt, "ExtINT");
+	CHECK_CONTAINS(txt, "'QBOOT'");
+	CHECK_CONTAINS(txt, "! entry count is 0");
+	CHECK_CONTAINS(txt, "not cross-checked");
+	char *js = render(&mt, 1);
+	CHECK_CONTAINS(js, "\"cpus\": 2");
+	CHECK_CONTAINS(js, "\"entry_count\": 0");
+	CHECK_CONTAINS(js, "\"cpu_apic_ids\": [0, 1]");
+	kbu_free(txt);
+	kbu_free(js);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(healthy_table_in_bios_rom_has_no_problems)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	tb_init(&t, img, 0xf5a10, 0xf5a20);
+	for (uint8_t i = 0; i < 4; i++)
+		tb_proc(&t, i, i == 0);
+	tb_bus(&t, 0, "ISA   ");
+	tb_ioapic(&t, 4);
+	tb_int(&t, 3, 3, 0, 0, 0, 4, 0);
+	tb_int(&t, 3, 0, 0x0d, 0, 9, 4, 9); /* polarity 01 active-hi, trigger 11 level */
+	tb_int(&t, 4, 1, 0, 0, 0, 0xff, 1);
+	tb_finish(&t, 4 + 1 + 1 + 3);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.fp.addr, 0xf5a10);
+	CHECK_STR(mt.fp.where, "BIOS ROM 0xe0000-0xfffff");
+	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 4);
+	char *txt = render(&mt, 0);
+	CHECK(strchr(txt, '!') == NULL);
+	CHECK_CONTAINS(txt, "active-hi");
+	CHECK_CONTAINS(txt, "level");
+	CHECK_CONTAINS(txt, "ISA IRQ routing");
+	struct kbu_report *r = kbu_report_new("mptable");
+	kbu_mptable_report(&mt, kbu_report_root(r));
+	CHECK_EQ_U64(kbu_report_problems(r), 0);
+	kbu_report_free(r);
+	kbu_free(txt);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(search_order_ebda_first)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	/* A decoy in the BIOS ROM and the real one in the EBDA at 0x80000. */
+	build_qboot(img, 1, &t);
+	memmove(img + 0x80000, img + 0x9fc00, 0x400);
+	memset(img + 0x9fc00, 0, 0x400);
+	put32(img + 0x80000 + 4, 0x80010);
+	img[0x80000 + 10] = 0;
+	img[0x80000 + 10] = (uint8_t)-sum(img + 0x80000, 16);
+	put16(img + 0x40e, 0x8000);
+	memcpy(img + 0xf0000, "_MP_", 4); /* no valid checksum or length: ignored */
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.fp.addr, 0x80000);
+	CHECK_STR(mt.fp.where, "EBDA");
+	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 1);
+	kbu_mptable_free(&mt);
+	/* Base memory top (0x413, KiB) is searched too. */
+	memset(img + 0x40e, 0, 2);
+	put16(img + 0x413, 0x200 + 1); /* 513 KiB: last KiB at 0x80000 */
+	kbu_mem_close(m);
+	m = fake_mem(img, MEMSZ, NULL);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.fp.addr, 0x80000);
+	CHECK_STR(mt.fp.where, "last KiB of base memory");
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(unknown_entry_68_stops_cleanly_with_bytes)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	tb_init(&t, img, 0x9fc00, 0x9fc10);
+	tb_proc(&t, 0, 1);
+	tb_proc(&t, 1, 0);
+	uint8_t *bad = tb_entry(&t, 8);
+	memcpy(bad, "D\x01\x02\x03\x04\x05\x06\x07", 8); /* 'D' = 68 */
+	tb_bus(&t, 0, "ISA   ");
+	tb_finish(&t, 4);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 2);
+	CHECK_EQ_U64(mt.nbase, 2);
+	CHECK(!mt.walk_complete);
+	/* offset 44 + 40 = 0x54, phys 0x9fc64 */
+	CHECK(has_problem(&mt, "unknown entry type 68 (0x44) at offset 0x54 (phys 0x9fc64)"));
+	CHECK(has_problem(&mt, "44 01 02 03 04 05 06 07"));
+	CHECK(has_problem(&mt, "entry count is 4 but the table holds 2 entries"));
+	char *txt = render(&mt, 0);
+	CHECK_CONTAINS(txt, "! error: unknown entry type 68");
+	kbu_free(txt);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(bad_checksums_show_expected_and_actual)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	build_qboot(img, 2, &t);
+	uint8_t good_fp = img[0x9fc00 + 10], good_tab = img[0x9fc10 + 7];
+	img[0x9fc00 + 10] ^= 0x5a;
+	img[0x9fc10 + 7] += 3;
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	/* A bad pointer is still used when it is the only one, and flagged. */
+	CHECK_EQ_U64(mt.fp.addr, 0x9fc00);
+	char want[128];
+	snprintf(want, sizeof(want), "a correct checksum byte would be 0x%02x", good_fp);
+	CHECK(has_problem(&mt, "floating pointer checksum bad"));
+	CHECK(has_problem(&mt, want));
+	snprintf(want, sizeof(want), "base table checksum bad: byte is 0x%02x",
+		 (uint8_t)(good_tab + 3));
+	CHECK(has_problem(&mt, want));
+	CHECK(has_problem(&mt, "sum to 0x03"));
+	snprintf(want, sizeof(want), "a correct checksum byte would be 0x%02x", good_tab);
+	CHECK(has_problem(&mt, want));
+	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 2);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(base_length_past_end_of_memory)
+{
+	enum { SZ = 0xa0000 };
+	uint8_t *img = calloc(1, SZ);
+	struct tb t;
+	build_qboot(img, 2, &t);
+	put16(img + 0x9fc10 + 4, 0x2000); /* runs 0x9fc10 + 0x2000 > 0xa0000 */
+	struct kbu_mem *m = fake_mem(img, SZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK(has_problem(&mt, "base table length 0x2000 runs past the end of memory: only 0x3f0"));
+	CHECK(has_problem(&mt, "checksum not verified"));
+	/* What is readable is still walked: the real entries, then zero bytes (type 0
+	 * processors) until an entry runs into missing memory. */
+	CHECK(kbu_mptable_ncpus(&mt) >= 2);
+	CHECK(has_problem(&mt, "runs past the end of readable memory"));
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(truncated_table_entry_crosses_end)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	tb_init(&t, img, 0x9fc00, 0x9fc10);
+	tb_proc(&t, 0, 1);
+	tb_proc(&t, 1, 0);
+	t.len -= 8; /* the second processor is cut: base length ends inside it */
+	tb_finish(&t, 2);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 1);
+	CHECK(has_problem(&mt, "entry type 0 at offset 0x40 (20 bytes) crosses the end of the base "
+			       "table (length 0x4c)"));
+	kbu_mptable_free(&mt);
+
+	/* A header shorter than itself. */
+	put16(img + 0x9fc10 + 4, 20);
+	kbu_mem_close(m);
+	m = fake_mem(img, MEMSZ, NULL);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK(has_problem(&mt, "base table length 20 is shorter than the 44-byte header"));
+	CHECK_EQ_U64(mt.nentries, 0);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+static void build_ext(uint8_t *img, int corrupt_sum, int cross)
+{
+	struct tb t;
+	build_qboot(img, 2, &t);
+	uint8_t *h = img + 0x9fc10;
+	uint16_t base = (uint16_t)(h[4] | h[5] << 8);
+	uint8_t *x = h + base;
+	/* 128: system address space mapping, 20 bytes */
+	x[0] = 128; x[1] = 20; x[2] = 0; x[3] = 1;
+	put64(x + 4, 0xc0000000ull);
+	put64(x + 12, 0x40000000ull);
+	/* 129: bus hierarchy, 8 bytes */
+	x[20] = 129; x[21] = 8; x[22] = 1; x[23] = 1; x[24] = 0;
+	/* 130: compatibility bus address space modifier, 8 bytes */
+	x[28] = 130; x[29] = 8; x[30] = 0; x[31] = 0; put32(x + 32, 0);
+	/* 200: unknown, 6 bytes, skipped by its length */
+	x[36] = 200; x[37] = 6; x[38] = 0xaa;
+	uint16_t ext = 42;
+	if (cross)
+		x[37] = 9; /* runs past the extended table */
+	put16(h + 40, ext);
+	h[42] = (uint8_t)-sum(x, ext);
+	if (corrupt_sum)
+		h[42] ^= 1;
+	/* The extended length and checksum live in the base table's header. */
+	h[7] = 0;
+	h[7] = (uint8_t)-sum(h, base);
+}
+
+TEST(extended_entries)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_ext(img, 0, 0);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.nentries - mt.nbase, 4);
+	CHECK(mt.hdr.ext_readable);
+	CHECK_EQ_U64(mt.hdr.ext_sum, 0);
+	CHECK(!has_problem(&mt, "extended table checksum"));
+	CHECK(has_problem(&mt, "unknown extended entry type 200 at offset"));
+	int sasm = 0, bhd = 0, cbasm = 0;
+	for (size_t i = 0; i < mt.nentries; i++) {
+		const struct kbu_mp_entry *en = &mt.entries[i];
+		if (!en->extended)
+			continue;
+		if (en->type == KBU_MP_EXT_SASM) {
+			sasm++;
+			CHECK_EQ_U64(en->u.sasm.base, 0xc0000000ull);
+			CHECK_EQ_U64(en->u.sasm.length, 0x40000000ull);
+			CHECK_EQ_U64(en->u.sasm.addr_type, 1);
+		} else if (en->type == KBU_MP_EXT_BHD) {
+			bhd++;
+			CHECK_EQ_U64(en->u.bhd.bus, 1);
+			CHECK_EQ_U64(en->u.bhd.info, 1);
+		} else if (en->type == KBU_MP_EXT_CBASM) {
+			cbasm++;
+		}
+	}
+	CHECK(sasm == 1 && bhd == 1 && cbasm == 1);
+	char *txt = render(&mt, 0);
+	CHECK_CONTAINS(txt, "MP Config Extended Table Entries");
+	CHECK_CONTAINS(txt, "System Address Space");
+	CHECK_CONTAINS(txt, "0x00000000c0000000");
+	CHECK_CONTAINS(txt, "Bus Hierarchy");
+	CHECK_CONTAINS(txt, "ISA compatible I/O");
+	kbu_free(txt);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+
+	build_ext(img, 1, 0);
+	m = fake_mem(img, MEMSZ, NULL);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK(has_problem(&mt, "extended table checksum bad"));
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+
+	build_ext(img, 0, 1);
+	m = fake_mem(img, MEMSZ, NULL);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK(has_problem(&mt, "extended entry type 200"));
+	CHECK(has_problem(&mt, "crosses the end of the extended table"));
+	CHECK_EQ_U64(mt.nentries - mt.nbase, 3);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(cross_checks_bsp_duplicates_ioapic_register)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	tb_init(&t, img, 0x9fc00, 0x9fc10);
+	tb_proc(&t, 0, 1);
+	tb_proc(&t, 0, 1); /* same APIC id, second BSP */
+	tb_bus(&t, 0, "ISA   ");
+	tb_ioapic(&t, 3);
+	tb_int(&t, 3, 0, 0, 7, 4, 9, 4); /* bus 7 and I/O APIC 9 do not exist */
+	tb_finish(&t, 5);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, "ioapic0: ver=0x20 id=0x00 sel=0x10 (redir[23])\n");
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK(has_problem(&mt, "2 processors carry the BSP flag"));
+	CHECK(has_problem(&mt, "share APIC id 0"));
+	CHECK(has_problem(&mt, "source bus 7"));
+	CHECK(has_problem(&mt, "targets I/O APIC id 9"));
+	CHECK_EQ_U64(mt.ioapic_hw_id, 0);
+	CHECK(has_problem(&mt, "the table says id 3, the I/O APIC's own ID register says 0"));
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(not_found_and_bad_address)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ENOTFOUND);
+	CHECK_CONTAINS(e.msg, "no MP floating pointer");
+	CHECK(kbu_mptable_read(m, 1, 0x1234, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_EFORMAT);
+	CHECK_CONTAINS(e.msg, "0x1234");
+	CHECK(kbu_mptable_read(m, 1, 0x7fffffff0ull, &mt, &e) != 0);
+	CHECK_CONTAINS(e.msg, "0x7fffffff0");
+	kbu_mem_close(m);
+
+	/* Config table pointer outside memory. */
+	struct tb t;
+	build_qboot(img, 2, &t);
+	put32(img + 0x9fc00 + 4, 0x40000000);
+	img[0x9fc00 + 10] = 0;
+	img[0x9fc00 + 10] = (uint8_t)-sum(img + 0x9fc00, 16);
+	m = fake_mem(img, MEMSZ, NULL);
+	CHECK(kbu_mptable_read(m, 1, 0x9fc00, &mt, &e) == 0);
+	CHECK_STR(mt.fp.where, "given address");
+	CHECK(has_problem(&mt, "config table pointer 0x40000000 points outside memory"));
+	CHECK_EQ_U64(mt.nentries, 0);
+	char *txt = render(&mt, 0);
+	CHECK_CONTAINS(txt, "! error: config table pointer 0x40000000");
+	CHECK(strstr(txt, "Processors") == NULL);
+	kbu_free(txt);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(command_runs_through_kbu_run)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	build_qboot(img, 2, &t);
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	kbu_ctx_set_mem(ctx, fake_mem(img, MEMSZ, NULL));
+	char *argv[] = {"mptable", "--at", "0x9fc00", NULL};
+	char *out = NULL;
+	struct kbu_err e;
+	kbu_err_clear(&e);
+	CHECK_EQ_U64(kbu_run(ctx, 3, argv, 0, &out, &e), 0);
+	CHECK_CONTAINS(out, "given address");
+	CHECK_CONTAINS(out, "BSP, usable");
+	kbu_free(out);
+	out = NULL;
+	char *bad[] = {"mptable", "--at", "zz", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, bad, 0, &out, &e), 2);
+	CHECK_CONTAINS(e.msg, "'zz' is not a physical address");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	free(img);
+}
+
+int main(void)
+{
+	RUN(qboot_zero_count_still_lists_cpus);
+	RUN(healthy_table_in_bios_rom_has_no_problems);
+	RUN(search_order_ebda_first);
+	RUN(unknown_entry_68_stops_cleanly_with_bytes);
+	RUN(bad_checksums_show_expected_and_actual);
+	RUN(base_length_past_end_of_memory);
+	RUN(truncated_table_entry_crosses_end);
+	RUN(extended_entries);
+	RUN(cross_checks_bsp_duplicates_ioapic_register);
+	RUN(not_found_and_bad_address);
+	RUN(command_runs_through_kbu_run);
+	CHECK_DONE("test_mptable");
+}
