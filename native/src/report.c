@@ -472,9 +472,16 @@ static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 		sb_putc(b, '\n');
 		free(line.p);
 	}
+	int nested = 0;
+	for (const struct kbu_node *row = l->first; row && !nested; row = row->next)
+		for (const struct kbu_node *c = row->type == N_OBJ ? row->first : NULL; c; c = c->next)
+			nested |= c->type == N_OBJ || c->type == N_LIST;
 	for (const struct kbu_node *row = l->first; row; row = row->next) {
 		if (row->type != N_OBJ)
 			continue;
+		/* Rows carrying sections of their own are set apart, like sections. */
+		if (nested && row != l->first)
+			sb_putc(b, '\n');
 		struct sbuf line = {0};
 		sb_pad(&line, (size_t)indent);
 		for (int i = 0; i < ncols; i++) {

@@ -1,0 +1,272 @@
+/* kbu cpus: per-CPU registers, CR0/CR4/EFER decoded, and the mode each CPU is in. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kbu/command.h"
+#include "kbu/mem.h"
+#include "kbu/paging.h"
+#include "kbu/report.h"
+#include "kbu/symbols.h"
+#include "kbu/util.h"
+
+struct flag_name {
+	int bit;
+	const char *name;
+};
+
+static const struct flag_name cr0_flags[] = {
+	{0, "PE"}, {1, "MP"}, {2, "EM"}, {3, "TS"}, {4, "ET"}, {5, "NE"}, {16, "WP"},
+	{18, "AM"}, {29, "NW"}, {30, "CD"}, {31, "PG"}, {-1, NULL},
+};
+static const struct flag_name cr4_flags[] = {
+	{0, "VME"}, {1, "PVI"}, {2, "TSD"}, {3, "DE"}, {4, "PSE"}, {5, "PAE"}, {6, "MCE"},
+	{7, "PGE"}, {8, "PCE"}, {9, "OSFXSR"}, {10, "OSXMMEXCPT"}, {11, "UMIP"}, {12, "LA57"},
+	{13, "VMXE"}, {14, "SMXE"}, {16, "FSGSBASE"}, {17, "PCIDE"}, {18, "OSXSAVE"}, {19, "KL"},
+	{20, "SMEP"}, {21, "SMAP"}, {22, "PKE"}, {23, "CET"}, {24, "PKS"}, {-1, NULL},
+};
+static const struct flag_name efer_flags[] = {
+	{0, "SCE"}, {8, "LME"}, {10, "LMA"}, {11, "NXE"}, {12, "SVME"}, {13, "LMSLE"},
+	{14, "FFXSR"}, {15, "TCE"}, {-1, NULL},
+};
+
+static void flags_text(uint64_t v, const struct flag_name *f, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (; f->name; f++)
+		if (v & (1ull << f->bit)) {
+			int w = snprintf(buf + n, len - n, "%s%s", n ? " " : "", f->name);
+			if (w < 0 || (size_t)w >= len - n)
+				break;
+			n += (size_t)w;
+		}
+	if (!n)
+		snprintf(buf, len, "-");
+}
+
+/* "long mode, 4-level paging", "protected mode, paging off", "real mode". */
+static void mode_text(const struct kbu_regs *r, enum kbu_paging_mode pm, char *buf, size_t len)
+{
+	switch (pm) {
+	case KBU_PG_UNKNOWN:
+		snprintf(buf, len, "unknown (no control registers)");
+		break;
+	case KBU_PG_OFF:
+		snprintf(buf, len, "%s", (r->cr0 & 1) ? "protected mode, paging off" : "real mode");
+		break;
+	case KBU_PG_32:
+	case KBU_PG_PAE:
+		snprintf(buf, len, "protected mode, %s", kbu_paging_mode_name(pm));
+		break;
+	case KBU_PG_4LEVEL:
+	case KBU_PG_5LEVEL:
+		snprintf(buf, len, "long mode, %s", kbu_paging_mode_name(pm));
+		break;
+	}
+}
+
+static int in_ranges(struct kbu_mem *m, uint64_t pa, int *known)
+{
+	uint64_t s[64], e[64];
+	int n = kbu_mem_ranges(m, s, e, 64);
+	*known = n > 0;
+	for (int i = 0; i < n; i++)
+		if (pa >= s[i] && pa < e[i])
+			return 1;
+	return 0;
+}
+
+static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu, const struct kbu_regs *r)
+{
+	struct kbu_node *row = kbu_row(list);
+	enum kbu_paging_mode pm = kbu_regs_paging_mode(r);
+	char mode[64], buf[256];
+	mode_text(r, pm, mode, sizeof mode);
+	int w = r->bits == 32 ? 8 : 16;
+	kbu_u64(row, "cpu", "CPU", (uint64_t)cpu);
+	kbu_str(row, "mode", "Mode", mode);
+	kbu_str(row, "paging", "", pm == KBU_PG_UNKNOWN ? "unknown" : kbu_paging_mode_name(pm));
+	kbu_u64(row, "bits", "", (uint64_t)r->bits);
+	if (r->have & KBU_HAVE_GPR) {
+		kbu_hex(row, "rip", "RIP", r->rip, w);
+		uint64_t off = 0;
+		const struct kbu_sym *s = ctx->syms ? kbu_sym_by_addr(ctx->syms, r->rip, &off) : NULL;
+		if (s && (!s->size || off < s->size))
+			kbu_strf(row, "rip_symbol", "Where", off ? "%s+0x%" PRIx64 : "%s", s->name, off);
+	}
+	if (r->have & KBU_HAVE_CR)
+		kbu_hex(row, "cr3", "CR3", r->cr3, w);
+
+	if (r->have & KBU_HAVE_GPR) {
+		struct kbu_node *g = kbu_obj(row, "gpr", "general registers");
+		if (r->bits == 32) {
+			kbu_hex(g, "rax", "eax", r->rax, 8), kbu_hex(g, "rbx", "ebx", r->rbx, 8);
+			kbu_hex(g, "rcx", "ecx", r->rcx, 8), kbu_hex(g, "rdx", "edx", r->rdx, 8);
+			kbu_hex(g, "rsi", "esi", r->rsi, 8), kbu_hex(g, "rdi", "edi", r->rdi, 8);
+			kbu_hex(g, "rbp", "ebp", r->rbp, 8), kbu_hex(g, "rsp", "esp", r->rsp, 8);
+			kbu_hex(g, "rip", "eip", r->rip, 8), kbu_hex(g, "rflags", "eflags", r->rflags, 8);
+		} else {
+			const char *names[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",
+					       "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+					       "rip", "rflags"};
+			const uint64_t vals[] = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi,
+						 r->rbp, r->rsp, r->r8, r->r9, r->r10, r->r11,
+						 r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags};
+			for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
+				kbu_hex(g, names[i], NULL, vals[i], 16);
+		}
+	}
+	if (r->have & KBU_HAVE_SEG) {
+		struct kbu_node *s = kbu_list(row, "segments", "segments");
+		const char *names[] = {"cs", "ss", "ds", "es", "fs", "gs"};
+		const uint16_t sel[] = {r->cs, r->ss, r->ds, r->es, r->fs, r->gs};
+		const uint64_t base[] = {r->cs_base, r->ss_base, r->ds_base, r->es_base, r->fs_base, r->gs_base};
+		for (int i = 0; i < 6; i++) {
+			struct kbu_node *sr = kbu_row(s);
+			kbu_str(sr, "name", "Seg", names[i]);
+			kbu_hex(sr, "selector", "Selector", sel[i], 4);
+			if (r->have & KBU_HAVE_SEGBASE)
+				kbu_hex(sr, "base", "Base", base[i], 16);
+		}
+	}
+	if (r->have & (KBU_HAVE_CR | KBU_HAVE_EFER | KBU_HAVE_DT)) {
+		struct kbu_node *c = kbu_obj(row, "control", "control registers");
+		if (r->have & KBU_HAVE_CR) {
+			flags_text(r->cr0, cr0_flags, buf, sizeof buf);
+			kbu_strf(c, "cr0_text", "cr0", "0x%08" PRIx64 "  %s", r->cr0, buf);
+			kbu_hex(c, "cr0", "", r->cr0, 8);
+			kbu_str(c, "cr0_flags", "", buf);
+			kbu_hex(c, "cr2", NULL, r->cr2, 16);
+			kbu_hex(c, "cr3", NULL, r->cr3, 16);
+			flags_text(r->cr4, cr4_flags, buf, sizeof buf);
+			kbu_strf(c, "cr4_text", "cr4", "0x%08" PRIx64 "  %s", r->cr4, buf);
+			kbu_hex(c, "cr4", "", r->cr4, 8);
+			kbu_str(c, "cr4_flags", "", buf);
+		}
+		if (r->have & KBU_HAVE_EFER) {
+			flags_text(r->efer, efer_flags, buf, sizeof buf);
+			kbu_strf(c, "efer_text", "efer", "0x%08" PRIx64 "  %s", r->efer, buf);
+			kbu_hex(c, "efer", "", r->efer, 8);
+			kbu_str(c, "efer_flags", "", buf);
+		} else {
+			kbu_null(c, "efer", "");
+			kbu_str(c, "efer_text", "efer", "not recorded by this source");
+		}
+		if (r->have & KBU_HAVE_SEGBASE)
+			kbu_hex(c, "kernel_gs_base", NULL, r->kernel_gs_base, 16);
+		if (r->have & KBU_HAVE_DT) {
+			kbu_strf(c, "gdt_text", "gdt", "base 0x%016" PRIx64 " limit 0x%04" PRIx32, r->gdt_base,
+				 r->gdt_limit);
+			kbu_hex(c, "gdt_base", "", r->gdt_base, 16);
+			kbu_hex(c, "gdt_limit", "", r->gdt_limit, 4);
+			kbu_strf(c, "idt_text", "idt", "base 0x%016" PRIx64 " limit 0x%04" PRIx32, r->idt_base,
+				 r->idt_limit);
+			kbu_hex(c, "idt_base", "", r->idt_base, 16);
+			kbu_hex(c, "idt_limit", "", r->idt_limit, 4);
+		}
+	}
+
+	/* Consistency checks a porter would otherwise do by hand. */
+	if (!(r->have & KBU_HAVE_CR))
+		return;
+	if ((r->cr0 & (1ull << 31)) && !(r->cr0 & 1))
+		kbu_problem(row, KBU_SEV_WARN, "CR0.PG is set without CR0.PE: not a valid CPU state");
+	if ((r->have & KBU_HAVE_EFER) && (r->efer & (1 << 10)) && !(r->cr4 & (1 << 5)))
+		kbu_problem(row, KBU_SEV_WARN, "EFER.LMA is set but CR4.PAE is clear: not a valid CPU state");
+	if (!(r->have & KBU_HAVE_EFER) && (pm == KBU_PG_4LEVEL || pm == KBU_PG_5LEVEL || pm == KBU_PG_PAE))
+		kbu_problem(row, KBU_SEV_NOTE,
+			    "EFER is not recorded here; %s inferred from the %d-bit register state",
+			    pm == KBU_PG_PAE ? "PAE (not long) mode" : "long mode", r->bits);
+	if (pm == KBU_PG_OFF || pm == KBU_PG_UNKNOWN)
+		return;
+	int known;
+	uint64_t root = pm == KBU_PG_32 ? r->cr3 & 0xfffff000ull :
+			pm == KBU_PG_PAE ? r->cr3 & 0xffffffe0ull : r->cr3 & 0x000ffffffffff000ull;
+	if (!in_ranges(ctx->mem, root, &known) && known) {
+		kbu_problem(row, KBU_SEV_WARN, "CR3 0x%" PRIx64 " points outside guest memory", r->cr3);
+		return;
+	}
+	if (r->have & KBU_HAVE_GPR) {
+		struct kbu_walk walk;
+		struct kbu_err e = {0};
+		uint64_t rip = r->rip + ((r->bits == 32 || pm < KBU_PG_4LEVEL) ? r->cs_base : 0);
+		if (pm < KBU_PG_4LEVEL)
+			rip &= 0xffffffffull;
+		if (kbu_vtop(ctx->mem, pm, r->cr3, rip, &walk, &e) < 0)
+			kbu_problem(row, KBU_SEV_WARN, "cannot translate RIP: %s", e.msg);
+		else if (!walk.present)
+			kbu_problem(row, KBU_SEV_WARN,
+				    "RIP 0x%" PRIx64 " is not mapped: %s entry %u at 0x%" PRIx64 " is not present",
+				    rip, walk.steps[walk.fault_step].level, walk.steps[walk.fault_step].index,
+				    walk.steps[walk.fault_step].entry_pa);
+		else
+			kbu_hex(row, "rip_phys", "", walk.pa, 0);
+	}
+}
+
+static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
+		    struct kbu_err *err)
+{
+	static const struct kbu_opt opts[] = {{"cpu", 'c', 1}, {NULL, 0, 0}};
+	struct kbu_getopt g = KBU_GETOPT_INIT;
+	int only = -1, i;
+	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
+		if (i == KBU_OPT_ERR)
+			return -1;
+		if (i == KBU_OPT_ARG)
+			return kbu_err_set(err, KBU_EINVAL, "unexpected argument '%s'", g.arg);
+		uint64_t v;
+		if (kbu_parse_u64(g.arg, &v, err) < 0)
+			return kbu_err_prefix(err, "--cpu");
+		if (v > 4096)
+			return kbu_err_set(err, KBU_EINVAL, "--cpu %" PRIu64 " is not a CPU number", v);
+		only = (int)v;
+	}
+	int n = kbu_mem_ncpus(ctx->mem);
+	struct kbu_node *root = kbu_report_root(r);
+	kbu_str(root, "source", "Source", kbu_mem_kind(ctx->mem));
+	if (n <= 0) {
+		/* Sources that cannot count CPUs still answer for CPU 0. */
+		struct kbu_regs probe;
+		if (kbu_mem_regs(ctx->mem, 0, &probe, err) < 0)
+			return kbu_err_prefix(err, "no CPU registers");
+		n = 1;
+	}
+	kbu_u64(root, "ncpus", "CPUs", (uint64_t)n);
+	if (only >= n)
+		return kbu_err_set(err, KBU_EINVAL, "--cpu %d: the source has %d CPU%s", only, n,
+				   n == 1 ? "" : "s");
+	struct kbu_node *list = kbu_list(root, "cpus", "");
+	for (int cpu = 0; cpu < n; cpu++) {
+		if (only >= 0 && cpu != only)
+			continue;
+		struct kbu_regs regs;
+		if (kbu_mem_regs(ctx->mem, cpu, &regs, err) < 0)
+			return kbu_err_prefix(err, "CPU %d", cpu);
+		report_cpu(ctx, list, cpu, &regs);
+	}
+	struct kbu_mem_stats st = kbu_mem_get_stats(ctx->mem);
+	struct kbu_node *io = kbu_obj(root, "reads", "");
+	kbu_u64(io, "source_reads", "", st.source_reads);
+	kbu_u64(io, "source_bytes", "", st.source_bytes);
+	return 0;
+}
+
+static struct kbu_command cmd_cpus = {
+	.name = "cpus",
+	.summary = "per-CPU registers, CR0/CR4/EFER decoded, and the mode and paging level each CPU is in",
+	.help = "usage: kbu cpus [--cpu N]   (with --core, --phys or --gdb)\n"
+		"\n"
+		"Shows every CPU's registers from a QEMU dump or a live stub: the mode it\n"
+		"is in (real, protected, long) and its paging level, derived from CR0.PE/PG,\n"
+		"CR4.PAE/LA57 and EFER.LMA; CR0, CR4 and EFER decoded into flag names;\n"
+		"segments, GDT and IDT. With symbols, RIP is shown as symbol+offset.\n"
+		"Flags an invalid combination, a CR3 outside guest memory, and a RIP the\n"
+		"CPU's own page tables do not map.\n"
+		"\n"
+		"  --cpu N   only CPU N\n",
+	.needs = KBU_NEEDS_MEM,
+	.run = run_cpus,
+};
+KBU_COMMAND(cmd_cpus)
