@@ -58,6 +58,7 @@ struct kbu_gdb {
 	size_t per_m; /* bytes one 'm' reply carries: PacketSize / 2 */
 	int resume_on_close;
 	int has_xml;
+	int no_phys;   /* the stub answered Qqemu.PhyMemMode with "" */
 	int pipeline;  /* the stub takes packets back to back even in ack mode (QEMU) */
 	int in_batch;  /* several packets are in flight: no retransmission possible */
 	uint64_t *threads;
@@ -783,6 +784,7 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 			buf_free(&late);
 			if (g->dead)
 				goto fail_dead;
+			buf_free(&r);
 			if (rsp_one(g, supported, &r, err))
 				goto fail;
 		}
@@ -914,17 +916,25 @@ static const char *space_name(enum kbu_space s) { return s == KBU_PHYS ? "physic
 static int check_phys_mode(struct kbu_gdb *g, const struct rbuf *on, const struct rbuf *off,
 			   struct kbu_err *err)
 {
-	if (off->len != 2 || memcmp(off->p, "OK", 2) != 0)
-		return gdb_fail(g, err, "did not confirm switching physical memory mode back off ('%.20s')",
-				off->len ? off->p : "");
-	if (on->len == 0)
+	if (on->len == 0) {
+		g->no_phys = 1;
 		return kbu_err_set(err, KBU_EUNSUPPORTED,
 				   "gdb stub %s has no physical memory mode (Qqemu.PhyMemMode): not QEMU?",
 				   g->where);
+	}
+	if (off->len != 2 || memcmp(off->p, "OK", 2) != 0)
+		return gdb_fail(g, err, "did not confirm switching physical memory mode back off ('%.20s')",
+				off->len ? off->p : "");
 	if (on->len != 2 || memcmp(on->p, "OK", 2) != 0)
 		return kbu_err_set(err, KBU_EUNSUPPORTED,
 				   "gdb stub %s refused physical memory mode ('%.20s')", g->where, on->p);
 	return 0;
+}
+
+static int no_phys(struct kbu_gdb *g, struct kbu_err *err)
+{
+	return kbu_err_set(err, KBU_EUNSUPPORTED,
+			   "gdb stub %s has no physical memory mode (Qqemu.PhyMemMode): not QEMU?", g->where);
 }
 
 static int gdb_read(void *ctx, enum kbu_space space, uint64_t addr, void *buf, size_t len,
@@ -937,6 +947,8 @@ static int gdb_read(void *ctx, enum kbu_space space, uint64_t addr, void *buf, s
 	if (len > 0 && addr + (len - 1) < addr)
 		return kbu_err_set(err, KBU_EINVAL, "read of %zu bytes at 0x%llx wraps around", len,
 				   (unsigned long long)addr);
+	if (phys && g->no_phys)
+		return no_phys(g, err);
 	while (len > 0) {
 		struct rsp_req req[RSP_MAX_BATCH + 2];
 		int n = 0, nm = 0;
@@ -1012,6 +1024,8 @@ static int gdb_write(void *ctx, enum kbu_space space, uint64_t addr, const void 
 	if (len > 0 && addr + (len - 1) < addr)
 		return kbu_err_set(err, KBU_EINVAL, "write of %zu bytes at 0x%llx wraps around", len,
 				   (unsigned long long)addr);
+	if (phys && g->no_phys)
+		return no_phys(g, err);
 	while (len > 0) {
 		enum { NW = 16 };
 		struct rsp_req req[NW + 2];
