@@ -1,0 +1,459 @@
+/* PVH start info: v0/v1 decode, bad pointers, zero-size memmap entries, and
+ * finding it by saved kernel pointers, %ebx and scanning, on images built here. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "kbu/command.h"
+#include "kbu/mem.h"
+#include "kbu/pvh.h"
+#include "kbu/report.h"
+#include "kbu/symbols.h"
+
+/* ---- a memory source over a buffer: [0, size) exists ---- */
+
+struct fake {
+	uint8_t *mem;
+	size_t size;
+	int have_regs;
+	uint64_t rbx;
+};
+
+static int fake_read(void *ctx, enum kbu_space space, uint64_t addr, void *buf, size_t len,
+		     struct kbu_err *err)
+{
+	struct fake *f = ctx;
+	if (space != KBU_PHYS)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "fake: no virtual reads");
+	if (addr > f->size || len > f->size - addr)
+		return kbu_err_set(err, KBU_EFAULT, "fake: 0x%llx outside memory",
+				   (unsigned long long)addr);
+	memcpy(buf, f->mem + addr, len);
+	return 0;
+}
+
+static int fake_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *err)
+{
+	struct fake *f = ctx;
+	if (!f->have_regs || cpu != 0)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "fake: no registers");
+	memset(out, 0, sizeof(*out));
+	out->have = KBU_HAVE_GPR | KBU_HAVE_CR;
+	out->bits = 32;
+	out->rbx = f->rbx;
+	out->cr0 = 0x11; /* PE, no paging: the PVH entry state */
+	return 0;
+}
+
+static int fake_ranges(void *ctx, uint64_t *start, uint64_t *end, int max)
+{
+	struct fake *f = ctx;
+	if (max < 1)
+		return 0;
+	start[0] = 0;
+	end[0] = f->size;
+	return 1;
+}
+
+static void fake_close(void *ctx)
+{
+	struct fake *f = ctx;
+	free(f->mem);
+	free(f);
+}
+
+static const struct kbu_mem_ops fake_ops = {
+	.kind = "fake", .read = fake_read, .regs = fake_regs, .ranges = fake_ranges,
+	.close = fake_close,
+};
+
+static struct kbu_mem *fake_mem(const uint8_t *img, size_t size, int have_regs, uint64_t rbx)
+{
+	struct fake *f = calloc(1, sizeof(*f));
+	f->mem = malloc(size);
+	memcpy(f->mem, img, size);
+	f->size = size;
+	f->have_regs = have_regs;
+	f->rbx = rbx;
+	struct kbu_err e;
+	return kbu_mem_new(&fake_ops, f, &e);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+#define MEMSZ (4u * 1024 * 1024)
+#define SI 0xf31e0u
+#define CMD 0xeff60u
+#define MAP 0xefed0u
+
+static void memmap_entry(uint8_t *img, unsigned i, uint64_t addr, uint64_t size, uint32_t type)
+{
+	uint8_t *e = img + MAP + 24 * i;
+	put64(e, addr);
+	put64(e + 8, size);
+	put32(e + 16, type);
+}
+
+/* What QEMU 7.2's qboot writes for -M microvm: v1, no modules, no RSDP, six
+ * memory map entries of which the last has size 0. */
+static void build_qboot(uint8_t *img, uint64_t at, const char *cmdline)
+{
+	uint8_t *s = img + at;
+	put32(s, KBU_PVH_MAGIC);
+	put32(s + 4, 1);
+	put64(s + 24, CMD);
+	put64(s + 40, MAP);
+	put32(s + 48, 6);
+	strcpy((char *)img + CMD, cmdline);
+	memmap_entry(img, 0, 0, 0x9fc00, 1);
+	memmap_entry(img, 1, 0x9fc00, 0x400, 2);
+	memmap_entry(img, 2, 0xd0000, 0x20000, 4);
+	memmap_entry(img, 3, 0xf0000, 0x10000, 2);
+	memmap_entry(img, 4, 0x100000, MEMSZ - 0x100000, 1);
+	memmap_entry(img, 5, 0, 0, 0);
+}
+
+static int has_problem(const struct kbu_pvh *p, const char *needle)
+{
+	for (size_t i = 0; i < p->nproblems; i++)
+		if (strstr(p->problems[i].msg, needle))
+			return 1;
+	return 0;
+}
+
+static char *render(const struct kbu_pvh *p, int json)
+{
+	struct kbu_report *r = kbu_report_new("pvh");
+	kbu_pvh_report(p, kbu_report_root(r));
+	char *s = kbu_report_render(r, json);
+	kbu_report_free(r);
+	return s;
+}
+
+TEST(v1_found_by_scanning_zero_size_entry_flagged)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0 kbu.token=xyz");
+	/* A bare magic at an earlier aligned address with garbage pointers. */
+	put32(img + 0x8000, KBU_PVH_MAGIC);
+	put32(img + 0x8004, 1);
+	put64(img + 0x8000 + 24, 0x7777777777ull);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, SI);
+	CHECK_STR(p.how, "found by scanning low memory");
+	CHECK_EQ_U64(p.version, 1);
+	CHECK_EQ_U64(p.cmdline.state, KBU_PVH_STR_OK);
+	CHECK_STR(p.cmdline.text, "console=ttyS0 kbu.token=xyz");
+	CHECK_EQ_U64(p.nmemmap, 6);
+	CHECK_EQ_U64(p.memmap[4].addr, 0x100000);
+	CHECK_EQ_U64(p.memmap[4].size, MEMSZ - 0x100000);
+	CHECK(has_problem(&p, "memory map entry 5 has size 0"));
+	char *txt = render(&p, 0);
+	CHECK_CONTAINS(txt, "0xf31e0 (found by scanning low memory)");
+	CHECK_CONTAINS(txt, "console=ttyS0 kbu.token=xyz");
+	CHECK_CONTAINS(txt, "Memory map");
+	CHECK_CONTAINS(txt, "NVS");
+	CHECK_CONTAINS(txt, "0x000000000009fc00  0x000000000009ffff");
+	CHECK_CONTAINS(txt, "! memory map entry 5 has size 0");
+	char *js = render(&p, 1);
+	CHECK_CONTAINS(js, "\"cmdline\": \"console=ttyS0 kbu.token=xyz\"");
+	CHECK_CONTAINS(js, "\"memmap_entries\": 6");
+	kbu_free(txt);
+	kbu_free(js);
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(v0_with_module_and_rsdp)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	uint8_t *s = img + 0x5000;
+	put32(s, KBU_PVH_MAGIC);
+	put32(s + 4, 0);
+	put32(s + 8, 1 | 4);
+	put32(s + 12, 1);
+	put64(s + 16, 0x6000);
+	put64(s + 24, 0x7000);
+	put64(s + 32, 0xe0000);
+	/* a v1 field's worth of junk right after: must not be decoded for v0 */
+	put32(s + 48, 99);
+	put64(img + 0x6000, 0x200000);
+	put64(img + 0x6008, 0x1000);
+	put64(img + 0x6010, 0x7100);
+	strcpy((char *)img + 0x7000, "boot_verbose");
+	strcpy((char *)img + 0x7100, "initrd.img");
+	memcpy(img + 0xe0000, "RSD PTR ", 8);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_decode(m, 0x5000, &p, &e) == 0);
+	CHECK_EQ_U64(p.version, 0);
+	CHECK(!p.has_v1);
+	CHECK_EQ_U64(p.nmemmap, 0);
+	CHECK_EQ_U64(p.nmodules, 1);
+	CHECK_EQ_U64(p.modules[0].paddr, 0x200000);
+	CHECK_EQ_U64(p.modules[0].size, 0x1000);
+	CHECK_STR(p.modules[0].cmdline.text, "initrd.img");
+	CHECK_STR(p.cmdline.text, "boot_verbose");
+	CHECK_EQ_U64(p.rsdp_sig_ok, 1);
+	CHECK_EQ_U64(p.nproblems, 0);
+	char *txt = render(&p, 0);
+	CHECK_CONTAINS(txt, "PRIVILEGED,MULTIBOOT_MOD");
+	CHECK_CONTAINS(txt, "Modules");
+	CHECK_CONTAINS(txt, "initrd.img");
+	CHECK_CONTAINS(txt, "\"RSD PTR \" present");
+	CHECK(strstr(txt, "Memory map") == NULL);
+	CHECK(strchr(txt, '!') == NULL);
+	kbu_free(txt);
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(bad_magic_and_nothing_to_find)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	put32(img + 0x5000, 0x336ec579);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_decode(m, 0x5000, &p, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_EFORMAT);
+	CHECK_CONTAINS(e.msg, "magic is 0x336ec579, expected 0x336ec578");
+	CHECK(kbu_pvh_decode(m, MEMSZ - 8, &p, &e) != 0);
+	CHECK_CONTAINS(e.msg, "start info at 0x3ffff8");
+	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ENOTFOUND);
+	CHECK_CONTAINS(e.msg, "no PVH start info found");
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(absurd_memmap_count_and_pointers_outside_memory)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0");
+	put32(img + SI + 48, 100000);
+	put32(img + SI + 12, 2);              /* two modules ... */
+	put64(img + SI + 16, MEMSZ - 32);     /* ... but only one fits in memory */
+	put64(img + SI + 32, 0x80000000ull);  /* RSDP outside memory */
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_decode(m, SI, &p, &e) == 0);
+	CHECK(has_problem(&p, "memmap_entries 100000 is absurd"));
+	CHECK_EQ_U64(p.nmemmap, 0);
+	CHECK(has_problem(&p, "rsdp_paddr 0x80000000 points outside memory"));
+	CHECK(has_problem(&p, "module 1 entry at 0x400000 is outside memory"));
+	CHECK_EQ_U64(p.nmodules, 1);
+	/* The rest is still there. */
+	CHECK_STR(p.cmdline.text, "console=ttyS0");
+	CHECK(!kbu_pvh_plausible(m, SI));
+	kbu_pvh_free(&p);
+
+	/* Only an implausible structure in memory: the scan still shows it, flagged. */
+	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, SI);
+	CHECK_CONTAINS(p.how, "not plausible");
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(cmdline_unterminated_or_outside)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "x");
+	memset(img + MEMSZ - 64, 'a', 64);
+	put64(img + SI + 24, MEMSZ - 64);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_decode(m, SI, &p, &e) == 0);
+	CHECK_EQ_U64(p.cmdline.state, KBU_PVH_STR_UNTERMINATED);
+	CHECK_EQ_U64(p.cmdline.len, 64);
+	CHECK(has_problem(&p, "cmdline_paddr at 0x3fffc0 is not NUL-terminated"));
+	CHECK(!kbu_pvh_plausible(m, SI));
+	char *txt = render(&p, 0);
+	CHECK_CONTAINS(txt, "aaaa...");
+	kbu_free(txt);
+	kbu_pvh_free(&p);
+
+	put64(img + SI + 24, 0x123456789ull);
+	kbu_mem_close(m);
+	m = fake_mem(img, MEMSZ, 0, 0);
+	CHECK(kbu_pvh_decode(m, SI, &p, &e) == 0);
+	CHECK_EQ_U64(p.cmdline.state, KBU_PVH_STR_UNREADABLE);
+	CHECK(has_problem(&p, "cmdline_paddr 0x123456789 points outside memory"));
+	CHECK_EQ_U64(p.nmemmap, 6);
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(found_where_ebx_points)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0");
+	build_qboot(img, 0x3000, "from ebx"); /* same cmdline buffer: rewrite below */
+	strcpy((char *)img + 0x2f00, "from ebx");
+	put64(img + 0x3000 + 24, 0x2f00);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 1, 0xffffffff00000000ull | SI);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, SI); /* not the earlier 0x3000 a scan would see first */
+	CHECK_CONTAINS(p.how, "%ebx");
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
+static char *write_map(const char *lines)
+{
+	char *path = strdup("/tmp/kbu_test_pvh_XXXXXX");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return path;
+	ssize_t n = write(fd, lines, strlen(lines));
+	(void)n;
+	close(fd);
+	return path;
+}
+
+static struct kbu_symtab *load_map(const char *lines)
+{
+	char *path = write_map(lines);
+	struct kbu_symtab *st = kbu_symtab_new();
+	struct kbu_err e;
+	int ok = kbu_symtab_load_map(st, path, &e) == 0 && kbu_symtab_finish(st, &e) == 0;
+	unlink(path);
+	free(path);
+	if (!ok) {
+		fprintf(stderr, "load_map: %s\n", e.msg);
+		kbu_symtab_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+TEST(found_through_saved_pointers)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0");
+	/* Kernel copies elsewhere, each with its own command line to tell them apart. */
+	build_qboot(img, 0x300000, "netbsd");
+	strcpy((char *)img + 0x300100, "netbsd");
+	put64(img + 0x300000 + 24, 0x300100);
+	build_qboot(img, 0x310000, "freebsd");
+	strcpy((char *)img + 0x310100, "freebsd");
+	put64(img + 0x310000 + 24, 0x310100);
+	build_qboot(img, 0x320000, "linux");
+	strcpy((char *)img + 0x320100, "linux");
+	put64(img + 0x320000 + 24, 0x320100);
+	strcpy((char *)img + CMD, "console=ttyS0");
+	/* NetBSD: hvm_start_paddr holds a physical address. */
+	put64(img + 0x200000, 0x300000);
+	/* FreeBSD: start_info holds a KERNBASE-mapped pointer. */
+	put64(img + 0x200008, 0xffffffff80310000ull);
+
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+
+	struct kbu_symtab *st = load_map("ffffffff80200000 D hvm_start_paddr\n");
+	CHECK(st != NULL);
+	CHECK(kbu_pvh_find(m, st, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, 0x300000);
+	CHECK_STR(p.cmdline.text, "netbsd");
+	CHECK_CONTAINS(p.how, "NetBSD hvm_start_paddr");
+	CHECK_CONTAINS(p.how, "physical address");
+	kbu_pvh_free(&p);
+	kbu_symtab_free(st);
+
+	st = load_map("ffffffff80200008 B start_info\n");
+	CHECK(st != NULL);
+	CHECK(kbu_pvh_find(m, st, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, 0x310000);
+	CHECK_STR(p.cmdline.text, "freebsd");
+	CHECK_CONTAINS(p.how, "pointer 0xffffffff80310000");
+	kbu_pvh_free(&p);
+	kbu_symtab_free(st);
+
+	/* Linux: pvh_start_info is the structure itself. */
+	st = load_map("ffffffff80320000 D pvh_start_info\n");
+	CHECK(st != NULL);
+	CHECK(kbu_pvh_find(m, st, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, 0x320000);
+	CHECK_STR(p.cmdline.text, "linux");
+	CHECK_CONTAINS(p.how, "the variable is the structure");
+	kbu_pvh_free(&p);
+	kbu_symtab_free(st);
+
+	/* A saved pointer that is still 0: fall back to scanning, and say why. */
+	st = load_map("ffffffff80200010 B start_info\n");
+	CHECK(st != NULL);
+	CHECK(kbu_pvh_find(m, st, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, SI);
+	CHECK_STR(p.how, "found by scanning low memory");
+	CHECK(has_problem(&p, "start_info at 0xffffffff80200010 is 0 (not saved yet)"));
+	kbu_pvh_free(&p);
+	kbu_symtab_free(st);
+
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(command_runs_through_kbu_run)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0 kbu.token=abc");
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	kbu_ctx_set_mem(ctx, fake_mem(img, MEMSZ, 0, 0));
+	char *argv[] = {"pvh", "0xf31e0", NULL};
+	char *out = NULL;
+	struct kbu_err e;
+	kbu_err_clear(&e);
+	CHECK_EQ_U64(kbu_run(ctx, 2, argv, 1, &out, &e), 0);
+	CHECK_CONTAINS(out, "kbu.token=abc");
+	CHECK_CONTAINS(out, "\"how\": \"given address\"");
+	kbu_free(out);
+	out = NULL;
+	char *bad[] = {"pvh", "0x10", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 2, bad, 0, &out, &e), 2);
+	CHECK_CONTAINS(e.msg, "no start info at 0x10");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	free(img);
+}
+
+int main(void)
+{
+	RUN(v1_found_by_scanning_zero_size_entry_flagged);
+	RUN(v0_with_module_and_rsdp);
+	RUN(bad_magic_and_nothing_to_find);
+	RUN(absurd_memmap_count_and_pointers_outside_memory);
+	RUN(cmdline_unterminated_or_outside);
+	RUN(found_where_ebx_points);
+	RUN(found_through_saved_pointers);
+	RUN(command_runs_through_kbu_run);
+	CHECK_DONE("test_pvh");
+}
