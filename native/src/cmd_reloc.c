@@ -1,0 +1,214 @@
+/* kbu reloc: the link / load / runtime map of a kernel and how it was decided. */
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/command.h"
+#include "kbu/elf.h"
+#include "kbu/mem.h"
+#include "kbu/reloc.h"
+#include "kbu/report.h"
+#include "kbu/symbols.h"
+#include "kbu/util.h"
+
+#define MAX_REPORTED 32
+
+struct reported {
+	char name[128];
+	uint64_t addr;
+};
+
+static void found_section(struct kbu_node *o, const struct kbu_reloc_found *f, int searched)
+{
+	if (!searched) {
+		kbu_str(o, "status", "status", "not searched");
+		return;
+	}
+	kbu_bool(o, "found", "found", f->found);
+	if (f->found) {
+		kbu_hex(o, "slide", "slide", (uint64_t)f->slide, 0);
+		if (f->slide < 0)
+			kbu_strf(o, "slide_signed", "", "-0x%llx", (unsigned long long)-f->slide);
+	} else {
+		kbu_null(o, "slide", "slide");
+	}
+	kbu_strf(o, "windows", "windows matched", "%zu of %zu", f->matched, f->tried);
+	kbu_u64(o, "candidates", "slides examined", f->candidates);
+	kbu_u64(o, "unreadable", "slides unreadable", f->unreadable);
+	kbu_str(o, "how", "how", f->how);
+}
+
+static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
+		     struct kbu_err *err)
+{
+	static const struct kbu_opt opts[] = {
+		{"align", 0, 1}, {"range", 0, 1}, {"phys-limit", 0, 1}, {"windows", 0, 1},
+		{"no-virt", 0, 0}, {"no-phys", 0, 0}, {"reported", 0, 1}, {NULL, 0, 0},
+	};
+	struct kbu_reloc_opts o;
+	struct reported rep[MAX_REPORTED];
+	size_t nrep = 0;
+	kbu_reloc_opts_default(&o);
+	struct kbu_getopt g = KBU_GETOPT_INIT;
+	int i;
+	uint64_t v;
+	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
+		if (i == KBU_OPT_ERR)
+			return kbu_err_prefix(err, "reloc");
+		if (i == KBU_OPT_ARG)
+			return kbu_err_set(err, KBU_EINVAL, "reloc: unexpected argument '%s'", g.arg);
+		switch (i) {
+		case 0:
+		case 1:
+		case 2:
+		case 3:
+			if (kbu_parse_u64(g.arg, &v, err) < 0)
+				return kbu_err_prefix(err, "reloc: --%s", opts[i].name);
+			if (i == 0) {
+				if (!v || (v & (v - 1)))
+					return kbu_err_set(err, KBU_EINVAL,
+							   "reloc: --align 0x%llx is not a power of two",
+							   (unsigned long long)v);
+				o.align = v;
+			} else if (i == 1) {
+				o.virt_range = v;
+			} else if (i == 2) {
+				o.phys_limit = v;
+			} else {
+				if (v == 0 || v > KBU_RELOC_MAXWIN)
+					return kbu_err_set(err, KBU_EINVAL,
+							   "reloc: --windows must be 1..%d", KBU_RELOC_MAXWIN);
+				o.nwindows = (size_t)v;
+			}
+			break;
+		case 4: o.virt = 0; break;
+		case 5: o.phys = 0; break;
+		case 6: {
+			const char *eq = strchr(g.arg, '=');
+			if (!eq || eq == g.arg || (size_t)(eq - g.arg) >= sizeof rep[0].name)
+				return kbu_err_set(err, KBU_EINVAL,
+						   "reloc: --reported wants NAME=ADDR, not '%s'", g.arg);
+			if (nrep >= MAX_REPORTED)
+				return kbu_err_set(err, KBU_EINVAL, "reloc: more than %d --reported",
+						   MAX_REPORTED);
+			memcpy(rep[nrep].name, g.arg, (size_t)(eq - g.arg));
+			rep[nrep].name[eq - g.arg] = '\0';
+			if (kbu_parse_u64(eq + 1, &rep[nrep].addr, err) < 0)
+				return kbu_err_prefix(err, "reloc: --reported %s", rep[nrep].name);
+			nrep++;
+			break;
+		}
+		}
+	}
+
+	struct kbu_reloc_map map;
+	if (kbu_reloc_map(ctx->kernel, &map, err) < 0)
+		return -1;
+	struct kbu_node *root = kbu_report_root(r);
+	kbu_str(root, "kernel", "kernel", kbu_elf_path(ctx->kernel));
+	kbu_u64(root, "elf_class", "ELF class", (uint64_t)kbu_elf_class(ctx->kernel));
+	struct kbu_node *segs = kbu_list(root, "segments", "PT_LOAD segments (link -> load)");
+	for (size_t k = 0; k < map.nseg; k++) {
+		const struct kbu_reloc_seg *s = &map.seg[k];
+		struct kbu_node *row = kbu_row(segs);
+		char fl[4] = {s->flags & PF_R ? 'r' : '-', s->flags & PF_W ? 'w' : '-',
+			      s->flags & PF_X ? 'x' : '-', 0};
+		kbu_str(row, "flags", "flags", fl);
+		kbu_hex(row, "vaddr", "link (virtual)", s->vaddr, 16);
+		kbu_hex(row, "paddr", "load (physical)", s->paddr, 16);
+		kbu_hex(row, "memsz", "size", s->memsz, 0);
+		kbu_hex(row, "delta", "virtual - physical", s->vaddr - s->paddr, 16);
+	}
+
+	struct kbu_reloc_result res;
+	int searched = 0;
+	if (ctx->mem && (o.virt || o.phys)) {
+		if (kbu_reloc_find(ctx->mem, ctx->kernel, &o, &res, err) < 0)
+			return -1;
+		searched = 1;
+		struct kbu_node *w = kbu_list(root, "windows", "windows compared (link addresses)");
+		for (size_t k = 0; k < res.nwindows; k++)
+			kbu_item_hex(w, res.windows[k], 16);
+		struct kbu_node *vs = kbu_obj(root, "virtual", "runtime virtual slide (KASLR)");
+		found_section(vs, &res.virt, o.virt);
+		struct kbu_node *ps = kbu_obj(root, "physical", "runtime physical load");
+		found_section(ps, &res.phys, o.phys);
+		if (o.virt && res.virt.found) {
+			kbu_hex(vs, "runtime_base", "first segment runs at",
+				map.seg[0].vaddr + (uint64_t)res.virt.slide, 16);
+		}
+		if (o.phys && res.phys.found)
+			kbu_hex(ps, "runtime_base", "first segment loaded at",
+				map.seg[0].paddr + (uint64_t)res.phys.slide, 16);
+		if (o.virt && !res.virt.found)
+			kbu_problem(vs, KBU_SEV_NOTE, "virtual slide unknown: %s", res.virt.how);
+	} else {
+		kbu_textf(root, "no memory source: only the link/load map is shown "
+				"(give --gdb, --core or --phys to find the runtime slides)");
+	}
+
+	if (nrep) {
+		struct kbu_node *rl = kbu_list(root, "reported", "symbol addresses a debugger reported");
+		for (size_t k = 0; k < nrep; k++) {
+			struct kbu_node *row = kbu_row(rl);
+			const struct kbu_sym *s = ctx->syms ? kbu_sym_by_name(ctx->syms, rep[k].name) : NULL;
+			kbu_str(row, "name", "symbol", rep[k].name);
+			kbu_hex(row, "reported", "reported", rep[k].addr, 16);
+			if (!s) {
+				kbu_null(row, "elf", "in the ELF");
+				kbu_str(row, "verdict", "verdict", "not in the symbol table");
+				continue;
+			}
+			kbu_hex(row, "elf", "in the ELF", s->addr, 16);
+			int64_t slide = searched && res.virt.found ? res.virt.slide : 0;
+			if (kbu_reloc_truncated(s->addr, rep[k].addr)) {
+				kbu_str(row, "verdict", "verdict", "TRUNCATED to 32 bits");
+				kbu_problem(row, KBU_SEV_WARN,
+					    "%s: reported 0x%llx is 0x%llx cut to 32 bits (the debugger "
+					    "lacks this kernel's OS ABI: `set osabi none` before loading it)",
+					    rep[k].name, (unsigned long long)rep[k].addr,
+					    (unsigned long long)s->addr);
+			} else if (rep[k].addr == s->addr + (uint64_t)slide) {
+				kbu_str(row, "verdict", "verdict", slide ? "ok (relocated)" : "ok");
+			} else if (rep[k].addr == s->addr && slide) {
+				kbu_strf(row, "verdict", "verdict", "at link address, runs 0x%llx higher",
+					 (unsigned long long)slide);
+				kbu_problem(row, KBU_SEV_WARN,
+					    "%s: the debugger uses the link address; the kernel runs at "
+					    "0x%llx (reload the symbols with offset 0x%llx)", rep[k].name,
+					    (unsigned long long)(s->addr + (uint64_t)slide),
+					    (unsigned long long)slide);
+			} else {
+				kbu_strf(row, "verdict", "verdict", "off by 0x%llx",
+					 (unsigned long long)(rep[k].addr - s->addr));
+				kbu_problem(row, KBU_SEV_WARN, "%s: reported 0x%llx, the ELF says 0x%llx",
+					    rep[k].name, (unsigned long long)rep[k].addr,
+					    (unsigned long long)s->addr);
+			}
+		}
+	}
+	return 0;
+}
+
+static struct kbu_command cmd_reloc = {
+	.name = "reloc",
+	.summary = "link / load / runtime addresses: physical aliases, KASLR slide, truncated symbols",
+	.help = "usage: kbu reloc --kernel ELF [--gdb H:P|--core F|--phys F] [--align N]\n"
+		"                 [--range N] [--phys-limit N] [--windows N] [--no-virt] [--no-phys]\n"
+		"                 [--reported NAME=ADDR ...]\n"
+		"\n"
+		"Shows each PT_LOAD segment's link (virtual) address and physical alias, then\n"
+		"finds where the kernel really is: distinctive 64-byte windows of the ELF's\n"
+		"code are compared with guest memory at link + slide for slides 0, N, 2N, ...\n"
+		"up to --range (virtual, KASLR; default N = 2 MiB, range 1 GiB) and at every\n"
+		"N-aligned physical base up to --phys-limit (physical load). A slide is taken\n"
+		"when more than half the windows match; the report says how it decided or\n"
+		"why it could not (not mapped yet, another kernel). Works without symbols.\n"
+		"--reported NAME=ADDR checks an address a debugger gave for a symbol: cut to\n"
+		"32 bits (GDB without the kernel's OS ABI), left at the link address while\n"
+		"the kernel runs relocated, or otherwise off.\n",
+	.needs = KBU_NEEDS_KERNEL,
+	.run = reloc_run,
+};
+KBU_COMMAND(cmd_reloc)
