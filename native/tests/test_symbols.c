@@ -1,0 +1,362 @@
+/* Symbol tables: nm maps with bad lines, ELF symbols, merging, look-ups, and kbu sym. */
+#include <stdarg.h>
+
+#include "check.h"
+#include "elf_fixture.h"
+#include "kbu/command.h"
+#include "kbu/elf.h"
+#include "kbu/report.h"
+#include "kbu/symbols.h"
+
+/* A System.map piece, nm -S lines, an undefined symbol, junk, and no final newline. */
+static const char map_text[] =
+	"ffffffff81000000 T _text\n"
+	"ffffffff81000000 T startup_64\n"
+	"ffffffff81000070 T secondary_startup_64\n"
+	"ffffffff81000200 D some_data\n"         /* another kind: does not end startup code */
+	"ffffffff81000300 t pvh_start_xen\n"
+	"this line is junk\n"
+	"\n"
+	"ffffffff81000400 0000000000000010 T sized_by_nm\n"
+	"                 U undefined_thing\n"
+	"ffffffff81000500 T\n"                   /* no name */
+	"ffffffff81000600 Q\tbad_type_is_fine\r\n"
+	"12345678901234567 T too_long_addr\n"
+	"ffffffff81000700 T last_one";           /* no newline at the end */
+
+static struct kbu_symtab *load_map(const char *name, const char *text, struct kbu_err *err)
+{
+	char path[256];
+	fx_write(name, text, strlen(text), path, sizeof(path));
+	struct kbu_symtab *st = kbu_symtab_new();
+	if (kbu_symtab_load_map(st, path, err) != 0 || kbu_symtab_finish(st, err) != 0) {
+		kbu_symtab_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+TEST(map_lines_are_parsed_and_bad_ones_counted)
+{
+	struct kbu_err err = {0};
+	struct kbu_symtab *st = load_map("System.map", map_text, &err);
+	CHECK(st != NULL);
+	if (!st) {
+		fprintf(stderr, "%s\n", err.msg);
+		return;
+	}
+	CHECK_EQ_U64(kbu_symtab_count(st), 8);
+	const char *first = NULL;
+	CHECK_EQ_U64(kbu_symtab_bad_lines(st, &first), 3); /* junk, no name, long address */
+	CHECK_CONTAINS(first, "System.map:6: no address: 'this line is junk'");
+	const struct kbu_sym *s = kbu_sym_by_name(st, "startup_64");
+	CHECK(s != NULL);
+	if (s) {
+		CHECK_EQ_U64(s->addr, 0xffffffff81000000ull);
+		CHECK_EQ_U64(s->type, 'T');
+		CHECK_EQ_U64(s->source, KBU_SYMSRC_MAP);
+		/* Inferred up to the next code symbol. */
+		CHECK_EQ_U64(s->size, 0x70);
+	}
+	/* Size runs to the next symbol of the same kind (t at 0x300), not to the D at 0x200. */
+	s = kbu_sym_by_name(st, "secondary_startup_64");
+	CHECK(s && s->size == 0x290);
+	s = kbu_sym_by_name(st, "sized_by_nm");
+	CHECK(s && s->size == 0x10); /* nm -S size kept */
+	s = kbu_sym_by_name(st, "bad_type_is_fine");
+	CHECK(s && s->type == 'Q' && s->addr == 0xffffffff81000600ull);
+	s = kbu_sym_by_name(st, "last_one");
+	CHECK(s && s->addr == 0xffffffff81000700ull && s->size == 0);
+	CHECK(kbu_sym_by_name(st, "undefined_thing") == NULL);
+	CHECK(kbu_sym_by_name(st, "too_long_addr") == NULL);
+	CHECK(kbu_sym_by_name(st, "nosuch") == NULL);
+	/* Address order. */
+	for (size_t i = 1; i < kbu_symtab_count(st); i++)
+		CHECK(kbu_symtab_at(st, i - 1)->addr <= kbu_symtab_at(st, i)->addr);
+	CHECK(kbu_symtab_at(st, kbu_symtab_count(st)) == NULL);
+	kbu_symtab_free(st);
+}
+
+TEST(addresses_resolve_to_the_containing_symbol)
+{
+	struct kbu_err err = {0};
+	struct kbu_symtab *st = load_map("System2.map", map_text, &err);
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	uint64_t off = 99;
+	/* _text and startup_64 share an address: the function name wins over the marker. */
+	const struct kbu_sym *s = kbu_sym_by_addr(st, 0xffffffff81000010ull, &off);
+	CHECK(s != NULL);
+	if (s)
+		CHECK_STR(s->name, "startup_64");
+	CHECK_EQ_U64(off, 0x10);
+	char buf[128];
+	CHECK_STR(kbu_sym_format(st, 0xffffffff81000010ull, buf, sizeof(buf)), "startup_64+0x10");
+	CHECK_STR(kbu_sym_format(st, 0xffffffff81000300ull, buf, sizeof(buf)), "pvh_start_xen");
+	/* Past a symbol with a real size and before the next one: no symbol spans it. */
+	CHECK_STR(kbu_sym_format(st, 0xffffffff81000480ull, buf, sizeof(buf)),
+		  "0xffffffff81000480");
+	/* Below everything. */
+	CHECK(kbu_sym_by_addr(st, 0x1000, &off) == NULL);
+	CHECK_STR(kbu_sym_format(st, 0x1000, buf, sizeof(buf)), "0x1000");
+	/* Beyond the last (unsized) symbol: nearest below. */
+	s = kbu_sym_by_addr(st, 0xffffffff81000720ull, &off);
+	CHECK(s && strcmp(s->name, "last_one") == 0 && off == 0x20);
+	kbu_symtab_free(st);
+}
+
+static const struct fx_sym elf_syms[] = {
+	{"start_func", 0xffffffff80200000ull, 0x80, STB_GLOBAL, STT_FUNC, 1},
+	{"inner_label", 0xffffffff80200010ull, 0, STB_LOCAL, STT_NOTYPE, 1},
+	{"other_func", 0xffffffff80200080ull, 0x40, STB_LOCAL, STT_FUNC, 1},
+	{"weak_func", 0xffffffff802000c0ull, 0x20, STB_WEAK, STT_FUNC, 1},
+	{"abs_value", 0x1234, 0, STB_GLOBAL, STT_NOTYPE, SHN_ABS},
+	{"undef_ref", 0, 0, STB_GLOBAL, STT_NOTYPE, 0},
+	{"dup", 0xffffffff80200080ull, 0, STB_LOCAL, STT_NOTYPE, 1},
+	{"dup", 0xffffffff802000c0ull, 0, STB_GLOBAL, STT_NOTYPE, 1},
+};
+
+static const char *write_elf(const char *name, int nsyms, int dynsym, char *path, size_t plen)
+{
+	struct fx_spec s = {.vaddr = 0xffffffff80200000ull, .paddr = 0x200000,
+			    .syms = nsyms ? elf_syms : NULL, .nsyms = nsyms, .dynsym = dynsym};
+	size_t len;
+	uint8_t *img = fx_build(&s, &len);
+	fx_write(name, img, len, path, plen);
+	free(img);
+	return path;
+}
+
+TEST(elf_symbols_have_types_sizes_and_labels_inside_functions)
+{
+	char path[256];
+	struct kbu_err err = {0};
+	struct kbu_elf *e = kbu_elf_open(write_elf("syms.elf", 8, 0, path, sizeof(path)), &err);
+	CHECK(e != NULL);
+	if (!e)
+		return;
+	struct kbu_symtab *st = kbu_symtab_new();
+	CHECK(kbu_symtab_load_elf(st, e, &err) == 0);
+	CHECK(kbu_symtab_finish(st, &err) == 0);
+	CHECK_EQ_U64(kbu_symtab_count(st), 7); /* the undefined one is not a symbol here */
+	const struct kbu_sym *s = kbu_sym_by_name(st, "start_func");
+	CHECK(s && s->type == 'T' && s->size == 0x80 && s->source == KBU_SYMSRC_ELF);
+	s = kbu_sym_by_name(st, "other_func");
+	CHECK(s && s->type == 't');
+	s = kbu_sym_by_name(st, "weak_func");
+	CHECK(s && s->type == 'W');
+	s = kbu_sym_by_name(st, "abs_value");
+	CHECK(s && s->type == 'A' && s->addr == 0x1234);
+	CHECK(kbu_sym_by_name(st, "undef_ref") == NULL);
+	/* Two symbols named dup: the global one, and the count says so. */
+	s = kbu_sym_by_name(st, "dup");
+	CHECK(s && s->type == 'T' && s->addr == 0xffffffff802000c0ull);
+	CHECK_EQ_U64(kbu_sym_name_count(st, "dup"), 2);
+	/* An address past an unsized label but inside the sized function names the function. */
+	uint64_t off = 0;
+	s = kbu_sym_by_addr(st, 0xffffffff80200014ull, &off);
+	CHECK(s && strcmp(s->name, "start_func") == 0 && off == 0x14);
+	/* Aliases: the sized function over the unsized local label at the same address. */
+	s = kbu_sym_by_addr(st, 0xffffffff80200080ull, &off);
+	CHECK(s && strcmp(s->name, "other_func") == 0 && off == 0);
+	kbu_symtab_free(st);
+	kbu_elf_close(e);
+}
+
+TEST(dynsym_is_the_fallback)
+{
+	char path[256];
+	struct kbu_err err = {0};
+	struct kbu_elf *e = kbu_elf_open(write_elf("dyn.elf", 4, 1, path, sizeof(path)), &err);
+	CHECK(e != NULL);
+	if (!e)
+		return;
+	struct kbu_symtab *st = kbu_symtab_new();
+	CHECK(kbu_symtab_load_elf(st, e, &err) == 0);
+	CHECK(kbu_symtab_finish(st, &err) == 0);
+	CHECK_EQ_U64(kbu_symtab_count(st), 4);
+	CHECK(kbu_sym_by_name(st, "weak_func") != NULL);
+	kbu_symtab_free(st);
+	kbu_elf_close(e);
+}
+
+TEST(elf_and_map_merge_without_duplicates)
+{
+	char path[256];
+	struct kbu_err err = {0};
+	struct kbu_elf *e = kbu_elf_open(write_elf("merge.elf", 4, 0, path, sizeof(path)), &err);
+	CHECK(e != NULL);
+	if (!e)
+		return;
+	static const char map[] = "ffffffff80200000 T start_func\n"
+				  "ffffffff80200080 t other_func\n"
+				  "ffffffff80200100 T only_in_map\n"
+				  "ffffffff80200200 T map_end\n";
+	fx_write("merge.map", map, strlen(map), path, sizeof(path));
+	struct kbu_symtab *st = kbu_symtab_new();
+	CHECK(kbu_symtab_load_map(st, path, &err) == 0);
+	CHECK(kbu_symtab_load_elf(st, e, &err) == 0);
+	CHECK(kbu_symtab_finish(st, &err) == 0);
+	/* 4 from the ELF (start_func, inner_label, other_func, weak_func) + 2 map-only. */
+	CHECK_EQ_U64(kbu_symtab_count(st), 6);
+	CHECK_EQ_U64(kbu_sym_name_count(st, "start_func"), 1);
+	const struct kbu_sym *s = kbu_sym_by_name(st, "start_func");
+	CHECK(s && s->source == KBU_SYMSRC_ELF && s->size == 0x80); /* ELF size wins */
+	s = kbu_sym_by_name(st, "only_in_map");
+	CHECK(s && s->source == KBU_SYMSRC_MAP && s->size == 0x100);
+	kbu_symtab_free(st);
+	kbu_elf_close(e);
+}
+
+TEST(missing_symbols_are_clear_errors)
+{
+	char path[256];
+	struct kbu_err err = {0};
+	struct kbu_elf *e = kbu_elf_open(write_elf("stripped.elf", 0, 0, path, sizeof(path)), &err);
+	CHECK(e != NULL);
+	if (!e)
+		return;
+	struct kbu_symtab *st = kbu_symtab_new();
+	/* Loading a stripped ELF is not an error by itself (a map may follow)... */
+	CHECK(kbu_symtab_load_elf(st, e, &err) == 0);
+	CHECK(kbu_symtab_finish(st, &err) == 0);
+	CHECK_EQ_U64(kbu_symtab_count(st), 0);
+	/* ...but it says why there are none. */
+	CHECK_CONTAINS(kbu_symtab_why_empty(st), "ELF has no symbol table");
+	CHECK(kbu_sym_by_addr(st, 0xffffffff80200000ull, NULL) == NULL);
+	kbu_symtab_free(st);
+	kbu_elf_close(e);
+	/* Maps: empty, all junk, an ELF given as a map, a directory. */
+	st = kbu_symtab_new();
+	fx_write("empty.map", "", 0, path, sizeof(path));
+	CHECK(kbu_symtab_load_map(st, path, &err) == -1);
+	CHECK_CONTAINS(err.msg, "empty symbol map");
+	fx_write("junk.map", "hello\nworld\n", 12, path, sizeof(path));
+	CHECK(kbu_symtab_load_map(st, path, &err) == -1);
+	CHECK_CONTAINS(err.msg, "no symbols in nm format (2 bad lines; first: ");
+	CHECK_CONTAINS(err.msg, "junk.map:1: no address: 'hello'");
+	CHECK(kbu_symtab_load_map(st, write_elf("asmap.elf", 1, 0, path, sizeof(path)), &err) == -1);
+	CHECK_CONTAINS(err.msg, "is an ELF file, not an nm-format map");
+	CHECK(kbu_symtab_load_map(st, fx_dir(), &err) == -1);
+	CHECK_CONTAINS(err.msg, "is a directory");
+	CHECK(kbu_symtab_load_map(st, "/nonexistent/System.map", &err) == -1);
+	CHECK_CONTAINS(err.msg, "cannot open symbol map");
+	kbu_symtab_free(st);
+}
+
+TEST(many_aliases_and_random_lookups_agree_with_a_linear_scan)
+{
+	/* 3000 symbols at one address (like Linux's __ksymtab markers), then sized functions. */
+	size_t cap = 4000 * 48, len = 0;
+	char *text = malloc(cap);
+	for (int i = 0; i < 3000; i++)
+		len += (size_t)snprintf(text + len, cap - len, "ffffffff81100000 r __alias_%d\n", i);
+	for (int i = 0; i < 500; i++)
+		len += (size_t)snprintf(text + len, cap - len, "%016llx T func_%d\n",
+					0xffffffff81200000ull + (unsigned long long)i * 0x40, i);
+	struct kbu_err err = {0};
+	struct kbu_symtab *st = load_map("aliases.map", text, &err);
+	free(text);
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	CHECK_EQ_U64(kbu_symtab_count(st), 3500);
+	uint64_t off;
+	for (int i = 0; i < 499; i++) {
+		uint64_t a = 0xffffffff81200000ull + (uint64_t)i * 0x40 + (uint64_t)(i % 0x40);
+		const struct kbu_sym *s = kbu_sym_by_addr(st, a, &off);
+		char want[32];
+		snprintf(want, sizeof(want), "func_%d", i);
+		CHECK(s && strcmp(s->name, want) == 0 && off == (uint64_t)(i % 0x40));
+		CHECK(kbu_sym_by_name(st, want) == s);
+	}
+	const struct kbu_sym *s = kbu_sym_by_addr(st, 0xffffffff81100004ull, &off);
+	CHECK(s && strncmp(s->name, "__alias_", 8) == 0 && off == 4);
+	CHECK(kbu_sym_by_name(st, "__alias_2999") != NULL);
+	kbu_symtab_free(st);
+}
+
+static int run(struct kbu_ctx *ctx, int json, char **out, struct kbu_err *err, int argc, ...)
+{
+	char *argv[8];
+	va_list ap;
+	va_start(ap, argc);
+	for (int i = 0; i < argc; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	return kbu_run(ctx, argc, argv, json, out, err);
+}
+
+TEST(sym_command_resolves_lists_and_flags)
+{
+	char path[256], mpath[256];
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	struct kbu_err err = {0};
+	char *out = NULL;
+	/* No symbols at all. */
+	int rc = run(ctx, 0, &out, &err, 2, "sym", "startup_64");
+	CHECK_EQ_U64(rc, 2);
+	CHECK_CONTAINS(err.msg, "needs symbols");
+	kbu_free(out);
+	fx_write("cmd.map", map_text, strlen(map_text), mpath, sizeof(mpath));
+	CHECK(kbu_ctx_load_symbols(ctx, mpath, &err) == 0);
+	rc = run(ctx, 0, &out, &err, 4, "sym", "startup_64", "0xffffffff81000010", "nosuch");
+	CHECK_EQ_U64(rc, 0);
+	CHECK_CONTAINS(out, "0xffffffff81000000");
+	CHECK_CONTAINS(out, "startup_64+0x10");
+	CHECK_CONTAINS(out, "'nosuch': no such symbol, and not an address");
+	CHECK_CONTAINS(out, "3 map lines not in nm format were skipped");
+	kbu_free(out);
+	ctx->strict = 1;
+	rc = run(ctx, 0, &out, &err, 2, "sym", "nosuch");
+	CHECK_EQ_U64(rc, 1);
+	kbu_free(out);
+	ctx->strict = 0;
+	rc = run(ctx, 1, &out, &err, 2, "sym", "ffffffff81000010h");
+	CHECK_EQ_U64(rc, 0);
+	CHECK_CONTAINS(out, "\"symbol\": \"startup_64+0x10\", \"offset\": 16, \"size\": 112");
+	kbu_free(out);
+	rc = run(ctx, 0, &out, &err, 4, "sym", "--list", "--match", "*start*");
+	CHECK_EQ_U64(rc, 0);
+	CHECK_CONTAINS(out, "secondary_startup_64");
+	CHECK_CONTAINS(out, "pvh_start_xen");
+	CHECK(strstr(out, "some_data") == NULL);
+	CHECK_CONTAINS(out, "matched:");
+	kbu_free(out);
+	rc = run(ctx, 1, &out, &err, 2, "sym", "--list");
+	CHECK_CONTAINS(out, "\"name\": \"last_one\", \"source\": \"map\"");
+	kbu_free(out);
+	rc = run(ctx, 0, &out, &err, 1, "sym");
+	CHECK_EQ_U64(rc, 2);
+	CHECK_CONTAINS(err.msg, "give NAME or ADDR");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	/* A stripped kernel alone: the reason, not "no such symbol". */
+	ctx = kbu_ctx_new();
+	CHECK(kbu_ctx_load_kernel(ctx, write_elf("stripped2.elf", 0, 0, path, sizeof(path)), &err) == 0);
+	rc = run(ctx, 0, &out, &err, 2, "sym", "startup_64");
+	CHECK_EQ_U64(rc, 2);
+	CHECK_CONTAINS(err.msg, "ELF has no symbol table");
+	kbu_free(out);
+	/* The map added later fills in. */
+	CHECK(kbu_ctx_load_symbols(ctx, mpath, &err) == 0);
+	rc = run(ctx, 0, &out, &err, 2, "sym", "startup_64");
+	CHECK_EQ_U64(rc, 0);
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+}
+
+int main(void)
+{
+	RUN(map_lines_are_parsed_and_bad_ones_counted);
+	RUN(addresses_resolve_to_the_containing_symbol);
+	RUN(elf_symbols_have_types_sizes_and_labels_inside_functions);
+	RUN(dynsym_is_the_fallback);
+	RUN(elf_and_map_merge_without_duplicates);
+	RUN(missing_symbols_are_clear_errors);
+	RUN(many_aliases_and_random_lookups_agree_with_a_linear_scan);
+	RUN(sym_command_resolves_lists_and_flags);
+	fx_cleanup();
+	CHECK_DONE("test_symbols");
+}
