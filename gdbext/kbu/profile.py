@@ -1,0 +1,200 @@
+"""The OS profile inside GDB: `set kbu profile FILE`, and helpers the watch,
+assert, message-break and dmesg modules share.
+
+The profile itself lives in libkbu (`kbu os --json`): the same roles and
+layouts as the CLI, from the built-in profiles, `set kbu os`, or a user's INI
+file. Nothing here knows an OS by name.
+"""
+import gdb
+
+from . import core, session, settings
+from .core import KbuError
+
+_cache = {"key": None, "profile": None}
+
+
+class ProfileParam(gdb.Parameter):
+    """An OS profile file (INI, the keys of profiles/*.ini) kbu uses instead of a built-in one."""
+
+    set_doc = "Set the OS profile file kbu uses (empty: built-in, chosen by `set kbu os`)."
+    show_doc = "Show the OS profile file kbu uses."
+
+    def __init__(self):
+        super().__init__("kbu profile", gdb.COMMAND_DATA, gdb.PARAM_OPTIONAL_FILENAME)
+
+    def get_set_string(self):
+        _cache["key"] = None
+        return ""
+
+    def get_show_string(self, svalue):
+        return "kbu profile: %s" % (svalue or "(built-in, by `set kbu os`)")
+
+
+ProfileParam()
+
+
+def profile_args():
+    """The options that pass `set kbu profile` on to a libkbu command."""
+    path = settings.get("profile")
+    return ["--profile", path] if path else []
+
+
+def drop(*unused):
+    _cache["key"] = _cache["profile"] = None
+
+
+gdb.events.new_objfile.connect(drop)
+settings.on_change(lambda name: drop())
+
+
+def get():
+    """The profile as a dict: name, roles{}, symbols{name: addr}, layouts{}."""
+    key = (core.kernel_path(), settings.get("symbols"), settings.get("os"),
+           settings.get("profile"))
+    if _cache["key"] != key or _cache["profile"] is None:
+        prof = session.ctx().run_json(["os"] + profile_args())
+        prof["addr"] = {}
+        for s in prof.get("symbols", []):
+            if s.get("addr") is not None:
+                prof["addr"][s["name"]] = s["addr"]
+        fields = {}
+        for lname, lay in prof.get("layouts", {}).items():
+            fields[lname] = {f["key"]: (f["offset"], f["size"], f["cname"])
+                             for f in lay.get("fields", [])}
+        prof["fields"] = fields
+        _cache["key"], _cache["profile"] = key, prof
+    return _cache["profile"]
+
+
+def role(prof, name):
+    v = prof.get("roles", {}).get(name) or ""
+    return v.strip()
+
+
+def role_words(prof, name):
+    return role(prof, name).split()
+
+
+def symbol_addr(prof, name):
+    """Address of a profile symbol: libkbu's symbols (ELF and map), else GDB's."""
+    a = prof["addr"].get(name)
+    if a is not None:
+        return a
+    return lookup(name)
+
+
+def lookup(name):
+    """Address of any symbol: libkbu's symbol table (ELF + System.map), else GDB's."""
+    try:
+        res = session.ctx().run_json(["sym", name])
+        for r in res.get("results", []):
+            if r.get("address") is not None and r.get("query") == name:
+                return r["address"]
+    except KbuError:
+        pass
+    try:
+        sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+        if sym is not None:
+            return int(sym.value().address)
+    except (gdb.error, AttributeError, TypeError):
+        pass
+    try:
+        m = gdb.lookup_minimal_symbol(name) if hasattr(gdb, "lookup_minimal_symbol") else None
+        if m is not None:
+            return int(m.value().address)
+    except gdb.error:
+        pass
+    return None
+
+
+def field(prof, layout, key):
+    """(offset, size, cname) of a layout field, or None."""
+    return prof.get("fields", {}).get(layout, {}).get(key)
+
+
+def symbolize(addr):
+    """'func+0xoff' for an address: libkbu's symbols first (System.map), then GDB."""
+    try:
+        res = session.ctx().run_json(["sym", "0x%x" % addr])
+        for r in res.get("results", []):
+            if r.get("symbol"):
+                return r["symbol"]
+    except KbuError:
+        pass
+    try:
+        text = core.quiet("info symbol 0x%x" % addr).strip()
+        if text and not text.startswith("No symbol"):
+            name = text.split(" in section")[0]
+            return name.replace(" + ", "+0x") if " + " in name else name
+    except gdb.error:
+        pass
+    return "0x%x" % addr
+
+
+def source_line(addr):
+    """'file.c:123' where debug info has the address, else ''."""
+    try:
+        sal = gdb.find_pc_line(addr)
+        if sal and sal.symtab and sal.line:
+            return "%s:%d" % (sal.symtab.filename, sal.line)
+    except gdb.error:
+        pass
+    return ""
+
+
+def inferior():
+    return gdb.selected_inferior()
+
+
+def read_bytes(addr, n):
+    try:
+        return bytes(inferior().read_memory(addr, n))
+    except (gdb.MemoryError, gdb.error) as e:
+        raise KbuError("cannot read %d bytes at 0x%x: %s" % (n, addr, e))
+
+
+def read_uint(addr, size):
+    return int.from_bytes(read_bytes(addr, size), "little")
+
+
+def read_int(addr, size):
+    return int.from_bytes(read_bytes(addr, size), "little", signed=True)
+
+
+def read_cstring(addr, limit=256):
+    """The NUL-terminated string at addr (at most limit bytes), escaped for printing."""
+    if not addr:
+        return "(null)"
+    out = bytearray()
+    a = addr
+    while len(out) < limit:
+        chunk = min(64, limit - len(out), 4096 - (a & 4095))
+        try:
+            data = bytes(inferior().read_memory(a, chunk))
+        except (gdb.MemoryError, gdb.error):
+            if not out:
+                return "<unreadable 0x%x>" % addr
+            break
+        z = data.find(b"\0")
+        if z >= 0:
+            out += data[:z]
+            return out.decode("utf-8", "replace")
+        out += data
+        a += chunk
+    return out.decode("utf-8", "replace") + "..."
+
+
+def ensure_prefix(name):
+    """Makes `name` (e.g. "kbu break") a prefix command if nothing defines it."""
+    try:
+        gdb.execute("help " + name, False, True)
+        return
+    except gdb.error:
+        pass
+
+    class _Prefix(gdb.Command):
+        def __init__(self):
+            self.__doc__ = "Breakpoints kbu places for you: `help %s` lists them." % name
+            super().__init__(name, gdb.COMMAND_BREAKPOINTS, gdb.COMPLETE_COMMAND, True)
+
+    _Prefix()
