@@ -295,7 +295,8 @@ class Qemu:
     def serial_text(self):
         try:
             with open(self.serial_path, "rb") as f:
-                return f.read().decode("utf-8", errors="replace")
+                # Consoles end lines with CR LF: drop the CR so '$' works in patterns.
+                return f.read().decode("utf-8", errors="replace").replace("\r\n", "\n")
         except FileNotFoundError:
             return ""
 
