@@ -1,6 +1,10 @@
 """The test kernel (build/guest/kernel) reproduces each seed's failure, and
 plain GDB on QEMU's stub sees the end state a porter would look for."""
+import os
 import re
+import shutil
+import signal
+import subprocess
 
 import pytest
 
@@ -124,3 +128,39 @@ def test_ok_reaches_the_idle_loop(qemu, guest_kernel):
     assert 0 < start_info < 0x100000000
     magic = int.from_bytes(xp_bytes(q, start_info, 4), "little")
     assert magic == START_INFO_MAGIC, "hvm_start_paddr %#x holds %#x" % (start_info, magic)
+
+
+def _kv(text):
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def test_launch_scripts(guest_kernel):
+    """scripts/microvm --daemon starts the guest paused on a free port and says
+    where everything is; scripts/kbu-gdb attaches to it and finds lapic_init."""
+    microvm = os.path.join(kbutest.ROOT, "scripts", "microvm")
+    kbu_gdb = os.path.join(kbutest.ROOT, "scripts", "kbu-gdb")
+
+    dry = subprocess.run([microvm, "--dry-run", "--gdb", "4321", "--smp", "2", "-S", guest_kernel,
+                          "--", "-d", "guest_errors"], capture_output=True, text=True, timeout=30)
+    assert dry.returncode == 0, dry.stderr
+    for want in ("microvm,acpi=off", "-smp 2", "tcp:127.0.0.1:4321", " -S ", "-d guest_errors"):
+        assert want in dry.stdout.replace("\\,", ","), dry.stdout
+
+    p = subprocess.run([microvm, "--daemon", "--gdb", "auto", "--paused", "-m", "128M", guest_kernel,
+                        "-a", "console=ttyS0 kbu.scenario=tsc"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    kv = _kv(p.stdout)
+    try:
+        assert {"gdb_port", "serial", "monitor", "qmp", "run_dir", "pid"} <= set(kv), p.stdout
+        assert os.path.exists(kv["monitor"]) and os.path.exists(kv["qmp"])
+        g = subprocess.run([kbu_gdb, "--batch", "--no-kbu", "--port", kv["gdb_port"], guest_kernel, "--",
+                            "-ex", "hbreak lapic_init", "-ex", "continue", "-ex", "info symbol $pc"],
+                           capture_output=True, text=True, timeout=60)
+        assert re.search(r"^lapic_init in section \.text", g.stdout, re.M), g.stdout + g.stderr
+    finally:
+        try:
+            os.kill(int(kv["pid"]), signal.SIGKILL)
+        except (KeyError, ProcessLookupError, ValueError):
+            pass
+        if kv.get("run_dir", "").startswith("/tmp/kbu-microvm."):
+            shutil.rmtree(kv["run_dir"], ignore_errors=True)
