@@ -791,6 +791,16 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 	} else if (rc < 0) {
 		goto fail;
 	}
+	/*
+	 * QEMU stops a running VM when we connect and says so with a stop packet
+	 * before anything else; a VM that was stopped already gets none. That
+	 * packet is how we know to resume the VM when we leave.
+	 */
+	for (int k = 0; k < 4 && is_stop_reply(&r); k++) {
+		g->resume_on_close = 1;
+		if (rsp_recv(g, &r, "qSupported", -1, 0, err))
+			goto fail;
+	}
 	int noack = 0;
 	parse_supported(g, r.p ? r.p : "", &noack);
 	if (noack) {
@@ -826,23 +836,6 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 	g->pipeline = qemu;
 	if (load_threads(g, err))
 		goto fail;
-	if (qemu && !g->resume_on_close) {
-		/* QEMU pauses the VM when we connect: plain "paused" means it was running. */
-		char *status = NULL;
-		struct kbu_err e = {0};
-		if (gdb_monitor_text(g, "info status", &status, &e) == 0) {
-			const char *p = strstr(status, "VM status: ");
-			if (p) {
-				p += 11;
-				if ((strncmp(p, "paused", 6) == 0 && (p[6] == '\r' || p[6] == '\n' || !p[6])) ||
-				    strncmp(p, "running", 7) == 0)
-					g->resume_on_close = 1;
-			}
-		}
-		free(status);
-		if (g->dead)
-			goto fail_dead;
-	}
 	buf_free(&r);
 	g->ops = gdb_ops_template;
 	/* One source call is one round trip: up to RSP_MAX_BATCH 'm' packets. */

@@ -30,7 +30,7 @@ enum scenario {
 	SC_SILENT,       /* never answers 'm' */
 	SC_CLOSE_MID,    /* closes the connection in the middle of an 'm' reply */
 	SC_RUNNING,      /* ignores everything until 0x03 */
-	SC_WAS_RUNNING,  /* QEMU reports plain "paused": we paused it by connecting */
+	SC_WAS_RUNNING,  /* QEMU-like: a stop packet on connect, the VM was running */
 	SC_SHORT_G,      /* 'g' stops after the segment registers */
 	SC_32BIT_G,      /* 32-bit mode: 4-byte registers where the layout says 8 */
 	SC_SHORT_M,      /* 'm' returns at most 100 bytes */
@@ -214,7 +214,7 @@ static void fake_monitor(struct fake *f, const char *hex)
 	cmd[n] = '\0';
 	const char *lines[3] = {0};
 	if (strcmp(cmd, "info status") == 0)
-		lines[0] = f->sc == SC_WAS_RUNNING ? "VM status: paused\r\n" : "VM status: paused (prelaunch)\r\n";
+		lines[0] = "VM status: paused (prelaunch)\r\n";
 	else if (strcmp(cmd, "info lapic") == 0) {
 		lines[0] = "dumping local APIC state for CPU 0\n";
 		lines[1] = "LVT0\t 0x00010700 active-hi edge  masked ExtINT (vec 0)\n";
@@ -352,6 +352,13 @@ static void fake_serve(struct fake *f)
 {
 	char buf[8192];
 	int running = f->sc == SC_RUNNING;
+	if (f->sc == SC_WAS_RUNNING) { /* QEMU sends it without waiting for an ack */
+		static const char stop[] = "$T02thread:01;#";
+		char sum[3];
+		snprintf(sum, sizeof sum, "%02x", kbu_rsp_checksum(stop + 1, strlen(stop) - 2));
+		f_write(f, stop, strlen(stop));
+		f_write(f, sum, 2);
+	}
 	for (;;) {
 		int n = f_recv(f, buf, sizeof buf);
 		if (n == -1)
@@ -944,12 +951,14 @@ TEST(leave_running_targets_running)
 		kbu_gdb_close(g);
 	}
 	CHECK_EQ_U64(stub_end(s), 1); /* detached */
-	/* QEMU that says plain "paused": connecting paused it, so we detach. */
+	/* QEMU announces that connecting stopped the VM: we detach when done. */
 	s = stub_start(SC_WAS_RUNNING, 0x1000);
 	g = stub_open(s, 1000, &e);
 	CHECK(g != NULL);
 	if (g) {
 		CHECK(kbu_gdb_resumes_on_close(g));
+		CHECK_EQ_U64(kbu_gdb_packet_size(g), 0x1000); /* the stop packet was not taken for qSupported's reply */
+		CHECK_EQ_U64(kbu_gdb_mem_ops(g)->ncpus(g), 2);
 		kbu_gdb_close(g);
 	}
 	CHECK_EQ_U64(stub_end(s), 1);

@@ -3,10 +3,11 @@
  * stub (QEMU's -s / -gdb tcp::PORT) directly over TCP, with no GDB involved.
  *
  * What the source does with the target:
- *  - Connecting to QEMU's stub pauses the VM (QEMU does that on connect). If
- *    QEMU then reports plain "paused" (not "prelaunch" or "debug"), the VM was
- *    running before we came, so it is resumed (detach) on close. A VM that was
- *    already stopped (-S, a breakpoint, a GDB that went away) stays stopped.
+ *  - Connecting to QEMU's stub pauses a running VM, and QEMU then sends a stop
+ *    packet before anything else. When that packet comes, the VM was running
+ *    before we came, so it is resumed (detach) on close. A VM that was already
+ *    stopped (-S, a breakpoint, the monitor's stop, a GDB that went away) gets
+ *    no such packet and stays stopped.
  *  - A non-QEMU stub that does not answer while its target runs is interrupted
  *    with 0x03 and is likewise resumed on close.
  *  - Physical reads switch QEMU's Qqemu.PhyMemMode on and off around the reads
