@@ -525,6 +525,7 @@ static void read_ioapic_id(struct kbu_mem *m, struct kbu_mptable *t)
 	char *out = NULL;
 	struct kbu_err e;
 	t->ioapic_hw_id = -1;
+	t->ioapic_hw_version = -1;
 	if (kbu_mem_monitor(m, "info pic", &out, &e) != 0) {
 		snprintf(t->ioapic_hw_note, sizeof(t->ioapic_hw_note),
 			 "not cross-checked: this %s source cannot read the I/O APIC's ID register",
@@ -533,9 +534,12 @@ static void read_ioapic_id(struct kbu_mem *m, struct kbu_mptable *t)
 		return;
 	}
 	const char *p = out ? strstr(out, "ioapic") : NULL;
-	const char *id = p ? strstr(p, "id=0x") : NULL;
+	const char *id = p ? strstr(p, " id=0x") : NULL;
+	const char *ver = p ? strstr(p, " ver=0x") : NULL;
 	unsigned v;
-	if (id && sscanf(id, "id=0x%x", &v) == 1) {
+	if (ver && sscanf(ver, " ver=0x%x", &v) == 1)
+		t->ioapic_hw_version = (int)(v & 0xff);
+	if (id && sscanf(id, " id=0x%x", &v) == 1) {
 		t->ioapic_hw_id = (int)(v & 0xff);
 		snprintf(t->ioapic_hw_note, sizeof(t->ioapic_hw_note),
 			 "from the monitor's `info pic`");
@@ -627,6 +631,11 @@ static void cross_check(struct kbu_mem *m, struct kbu_mptable *t)
 					"I/O APIC at 0x%08" PRIx32 ": the table says id %u, the I/O "
 					"APIC's own ID register says %d",
 					a->u.ioapic.addr, a->u.ioapic.id, t->ioapic_hw_id);
+			if (t->ioapic_hw_version >= 0 && a->u.ioapic.version != t->ioapic_hw_version)
+				problem(t, KBU_SEV_NOTE, KBU_MP_SEC_SUMMARY,
+					"I/O APIC at 0x%08" PRIx32 ": the table says version 0x%02x, "
+					"the I/O APIC says 0x%02x",
+					a->u.ioapic.addr, a->u.ioapic.version, t->ioapic_hw_version);
 			break; /* `info pic` shows the first I/O APIC only */
 		}
 	}
@@ -637,6 +646,7 @@ int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mpt
 {
 	memset(t, 0, sizeof(*t));
 	t->ioapic_hw_id = -1;
+	t->ioapic_hw_version = -1;
 	if (have_at) {
 		uint8_t b[KBU_MP_FP_SIZE];
 		if (kbu_mem_read(m, KBU_PHYS, at, b, sizeof(b), err) != 0)
@@ -680,6 +690,7 @@ void kbu_mptable_free(struct kbu_mptable *t)
 	free(t->problems);
 	memset(t, 0, sizeof(*t));
 	t->ioapic_hw_id = -1;
+	t->ioapic_hw_version = -1;
 }
 
 /* ---- report ---- */

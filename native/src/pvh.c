@@ -472,7 +472,7 @@ static int try_symbol(struct kbu_mem *m, const struct kbu_elf *kernel, const str
 				*pa = cand[i];
 				snprintf(how, howlen,
 					 "the %s copy in %s at 0x%" PRIx64
-					 " (the variable is the structure)",
+					 ": the variable is the structure",
 					 sp->os, sp->sym, s->addr);
 				return 1;
 			}
@@ -488,7 +488,7 @@ static int try_symbol(struct kbu_mem *m, const struct kbu_elf *kernel, const str
 	}
 	if (magic_at_phys(m, v)) {
 		*pa = v;
-		snprintf(how, howlen, "through %s %s (0x%" PRIx64 " holds a physical address)",
+		snprintf(how, howlen, "through %s %s at 0x%" PRIx64 ": it holds this physical address",
 			 sp->os, sp->sym, s->addr);
 		return 1;
 	}
@@ -497,7 +497,7 @@ static int try_symbol(struct kbu_mem *m, const struct kbu_elf *kernel, const str
 		if (magic_at_phys(m, cand[i])) {
 			*pa = cand[i];
 			snprintf(how, howlen,
-				 "through %s %s (0x%" PRIx64 " holds pointer 0x%" PRIx64 ")",
+				 "through %s %s at 0x%" PRIx64 ": it holds pointer 0x%" PRIx64,
 				 sp->os, sp->sym, s->addr, v);
 			return 1;
 		}

@@ -543,6 +543,8 @@ TEST(cross_checks_bsp_duplicates_ioapic_register)
 	CHECK(has_problem(&mt, "targets I/O APIC id 9"));
 	CHECK_EQ_U64(mt.ioapic_hw_id, 0);
 	CHECK(has_problem(&mt, "the table says id 3, the I/O APIC's own ID register says 0"));
+	CHECK_EQ_U64(mt.ioapic_hw_version, 0x20);
+	CHECK(!has_problem(&mt, "the table says version"));
 	kbu_mptable_free(&mt);
 	kbu_mem_close(m);
 	free(img);

@@ -106,6 +106,7 @@ struct kbu_mptable {
 	int walk_complete;    /* the base walk reached base_len exactly */
 	/* IOAPIC ID read from the device (monitor `info pic`), -1 if not readable. */
 	int ioapic_hw_id;
+	int ioapic_hw_version; /* the same source's version register, -1 if not read */
 	char ioapic_hw_note[160];
 	struct kbu_mp_problem *problems;
 	size_t nproblems;
