@@ -467,14 +467,76 @@ static int alias_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+struct addr_key {
+	uint64_t addr;
+	uint64_t idx;
+};
+
+/*
+ * Address order by LSD radix sort (bytes where every key agrees are skipped),
+ * then name order inside each run of one address: qsort with string compares
+ * over 100k+ symbols was most of the load time.
+ */
+static int sort_by_address(struct kbu_symtab *st)
+{
+	size_t n = st->n;
+	struct addr_key *a = malloc(n * sizeof(*a)), *b = malloc(n * sizeof(*b));
+	struct kbu_sym *out = malloc(n * sizeof(*out));
+	if (!a || !b || !out) {
+		free(a);
+		free(b);
+		free(out);
+		return -1;
+	}
+	uint64_t all_and = ~0ull, all_or = 0;
+	for (size_t i = 0; i < n; i++) {
+		a[i].addr = st->syms[i].addr;
+		a[i].idx = i;
+		all_and &= a[i].addr;
+		all_or |= a[i].addr;
+	}
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		if ((((all_and ^ all_or) >> shift) & 0xff) == 0)
+			continue; /* every key has the same byte here */
+		size_t count[256] = {0};
+		for (size_t i = 0; i < n; i++)
+			count[(a[i].addr >> shift) & 0xff]++;
+		size_t pos = 0;
+		for (int d = 0; d < 256; d++) {
+			size_t c = count[d];
+			count[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			b[count[(a[i].addr >> shift) & 0xff]++] = a[i];
+		struct addr_key *t = a;
+		a = b;
+		b = t;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = st->syms[a[i].idx];
+	free(a);
+	free(b);
+	free(st->syms);
+	st->syms = out;
+	st->cap = n;
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && out[j].addr == out[i].addr; j++)
+			;
+		if (j - i > 1)
+			qsort(out + i, j - i, sizeof(*out), sym_cmp);
+	}
+	return 0;
+}
+
 int kbu_symtab_finish(struct kbu_symtab *st, struct kbu_err *err)
 {
 	if (st->finished)
 		return 0;
 	if (st->n > UINT32_MAX - 1)
 		return kbu_err_set(err, KBU_EINVAL, "too many symbols (%zu)", st->n);
-	if (st->n)
-		qsort(st->syms, st->n, sizeof(*st->syms), sym_cmp);
+	if (st->n && sort_by_address(st) != 0)
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory sorting %zu symbols", st->n);
 	/* Dedup same name+address; the ELF one comes first and wins, a map size fills a gap. */
 	size_t w = 0;
 	for (size_t i = 0; i < st->n; i++) {
