@@ -456,19 +456,22 @@ struct stub {
 	int port;
 };
 
-/* Starts a fake stub; the child exits with bit 0 = saw a detach, bit 1 = PhyMemMode left on. */
-static struct stub stub_start(int sc, unsigned packet_size)
+/* Starts a fake stub on ::1 (v6) or 127.0.0.1; the child exits with bit 0 =
+ * saw a detach, bit 1 = PhyMemMode left on. pid -1: no such socket here. */
+static struct stub stub_start_on(int v6, int sc, unsigned packet_size)
 {
 	struct stub s = {-1, 0};
-	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	int ls = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof sa;
-	if (ls < 0 || bind(ls, (struct sockaddr *)&sa, sizeof sa) || listen(ls, 1) ||
-	    getsockname(ls, (struct sockaddr *)&sa, &sl)) {
-		perror("fake stub socket");
+	struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	struct sockaddr *addr = v6 ? (struct sockaddr *)&sa6 : (struct sockaddr *)&sa;
+	socklen_t sl = v6 ? sizeof sa6 : sizeof sa;
+	if (ls < 0 || bind(ls, addr, sl) || listen(ls, 1) || getsockname(ls, addr, &sl)) {
+		if (ls >= 0)
+			close(ls);
 		return s;
 	}
-	s.port = ntohs(sa.sin_port);
+	s.port = ntohs(v6 ? sa6.sin6_port : sa.sin_port);
 	fflush(NULL);
 	s.pid = fork();
 	if (s.pid == 0) {
@@ -496,6 +499,14 @@ static struct stub stub_start(int sc, unsigned packet_size)
 		_exit(code);
 	}
 	close(ls);
+	return s;
+}
+
+static struct stub stub_start(int sc, unsigned packet_size)
+{
+	struct stub s = stub_start_on(0, sc, packet_size);
+	if (s.pid < 0)
+		perror("fake stub socket");
 	return s;
 }
 
@@ -936,6 +947,33 @@ TEST(misbehaving_stubs)
 	stub_end(s);
 }
 
+TEST(address_forms)
+{
+	struct kbu_err e = {0};
+	char spec[64];
+	struct stub s = stub_start(SC_NORMAL, 0x1000);
+	snprintf(spec, sizeof spec, "localhost:%d", s.port);
+	struct kbu_gdb *g = kbu_gdb_open(spec, NULL, &e);
+	CHECK(g != NULL);
+	kbu_gdb_close(g);
+	CHECK_EQ_U64(stub_end(s), 0);
+	s = stub_start_on(1, SC_NORMAL, 0x1000);
+	if (s.pid < 0) {
+		fprintf(stderr, "note: no IPv6 loopback here, [::1] not tried\n");
+		return;
+	}
+	snprintf(spec, sizeof spec, "[::1]:%d", s.port);
+	g = kbu_gdb_open(spec, NULL, &e);
+	CHECK(g != NULL);
+	if (g) {
+		unsigned char b[8];
+		CHECK(kbu_gdb_mem_ops(g)->read(g, KBU_VIRT, VBASE, b, sizeof b, &e) == 0);
+		CHECK(virt_ok(b, VBASE, sizeof b));
+		kbu_gdb_close(g);
+	}
+	CHECK_EQ_U64(stub_end(s), 0);
+}
+
 TEST(leave_running_targets_running)
 {
 	struct kbu_err e = {0};
@@ -976,6 +1014,7 @@ int main(void)
 	RUN(ack_mode_and_short_replies);
 	RUN(bad_checksums);
 	RUN(misbehaving_stubs);
+	RUN(address_forms);
 	RUN(leave_running_targets_running);
 	CHECK_DONE("test_gdb");
 }
