@@ -145,3 +145,22 @@ def test_live_stub_cross_checks_the_ioapic(linux_qemu):
     assert any("the table says id 3, the I/O APIC's own ID register says 0" in m for m in msgs), msgs
     pvh = run_json("pvh", "--gdb", "127.0.0.1:%d" % q.port)["start_info"]
     assert "kbu.token=live" in pvh["cmdline"]
+
+
+def test_pvh_at_the_entry_point_is_where_ebx_points(linux_qemu, linux_target, tmp_path):
+    """Stopped on the kernel's PVH entry (PHYS32_ENTRY) by real GDB and dumped
+    there: CPU 0's %ebx holds the start info's address, and kbu uses it."""
+    q = linux_qemu(image="elf", smp=2, append="kbu.token=entry", paused=True)
+    path = str(tmp_path / "entry.core")
+    out = kbutest.gdb_batch(None, q.port, ["hbreak *%#x" % linux_target.pvh_entry, "continue",
+                                           "printf \"ebx=%#x\\n\", $ebx",
+                                           "monitor dump-guest-memory %s" % path], timeout=120)
+    q.stop()
+    assert "ebx=" in out, out
+    ebx = int(out.split("ebx=")[1].split()[0], 16)
+    pvh = run_json("pvh", "--core", path)["start_info"]
+    assert pvh["address"] == ebx
+    assert "%ebx" in pvh["how"]
+    assert "kbu.token=entry" in pvh["cmdline"]
+    # qboot wrote the MP table before jumping to the kernel: already complete here.
+    assert len(run_json("mptable", "--core", path)["entries"]["processors"]) == 2

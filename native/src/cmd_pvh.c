@@ -44,7 +44,7 @@ static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report
 			have_addr = 1;
 		}
 	}
-	struct kbu_pvh p;
+	struct kbu_pvh p = {0};
 	int rc = have_addr ? kbu_pvh_decode(ctx->mem, addr, &p, err)
 			   : kbu_pvh_find(ctx->mem, ctx->syms, ctx->kernel, limit, &p, err);
 	if (rc != 0) {

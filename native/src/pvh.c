@@ -554,6 +554,7 @@ int kbu_pvh_find(struct kbu_mem *m, const struct kbu_symtab *syms, const struct 
 	char how[160] = "", tried[512] = "";
 	uint64_t pa = 0;
 	int found = 0;
+	memset(p, 0, sizeof(*p)); /* freeable whatever happens below */
 
 	if (syms) {
 		for (size_t i = 0; !found && i < sizeof(saved_ptrs) / sizeof(saved_ptrs[0]); i++) {
@@ -577,7 +578,7 @@ int kbu_pvh_find(struct kbu_mem *m, const struct kbu_symtab *syms, const struct 
 		    kbu_pvh_plausible(m, r.rbx & 0xffffffffu)) {
 			pa = r.rbx & 0xffffffffu;
 			found = 1;
-			snprintf(how, sizeof(how), "where CPU 0's %%ebx points (the PVH entry state)");
+			snprintf(how, sizeof(how), "where CPU 0's %%ebx points: the PVH entry state");
 		}
 	}
 	uint64_t first_magic = UINT64_MAX;

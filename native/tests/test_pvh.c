@@ -239,6 +239,7 @@ TEST(bad_magic_and_nothing_to_find)
 	CHECK_CONTAINS(e.msg, "magic is 0x336ec579, expected 0x336ec578");
 	CHECK(kbu_pvh_decode(m, MEMSZ - 8, &p, &e) != 0);
 	CHECK_CONTAINS(e.msg, "start info at 0x3ffff8");
+	memset(&p, 0xa5, sizeof(p)); /* a failed find must still leave p freeable */
 	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) != 0);
 	CHECK_EQ_U64(e.code, KBU_ENOTFOUND);
 	CHECK_CONTAINS(e.msg, "no PVH start info found");
