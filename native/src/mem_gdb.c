@@ -23,6 +23,7 @@
 #include "kbu/gdbrsp.h"
 
 #define RSP_MAX_PACKET (1u << 20)     /* raw characters in one received packet */
+#define RSP_MAX_DECODED (8u << 20)    /* the same after run-length expansion */
 #define RSP_MAX_GARBAGE 4096u         /* non-packet bytes tolerated before a packet */
 #define RSP_MAX_BATCH 64              /* packets written before reading replies */
 #define RSP_MAX_THREADS 4096
@@ -274,6 +275,23 @@ int kbu_rsp_parse_hostport(const char *spec, char *host, size_t host_cap, char *
 	return 0;
 }
 
+/* An upper bound of what kbu_rsp_decode makes of a packet (it checks the rest). */
+static size_t rsp_decoded_len(const char *in, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '}') {
+			i++;
+		} else if (in[i] == '*' && i + 1 < len) {
+			unsigned char c = (unsigned char)in[++i];
+			n += c >= 29 ? (size_t)c - 29 : 0;
+			continue;
+		}
+		n++;
+	}
+	return n;
+}
+
 /* ---- transport ---- */
 
 static int rsp_send_all(struct kbu_gdb *g, const char *d, size_t n, struct kbu_err *err)
@@ -408,8 +426,10 @@ static int rsp_recv(struct kbu_gdb *g, struct rbuf *body, const char *what, int 
 			return -1;
 		g->st.packets_received++;
 		body->len = 0;
-		/* Run-length expansion can grow a packet: at most ~97/3 times. */
-		size_t cap = g->raw.len * 33 + 1;
+		size_t cap = rsp_decoded_len(g->raw.p ? g->raw.p : "", g->raw.len);
+		if (cap > RSP_MAX_DECODED)
+			return gdb_fail(g, err, "reply to '%s' expands to more than %u bytes", what,
+					RSP_MAX_DECODED);
 		if (buf_reserve(body, cap, err))
 			return -1;
 		struct kbu_err e = {0};
@@ -773,7 +793,16 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 	int probe_ms = g->reply_timeout_ms < 1000 ? g->reply_timeout_ms / 2 + 1 : 1000;
 	int rc = rsp_recv(g, &r, "qSupported", probe_ms, 1, err);
 	if (rc == -2) {
-		if (rsp_send_all(g, "\x03", 1, err) || rsp_recv(g, &r, "interrupt (0x03)", -1, 0, err))
+		if (rsp_send_all(g, "\x03", 1, err))
+			goto fail;
+		rc = rsp_recv(g, &r, "interrupt (0x03)", -1, 1, err);
+		if (rc == -2) {
+			gdb_fail(g, err, "accepted the connection but answered neither qSupported nor an "
+				 "interrupt in %d ms (is another debugger attached? QEMU serves one at a time)",
+				 probe_ms + g->reply_timeout_ms);
+			goto fail;
+		}
+		if (rc < 0)
 			goto fail;
 		if (is_stop_reply(&r)) {
 			g->resume_on_close = 1;
@@ -1212,17 +1241,22 @@ static int gdb_xfer(struct kbu_gdb *g, const char *annex, struct rbuf *doc, stru
 			return -1;
 		}
 		int last = r.p[0] == 'l';
-		if (doc->len + r.len > RSP_MAX_XML) {
+		size_t got = r.len - 1;
+		if (doc->len + got > RSP_MAX_XML) {
 			buf_free(&r);
 			return kbu_err_set(err, KBU_EFORMAT, "gdb stub %s: target description '%s' exceeds %u bytes",
 					   g->where, annex, RSP_MAX_XML);
 		}
-		int rc = buf_put(doc, r.p + 1, r.len - 1, err);
+		int rc = buf_put(doc, r.p + 1, got, err);
 		buf_free(&r);
 		if (rc)
 			return -1;
-		if (last || r.len == 1)
+		if (last)
 			return 0;
+		if (got == 0) /* "more to come" with nothing in it would never end */
+			return kbu_err_set(err, KBU_EFORMAT,
+					   "gdb stub %s: empty piece of target description '%s' at offset 0x%zx",
+					   g->where, annex, doc->len);
 	}
 }
 

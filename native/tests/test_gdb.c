@@ -938,6 +938,20 @@ TEST(misbehaving_stubs)
 		kbu_gdb_close(g);
 	}
 	stub_end(s);
+	/* A stub that accepts no one (QEMU with a debugger attached already). */
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof sa;
+	CHECK(bind(ls, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(ls, 1) == 0 &&
+	      getsockname(ls, (struct sockaddr *)&sa, &sl) == 0);
+	struct stub busy = {.pid = -1, .port = ntohs(sa.sin_port)};
+	int64_t t0 = ms_now();
+	g = stub_open(busy, 300, &e);
+	CHECK(g == NULL);
+	CHECK(ms_now() - t0 < 2000);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "another debugger");
+	close(ls);
 	/* A target that has exited. */
 	s = stub_start(SC_EXITED, 0x1000);
 	g = stub_open(s, 2000, &e);
