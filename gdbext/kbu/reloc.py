@@ -157,8 +157,11 @@ acts on the answer."""
 
     def run(self, a):
         if not core.is_live():
-            st, text = session.run(["reloc"] + a.options, a.json)
+            st, text = session.run(["reloc"] + a.options + reported_args(), a.json)
             core.out(text)
+            if not a.json and "TRUNCATED" in text:
+                core.out("kbu: GDB truncates this kernel's symbols: `kbu reloc apply` reloads "
+                         "them with `set osabi none`")
             return
         j = search(a.options)
         if a.json:
@@ -187,11 +190,21 @@ def _reload_symbols(path, offset):
         if b.number in _kbu_bps:
             continue
         saved.append((b.location, b.condition, b.enabled, b.temporary))
-    gdb.execute("set osabi none", False, True)
-    cmd = "symbol-file %s" % _quote(path)
-    if offset:
-        cmd += " -o 0x%x" % offset
-    gdb.execute(cmd, False, True)
+    # GDB reuses an objfile it already read (with its truncated addresses) when the
+    # same file is loaded again: drop both files first, then load afresh.
+    confirm = gdb.parameter("confirm")
+    gdb.execute("set confirm off", False, True)
+    try:
+        gdb.execute("set osabi none", False, True)
+        gdb.execute("file", False, True)
+        gdb.execute("symbol-file", False, True)
+        gdb.execute("exec-file %s" % _quote(path), False, True)
+        cmd = "symbol-file %s" % _quote(path)
+        if offset:
+            cmd += " -o 0x%x" % offset
+        gdb.execute(cmd, False, True)
+    finally:
+        gdb.execute("set confirm %s" % ("on" if confirm else "off"), False, True)
     # GDB re-resolves breakpoint specs itself; make sure each still exists.
     have = {b.location for b in _user_breakpoints()}
     restored = 0
@@ -238,6 +251,16 @@ the slide serve `kbu break NAME` and `kbu addr`."""
             _state["key"] = _key()
             _state["virt"] = core.parse_int(a.slide, "slide")
             _state["how"] = "given"
+        elif not core.is_live():
+            # No guest to search: repair what the file alone shows (truncation).
+            core.need_kernel("kbu reloc apply")
+            j = session.ctx().run_json(["reloc"] + reported_args())
+            trunc = truncated(j)
+            if not trunc:
+                raise KbuError("no live target to find the slide and GDB's symbols are not "
+                               "truncated: nothing to apply (or give --slide N)")
+            _state["key"] = _key()
+            _state["virt"] = 0
         else:
             j = search()
             trunc = truncated(j)
