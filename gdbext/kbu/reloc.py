@@ -189,7 +189,7 @@ def _reload_symbols(path, offset):
     for b in _user_breakpoints():
         if b.number in _kbu_bps:
             continue
-        saved.append((b.location, b.condition, b.enabled, b.temporary))
+        saved.append((b.number, b.location, b.condition, b.enabled, b.temporary))
     # GDB reuses an objfile it already read (with its truncated addresses) when the
     # same file is loaded again: drop both files first, then load afresh.
     confirm = gdb.parameter("confirm")
@@ -206,10 +206,15 @@ def _reload_symbols(path, offset):
     finally:
         gdb.execute("set confirm %s" % ("on" if confirm else "off"), False, True)
     # GDB re-resolves breakpoint specs itself; make sure each still exists.
-    have = {b.location for b in _user_breakpoints()}
+    now = {b.number: b for b in _user_breakpoints()}
     restored = 0
-    for loc, cond, enabled, temp in saved:
-        if loc and loc not in have:
+    for num, loc, cond, enabled, temp in saved:
+        b = now.get(num)
+        if b is not None:
+            if b.enabled != enabled:   # GDB disables them while no symbols are loaded
+                b.enabled = enabled
+            continue
+        if loc:
             try:
                 nb = gdb.Breakpoint(loc, temporary=temp)
                 nb.condition = cond
