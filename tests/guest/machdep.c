@@ -7,7 +7,8 @@
 
 uint64_t hvm_start_paddr;                 /* NetBSD's name: set by locore from EBX */
 struct hvm_start_info *start_info;        /* FreeBSD's name: KERNBASE view of the same */
-char kern_cmdline[256];
+char kern_cmdline[1024];
+uint64_t realmem;                         /* bytes of E820 RAM in the start info's map */
 enum scenario boot_scenario = SC_OK;
 const char *boot_scenario_name = "ok";
 
@@ -97,6 +98,28 @@ next:;
 	}
 }
 
+#define MEMMAP_MAX_ENTRIES 128
+#define E820_TYPE_RAM 1
+
+/* Version 1 start info carries an E820-style map: sum its RAM like FreeBSD's "real memory". */
+static void read_memmap(const struct hvm_start_info *si)
+{
+	if (si->version < 1 || si->memmap_paddr == 0 || si->memmap_entries == 0) {
+		printf("PVH: no memory map in the start info\n");
+		return;
+	}
+	uint64_t n = si->memmap_entries;
+	if (n > MEMMAP_MAX_ENTRIES ||
+	    si->memmap_paddr + n * sizeof(struct hvm_memmap_table_entry) > KERNBASE_MAP_SIZE)
+		panic("hvm_start_info: memory map at 0x%lx with %lu entries is outside the mapped 1 GiB",
+		    si->memmap_paddr, n);
+	const struct hvm_memmap_table_entry *e = PHYS_TO_KVA(si->memmap_paddr);
+	for (uint64_t i = 0; i < n; i++)
+		if (e[i].type == E820_TYPE_RAM)
+			realmem += e[i].size;
+	printf("real memory  = %lu (%lu MB)\n", realmem, realmem >> 20);
+}
+
 /* The start info and everything it points to must sit in the KERNBASE map. */
 static void read_start_info(uint64_t paddr)
 {
@@ -108,6 +131,7 @@ static void read_start_info(uint64_t paddr)
 		    start_info->magic, XEN_HVM_START_MAGIC_VALUE);
 	printf("PVH: start info at 0x%lx version %u, cmdline at 0x%lx\n", paddr,
 	    start_info->version, start_info->cmdline_paddr);
+	read_memmap(start_info);
 	uint64_t cp = start_info->cmdline_paddr;
 	if (cp == 0)
 		return;
