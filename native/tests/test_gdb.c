@@ -35,6 +35,7 @@ enum scenario {
 	SC_32BIT_G,      /* 32-bit mode: 4-byte registers where the layout says 8 */
 	SC_SHORT_M,      /* 'm' returns at most 100 bytes */
 	SC_EXITED,       /* '?' says the target has exited */
+	SC_FUZZ,         /* answers 'm' and 'g' with random bytes, framing and all */
 };
 
 #define PHYS_SIZE 0x20000u
@@ -51,6 +52,7 @@ struct fake {
 	int saw_detach;
 	int badsum_sent;
 	unsigned packet_size;
+	unsigned seed;
 	unsigned char phys[PHYS_SIZE];
 	unsigned char virt[PHYS_SIZE];
 };
@@ -348,6 +350,30 @@ static void fake_xfer(struct fake *f, const char *args)
 	f_send(f, out);
 }
 
+static unsigned fuzz_next(unsigned *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+/* A random reply: mostly packet-like, with the protocol's special characters. */
+static void fake_fuzz(struct fake *f)
+{
+	static const char alpha[] = "0123456789abcdefEOKlmT*}#$+-x \x03\xff";
+	char body[700];
+	unsigned n = fuzz_next(&f->seed) % 600;
+	for (unsigned k = 0; k < n; k++)
+		body[k] = alpha[fuzz_next(&f->seed) % (sizeof alpha - 1)];
+	unsigned mode = fuzz_next(&f->seed) % 4;
+	if (mode == 0) { /* raw bytes, no framing */
+		f_write(f, body, n);
+	} else { /* framed, checksum right (or off by one in mode 3) */
+		f_send_len(f, body, n, mode == 3);
+	}
+}
+
 static void fake_serve(struct fake *f)
 {
 	char buf[8192];
@@ -398,6 +424,8 @@ static void fake_serve(struct fake *f)
 			f_send(f, "OK");
 		} else if (strcmp(buf, "qqemu.PhyMemMode") == 0) {
 			f_send(f, f->phys_mode ? "1" : "0");
+		} else if (f->sc == SC_FUZZ && (buf[0] == 'm' || buf[0] == 'g' || buf[0] == 'p')) {
+			fake_fuzz(f);
 		} else if (buf[0] == 'm') {
 			if (f->sc == SC_SILENT)
 				continue;
@@ -458,7 +486,7 @@ struct stub {
 
 /* Starts a fake stub on ::1 (v6) or 127.0.0.1; the child exits with bit 0 =
  * saw a detach, bit 1 = PhyMemMode left on. pid -1: no such socket here. */
-static struct stub stub_start_on(int v6, int sc, unsigned packet_size)
+static struct stub stub_start_seeded(int v6, int sc, unsigned packet_size, unsigned seed)
 {
 	struct stub s = {-1, 0};
 	int ls = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
@@ -488,6 +516,7 @@ static struct stub stub_start_on(int v6, int sc, unsigned packet_size)
 		f->ack = 1;
 		f->sel = 1;
 		f->packet_size = packet_size;
+		f->seed = seed | 1;
 		for (unsigned a = 0; a < PHYS_SIZE; a++) {
 			f->phys[a] = (unsigned char)(a * 7 + 3);
 			f->virt[a] = (unsigned char)(a * 13 + 5);
@@ -500,6 +529,11 @@ static struct stub stub_start_on(int v6, int sc, unsigned packet_size)
 	}
 	close(ls);
 	return s;
+}
+
+static struct stub stub_start_on(int v6, int sc, unsigned packet_size)
+{
+	return stub_start_seeded(v6, sc, packet_size, 1);
 }
 
 static struct stub stub_start(int sc, unsigned packet_size)
@@ -961,6 +995,37 @@ TEST(misbehaving_stubs)
 	stub_end(s);
 }
 
+TEST(random_replies)
+{
+	/* Whatever comes back, a read either succeeds with the bytes asked for or
+	 * fails with one error; no crash, no hang, nothing past the buffer. */
+	int fails = 0, oks = 0;
+	for (unsigned i = 0; i < 60; i++) {
+		struct stub s = stub_start_seeded(0, SC_FUZZ, 0x1000, 0x9e3779b9u * (i + 1));
+		struct kbu_err e = {0};
+		struct kbu_gdb *g = stub_open(s, 100, &e);
+		CHECK(g != NULL);
+		if (g) {
+			unsigned char *b = malloc(300);
+			struct kbu_regs r;
+			int rc = kbu_gdb_mem_ops(g)->read(g, KBU_VIRT, VBASE, b, 300, &e);
+			if (rc == 0) {
+				oks++;
+			} else {
+				fails++;
+				CHECK(e.msg[0] != '\0');
+				CHECK(e.code == KBU_ECONN || e.code == KBU_EFAULT || e.code == KBU_EUNSUPPORTED);
+			}
+			(void)kbu_gdb_mem_ops(g)->regs(g, 0, &r, &e);
+			free(b);
+			kbu_gdb_close(g);
+		}
+		stub_end(s);
+	}
+	CHECK(fails > 40);
+	(void)oks;
+}
+
 TEST(address_forms)
 {
 	struct kbu_err e = {0};
@@ -993,7 +1058,7 @@ TEST(leave_running_targets_running)
 	struct kbu_err e = {0};
 	/* A stub that only listens once interrupted: we interrupt, and resume on close. */
 	struct stub s = stub_start(SC_RUNNING, 0x1000);
-	struct kbu_gdb *g = stub_open(s, 1000, &e);
+	struct kbu_gdb *g = stub_open(s, 400, &e);
 	CHECK(g != NULL);
 	if (g) {
 		CHECK(kbu_gdb_resumes_on_close(g));
@@ -1028,6 +1093,7 @@ int main(void)
 	RUN(ack_mode_and_short_replies);
 	RUN(bad_checksums);
 	RUN(misbehaving_stubs);
+	RUN(random_replies);
 	RUN(address_forms);
 	RUN(leave_running_targets_running);
 	CHECK_DONE("test_gdb");
