@@ -423,6 +423,44 @@ TEST(found_through_saved_pointers)
 	free(img);
 }
 
+/* Deterministic mutations of a start info and its memory map: decode, the
+ * plausibility check and rendering always end cleanly (ASan/UBSan watch). */
+TEST(mutated_start_info_never_crashes)
+{
+	enum { FUZZSZ = 1024 * 1024 }; /* holds SI, CMD and MAP */
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0");
+	uint8_t *work = malloc(FUZZSZ);
+	uint32_t x = 0x9e3779b9;
+	int decoded = 0;
+	for (int round = 0; round < 500; round++) {
+		memcpy(work + MAP, img + MAP, 0x100);
+		memcpy(work + SI, img + SI, 64);
+		if (round == 0)
+			memcpy(work, img, FUZZSZ);
+		for (int k = 0; k < 1 + round % 6; k++) {
+			x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+			size_t off = (x & 1) ? SI + 4 + (x >> 8) % 52 : MAP + (x >> 8) % 144;
+			work[off] = (uint8_t)(x >> 1);
+		}
+		struct kbu_mem *m = fake_mem(work, FUZZSZ, 0, 0);
+		struct kbu_pvh p;
+		struct kbu_err e;
+		(void)kbu_pvh_plausible(m, SI);
+		if (kbu_pvh_decode(m, SI, &p, &e) == 0) {
+			decoded++;
+			char *txt = render(&p, round & 1);
+			CHECK(txt != NULL);
+			kbu_free(txt);
+		}
+		kbu_pvh_free(&p);
+		kbu_mem_close(m);
+	}
+	CHECK_EQ_U64(decoded, 500); /* the magic is never touched */
+	free(work);
+	free(img);
+}
+
 TEST(command_runs_through_kbu_run)
 {
 	uint8_t *img = calloc(1, MEMSZ);
@@ -455,6 +493,7 @@ int main(void)
 	RUN(cmdline_unterminated_or_outside);
 	RUN(found_where_ebx_points);
 	RUN(found_through_saved_pointers);
+	RUN(mutated_start_info_never_crashes);
 	RUN(command_runs_through_kbu_run);
 	CHECK_DONE("test_pvh");
 }
