@@ -242,8 +242,19 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 		if (only >= 0 && cpu != only)
 			continue;
 		struct kbu_regs regs;
-		if (kbu_mem_regs(ctx->mem, cpu, &regs, err) < 0)
-			return kbu_err_prefix(err, "CPU %d", cpu);
+		struct kbu_err e = {0};
+		if (kbu_mem_regs(ctx->mem, cpu, &regs, &e) < 0) {
+			/* Without CPU 0 there is nothing to show; a later CPU is flagged, not fatal. */
+			if (cpu == 0 || only >= 0) {
+				*err = e;
+				return kbu_err_prefix(err, "CPU %d", cpu);
+			}
+			struct kbu_node *row = kbu_row(list);
+			kbu_u64(row, "cpu", "CPU", (uint64_t)cpu);
+			kbu_str(row, "mode", "Mode", "registers unavailable");
+			kbu_problem(row, KBU_SEV_ERROR, "CPU %d: %s", cpu, e.msg);
+			continue;
+		}
 		report_cpu(ctx, list, cpu, &regs);
 	}
 	struct kbu_mem_stats st = kbu_mem_get_stats(ctx->mem);
