@@ -186,15 +186,16 @@ def read_cstring(addr, limit=256):
 
 def ensure_prefix(name):
     """Makes `name` (e.g. "kbu break") a prefix command if nothing defines it."""
-    try:
-        gdb.execute("help " + name, False, True)
+    sub = name.split(None, 1)[1] if " " in name else name
+    if sub in core.commands() or name in _prefixes:
         return
-    except gdb.error:
-        pass
 
     class _Prefix(gdb.Command):
         def __init__(self):
             self.__doc__ = "Breakpoints kbu places for you: `help %s` lists them." % name
             super().__init__(name, gdb.COMMAND_BREAKPOINTS, gdb.COMPLETE_COMMAND, True)
 
-    _Prefix()
+    _prefixes[name] = _Prefix()
+
+
+_prefixes = {}
