@@ -91,15 +91,15 @@ static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 	int i;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
-			return kbu_err_prefix(err, "layout");
+			return -1;
 		if (path)
-			return kbu_err_set(err, KBU_EINVAL, "layout: one ELF at a time ('%s' and '%s')",
+			return kbu_err_set(err, KBU_EINVAL, "one ELF at a time ('%s' and '%s')",
 					   path, g.arg);
 		path = g.arg;
 	}
 	struct kbu_image img;
 	if (kbu_image_get(ctx, path, &img, err) != 0)
-		return kbu_err_prefix(err, "layout");
+		return -1;
 	const struct kbu_elf *e = img.elf;
 	struct kbu_node *root = kbu_report_root(r);
 	kbu_str(root, "file", NULL, kbu_elf_path(e));

@@ -47,15 +47,15 @@ static int notes_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	int i;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
-			return kbu_err_prefix(err, "notes");
+			return -1;
 		if (path)
-			return kbu_err_set(err, KBU_EINVAL, "notes: one ELF at a time ('%s' and '%s')",
+			return kbu_err_set(err, KBU_EINVAL, "one ELF at a time ('%s' and '%s')",
 					   path, g.arg);
 		path = g.arg;
 	}
 	struct kbu_image img;
 	if (kbu_image_get(ctx, path, &img, err) != 0)
-		return kbu_err_prefix(err, "notes");
+		return -1;
 	struct kbu_node *root = kbu_report_root(r);
 	kbu_str(root, "file", NULL, kbu_elf_path(img.elf));
 	struct kbu_node *list = kbu_list(root, "notes", "notes");

@@ -79,7 +79,7 @@ static int sym_list_and_query(struct kbu_ctx *ctx, int argc, char **argv, struct
 	int nq = 0;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
-			return kbu_err_prefix(err, "sym");
+			return -1;
 		if (i == KBU_OPT_ARG)
 			queries[nq++] = g.arg;
 		else if (i == 0)
@@ -91,13 +91,13 @@ static int sym_list_and_query(struct kbu_ctx *ctx, int argc, char **argv, struct
 		list = 1;
 	if (!list && nq == 0)
 		return kbu_err_set(err, KBU_EINVAL,
-				   "sym: give NAME or ADDR arguments, or --list [--match GLOB]");
+				   "give NAME or ADDR arguments, or --list [--match GLOB]");
 	if (!ctx->syms)
 		return kbu_err_set(err, KBU_EINVAL,
-				   "sym: needs symbols: give --kernel ELF and/or --symbols MAP");
+				   "needs symbols: give --kernel ELF and/or --symbols MAP");
 	const struct kbu_symtab *st = ctx->syms;
 	if (kbu_symtab_count(st) == 0)
-		return kbu_err_set(err, KBU_ENOTFOUND, "sym: %s", kbu_symtab_why_empty(st));
+		return kbu_err_set(err, KBU_ENOTFOUND, "%s", kbu_symtab_why_empty(st));
 	struct kbu_node *root = kbu_report_root(r);
 	const char *first_bad;
 	size_t bad = kbu_symtab_bad_lines(st, &first_bad);
@@ -137,7 +137,7 @@ static int sym_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report
 {
 	const char **queries = calloc((size_t)argc + 1, sizeof(*queries));
 	if (!queries)
-		return kbu_err_set(err, KBU_ENOMEM, "sym: out of memory");
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory");
 	int rc = sym_list_and_query(ctx, argc, argv, r, err, queries);
 	free(queries);
 	return rc;

@@ -69,7 +69,7 @@ static int check_headers(const char *path, const uint8_t *b, size_t len, struct 
 	if (len < EI_NIDENT || memcmp(b, ELFMAG, SELFMAG) != 0) {
 		char got[3 * 4 + 1] = "";
 		for (size_t i = 0; i < 4 && i < len; i++)
-			snprintf(got + 3 * i, sizeof(got) - 3 * i, "%02x ", b[i]);
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), i ? " %02x" : "%02x", b[i]);
 		return kbu_err_set(err, KBU_EFORMAT,
 				   "%s: not an ELF file (starts with %s; an ELF starts with 7f 45 4c 46)",
 				   path, len ? got : "nothing");
