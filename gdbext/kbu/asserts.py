@@ -223,6 +223,8 @@ class AssertBreaks:
             return False
         bp.hits += 1
         msg, fmt = decode(self.prof, bp.entry, frame)
+        msg = msg.rstrip("\n")
+        fmt = fmt.rstrip("\n") if fmt is not None else None
         try:
             cpu = gdb.selected_thread().num
         except (gdb.error, AttributeError):
