@@ -150,7 +150,13 @@ static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 	if (!nload) {
 		kbu_problem(root, KBU_SEV_ERROR, "no PT_LOAD segment: nothing a loader would place");
 	} else {
+		/* The base is the lowest segment that shares the main offset. */
 		const struct kbu_segment *m = kbu_elf_segment(e, main_idx);
+		for (size_t k = 0; k < kbu_elf_nsegments(e); k++) {
+			const struct kbu_segment *s = kbu_elf_segment(e, k);
+			if (s->type == PT_LOAD && s->vaddr - s->paddr == main_delta && s->vaddr < m->vaddr)
+				m = s;
+		}
 		struct kbu_node *sum = kbu_obj(root, "map", "link/load map");
 		kbu_hex(sum, "link_base", "link base", m->vaddr, 16);
 		kbu_hex(sum, "load_base", "loads at", m->paddr, 0);
