@@ -40,6 +40,8 @@ READ = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_ui
 NCPUS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
 REGS = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(Regs),
                         ctypes.POINTER(Err))
+RANGES = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64),
+                          ctypes.POINTER(ctypes.c_uint64), ctypes.c_int)
 MONITOR = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                            ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(Err))
 
@@ -47,7 +49,7 @@ MONITOR = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
 class Ops(ctypes.Structure):
     _fields_ = [("kind", ctypes.c_char_p), ("read", READ), ("write", ctypes.c_void_p),
                 ("ncpus", NCPUS), ("regs", REGS), ("monitor", MONITOR),
-                ("ranges", ctypes.c_void_p), ("close", ctypes.c_void_p),
+                ("ranges", RANGES), ("close", ctypes.c_void_p),
                 ("max_read", ctypes.c_size_t)]
 
 
@@ -129,6 +131,11 @@ class Stub:
         text = ctypes.string_at(out.value).decode()
         self.libc.free(out)
         return text
+
+    def ranges(self):
+        start, end = (ctypes.c_uint64 * 64)(), (ctypes.c_uint64 * 64)()
+        n = self.ops.ranges(self.g, start, end, 64)
+        return [(start[i], end[i]) for i in range(n)]
 
     def request(self, packet):
         out, n, err = ctypes.c_void_p(), ctypes.c_size_t(), Err()
@@ -266,6 +273,18 @@ def test_physical_reads_match_monitor_and_mode_is_restored(paused_at_entry):
     assert "0xffffffff80000000-0xffffffff8000000f" in str(e.value)
     assert s.read(PHYS, 0x9fc00, 64) == mp
     assert s.request("qqemu.PhyMemMode") == "0"
+
+
+def test_ranges_are_guest_ram(paused_at_entry):
+    q, s, entry = paused_at_entry
+    ranges = s.ranges()
+
+    def inside(a):
+        return any(lo <= a < hi for lo, hi in ranges)
+    assert inside(0x9fc00) and inside(entry) and inside(128 * 1024 * 1024 - 1)
+    assert not inside(128 * 1024 * 1024), "-m 128: nothing above 128 MiB but the BIOS alias"
+    assert not inside(0xfee00000), "the local APIC is I/O, not memory"
+    assert not inside(0xfec00000), "the I/O APIC is I/O, not memory"
 
 
 def test_64k_read_is_one_round_trip(paused_at_entry):

@@ -60,6 +60,8 @@ struct kbu_gdb {
 	int resume_on_close;
 	int has_xml;
 	int no_phys;   /* the stub answered Qqemu.PhyMemMode with "" */
+	int nranges;   /* -1: not asked yet */
+	uint64_t range_start[64], range_end[64];
 	int pipeline;  /* the stub takes packets back to back even in ack mode (QEMU) */
 	int in_batch;  /* several packets are in flight: no retransmission possible */
 	uint64_t *threads;
@@ -770,6 +772,7 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 	}
 	g->fd = -1;
 	g->ack = 1;
+	g->nranges = -1;
 	g->packet_size = RSP_DEFAULT_PACKET;
 	g->reply_timeout_ms = o.reply_timeout_ms;
 	snprintf(g->where, sizeof g->where, "%s", hostport);
@@ -1193,6 +1196,64 @@ static int gdb_monitor(void *ctx, const char *cmd, char **out, struct kbu_err *e
 	return gdb_monitor_text(ctx, cmd, out, err);
 }
 
+/*
+ * Guest RAM and ROM from QEMU's "info mtree -f": the flat view of the
+ * "memory" address space, lines "  START-END (prio N, ram): name". QEMU reads
+ * unbacked physical memory as zeros through the stub, so scans need this to
+ * tell memory from nothing.
+ */
+static int parse_mtree(const char *text, uint64_t *start, uint64_t *end, int max)
+{
+	int n = 0, in_memory = 0;
+	const char *line = text;
+	while (*line && n < max) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		if (len >= 8 && strncmp(line, "FlatView", 8) == 0)
+			in_memory = 0;
+		else if (len >= 12 && strncmp(line, " AS \"memory\"", 12) == 0)
+			in_memory = 1;
+		else if (in_memory && len > 40 && line[0] == ' ' && line[1] == ' ') {
+			unsigned long long a, b;
+			char kind[16];
+			int prio;
+			if (sscanf(line, " %llx-%llx (prio %d, %15[^)])", &a, &b, &prio, kind) == 4 &&
+			    b >= a && b < UINT64_MAX && (strncmp(kind, "ram", 3) == 0 || strncmp(kind, "rom", 3) == 0)) {
+				if (n > 0 && end[n - 1] == a)
+					end[n - 1] = b + 1;
+				else {
+					start[n] = a;
+					end[n] = b + 1;
+					n++;
+				}
+			}
+		}
+		if (!eol)
+			break;
+		line = eol + 1;
+	}
+	return n;
+}
+
+static int gdb_ranges(void *ctx, uint64_t *start, uint64_t *end, int max)
+{
+	struct kbu_gdb *g = ctx;
+	if (g->nranges < 0) {
+		char *text = NULL;
+		struct kbu_err e = {0};
+		g->nranges = 0;
+		if (gdb_monitor_text(g, "info mtree -f", &text, &e) == 0)
+			g->nranges = parse_mtree(text, g->range_start, g->range_end, 64);
+		free(text);
+	}
+	int n = g->nranges < max ? g->nranges : max;
+	for (int i = 0; i < n; i++) {
+		start[i] = g->range_start[i];
+		end[i] = g->range_end[i];
+	}
+	return n;
+}
+
 static int gdb_ncpus(void *ctx)
 {
 	const struct kbu_gdb *g = ctx;
@@ -1567,7 +1628,7 @@ static const struct kbu_mem_ops gdb_ops_template = {
 	.ncpus = gdb_ncpus,
 	.regs = gdb_regs,
 	.monitor = gdb_monitor,
-	.ranges = NULL,
+	.ranges = gdb_ranges,
 	.close = gdb_close_op,
 	.max_read = 0,
 };

@@ -214,12 +214,24 @@ static void fake_monitor(struct fake *f, const char *hex)
 		cmd[n++] = (char)v;
 	}
 	cmd[n] = '\0';
-	const char *lines[3] = {0};
+	const char *lines[8] = {0};
 	if (strcmp(cmd, "info status") == 0)
 		lines[0] = "VM status: paused (prelaunch)\r\n";
 	else if (strcmp(cmd, "info lapic") == 0) {
 		lines[0] = "dumping local APIC state for CPU 0\n";
 		lines[1] = "LVT0\t 0x00010700 active-hi edge  masked ExtINT (vec 0)\n";
+	} else if (strcmp(cmd, "info mtree -f") == 0) {
+		lines[0] = "FlatView #0\n AS \"I/O\", root: io\n Root memory region: io\n";
+		lines[1] = "  0000000000000000-000000000000001f (prio 0, i/o): io\n\n";
+		lines[2] = "FlatView #1\n AS \"memory\", root: system\n AS \"cpu-memory-0\", root: system\n";
+		lines[3] = "  0000000000000000-000000000009ffff (prio 0, ram): guest.ram\n"
+			   "  00000000000a0000-00000000000bffff (prio 1, i/o): vga\n"
+			   "  00000000000f0000-00000000000fffff (prio 0, rom): bios\n";
+		lines[4] = "  0000000000100000-0000000007ffffff (prio 0, ram): guest.ram @0000000000100000\n"
+			   "  00000000fee00000-00000000feefffff (prio 4096, i/o): apic-msi\n"
+			   "  00000000ffff0000-00000000ffffffff (prio 0, ram): bios\n\n";
+		lines[5] = "FlatView #2\n AS \"cpu-smm-0\", root: memory\n"
+			   "  0000000100000000-00000001ffffffff (prio 0, ram): not the memory view\n";
 	} else {
 		f_send(f, "E01");
 		return;
@@ -804,6 +816,19 @@ TEST(registers_by_name)
 	CHECK_EQ_U64(e.code, KBU_EINVAL);
 	CHECK_CONTAINS(e.msg, "no CPU 2");
 	CHECK(o->regs(g, -1, &r, &e) != 0);
+
+	/* RAM and ROM of the "memory" view, adjacent ones merged, I/O left out. */
+	uint64_t rs[8], re[8];
+	uint64_t rt1 = kbu_gdb_get_stats(g).round_trips;
+	CHECK_EQ_U64(o->ranges(g, rs, re, 8), 3);
+	CHECK_EQ_U64(rs[0], 0);
+	CHECK_EQ_U64(re[0], 0xa0000);
+	CHECK_EQ_U64(rs[1], 0xf0000);
+	CHECK_EQ_U64(re[1], 0x8000000);
+	CHECK_EQ_U64(rs[2], 0xffff0000);
+	CHECK_EQ_U64(re[2], 0x100000000);
+	CHECK_EQ_U64(o->ranges(g, rs, re, 2), 2); /* asked once, kept */
+	CHECK_EQ_U64(kbu_gdb_get_stats(g).round_trips - rt1, 1);
 
 	char *txt = NULL;
 	CHECK(o->monitor(g, "info lapic", &txt, &e) == 0);
