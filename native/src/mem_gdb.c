@@ -64,6 +64,7 @@ struct kbu_gdb {
 	uint64_t range_start[64], range_end[64];
 	int pipeline;  /* the stub takes packets back to back even in ack mode (QEMU) */
 	int in_batch;  /* several packets are in flight: no retransmission possible */
+	size_t acks_owed; /* acks of a pipelined batch, sent together at its end */
 	uint64_t *threads;
 	int nthreads;
 	struct gdb_reg *regs;
@@ -424,7 +425,9 @@ static int rsp_recv(struct kbu_gdb *g, struct rbuf *body, const char *what, int 
 			return gdb_fail(g, err, "reply to '%s' has a bad checksum (0x%02x, computed 0x%02x)",
 					what, want, got);
 		}
-		if (g->ack && rsp_send_all(g, "+", 1, err))
+		if (g->ack && g->in_batch && g->pipeline)
+			g->acks_owed++; /* QEMU does not wait for them: one write per batch */
+		else if (g->ack && rsp_send_all(g, "+", 1, err))
 			return -1;
 		g->st.packets_received++;
 		body->len = 0;
@@ -492,6 +495,19 @@ static int rsp_wait_ack(struct kbu_gdb *g, const char *what, struct kbu_err *err
 	}
 }
 
+static int rsp_send_acks(struct kbu_gdb *g, struct kbu_err *err)
+{
+	char acks[RSP_MAX_BATCH + 2];
+	while (g->acks_owed > 0) {
+		size_t n = g->acks_owed < sizeof acks ? g->acks_owed : sizeof acks;
+		memset(acks, '+', n);
+		g->acks_owed -= n;
+		if (rsp_send_all(g, acks, n, err))
+			return -1;
+	}
+	return 0;
+}
+
 static const char *req_body(const struct rsp_req *r, size_t *n)
 {
 	if (r->body) {
@@ -536,7 +552,7 @@ static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_e
 			}
 		}
 		g->in_batch = 0;
-		return 0;
+		return rsp_send_acks(g, err);
 	}
 	for (int i = 0; i < n; i++) {
 		size_t bl;
