@@ -106,6 +106,7 @@ static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 	kbu_strf(root, "format", NULL, "ELF%d %s %s, OS ABI %s", kbu_elf_class(e),
 		 machine_name(kbu_elf_machine(e)), etype_name(kbu_elf_type(e)),
 		 osabi_name(kbu_elf_osabi(e)));
+	int aw = kbu_elf_class(e) == 64 ? 16 : 8; /* address digits */
 	struct kbu_node *list = kbu_list(root, "segments", "PT_LOAD segments");
 	size_t nload = 0, main_idx = 0;
 	uint64_t main_delta = 0, main_size = 0;
@@ -119,11 +120,11 @@ static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 		kbu_strf(row, "flags", NULL, "%c%c%c", s->flags & PF_R ? 'R' : '-',
 			 s->flags & PF_W ? 'W' : '-', s->flags & PF_X ? 'X' : '-');
 		kbu_hex(row, "offset", NULL, s->offset, 8);
-		kbu_hex(row, "link", "link (vaddr)", s->vaddr, 16);
+		kbu_hex(row, "link", "link (vaddr)", s->vaddr, aw);
 		kbu_hex(row, "load", "load (paddr)", s->paddr, 8);
 		kbu_hex(row, "filesz", NULL, s->filesz, 0);
 		kbu_hex(row, "memsz", NULL, s->memsz, 0);
-		kbu_hex(row, "delta", "vaddr-paddr", s->vaddr - s->paddr, 16);
+		kbu_hex(row, "delta", "vaddr-paddr", s->vaddr - s->paddr, aw);
 		if (s->memsz < s->filesz)
 			kbu_problem(row, KBU_SEV_ERROR, "memsz 0x%llx is smaller than filesz 0x%llx",
 				    (unsigned long long)s->memsz, (unsigned long long)s->filesz);
