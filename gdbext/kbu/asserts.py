@@ -8,6 +8,7 @@ warn_args. Which entry is which comes from the profile (printf_entries,
 vprintf_entries), never from an OS name.
 """
 import re
+import traceback
 
 import gdb
 
@@ -144,10 +145,14 @@ def backtrace(frame):
     f = frame
     while f is not None and len(frames) < MAX_FRAMES:
         try:
-            pc = f.pc()
+            pc = f.pc() & 0xffffffffffffffff
         except gdb.error:
             break
+        if pc == 0:
+            break
         look = pc if not frames else pc - 1  # a return address points after the call
+        if frames and not profile.is_code(look):
+            break  # the unwinder ran off the stack (no CFI for this frame)
         frames.append((pc, profile.symbolize(look), profile.source_line(look)))
         try:
             f = f.older()
@@ -170,6 +175,8 @@ class AssertBreakpoint(gdb.Breakpoint):
         try:
             return self.owner.hit(self)
         except Exception as e:  # never a traceback out of a stop handler
+            if core.debug_enabled():
+                gdb.write(traceback.format_exc(), gdb.STDERR)
             gdb.write("kbu break assert: at %s: %s\n" % (self.entry, e), gdb.STDERR)
             return True
 

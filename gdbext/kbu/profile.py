@@ -112,6 +112,19 @@ def field(prof, layout, key):
     return prof.get("fields", {}).get(layout, {}).get(key)
 
 
+def is_code(addr):
+    """True if libkbu's symbols put addr inside a function (nm type T/t/W/w)."""
+    try:
+        res = session.ctx().run_json(["sym", "0x%x" % addr])
+        for r in res.get("results", []):
+            if r.get("symbol"):
+                return (r.get("type") or "") in "TtWw" and \
+                    (not r.get("size") or r.get("offset", 0) < r["size"])
+    except KbuError:
+        pass
+    return False
+
+
 def symbolize(addr):
     """'func+0xoff' for an address: libkbu's symbols first (System.map), then GDB."""
     try:
@@ -133,11 +146,13 @@ def symbolize(addr):
 
 def source_line(addr):
     """'file.c:123' where debug info has the address, else ''."""
+    if addr <= 0:
+        return ""
     try:
         sal = gdb.find_pc_line(addr)
         if sal and sal.symtab and sal.line:
             return "%s:%d" % (sal.symtab.filename, sal.line)
-    except gdb.error:
+    except (gdb.error, ValueError, OverflowError, TypeError):
         pass
     return ""
 
