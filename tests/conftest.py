@@ -83,13 +83,14 @@ def linux_target():
 
 @pytest.fixture
 def linux_qemu(linux_target):
-    """Factory: linux_qemu(image="elf"|"bzimage", smp=1, append="", memory="256M", paused=False)
-    -> Qemu sitting in the "VFS: Unable to mount root fs" panic (or paused at reset)."""
+    """Factory: linux_qemu(image="elf"|"bzimage", smp=1, append="", memory="256M", paused=False,
+    acpi=None) -> Qemu sitting in the "VFS: Unable to mount root fs" panic (or paused at reset).
+    acpi=None means on for smp > 1 (Debian's kernel only finds other CPUs in the MADT)."""
     made = []
 
-    def boot(image="elf", smp=1, append="", memory="256M", paused=False, timeout=120):
+    def boot(image="elf", smp=1, append="", memory="256M", paused=False, timeout=120, acpi=None):
         q = kbutest.boot_linux(linux_target, image=image, smp=smp, append=append,
-                               memory=memory, paused=paused, timeout=timeout)
+                               memory=memory, paused=paused, timeout=timeout, acpi=acpi)
         made.append(q)
         return q
 
@@ -106,7 +107,8 @@ class LinuxDump(NamedTuple):
 @pytest.fixture(scope="session")
 def linux_dump(linux_target):
     """Factory: linux_dump(smp=1, token="kbu-test-token") -> LinuxDump(path, serial).
-    Boots the PVH vmlinux with -smp smp and "kbu.token=<token>" on its command line,
+    Boots the PVH vmlinux with -smp smp (ACPI on when smp > 1) and "kbu.token=<token>"
+    on its command line,
     waits for the root-fs panic and dumps guest memory (256 MiB). Cached per
     (smp, token) for the session; the files are removed at its end."""
     tmp = tempfile.mkdtemp(prefix=kbutest.qemu.tmp_prefix("linux-dumps"))

@@ -113,3 +113,36 @@ def test_monitor_reads_qboot_mp_table(linux_qemu):
     length = int.from_bytes(hdr[4:6], "little")
     assert length > 44, "table holds entries after its 44-byte header"
     assert int.from_bytes(hdr[34:36], "little") == 0, "entry_count is not 0"
+
+
+def _core_notes(path):
+    """(name, type) of every note in an ELF64 core's PT_NOTE segments."""
+    import struct
+    notes = []
+    with open(path, "rb") as f:
+        eh = f.read(64)
+        assert eh[4] == 2, "not ELF64"
+        phoff, = struct.unpack_from("<Q", eh, 32)
+        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            p_type, _flags, off, _va, _pa, filesz = struct.unpack("<IIQQQQ", f.read(40))
+            if p_type != 4:
+                continue
+            f.seek(off)
+            blob = f.read(filesz)
+            pos = 0
+            while pos + 12 <= len(blob):
+                namesz, descsz, ntype = struct.unpack_from("<III", blob, pos)
+                name = blob[pos + 12:pos + 12 + namesz].rstrip(b"\0").decode(errors="replace")
+                notes.append((name, ntype))
+                pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    return notes
+
+
+@pytest.mark.slow
+def test_linux_dump_smp2_has_a_prstatus_per_cpu(linux_dump):
+    d = linux_dump(smp=2)
+    assert re.search(r"smp: Brought up 1 node, 2 CPUs", d.serial), d.serial[-2000:]
+    prstatus = [n for n in _core_notes(d.path) if n == ("CORE", 1)]
+    assert len(prstatus) == 2

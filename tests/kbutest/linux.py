@@ -9,7 +9,9 @@ from .qemu import Qemu
 # The last line of Linux's panic report: after it the CPU only spins.
 PANIC_END = r"---\[ end Kernel panic - not syncing: VFS: Unable to mount root fs"
 PANIC = r"Kernel panic - not syncing: VFS: Unable to mount root fs"
-DEFAULT_APPEND = "console=ttyS0 earlyprintk=ttyS0"
+# tsc_early_khz: under TCG on a loaded host the PIT calibration of the TSC can
+# fail, and with ACPI on the kernel then hangs; a given frequency skips it.
+DEFAULT_APPEND = "console=ttyS0 earlyprintk=ttyS0 tsc_early_khz=2500000"
 
 
 class LinuxTargetError(Exception):
@@ -67,14 +69,21 @@ def kernel_offset(serial):
     return 0 if m.group(1) == "disabled" else int(m.group(1), 16)
 
 
-def boot_linux(target, image="elf", smp=1, append="", memory="256M", timeout=120, extra=(), paused=False):
+def boot_linux(target, image="elf", smp=1, append="", memory="256M", timeout=120, extra=(),
+               paused=False, acpi=None):
     """Start the kernel (image "elf": PVH vmlinux, no KASLR; "bzimage": qboot's
     Linux loader, KASLR) and, unless paused, wait for the end of its
     "VFS: Unable to mount root fs" panic. Returns the running Qemu: the caller
-    stops it (or uses it as a context manager)."""
+    stops it (or uses it as a context manager).
+
+    acpi=None turns microvm's ACPI on only for smp > 1: Debian's kernel has no
+    MP-table parser (CONFIG_X86_MPPARSE is off), so without the MADT it brings
+    up one CPU whatever -smp says."""
     kernel = {"elf": target.vmlinux, "bzimage": target.bzimage}[image]
+    if acpi is None:
+        acpi = smp > 1
     q = Qemu(kernel, smp=smp, memory=memory, append=(DEFAULT_APPEND + " " + append).strip(),
-             extra=extra, paused=paused, name="linux-" + image)
+             extra=extra, paused=paused, acpi=acpi, name="linux-" + image)
     try:
         q.start()
         if not paused:
