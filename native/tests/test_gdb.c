@@ -36,6 +36,7 @@ enum scenario {
 	SC_SHORT_M,      /* 'm' returns at most 100 bytes */
 	SC_EXITED,       /* '?' says the target has exited */
 	SC_FUZZ,         /* answers 'm' and 'g' with random bytes, framing and all */
+	SC_QEMU72,       /* QEMU 7.2: no NoAck mode, and it never waits for our acks */
 };
 
 #define PHYS_SIZE 0x20000u
@@ -134,7 +135,7 @@ static void f_send_len(struct fake *f, const char *body, size_t n, int corrupt)
 		snprintf(frame + 1 + n, 4, "#%02x", (sum + (corrupt ? 1 : 0)) & 0xff);
 		f_write(f, frame, n + 4);
 		free(frame);
-		if (!f->ack)
+		if (!f->ack || f->sc == SC_QEMU72)
 			return;
 		int c = f_getc(f);
 		if (c != '-')
@@ -413,7 +414,7 @@ static void fake_serve(struct fake *f)
 		if (strncmp(buf, "qSupported", 10) == 0) {
 			char r[128];
 			snprintf(r, sizeof r, "PacketSize=%x;qXfer:features:read+%s", f->packet_size,
-				 f->sc == SC_ACK_ONLY || f->sc == SC_BADSUM_ONCE ? "" : ";QStartNoAckMode+");
+				 f->sc == SC_ACK_ONLY || f->sc == SC_BADSUM_ONCE || f->sc == SC_QEMU72 ? "" : ";QStartNoAckMode+");
 			f_send(f, r);
 		} else if (strcmp(buf, "QStartNoAckMode") == 0) {
 			f_send(f, "OK");
@@ -701,9 +702,9 @@ TEST(nothing_listening)
 	CHECK_EQ_U64(e.code, KBU_ECONN);
 }
 
-TEST(handshake_and_memory)
+static void memory_checks(int sc)
 {
-	struct stub s = stub_start(SC_NORMAL, 0x1000);
+	struct stub s = stub_start(sc, 0x1000);
 	struct kbu_err e = {0};
 	struct kbu_gdb *g = stub_open(s, 2000, &e);
 	CHECK(g != NULL);
@@ -715,8 +716,8 @@ TEST(handshake_and_memory)
 	const struct kbu_mem_ops *o = kbu_gdb_mem_ops(g);
 	CHECK_STR(o->kind, "gdb");
 	CHECK_EQ_U64(kbu_gdb_packet_size(g), 0x1000);
-	CHECK(kbu_gdb_no_ack(g));
-	CHECK(!kbu_gdb_resumes_on_close(g)); /* "paused (prelaunch)": it was stopped already */
+	CHECK(kbu_gdb_no_ack(g) == (sc != SC_QEMU72));
+	CHECK(!kbu_gdb_resumes_on_close(g)); /* no stop packet on connect: it was stopped already */
 	CHECK_EQ_U64(o->max_read, 64 * 2048);
 	CHECK_EQ_U64(o->ncpus(g), 2);
 
@@ -776,9 +777,13 @@ TEST(handshake_and_memory)
 	CHECK_EQ_U64(stub_end(s), 0); /* not detached (it was stopped), PhyMemMode off */
 }
 
-TEST(registers_by_name)
+TEST(handshake_and_memory) { memory_checks(SC_NORMAL); }
+/* The same with acks but pipelined, as with QEMU 7.2. */
+TEST(qemu72_memory) { memory_checks(SC_QEMU72); }
+
+static void register_checks(int sc)
 {
-	struct stub s = stub_start(SC_NORMAL, 0x1000);
+	struct stub s = stub_start(sc, 0x1000);
 	struct kbu_err e = {0};
 	struct kbu_gdb *g = stub_open(s, 2000, &e);
 	CHECK(g != NULL);
@@ -840,6 +845,9 @@ TEST(registers_by_name)
 	kbu_gdb_close(g);
 	CHECK_EQ_U64(stub_end(s), 0);
 }
+
+TEST(registers_by_name) { register_checks(SC_NORMAL); }
+TEST(qemu72_registers) { register_checks(SC_QEMU72); }
 
 TEST(registers_short_g_and_32bit)
 {
@@ -1114,6 +1122,8 @@ int main(void)
 	RUN(nothing_listening);
 	RUN(handshake_and_memory);
 	RUN(registers_by_name);
+	RUN(qemu72_memory);
+	RUN(qemu72_registers);
 	RUN(registers_short_g_and_32bit);
 	RUN(ack_mode_and_short_replies);
 	RUN(bad_checksums);

@@ -16,9 +16,12 @@
  *  - Virtual reads translate through CPU 0 (the first thread); reading another
  *    CPU's registers selects it for that request only.
  *
- * Batching: with QStartNoAckMode (QEMU offers it), the packets of one source
- * call are written at once and their replies read in order, so one read of up
- * to 64 * max_read bytes, physical or virtual, costs one round trip.
+ * Batching: the packets of one source call are written at once and their
+ * replies read in order, so one read of up to max_read bytes (64 'm' packets),
+ * physical or virtual, costs one round trip. That needs a stub that does not
+ * wait for our acks: one in QStartNoAckMode, or QEMU's system-mode stub, which
+ * never waits (QEMU 7.2 does not offer QStartNoAckMode). Other stubs get one
+ * packet at a time.
  */
 #ifndef KBU_GDBRSP_H
 #define KBU_GDBRSP_H
