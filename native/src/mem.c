@@ -164,15 +164,17 @@ static int source_read(struct kbu_mem *m, enum kbu_space s, uint64_t addr, void 
 	return 0;
 }
 
+/* Copies the part of [addr, addr+len) inside npages pages at page; inclusive ends so the
+ * top page of the address space does not wrap. */
 static void copy_overlap(uint64_t addr, size_t len, unsigned char *buf, uint64_t page,
 			 const unsigned char *data, size_t npages)
 {
 	uint64_t lo = addr > page ? addr : page;
-	uint64_t run_end = page + npages * PAGE;
-	uint64_t end = addr + len;
-	uint64_t hi = end < run_end ? end : run_end;
-	if (hi > lo)
-		memcpy(buf + (lo - addr), data + (lo - page), (size_t)(hi - lo));
+	uint64_t run_last = page + (npages * PAGE - 1);
+	uint64_t last = addr + (len - 1);
+	uint64_t hi = last < run_last ? last : run_last;
+	if (hi >= lo)
+		memcpy(buf + (lo - addr), data + (lo - page), (size_t)(hi - lo + 1));
 }
 
 static int fail_at(struct kbu_err *err, enum kbu_space s, uint64_t addr)
@@ -191,7 +193,7 @@ static int read_direct(struct kbu_mem *m, enum kbu_space s, uint64_t addr, void 
 		       struct kbu_err *err)
 {
 	unsigned char *buf = out;
-	uint64_t end = addr + len;
+	uint64_t last = addr + (len - 1); /* inclusive: the top page must not wrap to 0 */
 	uint64_t page = addr & PAGE_MASK;
 	size_t max_pages = m->ops->max_read ? m->ops->max_read / PAGE : RUN_MAX;
 	if (max_pages == 0)
@@ -199,16 +201,18 @@ static int read_direct(struct kbu_mem *m, enum kbu_space s, uint64_t addr, void 
 	if (max_pages > RUN_MAX)
 		max_pages = RUN_MAX;
 	unsigned char *tmp = NULL;
-	while (page < end && page >= (addr & PAGE_MASK)) {
+	for (;;) {
 		const unsigned char *hit = cache_get(m, s, page);
 		if (hit) {
 			m->st.cache_hits++;
 			copy_overlap(addr, len, buf, page, hit, 1);
+			if (page + (PAGE - 1) >= last)
+				break;
 			page += PAGE;
 			continue;
 		}
 		size_t n = 1;
-		while (n < max_pages && page + n * PAGE < end && page + n * PAGE > page &&
+		while (n < max_pages && page + n * PAGE - 1 < last && page + n * PAGE > page &&
 		       !cache_get(m, s, page + n * PAGE))
 			n++;
 		if (!tmp) {
@@ -220,6 +224,8 @@ static int read_direct(struct kbu_mem *m, enum kbu_space s, uint64_t addr, void 
 			for (size_t i = 0; i < n; i++)
 				cache_put(m, s, page + i * PAGE, tmp + i * PAGE);
 			copy_overlap(addr, len, buf, page, tmp, n);
+			if (page + (n * PAGE - 1) >= last)
+				break;
 			page += n * PAGE;
 			continue;
 		}
@@ -237,12 +243,14 @@ static int read_direct(struct kbu_mem *m, enum kbu_space s, uint64_t addr, void 
 				continue;
 			}
 			uint64_t lo = addr > pg ? addr : pg;
-			uint64_t hi = end < pg + PAGE ? end : pg + PAGE;
-			if (source_read(m, s, lo, buf + (lo - addr), (size_t)(hi - lo), err) < 0) {
+			uint64_t hi = last < pg + (PAGE - 1) ? last : pg + (PAGE - 1);
+			if (source_read(m, s, lo, buf + (lo - addr), (size_t)(hi - lo + 1), err) < 0) {
 				free(tmp);
 				return fail_at(err, s, lo);
 			}
 		}
+		if (page + (n * PAGE - 1) >= last)
+			break;
 		page += n * PAGE;
 	}
 	free(tmp);
@@ -321,7 +329,7 @@ int kbu_mem_read(struct kbu_mem *m, enum kbu_space space, uint64_t addr, void *b
 	m->st.requests++;
 	if (len == 0)
 		return 0;
-	if (addr + len - 1 < addr)
+	if (len - 1 > UINT64_MAX - addr)
 		return kbu_err_set(err, KBU_EFAULT, "%s range 0x%" PRIx64 "+0x%zx wraps past the top of memory",
 				   space_name(space), addr, len);
 	if (space == KBU_PHYS || m->virt_native == 1)
