@@ -50,9 +50,21 @@ KERNEL_FN void i8254_init(void)
 	printf("i8254: %s\n", i8254_present ? "counter 0 running at 1193182 Hz" : "not responding");
 }
 
+/* TSC cycles per second over 10 ms of PIT ticks. */
+static uint64_t tsc_rate_10ms(void)
+{
+	u_int last = i8254_get_timecount(&i8254_timecounter);
+	uint64_t ticks = 0;
+	uint64_t t0 = rdtsc();
+	while (ticks < TIMER_FREQ / 100)
+		ticks += tc_delta_read(&i8254_timecounter, &last);
+	return (rdtsc() - t0) * TIMER_FREQ / ticks;
+}
+
 /*
- * The fix the "ok" boot applies when CPUID gives no TSC frequency: count TSC
- * cycles across 10 ms of PIT ticks.
+ * The fix the "ok" boot applies when CPUID gives no TSC frequency: the median
+ * of three 10 ms runs against the PIT (under TCG the TSC follows the host's,
+ * which a busy host can stall while the PIT runs on: one bad run is outvoted).
  */
 KERNEL_FN void tsc_calibrate_i8254(void)
 {
@@ -60,12 +72,10 @@ KERNEL_FN void tsc_calibrate_i8254(void)
 		printf("TSC: cannot calibrate (%s)\n", i8254_present ? "no TSC" : "no i8254");
 		return;
 	}
-	u_int last = i8254_get_timecount(&i8254_timecounter);
-	uint64_t ticks = 0;
-	uint64_t t0 = rdtsc();
-	while (ticks < TIMER_FREQ / 100)
-		ticks += tc_delta_read(&i8254_timecounter, &last);
-	uint64_t t1 = rdtsc();
-	tsc_freq = (t1 - t0) * TIMER_FREQ / ticks;
+	uint64_t a = tsc_rate_10ms(), b = tsc_rate_10ms(), c = tsc_rate_10ms();
+	uint64_t lo = a < b ? a : b, hi = a < b ? b : a;
+	tsc_freq = c < lo ? lo : c > hi ? hi : c;
+	if (tsc_freq == 0)
+		tsc_freq = hi;
 	printf("TSC: calibrated against i8254: %ju Hz\n", (uintmax_t)tsc_freq);
 }

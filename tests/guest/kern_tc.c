@@ -40,3 +40,20 @@ u_int tc_delta_read(struct timecounter *tc, u_int *last)
 	*last = now;
 	return d;
 }
+
+/*
+ * As tc_delta_read, but a counter narrower than 32 bits (the i8254's 16) may
+ * wrap while the vCPU is descheduled: add the wraps implied by `cycles` of a
+ * wider clock running at about cycles_hz.  No rate: the plain delta.
+ */
+uint64_t tc_delta_unwrapped(struct timecounter *tc, u_int *last, uint64_t cycles, uint64_t cycles_hz)
+{
+	uint64_t d = tc_delta_read(tc, last);
+	if (cycles_hz == 0 || tc->tc_counter_mask == ~0u)
+		return d;
+	uint64_t span = (uint64_t)tc->tc_counter_mask + 1;
+	uint64_t expect = cycles / (cycles_hz / 1000) * tc->tc_frequency / 1000;
+	if (expect > d + span / 2)
+		d += (expect - d + span / 2) / span * span;
+	return d;
+}

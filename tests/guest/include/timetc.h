@@ -31,6 +31,7 @@ extern struct timecounter *timecounters;
 
 void tc_init(struct timecounter *tc);
 u_int tc_delta_read(struct timecounter *tc, u_int *last);
+uint64_t tc_delta_unwrapped(struct timecounter *tc, u_int *last, uint64_t cycles, uint64_t cycles_hz);
 int clockcalib(uint32_t (*clk)(void), const char *clkname, uint64_t *freq);
 
 #endif
