@@ -35,10 +35,10 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 	int i;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
-			return kbu_err_prefix(err, "asserts");
+			return -1;
 		if (i == KBU_OPT_ARG) {
 			if (only_func)
-				return kbu_err_set(err, KBU_EINVAL, "asserts: one FUNCTION only");
+				return kbu_err_set(err, KBU_EINVAL, "one FUNCTION only");
 			only_func = g.arg;
 		} else if (i == 0) {
 			os = g.arg;
@@ -49,11 +49,11 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 		}
 	}
 	if (only_func && !kbu_sym_by_name(ctx->syms, only_func))
-		return kbu_err_set(err, KBU_ENOTFOUND, "asserts: no function '%s' in the symbols",
+		return kbu_err_set(err, KBU_ENOTFOUND, "no function '%s' in the symbols",
 				   only_func);
 	struct kbu_os_profile *p = kbu_os_select(os, profile, ctx->syms, err);
 	if (!p)
-		return kbu_err_prefix(err, "asserts");
+		return -1;
 	struct kbu_node *root = kbu_report_root(r);
 	kbu_strf(root, "os", "os", "%s (%s profile)", kbu_os_name(p), kbu_os_origin(p));
 	struct kbu_node *el = kbu_list(root, "entries", "Entries");
@@ -76,7 +76,7 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 		const char *entry = s->name; /* lives as long as the symbol table */
 		struct kbu_xrefs x;
 		if (kbu_disasm_calls_to(ctx->kernel, ctx->syms, s->addr, &x, err) < 0) {
-			rc = kbu_err_prefix(err, "asserts: call sites of %s", name);
+			rc = kbu_err_prefix(err, "call sites of %s", name);
 			break;
 		}
 		size_t kept = 0;
@@ -90,7 +90,7 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 				struct site *v = realloc(sites, nc * sizeof(*v));
 				if (!v) {
 					kbu_xrefs_free(&x);
-					rc = kbu_err_set(err, KBU_ENOMEM, "asserts: out of memory");
+					rc = kbu_err_set(err, KBU_ENOMEM, "out of memory");
 					goto out;
 				}
 				sites = v;

@@ -17,9 +17,9 @@ static int dmesg_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	int quiet = 0, i;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
-			return kbu_err_prefix(err, "dmesg");
+			return -1;
 		if (i == KBU_OPT_ARG)
-			return kbu_err_set(err, KBU_EINVAL, "dmesg: unexpected argument '%s'", g.arg);
+			return kbu_err_set(err, KBU_EINVAL, "unexpected argument '%s'", g.arg);
 		if (i == 0)
 			os = g.arg;
 		else if (i == 1)
@@ -29,11 +29,11 @@ static int dmesg_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	}
 	struct kbu_os_profile *p = kbu_os_select(os, profile, ctx->syms, err);
 	if (!p)
-		return kbu_err_prefix(err, "dmesg");
+		return -1;
 	struct kbu_dmesg d;
 	if (kbu_dmesg_read(ctx->mem, ctx->kernel, ctx->syms, p, &d, err) < 0) {
 		kbu_os_free(p);
-		return kbu_err_prefix(err, "dmesg");
+		return -1;
 	}
 	struct kbu_node *root = kbu_report_root(r);
 	if (!quiet) {

@@ -22,35 +22,113 @@ static const char *kind_name(int k)
 	return "?";
 }
 
+/* A store into the referenced memory: Intel syntax puts the destination first. */
+static int is_write(const char *insn)
+{
+	static const char *const readers[] = {"cmp", "test", "bt ", "push", "call", "jmp", "nop"};
+	for (size_t i = 0; i < sizeof(readers) / sizeof(readers[0]); i++)
+		if (strncmp(insn, readers[i], strlen(readers[i])) == 0)
+			return 0;
+	const char *sp = strchr(insn, ' ');
+	if (!sp)
+		return 0;
+	sp++;
+	if (strncmp(sp, "lock ", 5) == 0)
+		sp += 5;
+	static const char *const mem[] = {"byte ptr [", "word ptr [", "dword ptr [", "qword ptr ["};
+	for (size_t i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
+		if (strncmp(sp, mem[i], strlen(mem[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* --data NAME[:SIZE]: the instructions that reference a variable, reads and writes. */
+static int data_refs(struct kbu_ctx *ctx, const char *spec, struct kbu_report *r,
+		     struct kbu_err *err)
+{
+	char name[256];
+	const char *colon = strchr(spec, ':');
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+	if (n == 0 || n >= sizeof(name))
+		return kbu_err_set(err, KBU_EINVAL, "--data: bad symbol '%s'", spec);
+	memcpy(name, spec, n);
+	name[n] = 0;
+	const struct kbu_sym *s = kbu_sym_by_name(ctx->syms, name);
+	if (!s)
+		return kbu_err_set(err, KBU_ENOTFOUND, "--data: no symbol '%s'", name);
+	uint64_t size = s->size ? s->size : 8;
+	if (colon && kbu_parse_u64(colon + 1, &size, err) < 0)
+		return kbu_err_prefix(err, "--data: size in '%s'", spec);
+	if (size == 0 || size > (1u << 20))
+		return kbu_err_set(err, KBU_EINVAL, "--data: size %llu is not in 1..1 MiB",
+				   (unsigned long long)size);
+	uint64_t lo = s->addr, hi = s->addr + size;
+	struct kbu_xrefs x;
+	if (kbu_disasm_refs_to(ctx->kernel, ctx->syms, &lo, &hi, 1, &x, err) < 0)
+		return -1;
+	struct kbu_node *root = kbu_report_root(r);
+	kbu_str(root, "symbol", "symbol", name);
+	kbu_hex(root, "addr", "address", s->addr, 16);
+	kbu_u64(root, "size", "size", size);
+	struct kbu_node *rl = kbu_list(root, "refs", "References");
+	uint64_t writes = 0;
+	for (size_t k = 0; k < x.n; k++) {
+		struct kbu_node *row = kbu_row(rl);
+		char sym[160];
+		int w = is_write(x.v[k].insn);
+		writes += (uint64_t)w;
+		kbu_hex(row, "addr", "address", x.v[k].addr, 16);
+		kbu_str(row, "where", "where", kbu_sym_format(ctx->syms, x.v[k].addr, sym, sizeof(sym)));
+		kbu_str(row, "insn", "instruction", x.v[k].insn);
+		kbu_str(row, "access", "access", w ? "write" : "read");
+		kbu_hex(row, "target", "", x.v[k].target, 16);
+	}
+	kbu_u64(root, "writes", "writes", writes);
+	if (x.unverified)
+		kbu_problem(rl, KBU_SEV_NOTE, "%llu candidate(s) lie outside any symbol and were not "
+			    "checked", (unsigned long long)x.unverified);
+	kbu_xrefs_free(&x);
+	return 0;
+}
+
 static int msgrefs_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
 		       struct kbu_err *err)
 {
-	static const struct kbu_opt opts[] = {{0}};
+	static const struct kbu_opt opts[] = {{"data", 0, 1}, {0}};
 	struct kbu_getopt g = KBU_GETOPT_INIT;
-	const char *needle = NULL;
+	const char *needle = NULL, *data = NULL;
 	int i;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
-			return kbu_err_prefix(err, "msgrefs");
+			return -1;
+		if (i == 0) {
+			data = g.arg;
+			continue;
+		}
 		if (needle)
-			return kbu_err_set(err, KBU_EINVAL, "msgrefs: one TEXT only (quote it: \"%s %s\")",
+			return kbu_err_set(err, KBU_EINVAL, "one TEXT only (quote it: \"%s %s\")",
 					   needle, g.arg);
 		needle = g.arg;
 	}
+	if (data) {
+		if (needle)
+			return kbu_err_set(err, KBU_EINVAL, "msgrefs: --data and TEXT do not go together");
+		return data_refs(ctx, data, r, err);
+	}
 	if (!needle || !*needle)
-		return kbu_err_set(err, KBU_EINVAL, "msgrefs: give the TEXT to look for");
+		return kbu_err_set(err, KBU_EINVAL, "give the TEXT to look for");
 
 	struct kbu_string *strs = calloc(MAX_STRINGS, sizeof(*strs));
 	uint64_t *lo = calloc(MAX_STRINGS, sizeof(*lo)), *hi = calloc(MAX_STRINGS, sizeof(*hi));
 	if (!strs || !lo || !hi) {
 		free(strs), free(lo), free(hi);
-		return kbu_err_set(err, KBU_ENOMEM, "msgrefs: out of memory");
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory");
 	}
 	size_t ns = 0;
 	int more = kbu_find_strings(ctx->kernel, needle, strs, MAX_STRINGS, &ns, err);
 	if (more < 0) {
 		free(strs), free(lo), free(hi);
-		return kbu_err_prefix(err, "msgrefs");
+		return -1;
 	}
 	struct kbu_node *root = kbu_report_root(r);
 	kbu_str(root, "text", "text", needle);
@@ -70,7 +148,7 @@ static int msgrefs_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 	struct kbu_xrefs x;
 	if (kbu_disasm_refs_to(ctx->kernel, ctx->syms, lo, hi, ns, &x, err) < 0) {
 		free(strs), free(lo), free(hi);
-		return kbu_err_prefix(err, "msgrefs");
+		return -1;
 	}
 	struct kbu_node *rl = kbu_list(root, "refs", "References");
 	for (size_t k = 0; k < x.n; k++) {
@@ -102,13 +180,16 @@ static struct kbu_command cmd_msgrefs = {
 	.name = "msgrefs",
 	.summary = "strings containing TEXT in the kernel image and the instructions that load them",
 	.help = "usage: kbu msgrefs --kernel ELF [--symbols MAP] TEXT\n"
+		"       kbu msgrefs --kernel ELF [--symbols MAP] --data SYMBOL[:SIZE]\n"
 		"\n"
 		"Finds the NUL-terminated strings of the kernel image that contain TEXT and\n"
 		"every instruction that references one of them: RIP-relative lea/mov, and\n"
 		"sign-extended 32-bit immediates (mov $addr, as -mcmodel=kernel code does).\n"
 		"Each reference is confirmed by disassembling its function (capstone) and is\n"
 		"shown with the function and offset: break there to stop right before the\n"
-		"kernel prints the message (`kbu break msg TEXT` does this in GDB).\n",
+		"kernel prints the message (`kbu break msg TEXT` does this in GDB).\n"
+		"--data lists the instructions that read or write a variable instead (SIZE\n"
+		"defaults to the symbol's size); `kbu watch` uses it to count writes.\n",
 	.needs = KBU_NEEDS_KERNEL | KBU_NEEDS_SYMS,
 	.run = msgrefs_run,
 };

@@ -272,9 +272,15 @@ int kbu_disasm_refs_to(const struct kbu_elf *e, const struct kbu_symtab *st,
 		const uint8_t *b = t[k].bytes;
 		for (uint64_t i = 0; i + 4 <= t[k].len; i++) {
 			int32_t v = rd32(b + i);
-			uint64_t rip = t[k].vaddr + i + 4 + (uint64_t)(int64_t)v; /* disp32 ending the insn */
-			uint64_t abs = (uint64_t)(int64_t)v;                      /* imm32 sign-extended */
-			int is_rip = rip >= lo && rip < hi && in_ranges(rip, start, end, nranges);
+			/* A disp32 is followed by 0, 1, 2 or 4 immediate bytes; RIP is the end. */
+			static const unsigned imm_len[] = {0, 1, 2, 4};
+			uint64_t rip = 0;
+			int is_rip = 0;
+			for (size_t q = 0; q < 4 && !is_rip; q++) {
+				rip = t[k].vaddr + i + 4 + imm_len[q] + (uint64_t)(int64_t)v;
+				is_rip = rip >= lo && rip < hi && in_ranges(rip, start, end, nranges);
+			}
+			uint64_t abs = (uint64_t)(int64_t)v; /* imm32 sign-extended */
 			int is_abs = abs >= lo && abs < hi && in_ranges(abs, start, end, nranges);
 			if (!is_rip && !is_abs)
 				continue;
@@ -291,7 +297,8 @@ int kbu_disasm_refs_to(const struct kbu_elf *e, const struct kbu_symtab *st,
 			if (rc == 0 || in.address == last)
 				continue;
 			uint64_t end_of = in.address + in.size;
-			if (is_rip && end_of == t[k].vaddr + i + 4 && strstr(in.op_str, "[rip")) {
+			if (is_rip && strstr(in.op_str, "[rip") && end_of > t[k].vaddr + i + 4 - 1 &&
+			    end_of + (uint64_t)(int64_t)v == rip) {
 				r.kind = KBU_XREF_RIPREL;
 				r.target = rip;
 			} else if (is_abs && !strstr(in.op_str, "[rip") && last_imm(in.op_str, &imm) &&

@@ -25,6 +25,8 @@
 #define S1 (RODATA + 0x10) /* "TSC not initialized" */
 #define S2 (RODATA + 0x40) /* "Unknown MP Config Entry %d" */
 #define S3 (RODATA + 0x80) /* "Statistical %s calibration failed!\n" */
+#define F_D (TEXT + 0xe0)
+#define VAR (RODATA + 0xc0)   /* a 4-byte variable */
 
 static void put32(uint8_t *p, uint64_t v)
 {
@@ -90,6 +92,13 @@ static void build_image(int with_text)
 	*p++ = 0xc3;
 	/* panic: ret */
 	t[0xc0] = 0xc3;
+	/* func_d: mov dword ptr [rip+VAR], 1 (disp32 then imm32); cmp byte ptr [rip+VAR], 0 */
+	p = t + 0xe0;
+	*p++ = 0xc7; *p++ = 0x05;
+	put32(p, VAR - (F_D + 10)); p += 4; put32(p, 1); p += 4;
+	*p++ = 0x80; *p++ = 0x3d;
+	put32(p, VAR - (F_D + 17)); p += 4; *p++ = 0;
+	*p++ = 0xc3;
 
 	uint8_t *r = f + 0x2000;
 	strcpy((char *)r + 0x10, "TSC not initialized");
@@ -108,7 +117,8 @@ static void build_image(int with_text)
 	FILE *m = fdopen(fd, "w");
 	fprintf(m, "ffffffff80200000 T func_a\nffffffff80200040 T func_b\n"
 		   "ffffffff80200080 T func_c\nffffffff802000c0 T panic\n"
-		   "ffffffff80200100 T mi_startup\n");
+		   "ffffffff802000e0 T func_d\nffffffff80200100 T mi_startup\n"
+		   "ffffffff803000c0 D var\n");
 	fclose(m);
 }
 
@@ -204,6 +214,27 @@ TEST(string_refs_rip_relative_and_imm32)
 	close_image(&i);
 }
 
+TEST(rip_relative_with_trailing_immediate)
+{
+	struct img i = open_image(1);
+	CHECK(i.e);
+	if (!i.e)
+		return;
+	struct kbu_err err = {0};
+	uint64_t lo = VAR, hi = VAR + 4;
+	struct kbu_xrefs x;
+	CHECK(kbu_disasm_refs_to(i.e, i.st, &lo, &hi, 1, &x, &err) == 0);
+	CHECK_EQ_U64(x.n, 2);
+	if (x.n == 2) {
+		CHECK_EQ_U64(x.v[0].addr, F_D);
+		CHECK_STR(x.v[0].insn, "mov dword ptr [rip + 0xfffd6], 1");
+		CHECK_EQ_U64(x.v[1].addr, F_D + 10);
+		CHECK_EQ_U64(x.v[1].target, VAR);
+	}
+	kbu_xrefs_free(&x);
+	close_image(&i);
+}
+
 TEST(image_without_text_is_a_clear_error)
 {
 	struct img i = open_image(0);
@@ -270,6 +301,14 @@ TEST(asserts_and_msgrefs_commands)
 	CHECK_CONTAINS(out, "no instruction references these strings");
 	free(out);
 
+	char *w[] = {"msgrefs", "--data", "var:4"};
+	out = run_cmd(3, w, &rc);
+	CHECK(rc == 0);
+	CHECK_CONTAINS(out, "func_d ");
+	CHECK_CONTAINS(out, "write");
+	CHECK_CONTAINS(out, "writes:  1");
+	free(out);
+
 	char *e[] = {"msgrefs", "TSC not"};
 	out = run_cmd(2, e, &rc);
 	CHECK(rc == 0);
@@ -282,6 +321,7 @@ int main(void)
 {
 	RUN(calls_found_decoys_rejected_format_recovered);
 	RUN(string_refs_rip_relative_and_imm32);
+	RUN(rip_relative_with_trailing_immediate);
 	RUN(image_without_text_is_a_clear_error);
 	RUN(asserts_and_msgrefs_commands);
 	CHECK_DONE("test_disasm");
