@@ -37,14 +37,14 @@ static inline void wrmsr(u_int msr, uint64_t v)
 	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
 }
 
-static uint32_t lapic_read32(u_int reg)
+KERNEL_FN uint32_t lapic_read32(u_int reg)
 {
 	if (x2apic_hw)
 		return (uint32_t)rdmsr(MSR_APIC_000 + (reg >> 4));
 	return lapic_map[reg / 4];
 }
 
-static void lapic_write32(u_int reg, uint32_t v)
+KERNEL_FN void lapic_write32(u_int reg, uint32_t v)
 {
 	if (x2apic_hw)
 		wrmsr(MSR_APIC_000 + (reg >> 4), v);

@@ -99,6 +99,8 @@ void lapic_init(vm_paddr_t addr);
 void lapic_x2apic_enable(void);
 void lapic_calibrate_timer(void);
 uint32_t lapic_read_timer_ccr(void);
+uint32_t lapic_read32(u_int reg);
+void lapic_write32(u_int reg, uint32_t v);
 void mptable_probe(void);
 void idt_init(void);
 void i8254_init(void);
