@@ -277,6 +277,40 @@ TEST(many_aliases_and_random_lookups_agree_with_a_linear_scan)
 	kbu_symtab_free(st);
 }
 
+TEST(mutated_maps_never_crash)
+{
+	size_t len = sizeof(map_text) - 1;
+	char *m = malloc(len);
+	uint64_t x = 0x2545f4914f6cdd1dull;
+	char path[256];
+	for (int round = 0; round < 400; round++) {
+		memcpy(m, map_text, len);
+		for (int f = 0; f < 1 + round % 8; f++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			static const char pool[] = "\n \t0fT\0x\r";
+			m[x % len] = (x >> 40) & 1 ? pool[(x >> 20) % (sizeof(pool) - 1)] : (char)(x >> 24);
+		}
+		size_t cut = round % 3 ? len : (size_t)(x % len) + 1; /* sometimes mid-line */
+		fx_write("mutant.map", m, cut, path, sizeof(path));
+		struct kbu_err err = {0};
+		struct kbu_symtab *st = kbu_symtab_new();
+		if (kbu_symtab_load_map(st, path, &err) == 0 && kbu_symtab_finish(st, &err) == 0) {
+			CHECK(kbu_symtab_count(st) > 0);
+			char buf[64];
+			for (size_t i = 0; i < kbu_symtab_count(st); i++) {
+				const struct kbu_sym *y = kbu_symtab_at(st, i);
+				CHECK(kbu_sym_by_name(st, y->name) != NULL);
+				CHECK(kbu_sym_by_addr(st, y->addr, NULL) != NULL);
+				kbu_sym_format(st, y->addr + 3, buf, sizeof(buf));
+			}
+		} else {
+			CHECK(err.msg[0] != 0);
+		}
+		kbu_symtab_free(st);
+	}
+	free(m);
+}
+
 static int run(struct kbu_ctx *ctx, int json, char **out, struct kbu_err *err, int argc, ...)
 {
 	char *argv[8];
@@ -357,6 +391,7 @@ int main(void)
 	RUN(missing_symbols_are_clear_errors);
 	RUN(many_aliases_and_random_lookups_agree_with_a_linear_scan);
 	RUN(sym_command_resolves_lists_and_flags);
+	RUN(mutated_maps_never_crash);
 	fx_cleanup();
 	CHECK_DONE("test_symbols");
 }
