@@ -59,6 +59,8 @@ static uint64_t calib_round(struct timecounter *tc, uint32_t (*clk)(void), uint6
 	}
 	calib_sample(tc, clk, &t1, &c1);
 	got += (t1 - last) & tc->tc_counter_mask;
+	if (got == 0)
+		return 0;
 	return (uint64_t)(uint32_t)(c1 - c0) * tc->tc_frequency / got;
 }
 
