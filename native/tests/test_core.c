@@ -441,6 +441,53 @@ TEST(commands_on_a_core)
 	kbu_ctx_free(ctx);
 }
 
+/* Every byte of the headers and notes overwritten in turn: the reader either refuses
+ * the file with a message or gives registers and memory, never crashes (ASan watches). */
+TEST(mutated_headers_never_crash)
+{
+	for (int cls = 32; cls <= 64; cls += 32) {
+		struct spec s = {.cls = cls, .ncpus = 2, .loads = 1, .notes = 1, .qemu_notes = 1};
+		char *path = write_core(&s);
+		FILE *f = fopen(path, "r+b");
+		uint8_t orig[2048];
+		size_t n = fread(orig, 1, sizeof orig, f);
+		int opened = 0, refused = 0;
+		static const uint8_t vals[] = {0x00, 0xff};
+		for (size_t off = 0; off < n; off++) {
+			for (size_t v = 0; v < sizeof vals; v++) {
+				if (orig[off] == vals[v])
+					continue;
+				fseek(f, (long)off, SEEK_SET);
+				fputc(vals[v], f);
+				fflush(f);
+				struct kbu_err err = {0};
+				struct kbu_mem *m = kbu_mem_open_core(path, &err);
+				if (m) {
+					struct kbu_regs r;
+					uint8_t b[64];
+					for (int c = 0; c < kbu_mem_ncpus(m); c++)
+						kbu_mem_regs(m, c, &r, &err);
+					kbu_mem_read(m, KBU_PHYS, 0x3fe0, b, sizeof b, &err);
+					kbu_mem_read(m, KBU_VIRT, 0xffffffff81000000ull, b, sizeof b, &err);
+					kbu_mem_close(m);
+					opened++;
+				} else {
+					CHECK(err.msg[0] != '\0');
+					refused++;
+				}
+				fseek(f, (long)off, SEEK_SET);
+				fputc(orig[off], f);
+				fflush(f);
+			}
+		}
+		fclose(f);
+		unlink(path);
+		free(path);
+		CHECK(opened > 0);
+		CHECK(refused > 0);
+	}
+}
+
 int main(void)
 {
 	RUN(elf64_core_registers_and_memory);
@@ -449,5 +496,6 @@ int main(void)
 	RUN(broken_cores);
 	RUN(not_a_core_at_all);
 	RUN(commands_on_a_core);
+	RUN(mutated_headers_never_crash);
 	CHECK_DONE("test_core");
 }
