@@ -1,42 +1,99 @@
-/* kbu mptable [--at ADDR]: the MP floating pointer, config table and every entry. */
+/* kbu mptable [--at ADDR | --table ADDR|SYMBOL]: the MP floating pointer, config
+ * table and every entry. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kbu/command.h"
 #include "kbu/mem.h"
 #include "kbu/mptable.h"
+#include "kbu/pvh.h"
 #include "kbu/report.h"
+#include "kbu/symbols.h"
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-')
+		return -1;
+	*v = x;
+	return 0;
+}
+
+static int match_config(struct kbu_mem *m, uint64_t pa, void *arg)
+{
+	(void)arg;
+	return kbu_mptable_is_config(m, pa);
+}
+
+/* --table SYMBOL: the kernel's own table (an array) or its pointer to one. */
+static int table_from_symbol(struct kbu_ctx *ctx, const char *name, uint64_t *pa, char *how,
+			     size_t howlen, struct kbu_err *err)
+{
+	if (!ctx->syms)
+		return kbu_err_set(err, KBU_EINVAL,
+				   "mptable: '%s' is neither a physical address nor usable as a "
+				   "symbol without --symbols or --kernel",
+				   name);
+	const struct kbu_sym *s = kbu_sym_by_name(ctx->syms, name);
+	if (!s)
+		return kbu_err_set(err, KBU_ENOTFOUND, "mptable: no symbol '%s'", name);
+	struct kbu_kvar v;
+	int kind = kbu_kvar_follow(ctx->mem, ctx->kernel, s->addr, match_config, NULL, &v);
+	kbu_kvar_describe(&v, name, s->addr, "\"PCMP\" config table", how, howlen);
+	if (kind != KBU_KVAR_IS_STRUCT && kind != KBU_KVAR_PHYS && kind != KBU_KVAR_POINTER)
+		return kbu_err_set(err, KBU_ENOTFOUND, "mptable: %s", how);
+	*pa = v.pa;
+	return 0;
+}
 
 static int mptable_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
 		       struct kbu_err *err)
 {
 	uint64_t at = 0;
 	int have_at = 0;
+	const char *table = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--at") == 0) {
+		if (strcmp(argv[i], "--at") == 0 || strcmp(argv[i], "--table") == 0) {
 			if (i + 1 >= argc)
-				return kbu_err_set(err, KBU_EINVAL,
-						   "mptable: --at needs the physical address of "
-						   "the floating pointer");
-			char *end;
-			errno = 0;
-			at = strtoull(argv[i + 1], &end, 0);
-			if (errno || end == argv[i + 1] || *end || argv[i + 1][0] == '-')
+				return kbu_err_set(err, KBU_EINVAL, "mptable: %s needs an address%s",
+						   argv[i],
+						   argv[i][2] == 't' ? " or a symbol" : "");
+			if (argv[i][2] == 't') {
+				table = argv[i + 1];
+			} else if (parse_u64(argv[i + 1], &at) != 0) {
 				return kbu_err_set(err, KBU_EINVAL,
 						   "mptable: '%s' is not a physical address",
 						   argv[i + 1]);
-			have_at = 1;
+			} else {
+				have_at = 1;
+			}
 			i++;
 		} else {
 			return kbu_err_set(err, KBU_EINVAL, "mptable: unexpected argument '%s'",
 					   argv[i]);
 		}
 	}
+	if (table && have_at)
+		return kbu_err_set(err, KBU_EINVAL, "mptable: give --at or --table, not both");
 	struct kbu_mptable t;
-	if (kbu_mptable_read(ctx->mem, have_at, at, &t, err) != 0)
+	if (table) {
+		uint64_t pa;
+		char how[200] = "";
+		if (parse_u64(table, &pa) == 0)
+			snprintf(how, sizeof(how), "given address");
+		else if (table_from_symbol(ctx, table, &pa, how, sizeof(how), err) != 0)
+			return -1;
+		if (kbu_mptable_read_config(ctx->mem, pa, &t, err) != 0)
+			return -1;
+		snprintf(t.config_how, sizeof(t.config_how), "%s", how);
+	} else if (kbu_mptable_read(ctx->mem, have_at, at, &t, err) != 0) {
 		return -1;
+	}
 	kbu_mptable_report(&t, kbu_report_root(r));
 	kbu_mptable_free(&t);
 	return 0;
@@ -45,7 +102,8 @@ static int mptable_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 static struct kbu_command cmd_mptable = {
 	.name = "mptable",
 	.summary = "walk and check the MP table: CPUs, buses, I/O APICs, interrupt routing",
-	.help = "usage: kbu mptable [--core F|--phys F|--gdb H:P] [--at ADDR]\n"
+	.help = "usage: kbu mptable [--core F|--phys F|--gdb H:P] [--symbols MAP] [--kernel ELF]\n"
+		"                   [--at ADDR | --table ADDR|SYMBOL]\n"
 		"\n"
 		"Finds the MP floating pointer where the MP specification says (first KiB of\n"
 		"the EBDA, last KiB of base memory, 0x9fc00, 0xe0000-0xfffff; or at ADDR) and\n"
@@ -55,7 +113,12 @@ static struct kbu_command cmd_mptable = {
 		"not by its entry count (QEMU's microvm firmware writes 0 there); checksums,\n"
 		"lengths, unknown entry types, BSP count and duplicate APIC ids are checked and\n"
 		"every anomaly is reported on its own line marked '!'. Over a live stub with a\n"
-		"monitor, the I/O APIC's own ID register is compared with the table.\n",
+		"monitor, the I/O APIC's own ID and version registers are compared with the\n"
+		"table.\n"
+		"\n"
+		"--table walks a config table (\"PCMP\") with no floating pointer: at a physical\n"
+		"address, or a kernel's own copy named by a symbol (an array holding the table,\n"
+		"or a pointer to it, e.g. FreeBSD's mpct).\n",
 	.needs = KBU_NEEDS_MEM,
 	.run = mptable_run,
 };

@@ -295,6 +295,22 @@ static void copy_str(char *dst, const uint8_t *src, size_t n)
 		dst[i - 1] = 0;
 }
 
+/* A bus entry's type is 6 upper-case letters/digits padded with spaces ("ISA   "). */
+static int looks_like_bus_type(const uint8_t *tb, size_t off, size_t avail)
+{
+	if (off + 8 > avail)
+		return 0;
+	int letters = 0;
+	for (size_t i = off + 2; i < off + 8; i++) {
+		uint8_t c = tb[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+			letters++;
+		else if (c != ' ')
+			return 0;
+	}
+	return letters >= 2 && tb[off + 2] != ' ';
+}
+
 static void walk_base(struct kbu_mptable *t, const uint8_t *tb, size_t avail)
 {
 	const struct kbu_mp_header *h = &t->hdr;
@@ -307,10 +323,16 @@ static void walk_base(struct kbu_mptable *t, const uint8_t *tb, size_t avail)
 			size_t from = off >= 8 ? off - 8 : 0;
 			size_t to = off + 16 < avail ? off + 16 : avail;
 			hex_bytes(tb, from, to, around, sizeof(around));
+			char hint[96] = "";
+			if (looks_like_bus_type(tb, off, avail))
+				snprintf(hint, sizeof(hint),
+					 " (bytes 2-7 spell \"%.6s\": a bus entry with a wrong type "
+					 "byte?)",
+					 (const char *)tb + off + 2);
 			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_ENTRIES,
 				"unknown entry type %u (0x%02x) at offset 0x%zx (phys 0x%" PRIx64
-				") after %zu entries; bytes 0x%zx-0x%zx: %s; the walk stops here",
-				type, type, off, h->addr + off, t->nbase, from, to, around);
+				") after %zu entries; bytes 0x%zx-0x%zx: %s%s; the walk stops here",
+				type, type, off, h->addr + off, t->nbase, from, to, around, hint);
 			return;
 		}
 		if (off + len > h->base_len) {
@@ -395,10 +417,9 @@ static void walk_ext(struct kbu_mptable *t, const uint8_t *eb, size_t len)
 	}
 }
 
-static void read_config(struct kbu_mem *m, struct kbu_mptable *t)
+static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 {
 	uint8_t hb[KBU_MP_HEADER_SIZE];
-	uint64_t pa = t->fp.physptr;
 	struct kbu_err e;
 	if (kbu_mem_read(m, KBU_PHYS, pa, hb, sizeof(hb), &e) != 0) {
 		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
@@ -677,7 +698,33 @@ int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mpt
 	t->have_fp = 1;
 	check_fp(t);
 	if (t->fp.feature[0] == 0 && t->fp.physptr != 0)
-		read_config(m, t);
+		read_config(m, t, t->fp.physptr);
+	cross_check(m, t);
+	return 0;
+}
+
+int kbu_mptable_is_config(struct kbu_mem *m, uint64_t pa)
+{
+	char sig[4];
+	struct kbu_err e;
+	return kbu_mem_read(m, KBU_PHYS, pa, sig, 4, &e) == 0 && memcmp(sig, "PCMP", 4) == 0;
+}
+
+int kbu_mptable_read_config(struct kbu_mem *m, uint64_t addr, struct kbu_mptable *t,
+			    struct kbu_err *err)
+{
+	memset(t, 0, sizeof(*t));
+	t->ioapic_hw_id = -1;
+	t->ioapic_hw_version = -1;
+	uint8_t sig[4];
+	if (kbu_mem_read(m, KBU_PHYS, addr, sig, 4, err) != 0)
+		return kbu_err_prefix(err, "MP config table at 0x%" PRIx64, addr);
+	if (memcmp(sig, "PCMP", 4) != 0)
+		return kbu_err_set(err, KBU_EFORMAT,
+				   "no MP config table at 0x%" PRIx64
+				   ": signature is %02x %02x %02x %02x, expected \"PCMP\"",
+				   addr, sig[0], sig[1], sig[2], sig[3]);
+	read_config(m, t, addr);
 	cross_check(m, t);
 	return 0;
 }
@@ -749,6 +796,8 @@ static void report_header(const struct kbu_mptable *t, struct kbu_node *root)
 	struct kbu_node *o = kbu_obj(root, "header", "MP Config Table Header");
 	if (t->have_header) {
 		kbu_hex(o, "address", "physical address", h->addr, 8);
+		if (t->config_how[0])
+			kbu_str(o, "found", "found", t->config_how);
 		kbu_strf(o, "signature", "signature", "'%s'", h->signature);
 		kbu_u64(o, "base_table_length", "base table length", h->base_len);
 		kbu_strf(o, "version", "version", "1.%u", h->spec_rev);
@@ -940,9 +989,10 @@ static void report_summary(const struct kbu_mptable *t, struct kbu_node *root)
 
 void kbu_mptable_report(const struct kbu_mptable *t, struct kbu_node *node)
 {
-	if (!t->have_fp)
+	if (!t->have_fp && !t->have_header)
 		return;
-	report_fp(t, node);
+	if (t->have_fp)
+		report_fp(t, node);
 	if (t->have_header || t->fp.physptr)
 		report_header(t, node);
 	if (t->have_header)

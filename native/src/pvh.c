@@ -451,59 +451,91 @@ static const struct saved_ptr saved_ptrs[] = {
 	{"pvh_start_info", "Linux"},
 };
 
+int kbu_kvar_follow(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t var,
+		    int (*match)(struct kbu_mem *m, uint64_t pa, void *arg), void *arg,
+		    struct kbu_kvar *out)
+{
+	memset(out, 0, sizeof(*out));
+	uint8_t b[8];
+	if (read_kvar(m, kernel, var, b) != 0)
+		return out->kind = KBU_KVAR_UNREADABLE;
+	out->value = le64(b);
+	uint64_t cand[4];
+	int n = kva_to_pa(m, kernel, var, cand, 4);
+	/* The variable is the structure itself (Linux copies the start info). */
+	for (int i = 0; i < n; i++) {
+		if (match(m, cand[i], arg)) {
+			out->pa = cand[i];
+			return out->kind = KBU_KVAR_IS_STRUCT;
+		}
+	}
+	if (out->value == 0)
+		return out->kind = KBU_KVAR_ZERO;
+	if (match(m, out->value, arg)) {
+		out->pa = out->value;
+		return out->kind = KBU_KVAR_PHYS;
+	}
+	n = kva_to_pa(m, kernel, out->value, cand, 4);
+	for (int i = 0; i < n; i++) {
+		if (match(m, cand[i], arg)) {
+			out->pa = cand[i];
+			return out->kind = KBU_KVAR_POINTER;
+		}
+	}
+	return out->kind = KBU_KVAR_NOMATCH;
+}
+
+void kbu_kvar_describe(const struct kbu_kvar *v, const char *name, uint64_t var, const char *what,
+		       char *buf, size_t len)
+{
+	switch (v->kind) {
+	case KBU_KVAR_IS_STRUCT:
+		snprintf(buf, len, "%s at 0x%" PRIx64 ": the variable is the structure", name, var);
+		break;
+	case KBU_KVAR_PHYS:
+		snprintf(buf, len, "through %s at 0x%" PRIx64 ": it holds this physical address", name,
+			 var);
+		break;
+	case KBU_KVAR_POINTER:
+		snprintf(buf, len, "through %s at 0x%" PRIx64 ": it holds pointer 0x%" PRIx64, name, var,
+			 v->value);
+		break;
+	case KBU_KVAR_UNREADABLE:
+		snprintf(buf, len, "%s at 0x%" PRIx64 " is not readable (virtually or at its physical alias)",
+			 name, var);
+		break;
+	case KBU_KVAR_ZERO:
+		snprintf(buf, len, "%s at 0x%" PRIx64 " is 0 (not saved yet)", name, var);
+		break;
+	default:
+		snprintf(buf, len, "%s at 0x%" PRIx64 " holds 0x%" PRIx64 ", where there is no %s", name,
+			 var, v->value, what);
+		break;
+	}
+}
+
+static int match_pvh(struct kbu_mem *m, uint64_t pa, void *arg)
+{
+	(void)arg;
+	return magic_at_phys(m, pa);
+}
+
 /* Tries one saved-pointer symbol; returns 1 and sets *pa/how when it leads
- * to the magic. Records why not in notes. */
+ * to the magic, else says why not. */
 static int try_symbol(struct kbu_mem *m, const struct kbu_elf *kernel, const struct kbu_sym *s,
 		      const struct saved_ptr *sp, uint64_t *pa, char *how, size_t howlen,
 		      char *why, size_t whylen)
 {
-	uint8_t b[8];
-	if (read_kvar(m, kernel, s->addr, b) != 0) {
-		snprintf(why, whylen, "%s at 0x%" PRIx64 " is not readable", sp->sym, s->addr);
-		return 0;
-	}
-	uint64_t cand[4];
-	int n;
-	/* The variable is the structure itself (Linux copies it). */
-	if (le32(b) == KBU_PVH_MAGIC) {
-		n = kva_to_pa(m, kernel, s->addr, cand, 4);
-		for (int i = 0; i < n; i++) {
-			if (magic_at_phys(m, cand[i])) {
-				*pa = cand[i];
-				snprintf(how, howlen,
-					 "the %s copy in %s at 0x%" PRIx64
-					 ": the variable is the structure",
-					 sp->os, sp->sym, s->addr);
-				return 1;
-			}
-		}
-		snprintf(why, whylen, "%s at 0x%" PRIx64 " holds the magic but has no physical alias",
-			 sp->sym, s->addr);
-		return 0;
-	}
-	uint64_t v = le64(b);
-	if (v == 0) {
-		snprintf(why, whylen, "%s at 0x%" PRIx64 " is 0 (not saved yet)", sp->sym, s->addr);
-		return 0;
-	}
-	if (magic_at_phys(m, v)) {
-		*pa = v;
-		snprintf(how, howlen, "through %s %s at 0x%" PRIx64 ": it holds this physical address",
-			 sp->os, sp->sym, s->addr);
+	struct kbu_kvar v;
+	char name[64];
+	snprintf(name, sizeof(name), "%s %s", sp->os, sp->sym);
+	int kind = kbu_kvar_follow(m, kernel, s->addr, match_pvh, NULL, &v);
+	if (kind == KBU_KVAR_IS_STRUCT || kind == KBU_KVAR_PHYS || kind == KBU_KVAR_POINTER) {
+		*pa = v.pa;
+		kbu_kvar_describe(&v, name, s->addr, "start info", how, howlen);
 		return 1;
 	}
-	n = kva_to_pa(m, kernel, v, cand, 4);
-	for (int i = 0; i < n; i++) {
-		if (magic_at_phys(m, cand[i])) {
-			*pa = cand[i];
-			snprintf(how, howlen,
-				 "through %s %s at 0x%" PRIx64 ": it holds pointer 0x%" PRIx64,
-				 sp->os, sp->sym, s->addr, v);
-			return 1;
-		}
-	}
-	snprintf(why, whylen, "%s at 0x%" PRIx64 " holds 0x%" PRIx64 ", where there is no start info",
-		 sp->sym, s->addr, v);
+	kbu_kvar_describe(&v, sp->sym, s->addr, "start info", why, whylen);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "kbu/command.h"
@@ -342,6 +343,7 @@ TEST(unknown_entry_68_stops_cleanly_with_bytes)
 	/* offset 44 + 40 = 0x54, phys 0x9fc64 */
 	CHECK(has_problem(&mt, "unknown entry type 68 (0x44) at offset 0x54 (phys 0x9fc64)"));
 	CHECK(has_problem(&mt, "44 01 02 03 04 05 06 07"));
+	CHECK(!has_problem(&mt, "spell"));
 	CHECK(has_problem(&mt, "entry count is 4 but the table holds 2 entries"));
 	char *txt = render(&mt, 0);
 	CHECK_CONTAINS(txt, "! error: unknown entry type 68");
@@ -650,6 +652,76 @@ TEST(command_runs_through_kbu_run)
 	free(img);
 }
 
+static char *write_map(const char *lines)
+{
+	char *path = strdup("/tmp/kbu_test_mptable_XXXXXX");
+	int fd = mkstemp(path);
+	if (fd >= 0) {
+		ssize_t n = write(fd, lines, strlen(lines));
+		(void)n;
+		close(fd);
+	}
+	return path;
+}
+
+/* A kernel's own copy, like seeds/000: the bus entry's type byte set to 68,
+ * entry_count set to the real count, checksum fixed. Reached through the
+ * kernel's pointer (FreeBSD's mpct) and through the array itself. */
+TEST(kernel_copy_through_table_option)
+{
+	enum { BIG = 4 * 1024 * 1024 };
+	uint8_t *img = calloc(1, BIG);
+	struct tb t;
+	build_qboot(img, 2, &t);
+	uint8_t *copy = img + 0x20f820;
+	memcpy(copy, img + 0x9fc10, 236);
+	copy[0x54] = 68;
+	put16(copy + 34, 21);
+	copy[7] = 0;
+	copy[7] = (uint8_t)-sum(copy, 236);
+	put64(img + 0x20f810, 0xffffffff8020f820ull); /* mpct = &mptable_copy (KERNBASE view) */
+	char *map = write_map("ffffffff8020f810 B mpct\nffffffff8020f820 b mptable_copy\n");
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	kbu_ctx_set_mem(ctx, fake_mem(img, BIG, NULL));
+	struct kbu_err e;
+	kbu_err_clear(&e);
+	CHECK(kbu_ctx_load_symbols(ctx, map, &e) == 0);
+	char *out = NULL;
+	char *argv[] = {"mptable", "--table", "mpct", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, argv, 0, &out, &e), 0);
+	CHECK_CONTAINS(out, "through mpct at 0xffffffff8020f810: it holds pointer 0xffffffff8020f820");
+	CHECK_CONTAINS(out, "unknown entry type 68 (0x44) at offset 0x54 (phys 0x20f874)");
+	CHECK_CONTAINS(out, "bytes 2-7 spell \"ISA   \"");
+	CHECK_CONTAINS(out, "entry count is 21 but the table holds 2 entries");
+	CHECK(strstr(out, "MP Floating Pointer") == NULL);
+	kbu_free(out);
+	out = NULL;
+	char *argv2[] = {"mptable", "--table", "mptable_copy", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, argv2, 1, &out, &e), 0);
+	CHECK_CONTAINS(out, "the variable is the structure");
+	CHECK_CONTAINS(out, "\"entries_walked\": 2");
+	kbu_free(out);
+	out = NULL;
+	char *argv3[] = {"mptable", "--table", "0x20f820", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, argv3, 0, &out, &e), 0);
+	CHECK_CONTAINS(out, "given address");
+	kbu_free(out);
+	out = NULL;
+	char *argv4[] = {"mptable", "--table", "nosuch", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, argv4, 0, &out, &e), 2);
+	CHECK_CONTAINS(e.msg, "no symbol 'nosuch'");
+	kbu_free(out);
+	out = NULL;
+	char *argv5[] = {"mptable", "--table", "0x20f821", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, argv5, 0, &out, &e), 2);
+	CHECK_CONTAINS(e.msg, "no MP config table at 0x20f821");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	unlink(map);
+	free(map);
+	free(img);
+}
+
 int main(void)
 {
 	RUN(qboot_zero_count_still_lists_cpus);
@@ -664,5 +736,6 @@ int main(void)
 	RUN(not_found_and_bad_address);
 	RUN(mutated_tables_never_crash);
 	RUN(command_runs_through_kbu_run);
+	RUN(kernel_copy_through_table_option);
 	CHECK_DONE("test_mptable");
 }

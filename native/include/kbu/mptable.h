@@ -108,6 +108,7 @@ struct kbu_mptable {
 	int ioapic_hw_id;
 	int ioapic_hw_version; /* the same source's version register, -1 if not read */
 	char ioapic_hw_note[160];
+	char config_how[200];  /* how a config table given without a pointer was found */
 	struct kbu_mp_problem *problems;
 	size_t nproblems;
 };
@@ -122,6 +123,13 @@ struct kbu_mptable {
 int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mptable *t,
 		     struct kbu_err *err);
 void kbu_mptable_free(struct kbu_mptable *t);
+
+/* Decodes a config table ("PCMP") at addr with no floating pointer, e.g. a
+ * kernel's own copy of it. Fails if addr is unreadable or not "PCMP". */
+int kbu_mptable_read_config(struct kbu_mem *m, uint64_t addr, struct kbu_mptable *t,
+			    struct kbu_err *err);
+/* True if "PCMP" is at physical address pa (a kbu_kvar_follow matcher). */
+int kbu_mptable_is_config(struct kbu_mem *m, uint64_t pa);
 
 /* Searches for the floating pointer only. */
 int kbu_mptable_find_fp(struct kbu_mem *m, struct kbu_mp_fp *fp, struct kbu_err *err);
