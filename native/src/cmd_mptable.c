@@ -36,17 +36,17 @@ static int table_from_symbol(struct kbu_ctx *ctx, const char *name, uint64_t *pa
 {
 	if (!ctx->syms)
 		return kbu_err_set(err, KBU_EINVAL,
-				   "mptable: '%s' is neither a physical address nor usable as a "
+				   "'%s' is neither a physical address nor usable as a "
 				   "symbol without --symbols or --kernel",
 				   name);
 	const struct kbu_sym *s = kbu_sym_by_name(ctx->syms, name);
 	if (!s)
-		return kbu_err_set(err, KBU_ENOTFOUND, "mptable: no symbol '%s'", name);
+		return kbu_err_set(err, KBU_ENOTFOUND, "no symbol '%s'", name);
 	struct kbu_kvar v;
 	int kind = kbu_kvar_follow(ctx->mem, ctx->kernel, s->addr, match_config, NULL, &v);
 	kbu_kvar_describe(&v, name, s->addr, "\"PCMP\" config table", how, howlen);
 	if (kind != KBU_KVAR_IS_STRUCT && kind != KBU_KVAR_PHYS && kind != KBU_KVAR_POINTER)
-		return kbu_err_set(err, KBU_ENOTFOUND, "mptable: %s", how);
+		return kbu_err_set(err, KBU_ENOTFOUND, "%s", how);
 	*pa = v.pa;
 	return 0;
 }
@@ -60,26 +60,26 @@ static int mptable_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--at") == 0 || strcmp(argv[i], "--table") == 0) {
 			if (i + 1 >= argc)
-				return kbu_err_set(err, KBU_EINVAL, "mptable: %s needs an address%s",
+				return kbu_err_set(err, KBU_EINVAL, "%s needs an address%s",
 						   argv[i],
 						   argv[i][2] == 't' ? " or a symbol" : "");
 			if (argv[i][2] == 't') {
 				table = argv[i + 1];
 			} else if (parse_u64(argv[i + 1], &at) != 0) {
 				return kbu_err_set(err, KBU_EINVAL,
-						   "mptable: '%s' is not a physical address",
+						   "'%s' is not a physical address",
 						   argv[i + 1]);
 			} else {
 				have_at = 1;
 			}
 			i++;
 		} else {
-			return kbu_err_set(err, KBU_EINVAL, "mptable: unexpected argument '%s'",
+			return kbu_err_set(err, KBU_EINVAL, "unexpected argument '%s'",
 					   argv[i]);
 		}
 	}
 	if (table && have_at)
-		return kbu_err_set(err, KBU_EINVAL, "mptable: give --at or --table, not both");
+		return kbu_err_set(err, KBU_EINVAL, "give --at or --table, not both");
 	struct kbu_mptable t;
 	if (table) {
 		uint64_t pa;

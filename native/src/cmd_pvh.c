@@ -29,16 +29,16 @@ static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report
 		if (strcmp(argv[i], "--scan-limit") == 0) {
 			if (i + 1 >= argc || parse_u64(argv[i + 1], &limit) != 0)
 				return kbu_err_set(err, KBU_EINVAL,
-						   "pvh: --scan-limit needs a byte count");
+						   "--scan-limit needs a byte count");
 			i++;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return kbu_err_set(err, KBU_EINVAL, "pvh: unknown option '%s'", argv[i]);
+			return kbu_err_set(err, KBU_EINVAL, "unknown option '%s'", argv[i]);
 		} else if (have_addr) {
-			return kbu_err_set(err, KBU_EINVAL, "pvh: more than one address ('%s')",
+			return kbu_err_set(err, KBU_EINVAL, "more than one address ('%s')",
 					   argv[i]);
 		} else if (parse_u64(argv[i], &addr) != 0) {
 			return kbu_err_set(err, KBU_EINVAL,
-					   "pvh: '%s' is not a physical address (use 0x... or decimal)",
+					   "'%s' is not a physical address (use 0x... or decimal)",
 					   argv[i]);
 		} else {
 			have_addr = 1;
