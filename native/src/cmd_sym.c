@@ -14,7 +14,8 @@ static const char *source_name(int src)
 }
 
 /* One row per query: a name gives its address, an address its symbol+offset. */
-static void sym_query(const struct kbu_symtab *st, struct kbu_node *list, const char *q)
+static void sym_query(struct kbu_ctx *ctx, const struct kbu_symtab *st, struct kbu_node *list,
+		      const char *q)
 {
 	const struct kbu_sym *s = kbu_sym_by_name(st, q);
 	struct kbu_err perr;
@@ -35,12 +36,17 @@ static void sym_query(const struct kbu_symtab *st, struct kbu_node *list, const 
 				    dup, q, s->type >= 'A' && s->type <= 'Z' ? "global" : "local");
 		return;
 	}
-	if (kbu_parse_u64(q, &addr, &perr) != 0) {
+	/* Not a name: a number, or symbol+off / symbol-off. */
+	if (kbu_parse_u64(q, &addr, &perr) != 0 &&
+	    (!strpbrk(q, "+-") || kbu_parse_addr(ctx, q, &addr, &perr) != 0)) {
 		struct kbu_node *row = kbu_row(list);
 		kbu_str(row, "query", NULL, q);
 		kbu_null(row, "address", NULL);
 		kbu_null(row, "symbol", NULL);
-		kbu_problem(row, KBU_SEV_WARN, "'%s': no such symbol, and not an address", q);
+		if (strpbrk(q, "+-"))
+			kbu_problem(row, KBU_SEV_WARN, "'%s': %s", q, perr.msg);
+		else
+			kbu_problem(row, KBU_SEV_WARN, "'%s': no such symbol, and not an address", q);
 		return;
 	}
 	uint64_t off = 0;
@@ -127,7 +133,7 @@ static int sym_list_and_query(struct kbu_ctx *ctx, int argc, char **argv, struct
 	if (nq) {
 		struct kbu_node *l = kbu_list(root, "results", "symbols");
 		for (int k = 0; k < nq; k++)
-			sym_query(st, l, queries[k]);
+			sym_query(ctx, st, l, queries[k]);
 	}
 	return 0;
 }
@@ -151,7 +157,7 @@ static struct kbu_command cmd_sym = {
 		"\n"
 		"A NAME gives its address, size, nm type letter and where it came from (elf:\n"
 		"the ELF .symtab, map: an nm-format file such as Linux's System.map). An ADDR\n"
-		"(0x..., or with ` or _ separators) gives the symbol containing it as\n"
+		"(0x..., with ` or _ separators, or name+0xoff) gives the symbol containing it as\n"
 		"symbol+0xoff: a sized symbol that spans it, else the nearest one below.\n"
 		"Symbols from --kernel and --symbols are merged; map symbols without a size\n"
 		"get one up to the next symbol of the same kind.\n"

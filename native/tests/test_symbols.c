@@ -342,6 +342,13 @@ TEST(sym_command_resolves_lists_and_flags)
 	CHECK_CONTAINS(out, "'nosuch': no such symbol, and not an address");
 	CHECK_CONTAINS(out, "3 map lines not in nm format were skipped");
 	kbu_free(out);
+	/* symbol+off and symbol-off are addresses too. */
+	rc = run(ctx, 0, &out, &err, 4, "sym", "startup_64+0x10", "pvh_start_xen-1", "nosuch+4");
+	CHECK_EQ_U64(rc, 0);
+	CHECK_CONTAINS(out, "startup_64+0x10  0xffffffff81000010  startup_64+0x10");
+	CHECK_CONTAINS(out, "0xffffffff810002ff  secondary_startup_64+0x28f");
+	CHECK_CONTAINS(out, "'nosuch+4': no symbol 'nosuch'");
+	kbu_free(out);
 	ctx->strict = 1;
 	rc = run(ctx, 0, &out, &err, 2, "sym", "nosuch");
 	CHECK_EQ_U64(rc, 1);
