@@ -31,7 +31,7 @@ class Regs(ctypes.Structure):
                 + [("gdt_limit", ctypes.c_uint32), ("idt_limit", ctypes.c_uint32)])
 
 
-HAVE_GPR, HAVE_SEG, HAVE_SEGBASE, HAVE_CR, HAVE_EFER = 1, 2, 4, 8, 16
+HAVE_GPR, HAVE_SEG, HAVE_SEGBASE, HAVE_CR, HAVE_EFER, HAVE_DT = 1, 2, 4, 8, 16, 32
 PHYS, VIRT = 0, 1
 EFAULT = 8
 
@@ -197,6 +197,8 @@ def info_registers(q, cpu):
             re.findall(r"\b([A-Z][A-Z0-9]{1,4}) ?=([0-9a-f]+)\b", text)}
     segs = {m.group(1).lower(): (int(m.group(2), 16), int(m.group(3), 16))
             for m in re.finditer(r"^(CS|SS|DS|ES|FS|GS) =([0-9a-f]{4}) ([0-9a-f]+)", text, re.M)}
+    for m in re.finditer(r"^(GDT|IDT)= +([0-9a-f]+) ([0-9a-f]+)", text, re.M):
+        segs[m.group(1).lower()] = (int(m.group(2), 16), int(m.group(3), 16))
     return vals, segs, text
 
 
@@ -217,7 +219,10 @@ def check_regs_match(r, q, cpu, long_mode):
         assert getattr(r, n) == vals[n], "%s: 0x%x, monitor says 0x%x\n%s" % (n, getattr(r, n), vals[n], text)
     for n in _SEG:
         assert getattr(r, n) == segs[n][0], "%s selector differs\n%s" % (n, text)
-    assert r.fs_base == segs["fs"][1] and r.gs_base == segs["gs"][1]
+        assert getattr(r, n + "_base") == segs[n][1], "%s base differs\n%s" % (n, text)
+    assert r.have & (HAVE_SEGBASE | HAVE_DT) == HAVE_SEGBASE | HAVE_DT
+    assert (r.gdt_base, r.gdt_limit) == segs["gdt"], text
+    assert (r.idt_base, r.idt_limit) == segs["idt"], text
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ struct kbu_gdb {
 	size_t per_m; /* bytes one 'm' reply carries: PacketSize / 2 */
 	int resume_on_close;
 	int has_xml;
+	int qemu;      /* answers qqemu.Supported: PhyMemMode, a monitor */
 	int no_phys;   /* the stub answered Qqemu.PhyMemMode with "" */
 	int nranges;   /* -1: not asked yet */
 	uint64_t range_start[64], range_end[64];
@@ -82,7 +83,9 @@ struct rsp_req {
 	char pkt[64];
 	const char *body; /* when not NULL, sent instead of pkt */
 	size_t body_len;
+	int rcmd;         /* a qRcmd: console output packets first, into text */
 	struct rbuf reply;
+	struct rbuf text;
 };
 
 /* ---- small helpers ---- */
@@ -495,6 +498,24 @@ static int rsp_wait_ack(struct kbu_gdb *g, const char *what, struct kbu_err *err
 	}
 }
 
+static int hex_text(const char *h, size_t n, struct rbuf *out, struct kbu_err *err);
+
+/* The reply to one request; for a qRcmd, the "O<hex>" output packets before it too. */
+static int rsp_recv_req(struct kbu_gdb *g, struct rsp_req *r, const char *what, struct kbu_err *err)
+{
+	for (;;) {
+		if (rsp_recv(g, &r->reply, what, -1, 0, err))
+			return -1;
+		if (!r->rcmd || r->reply.len < 1 || r->reply.p[0] != 'O' ||
+		    (r->reply.len == 2 && r->reply.p[1] == 'K'))
+			return 0;
+		if (r->text.len + r->reply.len / 2 > RSP_MAX_MONITOR)
+			return gdb_fail(g, err, "output of '%s' exceeds %u bytes", what, RSP_MAX_MONITOR);
+		if (hex_text(r->reply.p + 1, r->reply.len - 1, &r->text, err))
+			return gdb_fail(g, err, "sent console output that is not hex for '%s'", what);
+	}
+}
+
 static int rsp_send_acks(struct kbu_gdb *g, struct kbu_err *err)
 {
 	char acks[RSP_MAX_BATCH + 2];
@@ -546,7 +567,7 @@ static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_e
 			size_t bl;
 			const char *b = req_body(&req[i], &bl);
 			pkt_name(b, bl, what, sizeof what);
-			if (rsp_recv(g, &req[i].reply, what, -1, 0, err)) {
+			if (rsp_recv_req(g, &req[i], what, err)) {
 				g->in_batch = 0;
 				return -1;
 			}
@@ -564,7 +585,7 @@ static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_e
 		g->st.round_trips++;
 		g->st.packets_sent++;
 		if (rsp_send_all(g, g->out.p, g->out.len, err) || rsp_wait_ack(g, what, err) ||
-		    rsp_recv(g, &req[i].reply, what, -1, 0, err))
+		    rsp_recv_req(g, &req[i], what, err))
 			return -1;
 	}
 	return 0;
@@ -572,8 +593,27 @@ static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_e
 
 static void reqs_free(struct rsp_req *req, int n)
 {
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		buf_free(&req[i].reply);
+		buf_free(&req[i].text);
+	}
+}
+
+/* Appends the bytes of an even-length hex string to out (NUL-terminated). */
+static int hex_text(const char *h, size_t n, struct rbuf *out, struct kbu_err *err)
+{
+	if (n % 2)
+		return kbu_err_set(err, KBU_EFORMAT, "odd-length hex");
+	if (buf_reserve(out, n / 2, err))
+		return -1;
+	for (size_t k = 0; k < n; k += 2) {
+		int a = hexval(h[k]), b = hexval(h[k + 1]);
+		if (a < 0 || b < 0)
+			return kbu_err_set(err, KBU_EFORMAT, "not hex");
+		out->p[out->len++] = (char)(a << 4 | b);
+	}
+	out->p[out->len] = '\0';
+	return 0;
 }
 
 static int rsp_one(struct kbu_gdb *g, const char *pkt, struct rbuf *reply, struct kbu_err *err)
@@ -882,6 +922,7 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 	reqs_free(st, 2);
 	/* QEMU's system-mode stub never waits for our acks (it only resends on '-'). */
 	g->pipeline = qemu;
+	g->qemu = qemu;
 	if (load_threads(g, err))
 		goto fail;
 	buf_free(&r);
@@ -1508,6 +1549,63 @@ static int hex_le(const char *h, size_t nbytes, uint64_t *v)
 	return 0;
 }
 
+/*
+ * What the stub's register set lacks, from QEMU's "info registers -a": the
+ * section "CPU#<index>", its segment bases ("CS =0008 <base> <limit> <flags>")
+ * and descriptor tables ("GDT=     <base> <limit>"). Sets *bases when all six
+ * bases were read, *dt when both tables were.
+ */
+static void parse_info_registers(const char *text, int index, struct kbu_regs *out, int *bases,
+				 int *dt)
+{
+	*bases = *dt = 0;
+	char tag[24];
+	int tl = snprintf(tag, sizeof tag, "CPU#%d", index);
+	const char *p = text;
+	for (;; p += tl) {
+		p = strstr(p, tag);
+		if (!p)
+			return;
+		if ((p == text || p[-1] == '\n') && (p[tl] == '\r' || p[tl] == '\n'))
+			break;
+	}
+	const char *end = strstr(p + tl, "CPU#");
+	if (!end)
+		end = p + strlen(p);
+	static const char seg_names[6][5] = {"ES =", "CS =", "SS =", "DS =", "FS =", "GS ="};
+	uint64_t *seg_base[6] = {&out->es_base, &out->cs_base, &out->ss_base,
+				 &out->ds_base, NULL, NULL}; /* fs/gs bases come from the stub */
+	unsigned segs = 0, tables = 0;
+	for (const char *line = p; line < end;) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		size_t len = eol ? (size_t)(eol - line) : (size_t)(end - line);
+		unsigned sel, limit;
+		unsigned long long base;
+		for (int k = 0; k < 6 && len > 8; k++)
+			if (memcmp(line, seg_names[k], 4) == 0 &&
+			    sscanf(line + 4, "%x %llx", &sel, &base) == 2) {
+				if (seg_base[k])
+					*seg_base[k] = base;
+				segs |= 1u << k;
+			}
+		if (len > 8 && (memcmp(line, "GDT=", 4) == 0 || memcmp(line, "IDT=", 4) == 0) &&
+		    sscanf(line + 4, " %llx %x", &base, &limit) == 2) {
+			if (line[0] == 'G') {
+				out->gdt_base = base;
+				out->gdt_limit = limit;
+				tables |= 1;
+			} else {
+				out->idt_base = base;
+				out->idt_limit = limit;
+				tables |= 2;
+			}
+		}
+		line = eol ? eol + 1 : end;
+	}
+	*bases = segs == 0x3f;
+	*dt = tables == 3;
+}
+
 static int gdb_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *err)
 {
 	struct kbu_gdb *g = ctx;
@@ -1538,9 +1636,27 @@ static int gdb_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *er
 	snprintf(req[n++].pkt, sizeof req[0].pkt, "g");
 	if (select)
 		snprintf(req[n++].pkt, sizeof req[0].pkt, "Hg%llx", (unsigned long long)g->threads[0]);
+	/* QEMU's monitor has the segment bases and GDT/IDT the stub does not send. */
+	static const char info_regs[] = "info registers -a";
+	int mi = -1;
+	if (g->qemu) {
+		mi = n++;
+		req[mi].rcmd = 1;
+		memcpy(req[mi].pkt, "qRcmd,", 6);
+		for (size_t k = 0; k < sizeof info_regs - 1; k++) {
+			req[mi].pkt[6 + 2 * k] = hexdig[(unsigned char)info_regs[k] >> 4];
+			req[mi].pkt[7 + 2 * k] = hexdig[(unsigned char)info_regs[k] & 15];
+		}
+	}
 	if (rsp_batch(g, req, n, err)) {
 		reqs_free(req, n);
 		return -1;
+	}
+	int mon_bases = 0, mon_dt = 0;
+	if (mi >= 0 && req[mi].text.len > 0) {
+		/* QEMU's thread ids are its CPU indexes plus one. */
+		int index = g->nthreads > 0 ? (int)g->threads[cpu] - 1 : 0;
+		parse_info_registers(req[mi].text.p, index, out, &mon_bases, &mon_dt);
 	}
 	if (select && (req[0].reply.len != 2 || memcmp(req[0].reply.p, "OK", 2) != 0)) {
 		kbu_err_set(err, KBU_ECONN, "gdb stub %s refused to select CPU %d (thread %llx): '%.20s'",
@@ -1629,6 +1745,12 @@ static int gdb_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *er
 		out->bits = (out->efer & (1u << 10)) ? 64 : 32;
 	else
 		out->bits = all64 ? 64 : 32;
+	/* The stub sends fs/gs bases only: the others are known from the monitor,
+	 * or in long mode, where the CPU ignores them. */
+	if (!mon_bases && out->bits != 64)
+		out->have &= ~(uint32_t)KBU_HAVE_SEGBASE;
+	if (mon_dt)
+		out->have |= KBU_HAVE_DT;
 	if (!out->have)
 		return kbu_err_set(err, KBU_EFORMAT, "gdb stub %s returned no usable registers for CPU %d",
 				   g->where, cpu);

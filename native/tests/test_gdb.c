@@ -215,12 +215,26 @@ static void fake_monitor(struct fake *f, const char *hex)
 		cmd[n++] = (char)v;
 	}
 	cmd[n] = '\0';
-	const char *lines[8] = {0};
+	const char *lines[16] = {0};
 	if (strcmp(cmd, "info status") == 0)
 		lines[0] = "VM status: paused (prelaunch)\r\n";
 	else if (strcmp(cmd, "info lapic") == 0) {
 		lines[0] = "dumping local APIC state for CPU 0\n";
 		lines[1] = "LVT0\t 0x00010700 active-hi edge  masked ExtINT (vec 0)\n";
+	} else if (strcmp(cmd, "info registers -a") == 0 && f->sc != SC_32BIT_G) {
+		lines[0] = "\r\nCPU#0\r\nRAX=0000000000000010 RBX=00000000000f31e0\r\n";
+		lines[1] = "ES =0010 0000000000000000 ffffffff 00cf9300 DPL=0 DS   [-WA]\r\n"
+			   "CS =0008 0000000000000000 ffffffff 00af9a00 DPL=0 CS64 [-R-]\r\n";
+		lines[2] = "SS =0010 0000000000000000 ffffffff 00cf9300 DPL=0 DS   [-WA]\r\n"
+			   "DS =0010 0000000000000000 ffffffff 00cf9300 DPL=0 DS   [-WA]\r\n";
+		lines[3] = "FS =0000 0000000000000000 00000000 00000000\r\n"
+			   "GS =0000 0000000000000000 00000000 00000000\r\n";
+		lines[4] = "GDT=     ffffffff80202220 00000017\r\nIDT=     ffffffff80214580 000001ff\r\n";
+		lines[5] = "CR0=80000011 CR2=0000000000000000\r\n\r\nCPU#1\r\nEAX=00000000\r\n";
+		lines[6] = "ES =0000 00000000 0000ffff 00009300\r\nCS =f000 ffff0000 0000ffff 00009b00\r\n";
+		lines[7] = "SS =0000 00000000 0000ffff 00009300\r\nDS =0000 00000000 0000ffff 00009300\r\n";
+		lines[8] = "FS =0000 00000000 0000ffff 00009300\r\nGS =0000 00000000 0000ffff 00009300\r\n";
+		lines[9] = "GDT=     00000000 0000ffff\r\nIDT=     00000000 000003ff\r\n";
 	} else if (strcmp(cmd, "info mtree -f") == 0) {
 		lines[0] = "FlatView #0\n AS \"I/O\", root: io\n Root memory region: io\n";
 		lines[1] = "  0000000000000000-000000000000001f (prio 0, i/o): io\n\n";
@@ -794,7 +808,13 @@ static void register_checks(int sc)
 	const struct kbu_mem_ops *o = kbu_gdb_mem_ops(g);
 	struct kbu_regs r;
 	CHECK(o->regs(g, 0, &r, &e) == 0);
-	CHECK_EQ_U64(r.have, KBU_HAVE_GPR | KBU_HAVE_SEG | KBU_HAVE_SEGBASE | KBU_HAVE_CR | KBU_HAVE_EFER);
+	CHECK_EQ_U64(r.have, KBU_HAVE_GPR | KBU_HAVE_SEG | KBU_HAVE_SEGBASE | KBU_HAVE_CR | KBU_HAVE_EFER |
+				     KBU_HAVE_DT);
+	/* the descriptor tables come from the monitor's section for CPU#0 */
+	CHECK_EQ_U64(r.gdt_base, 0xffffffff80202220);
+	CHECK_EQ_U64(r.gdt_limit, 0x17);
+	CHECK_EQ_U64(r.idt_base, 0xffffffff80214580);
+	CHECK_EQ_U64(r.idt_limit, 0x1ff);
 	CHECK_EQ_U64(r.bits, 64);
 	CHECK_EQ_U64(r.rax, fake_val(1, 0, SC_NORMAL));
 	CHECK_EQ_U64(r.r15, fake_val(1, 15, SC_NORMAL));
@@ -812,6 +832,9 @@ static void register_checks(int sc)
 	CHECK(o->regs(g, 1, &r, &e) == 0);
 	CHECK_EQ_U64(r.rip, fake_val(2, 16, SC_NORMAL));
 	CHECK_EQ_U64(r.cr3, fake_val(2, 30, SC_NORMAL));
+	CHECK_EQ_U64(r.cs_base, 0xffff0000); /* CPU#1's section, not CPU#0's */
+	CHECK_EQ_U64(r.idt_limit, 0x3ff);
+	CHECK(r.have & KBU_HAVE_DT);
 	CHECK_EQ_U64(kbu_gdb_get_stats(g).round_trips - rt0, 1); /* Hg, g, Hg back: one batch */
 	/* Virtual reads translate through CPU 0 again afterwards. */
 	unsigned char b[16];
@@ -882,6 +905,9 @@ TEST(registers_short_g_and_32bit)
 		CHECK_EQ_U64(r.cs, fake_val(1, 18, SC_32BIT_G) & 0xffff);
 		CHECK_EQ_U64(r.efer, 0);
 		CHECK(r.have & KBU_HAVE_GPR);
+		/* 32-bit, and no monitor to ask: cs/ds/es/ss bases are unknown, so not claimed */
+		CHECK(!(r.have & KBU_HAVE_SEGBASE));
+		CHECK(!(r.have & KBU_HAVE_DT));
 		kbu_gdb_close(g);
 	}
 	stub_end(s);
