@@ -60,6 +60,10 @@ struct kbu_gdb {
 	int resume_on_close;
 	int has_xml;
 	int qemu;      /* answers qqemu.Supported: PhyMemMode, a monitor */
+	/* "info registers -a" while the target stays stopped: dropped by anything
+	 * that may run it (raw requests, monitor commands). */
+	struct rbuf cpu_text;
+	int cpu_text_valid;
 	int no_phys;   /* the stub answered Qqemu.PhyMemMode with "" */
 	int nranges;   /* -1: not asked yet */
 	uint64_t range_start[64], range_end[64];
@@ -958,6 +962,7 @@ void kbu_gdb_close(struct kbu_gdb *g)
 		close(g->fd);
 	free(g->threads);
 	free(g->regs);
+	buf_free(&g->cpu_text);
 	buf_free(&g->out);
 	buf_free(&g->raw);
 	free(g);
@@ -977,6 +982,7 @@ int kbu_gdb_request(struct kbu_gdb *g, const char *packet, char **reply, size_t 
 		return kbu_err_set(err, KBU_EINVAL, "packet of %zu bytes exceeds the stub's %zu", n,
 				   g->packet_size);
 	struct rbuf r = {0};
+	g->cpu_text_valid = 0; /* "c", "s", "G", ...: the CPUs may change */
 	if (rsp_one(g, packet, &r, err)) {
 		buf_free(&r);
 		return -1;
@@ -1250,7 +1256,9 @@ fail:
 
 static int gdb_monitor(void *ctx, const char *cmd, char **out, struct kbu_err *err)
 {
-	return gdb_monitor_text(ctx, cmd, out, err);
+	struct kbu_gdb *g = ctx;
+	g->cpu_text_valid = 0; /* "cont", "system_reset", ...: the CPUs may change */
+	return gdb_monitor_text(g, cmd, out, err);
 }
 
 /*
@@ -1639,7 +1647,7 @@ static int gdb_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *er
 	/* QEMU's monitor has the segment bases and GDT/IDT the stub does not send. */
 	static const char info_regs[] = "info registers -a";
 	int mi = -1;
-	if (g->qemu) {
+	if (g->qemu && !g->cpu_text_valid) {
 		mi = n++;
 		req[mi].rcmd = 1;
 		memcpy(req[mi].pkt, "qRcmd,", 6);
@@ -1652,11 +1660,17 @@ static int gdb_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *er
 		reqs_free(req, n);
 		return -1;
 	}
+	if (mi >= 0) { /* keep it for the other CPUs */
+		struct rbuf t = g->cpu_text;
+		g->cpu_text = req[mi].text;
+		req[mi].text = t;
+		g->cpu_text_valid = 1;
+	}
 	int mon_bases = 0, mon_dt = 0;
-	if (mi >= 0 && req[mi].text.len > 0) {
+	if (g->cpu_text_valid && g->cpu_text.len > 0) {
 		/* QEMU's thread ids are its CPU indexes plus one. */
 		int index = g->nthreads > 0 ? (int)g->threads[cpu] - 1 : 0;
-		parse_info_registers(req[mi].text.p, index, out, &mon_bases, &mon_dt);
+		parse_info_registers(g->cpu_text.p, index, out, &mon_bases, &mon_dt);
 	}
 	if (select && (req[0].reply.len != 2 || memcmp(req[0].reply.p, "OK", 2) != 0)) {
 		kbu_err_set(err, KBU_ECONN, "gdb stub %s refused to select CPU %d (thread %llx): '%.20s'",

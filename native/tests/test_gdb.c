@@ -830,12 +830,23 @@ static void register_checks(int sc)
 	CHECK_EQ_U64(r.efer, 0x500);
 	uint64_t rt0 = kbu_gdb_get_stats(g).round_trips;
 	CHECK(o->regs(g, 1, &r, &e) == 0);
+	CHECK_EQ_U64(kbu_gdb_get_stats(g).round_trips - rt0, 1); /* Hg, g, Hg back: one batch */
 	CHECK_EQ_U64(r.rip, fake_val(2, 16, SC_NORMAL));
 	CHECK_EQ_U64(r.cr3, fake_val(2, 30, SC_NORMAL));
 	CHECK_EQ_U64(r.cs_base, 0xffff0000); /* CPU#1's section, not CPU#0's */
 	CHECK_EQ_U64(r.idt_limit, 0x3ff);
 	CHECK(r.have & KBU_HAVE_DT);
-	CHECK_EQ_U64(kbu_gdb_get_stats(g).round_trips - rt0, 1); /* Hg, g, Hg back: one batch */
+	/* The monitor's text is asked once per stop: Hg, g, Hg only here... */
+	uint64_t sent = kbu_gdb_get_stats(g).packets_sent;
+	CHECK(o->regs(g, 1, &r, &e) == 0);
+	CHECK_EQ_U64(kbu_gdb_get_stats(g).packets_sent - sent, 3);
+	/* ...until something may have run the target. */
+	char *rr = stub_query(g, "qqemu.PhyMemMode");
+	free(rr);
+	sent = kbu_gdb_get_stats(g).packets_sent;
+	CHECK(o->regs(g, 1, &r, &e) == 0);
+	CHECK_EQ_U64(kbu_gdb_get_stats(g).packets_sent - sent, 4);
+	CHECK_EQ_U64(r.cs_base, 0xffff0000);
 	/* Virtual reads translate through CPU 0 again afterwards. */
 	unsigned char b[16];
 	CHECK(o->read(g, KBU_VIRT, VBASE, b, sizeof b, &e) == 0);
