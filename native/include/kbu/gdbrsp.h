@@ -87,8 +87,10 @@ uint64_t kbu_mem_gdb_round_trips(struct kbu_mem *m);
 /*
  * Sends one packet (body without framing) and returns its reply, decoded
  * (escapes and run-length expanded), NUL-terminated, malloc'd. For scripts
- * that need a packet kbu has no operation for. Not for packets whose reply
- * is several packets (qRcmd: use the monitor operation).
+ * that need a packet kbu has no operation for ("Z1,200000,1", "c", "s", ...).
+ * The reply timeout applies: "c" must stop within it. Not for packets whose
+ * reply is several packets (qRcmd: use the monitor operation). Any request
+ * drops what the source remembers about the stopped CPUs.
  */
 int kbu_gdb_request(struct kbu_gdb *g, const char *packet, char **reply, size_t *reply_len,
 		    struct kbu_err *err);
