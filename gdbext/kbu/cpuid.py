@@ -8,6 +8,7 @@ QEMU's single-step flags (qqemu.sstep) must mask interrupts and timers so the
 step cannot enter an interrupt handler: kbu checks and sets them for the step.
 """
 import argparse
+import re
 
 import gdb
 
@@ -52,6 +53,29 @@ def _set_reg(name, value):
     gdb.execute("set $%s = %d" % (name, value), False, True)
 
 
+def cpu_index(thread=None):
+    """QEMU's CPU index of a GDB thread (its remote thread id minus one)."""
+    th = thread or gdb.selected_thread()
+    try:
+        return th.ptid[1] - 1 if th.ptid[1] > 0 else th.num - 1
+    except (AttributeError, TypeError):
+        return th.num - 1
+
+
+def halted(cpu):
+    """True/False from QEMU's `info registers -a` (HLT=), None if it cannot tell."""
+    try:
+        text = core.quiet("monitor info registers -a")
+    except gdb.error:
+        return None
+    blocks = re.split(r"^CPU#(\d+)", text, flags=re.M)
+    for i in range(1, len(blocks) - 1, 2):
+        if int(blocks[i]) == cpu:
+            m = re.search(r"HLT=(\d)", blocks[i + 1])
+            return bool(int(m.group(1))) if m else None
+    return None
+
+
 class Injection:
     """Context manager: CPUID bytes at RIP, everything restored and verified on exit.
 
@@ -68,6 +92,10 @@ class Injection:
         for need in ("rip", "rax", "rcx", "eflags", "cr0"):
             if need not in self.saved:
                 raise KbuError("the stub does not give register %s" % need)
+        if halted(cpu_index()):
+            raise KbuError("vCPU %d is halted (HLT): a single step would wait for an interrupt "
+                           "that stepping masks; stop it where it runs code (a breakpoint)"
+                           % cpu_index())
         if not self.saved["cr0"] & 1:
             raise KbuError("the vCPU is in real mode (CR0.PE=0): its code address is "
                            "segment-relative; stop it in protected or long mode")

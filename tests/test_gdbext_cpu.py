@@ -1,0 +1,169 @@
+"""kbu cpuid and kbu lapic inside GDB, against the test kernel and Linux.
+
+CPUID runs for real on the paused vCPU (injected and single-stepped); the
+results are checked against what the firmware and QEMU say independently
+(the MP table's processor signature, QEMU's `info lapic`), and the guest's
+registers and memory at the stop must be exactly as before.
+"""
+import json
+import re
+
+import pytest
+
+import kbutest
+
+STATE = ["info registers", "x/32xb $pc", "x/16xg $sp"]
+MARK = "=== kbu-state ==="
+
+
+def no_traceback(out):
+    assert "Traceback" not in out and "Python Exception" not in out, out
+
+
+def states(out):
+    """The text of each state dump between MARK lines."""
+    parts = out.split(MARK)
+    return [parts[i].strip() for i in range(1, len(parts), 2)]
+
+
+def with_state(commands):
+    """commands, with the registers and memory printed before and after them."""
+    snap = ["echo %s\\n" % MARK] + STATE + ["echo %s\\n" % MARK]
+    return snap + commands + snap
+
+
+def first_json(text, start=0):
+    i = text.index('{"command"', start)
+    obj, end = json.JSONDecoder().raw_decode(text[i:])
+    return obj, i + end
+
+
+def mp_cpu_signature(q):
+    """The raw CPU signature of the MP table's first processor entry (read with xp)."""
+    fp = q.monitor("xp /4wx 0x9fc00")
+    words = [int(w, 16) for w in re.findall(r"0x[0-9a-f]{8}", fp.split(":", 1)[1])]
+    config = words[1]                        # MP floating pointer: physical address of the table
+    entry = config + 44                      # the first entry follows the 44-byte header
+    text = q.monitor("xp /3wx 0x%x" % entry)
+    w = [int(x, 16) for x in re.findall(r"0x[0-9a-f]{8}", text.split(":", 1)[1])]
+    assert w[0] & 0xff == 0, "first MP entry is not a processor: %s" % text
+    return w[1]
+
+
+def test_cpuid_matches_firmware_and_restores(qemu, guest_kernel):
+    q = qemu(guest_kernel, smp=2, append="console=ttyS0 kbu.scenario=ok", paused=True)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, ["break lapic_init", "continue"] + with_state([
+        "kbu cpuid --raw 1", "kbu cpuid 0x40000000", "kbu cpuid tsc", "kbu cpuid --all --raw",
+        "kbu cpuid 1 --json"]), timeout=120)
+    no_traceback(out)
+    before, after = states(out)
+    assert before == after, "state changed:\n%s\n---\n%s" % (before, after)
+    eax = int(re.search(r"0x00000001\.0\s+eax=(0x[0-9a-f]+)", out).group(1), 16)
+    assert eax == mp_cpu_signature(q)
+    assert re.search(r"hypervisor signature:\s+TCGTCGTCGTCG", out)
+    assert re.search(r"cpu_high >= 0x15\? \(tsc_freq_cpuid\)\s+cpu_high = 0xd", out)
+    assert "no CPUID step gives the TSC frequency" in out
+    j, _ = first_json(out, out.index("kbu cpuid 1 --json") if "kbu cpuid 1 --json" in out else 0)
+    leaf1 = j["leaves"]["0x1.0"]
+    assert leaf1["eax"] == eax and leaf1["hypervisor"] is True
+    q.wait_serial(r"kbu-guest: idle", timeout=30)
+
+
+def test_cpuid_error_still_restores(qemu, guest_kernel):
+    q = qemu(guest_kernel, smp=1, append="console=ttyS0 kbu.scenario=ok", paused=True)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, ["break lapic_init", "continue"] + with_state([
+        "kbu cpuid --raw --test-fail-after 1 1 7", "maint packet qqemu.sstep"]), timeout=120)
+    no_traceback(out)
+    assert "kbu cpuid: forced failure after 1 steps (test)" in out
+    before, after = states(out)
+    assert before == after
+    assert 'received: "0x7"' in out
+    q.wait_serial(r"kbu-guest: idle", timeout=30)
+
+
+def test_cpuid_refuses_a_halted_cpu(qemu, guest_kernel):
+    q = qemu(guest_kernel, smp=1, append="console=ttyS0 kbu.scenario=ok")
+    q.wait_serial(r"kbu-guest: idle", timeout=30)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, with_state(["kbu cpuid 1"]))
+    no_traceback(out)
+    assert re.search(r"kbu cpuid: vCPU 0 is halted \(HLT\)", out), out
+    before, after = states(out)
+    assert before == after
+
+
+LAPIC_MARK = "=== info lapic ==="
+LAPIC_CMDS = ["echo %s\\n" % LAPIC_MARK, "monitor info lapic 0", "echo %s\\n" % LAPIC_MARK]
+
+
+def info_lapic_of(out):
+    """The `monitor info lapic 0` text GDB printed between LAPIC_MARK lines."""
+    return out.split(LAPIC_MARK)[1]
+
+
+def parse_info_lapic(text):
+    """QEMU's `info lapic` read independently of libkbu: {register offset: value}."""
+    lvts = {"LVT0": 0x350, "LVT1": 0x360, "LVTPC": 0x340, "LVTERR": 0x370, "LVTTHMR": 0x330,
+            "LVTT": 0x320, "SPIV": 0xf0, "ICR": 0x300, "ICR2": 0x310, "ESR": 0x280}
+    regs = {}
+    for line in text.splitlines():
+        m = re.match(r"^(\w+)\t\s*0x([0-9a-f]{8})", line)
+        if m and m.group(1) in lvts:
+            regs[lvts[m.group(1)]] = int(m.group(2), 16)
+        m = re.match(r"^Timer\t DCR=0x([0-9a-f]+) .* initial_count = (\d+)", line)
+        if m:
+            regs[0x3e0] = int(m.group(1), 16)
+            regs[0x380] = int(m.group(2))
+        m = re.match(r"^APR 0x(\w+) TPR 0x(\w+) DFR 0x(\w+) LDR 0x(\w+).* PPR 0x(\w+)", line)
+        if m:
+            apr, tpr, dfr, ldr, ppr = (int(x, 16) for x in m.groups())
+            regs.update({0x90: apr, 0x80: tpr, 0xe0: dfr << 28 | 0x0fffffff, 0xd0: ldr << 24,
+                         0xa0: ppr})
+    return regs
+
+
+@pytest.mark.parametrize("scenario", ["ok", "tsc"])
+def test_lapic_agrees_with_info_lapic(qemu, guest_kernel, scenario):
+    q = qemu(guest_kernel, smp=2, append="console=ttyS0 kbu.scenario=%s" % scenario)
+    q.wait_serial(r"kbu-guest: idle|panic: ", timeout=30)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, with_state(["kbu lapic 0 --json", "kbu lapic 1"]
+                                                            + LAPIC_CMDS))
+    no_traceback(out)
+    j, _ = first_json(out)
+    want = parse_info_lapic(info_lapic_of(out))
+    assert len(want) == 17
+    got = {r["offset"]: r["value"] for r in j["lapic"]["registers"]}
+    for off, val in want.items():
+        assert got[off] == val, "register 0x%x: kbu %r, info lapic 0x%x" % (off, got[off], val)
+    assert j["lapic"]["source"] == "QEMU info lapic"
+    assert "reads all zeros" in j["sources"]["page"]
+    # Every register is shown with its xAPIC offset and x2APIC MSR.
+    rows = {r["name"]: r for r in j["lapic"]["registers"]}
+    assert rows["Initial count"]["offset"] == 0x380 and rows["Initial count"]["msr"] == 0x838
+    assert rows["ID"]["value"] is None                  # QEMU does not print it: not invented
+    assert "Local APIC of CPU 1 (source: QEMU info lapic)" in out
+    before, after = states(out)
+    assert before == after
+
+
+@pytest.mark.linux
+def test_linux_cpuid_and_lapic(linux_qemu, linux_target):
+    q = linux_qemu(image="elf", smp=2, paused=True)
+    start = linux_target.symbol("start_kernel")
+    out = kbutest.gdb_kbu(linux_target.vmlinux, q.port, [
+        "kbu break *0x%x --high" % start, "continue"] + with_state([
+            "kbu cpuid --raw 1", "kbu cpuid 0x40000000", "kbu lapic --json"] + LAPIC_CMDS),
+        timeout=120)
+    no_traceback(out)
+    before, after = states(out)
+    assert before == after
+    eax = int(re.search(r"0x00000001\.0\s+eax=(0x[0-9a-f]+)", out).group(1), 16)
+    assert eax == mp_cpu_signature(q)
+    assert "TCGTCGTCGTCG" in out
+    j, _ = first_json(out, out.index('{"command": "lapic"'))
+    assert j["mode"]["cpuid_x2apic"].startswith("0")
+    want = parse_info_lapic(info_lapic_of(out))
+    assert len(want) == 17
+    got = {r["offset"]: r["value"] for r in j["lapic"]["registers"]}
+    for off, val in want.items():
+        assert got[off] == val, "register 0x%x" % off
+    q.wait_serial(kbutest.PANIC_END, timeout=120)
