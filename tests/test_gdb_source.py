@@ -334,3 +334,24 @@ def test_nothing_listening_is_one_clear_error():
     rc, out, err = kbutest.kbu("cpus", "--gdb", "127.0.0.1:%d" % port)
     assert rc == 2 and out == ""
     assert "cannot connect" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.linux
+@pytest.mark.slow
+def test_linux_panic_both_cpus_in_long_mode(linux_qemu):
+    """Debian's kernel after its root-fs panic, 2 CPUs: the second CPU's
+    registers come through Hg, in long mode, and match the monitor too."""
+    q = linux_qemu(image="elf", smp=2)
+    with Stub(q.port) as s:
+        assert s.resumes_on_close()
+        assert s.ncpus() == 2
+        for cpu in range(2):
+            r = s.regs(cpu)
+            assert r.bits == 64 and r.efer & 0x500 == 0x500
+            assert r.cr0 & 0x80000001 == 0x80000001 and r.cr4 & 0x20, "paging, PAE"
+            check_regs_match(r, q, cpu, long_mode=True)
+        # Both CPUs run kernel code; the stub translates through CPU 0's tables.
+        r1 = s.regs(1)
+        assert r1.rip >= 0xffffffff80000000
+        assert len(s.read(VIRT, r1.rip, 16)) == 16
+    assert q.status() == "running"
