@@ -183,6 +183,12 @@ int main(int argc, char **argv)
 		free(cargv);
 		return 0;
 	}
+	if (g.help && cargc > 0 && kbu_command_find(cargv[0])) {
+		/* `kbu --help CMD` is `kbu CMD --help` */
+		cargv[cargc++] = "--help";
+		cargv[cargc] = NULL;
+		g.help = 0;
+	}
 	if (g.help) {
 		print_commands(stdout);
 		free(cargv);

@@ -115,12 +115,9 @@ static int run_vtop(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 		return kbu_err_set(err, KBU_EINVAL, "no CR3 for CPU %" PRIu64 " (%s); give --cr3 X [--mode M]",
 				   cpu, rerr.msg[0] ? rerr.msg : "the source has no control registers");
 	struct kbu_node *root = kbu_report_root(r);
-	if (mode == KBU_PG_UNKNOWN) {
+	int assumed = mode == KBU_PG_UNKNOWN;
+	if (assumed)
 		mode = KBU_PG_4LEVEL;
-		kbu_problem(root, KBU_SEV_NOTE, "paging mode unknown: assuming 4-level (give --mode)");
-	}
-	if (mode == KBU_PG_OFF && !mode_s)
-		kbu_problem(root, KBU_SEV_NOTE, "CPU %" PRIu64 " has paging off: virtual = physical", cpu);
 
 	struct kbu_walk w;
 	if (kbu_vtop(ctx->mem, mode, cr3, va, &w, err) < 0)
@@ -136,6 +133,10 @@ static int run_vtop(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 	kbu_hex(root, "cr3", "CR3", cr3, 16);
 	if (have_regs && !cr3_s)
 		kbu_u64(root, "cpu", "CR3 of CPU", cpu);
+	if (assumed)
+		kbu_problem(root, KBU_SEV_NOTE, "paging mode unknown: assuming 4-level (give --mode)");
+	if (mode == KBU_PG_OFF && !mode_s)
+		kbu_problem(root, KBU_SEV_NOTE, "CPU %" PRIu64 " has paging off: virtual = physical", cpu);
 
 	if (w.nsteps) {
 		struct kbu_node *l = kbu_list(root, "walk", "Walk");

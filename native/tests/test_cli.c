@@ -73,6 +73,9 @@ TEST(help_and_version)
 	KBU(&res, "--version");
 	CHECK_EQ_U64(res.status, 0);
 	CHECK_CONTAINS(res.out, "kbu " KBU_VERSION);
+	KBU(&res, "--help", "x");
+	CHECK_EQ_U64(res.status, 0);
+	CHECK_CONTAINS(res.out, "usage: kbu x [-p] ADDR [LEN]");
 	KBU(&res, "vtop", "--help");
 	CHECK_EQ_U64(res.status, 0);
 	CHECK_CONTAINS(res.out, "usage: kbu vtop ADDR");
