@@ -118,3 +118,24 @@ def test_not_a_dump(linux_target, tmp_path):
     assert rc == 2 and "not a core dump" in err and "--kernel" in err
     rc, out, err = kbutest.kbu("cpus", "--core", str(tmp_path), asan=True)
     assert rc == 2 and "not a regular file" in err
+
+
+def test_bzimage_boot_uses_5level_paging(linux_qemu, linux_target, tmp_path):
+    """Booted through its decompressor on a CPU with LA57 (-cpu max), Linux switches
+    to 5-level paging and slides itself (KASLR): the walker must follow both."""
+    q = linux_qemu(image="bzimage")
+    offset = kbutest.kernel_offset(q.serial_text())
+    assert offset is not None
+    gdb = kbutest.gdb_batch(None, q.port, ["info registers cr4"])
+    la57 = "LA57" in gdb.split("cr4", 1)[1].split("\n")[0]
+    path = q.dump(str(tmp_path / "bz.core"))
+    obj = run_json("cpus", "--core", path, asan=True)
+    cpu0 = obj["cpus"][0]
+    assert cpu0["mode"] == ("long mode, 5-level paging" if la57 else "long mode, 4-level paging")
+    banner = linux_target.symbol("linux_banner") + offset
+    v = run_json("vtop", "--core", path, hex(banner))
+    levels = [s["level"] for s in v["walk"]]
+    assert levels[0] == ("PML5" if la57 else "PML4")
+    assert v["present"]
+    x = run_json("x", "--core", path, hex(banner), "14")
+    assert bytes.fromhex(x["bytes"]) == b"Linux version "
