@@ -275,6 +275,54 @@ static void decode_memmap(struct kbu_mem *m, struct kbu_pvh *p)
 	}
 }
 
+static void decode_rsdp(struct kbu_mem *m, struct kbu_pvh *p)
+{
+	uint8_t b[36];
+	struct kbu_err e;
+	if (kbu_mem_read(m, KBU_PHYS, p->rsdp_paddr, b, 20, &e) != 0) {
+		problem(p, KBU_SEV_ERROR, "RSDP at 0x%" PRIx64 " is cut short by the end of memory",
+			p->rsdp_paddr);
+		return;
+	}
+	memcpy(p->rsdp_oem, b + 9, 6);
+	p->rsdp_oem[6] = 0;
+	for (int i = 0; i < 6; i++)
+		if (p->rsdp_oem[i] && (p->rsdp_oem[i] < 0x20 || p->rsdp_oem[i] > 0x7e))
+			p->rsdp_oem[i] = '?';
+	for (int i = 5; i >= 0 && (p->rsdp_oem[i] == ' ' || p->rsdp_oem[i] == 0); i--)
+		p->rsdp_oem[i] = 0;
+	p->rsdp_revision = b[15];
+	p->rsdt_paddr = le32(b + 16);
+	unsigned sum = 0;
+	for (int i = 0; i < 20; i++)
+		sum += b[i];
+	p->rsdp_sum_ok = (sum & 0xff) == 0;
+	if (!p->rsdp_sum_ok)
+		problem(p, KBU_SEV_WARN, "RSDP checksum bad: the first 20 bytes sum to 0x%02x (expected 0)",
+			sum & 0xff);
+	if (p->rsdp_revision >= 2) {
+		if (kbu_mem_read(m, KBU_PHYS, p->rsdp_paddr, b, 36, &e) != 0) {
+			problem(p, KBU_SEV_ERROR,
+				"RSDP revision %u at 0x%" PRIx64 " is cut short by the end of memory",
+				p->rsdp_revision, p->rsdp_paddr);
+			return;
+		}
+		p->xsdt_paddr = le64(b + 24);
+		uint32_t len = le32(b + 20);
+		if (len != 36)
+			problem(p, KBU_SEV_WARN, "RSDP length is %" PRIu32 ", expected 36", len);
+		sum = 0;
+		for (int i = 0; i < 36; i++)
+			sum += b[i];
+		if ((sum & 0xff) != 0) {
+			p->rsdp_sum_ok = 0;
+			problem(p, KBU_SEV_WARN,
+				"RSDP extended checksum bad: the 36 bytes sum to 0x%02x (expected 0)",
+				sum & 0xff);
+		}
+	}
+}
+
 int kbu_pvh_decode(struct kbu_mem *m, uint64_t addr, struct kbu_pvh *p, struct kbu_err *err)
 {
 	memset(p, 0, sizeof(*p));
@@ -331,7 +379,9 @@ int kbu_pvh_decode(struct kbu_mem *m, uint64_t addr, struct kbu_pvh *p, struct k
 				p->rsdp_paddr);
 		} else {
 			p->rsdp_sig_ok = memcmp(sig, "RSD PTR ", 8) == 0;
-			if (!p->rsdp_sig_ok)
+			if (p->rsdp_sig_ok)
+				decode_rsdp(m, p);
+			else
 				problem(p, KBU_SEV_WARN,
 					"rsdp_paddr 0x%" PRIx64 " does not hold an RSDP (no \"RSD PTR \")",
 					p->rsdp_paddr);
@@ -711,10 +761,24 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 		kbu_u64(o, "memmap_entries", "memmap_entries", p->memmap_entries);
 	}
 	str_field(o, "cmdline", "command line", &p->cmdline);
-	if (p->rsdp_paddr)
+	if (p->rsdp_paddr && p->rsdp_sig_ok == 1) {
+		if (p->rsdp_revision >= 2)
+			kbu_strf(o, "rsdp", "RSDP",
+				 "OEM '%s', revision %u, RSDT 0x%08" PRIx32 ", XSDT 0x%" PRIx64
+				 ", checksum %s",
+				 p->rsdp_oem, p->rsdp_revision, p->rsdt_paddr, p->xsdt_paddr,
+				 p->rsdp_sum_ok ? "ok" : "BAD");
+		else
+			kbu_strf(o, "rsdp", "RSDP", "OEM '%s', revision %u, RSDT 0x%08" PRIx32
+				 ", checksum %s",
+				 p->rsdp_oem, p->rsdp_revision, p->rsdt_paddr,
+				 p->rsdp_sum_ok ? "ok" : "BAD");
+		kbu_hex(o, "rsdt_paddr", "", p->rsdt_paddr, 0);
+		if (p->rsdp_revision >= 2)
+			kbu_hex(o, "xsdt_paddr", "", p->xsdt_paddr, 0);
+	} else if (p->rsdp_paddr)
 		kbu_str(o, "rsdp", "RSDP",
-			p->rsdp_sig_ok == 1 ? "\"RSD PTR \" present"
-			: p->rsdp_sig_ok == 0 ? "no RSDP signature there" : "unreadable");
+			p->rsdp_sig_ok == 0 ? "no RSDP signature there" : "unreadable");
 	else
 		kbu_str(o, "rsdp", "RSDP", "none (no ACPI)");
 

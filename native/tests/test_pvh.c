@@ -199,7 +199,14 @@ TEST(v0_with_module_and_rsdp)
 	put64(img + 0x6010, 0x7100);
 	strcpy((char *)img + 0x7000, "boot_verbose");
 	strcpy((char *)img + 0x7100, "initrd.img");
+	/* ACPI 1.0 RSDP: signature, checksum, OEM, revision 0, RSDT */
 	memcpy(img + 0xe0000, "RSD PTR ", 8);
+	memcpy(img + 0xe0009, "BOCHS ", 6);
+	put32(img + 0xe0010, 0x7fe0000);
+	unsigned rs = 0;
+	for (int i = 0; i < 20; i++)
+		rs += img[0xe0000 + i];
+	img[0xe0008] = (uint8_t)(0x100 - (rs & 0xff));
 	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
 	struct kbu_pvh p;
 	struct kbu_err e;
@@ -213,12 +220,14 @@ TEST(v0_with_module_and_rsdp)
 	CHECK_STR(p.modules[0].cmdline.text, "initrd.img");
 	CHECK_STR(p.cmdline.text, "boot_verbose");
 	CHECK_EQ_U64(p.rsdp_sig_ok, 1);
+	CHECK(p.rsdp_sum_ok);
+	CHECK_EQ_U64(p.rsdt_paddr, 0x7fe0000);
 	CHECK_EQ_U64(p.nproblems, 0);
 	char *txt = render(&p, 0);
 	CHECK_CONTAINS(txt, "PRIVILEGED,MULTIBOOT_MOD");
 	CHECK_CONTAINS(txt, "Modules");
 	CHECK_CONTAINS(txt, "initrd.img");
-	CHECK_CONTAINS(txt, "\"RSD PTR \" present");
+	CHECK_CONTAINS(txt, "OEM 'BOCHS', revision 0, RSDT 0x07fe0000, checksum ok");
 	CHECK(strstr(txt, "Memory map") == NULL);
 	CHECK(strchr(txt, '!') == NULL);
 	kbu_free(txt);

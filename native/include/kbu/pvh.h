@@ -79,6 +79,12 @@ struct kbu_pvh {
 
 	struct kbu_pvh_str cmdline;
 	int rsdp_sig_ok;        /* 1: "RSD PTR " at rsdp_paddr; 0: not; -1: unreadable/absent */
+	/* The RSDP itself when rsdp_sig_ok == 1 (ACPI: 20 bytes, 36 from revision 2). */
+	char rsdp_oem[7];
+	uint8_t rsdp_revision;
+	uint32_t rsdt_paddr;
+	uint64_t xsdt_paddr;    /* revision >= 2 */
+	int rsdp_sum_ok;        /* both checksums (the 20-byte one, and the extended one) */
 	struct kbu_pvh_module *modules;
 	size_t nmodules;        /* decoded (may be < nr_modules) */
 	struct kbu_pvh_memmap_entry *memmap;
