@@ -394,7 +394,8 @@ struct kbu_elf *kbu_elf_open(const char *path, struct kbu_err *err)
 		return NULL;
 	}
 	size_t len = (size_t)st.st_size;
-	void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	/* Private and writable: should libelf ever convert in place, the file is untouched. */
+	void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED) {
 		kbu_err_set(err, KBU_EIO, "%s: cannot map %zu bytes: %s", path, len, strerror(errno));
