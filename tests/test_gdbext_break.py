@@ -158,3 +158,24 @@ def test_kbu_load_sets_osabi_none(tmp_path, guest_kernel):
     no_traceback(out)
     assert "= 0x%x" % elf_sym(guest_kernel, "lapic_init") in out
     assert str(fbsd) in out
+
+
+@pytest.mark.linux
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_reloc_apply_reloads_debug_vmlinux_and_keeps_breakpoints(linux_qemu, linux_target):
+    # GDB's file is the unstripped vmlinux: a breakpoint set by name lands at
+    # the link address; after `kbu reloc apply` it must trip where the kernel runs.
+    q = linux_qemu(image="bzimage")
+    slide = kbutest.kernel_offset(q.serial_text())
+    assert slide
+    fn = "__const_udelay"
+    link = linux_target.symbol(fn)
+    out = kbutest.gdb_kbu(linux_target.vmlinux_dbg, q.port, [
+        "break %s" % fn, "info breakpoints", "kbu reloc apply", "info breakpoints",
+        "continue", "info registers rip"], timeout=500)
+    no_traceback(out)
+    assert "reloaded %s at offset 0x%x" % (linux_target.vmlinux_dbg, slide) in out, out
+    assert "1 breakpoint(s) kept" in out
+    assert re.search(r"^1\s+breakpoint\s+keep y\s+0x%016x" % (link + slide), out, re.M), out
+    assert reg(out, "rip")[-1] == link + slide
