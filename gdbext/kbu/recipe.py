@@ -1,0 +1,168 @@
+"""`kbu recipe NAME`: run a triage recipe (recipes/*.py) against the attached guest.
+
+The recipes live in <repo>/recipes (or $KBU_RECIPES) and are imported as the
+package `kbu_recipes`. Each one prints the evidence it gathered and a VERDICT;
+its status (0 no problem, 1 problem found, 2 could not run or undecided) is
+left in the convenience variable $kbu_recipe_status for scripts.
+"""
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import traceback
+
+import gdb
+
+from . import core, native
+from .core import KbuCommand, KbuError
+
+PACKAGE = "kbu_recipes"
+
+
+def recipes_dir():
+    return os.environ.get("KBU_RECIPES") or os.path.join(native.REPO, "recipes")
+
+
+def _package():
+    if PACKAGE in sys.modules:
+        return sys.modules[PACKAGE]
+    d = recipes_dir()
+    init = os.path.join(d, "__init__.py")
+    if not os.path.isfile(init):
+        raise KbuError("no recipes in %s (set KBU_RECIPES to the recipes directory)" % d)
+    spec = importlib.util.spec_from_file_location(PACKAGE, init,
+                                                  submodule_search_locations=[d])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except Exception:
+        del sys.modules[PACKAGE]
+        raise
+    return mod
+
+
+def names():
+    """Recipe names (with dashes) found in the recipes directory, sorted."""
+    d = recipes_dir()
+    try:
+        files = os.listdir(d)
+    except OSError as e:
+        raise KbuError("cannot list recipes in %s: %s" % (d, e.strerror))
+    return sorted(f[:-3].replace("_", "-") for f in files
+                  if f.endswith(".py") and not f.startswith("_"))
+
+
+def load(name):
+    """The recipe module for NAME (dashes or underscores)."""
+    mod_name = name.replace("-", "_")
+    if name not in names():
+        raise KbuError("no recipe \"%s\" (kbu recipe --list shows them: %s)"
+                       % (name, ", ".join(names())))
+    _package()
+    try:
+        mod = importlib.import_module("%s.%s" % (PACKAGE, mod_name))
+    except Exception as e:
+        if core.debug_enabled():
+            gdb.write(traceback.format_exc(), gdb.STDERR)
+        raise KbuError("recipe %s does not load: %s: %s" % (name, type(e).__name__, e))
+    for attr in ("NAME", "SUMMARY", "run"):
+        if not hasattr(mod, attr):
+            raise KbuError("recipe %s has no %s" % (name, attr))
+    return mod
+
+
+def _set_status(st):
+    gdb.execute("set $kbu_recipe_status = %d" % st, False, True)
+
+
+def run_one(name, timeout=20.0, here=False, console=None):
+    """Runs recipe NAME; returns its Run (status 2 and the error if it failed)."""
+    mod = load(name)
+    common = importlib.import_module(PACKAGE + "._common")
+    r = common.Run(mod.NAME, mod.SUMMARY, timeout=timeout, here=here, console=console)
+    try:
+        mod.run(r)
+        if r.status is None:
+            r.verdict(common.UNDECIDED, "the recipe reached no verdict")
+    except (KbuError, gdb.error, KeyboardInterrupt) as e:
+        r.verdict(common.UNDECIDED, "could not run: %s" % (str(e) or "interrupted"))
+    except Exception as e:
+        if core.debug_enabled():
+            gdb.write(traceback.format_exc(), gdb.STDERR)
+        r.verdict(common.UNDECIDED, "could not run: internal error: %s: %s"
+                  % (type(e).__name__, e))
+    return r
+
+
+class Recipe(KbuCommand):
+    """Run a triage recipe: evidence from the guest and a VERDICT (kbu recipe --list).
+
+Runs the guest to an end state (a panic or assertion entry, the idle loop,
+or --timeout seconds) unless it already stands in one or --here is given,
+gathers evidence with the kbu commands and prints a verdict that names the
+cause and the next step. $kbu_recipe_status is set to 0 (no problem),
+1 (problem found) or 2 (could not run / undecided). Several recipes may be
+given separated by commas; they share the end state."""
+
+    name = "recipe"
+
+    def parser(self, p):
+        p.add_argument("recipe", nargs="?", help="recipe name, or NAME,NAME,...")
+        p.add_argument("--list", action="store_true", help="list the recipes")
+        p.add_argument("--json", action="store_true", help="the report as JSON")
+        p.add_argument("--timeout", type=float, default=20.0,
+                       help="seconds the guest may run before it is interrupted (default 20)")
+        p.add_argument("--here", action="store_true",
+                       help="do not run the guest: inspect it where it stands")
+        p.add_argument("--console", metavar="FILE",
+                       help="the guest's serial log, used when the message buffer is unreadable")
+        p.add_argument("--output", metavar="FILE",
+                       help="write the report to FILE instead of the console")
+
+    def run(self, a):
+        if a.list:
+            rows = []
+            for n in names():
+                try:
+                    rows.append((n, load(n).SUMMARY))
+                except KbuError as e:
+                    rows.append((n, "! %s" % e))
+            if a.json:
+                text = json.dumps({"recipes": [{"name": n, "summary": s} for n, s in rows]})
+            else:
+                w = max(len(n) for n, _ in rows) if rows else 0
+                text = "\n".join("%-*s  %s" % (w, n, s) for n, s in rows)
+            self._emit(text, a.output)
+            return
+        if not a.recipe:
+            raise KbuError("give a recipe name (kbu recipe --list shows them)")
+        if a.timeout <= 0:
+            raise KbuError("--timeout wants a positive number of seconds")
+        _set_status(2)
+        wanted = [x for x in a.recipe.split(",") if x]
+        for n in wanted:
+            load(n)  # an unknown name fails before the guest runs
+        runs = [run_one(n, a.timeout, a.here, a.console) for n in wanted]
+        status = max(r.as_dict()["status"] for r in runs)
+        if a.json:
+            if len(runs) == 1:
+                text = json.dumps(runs[0].as_dict())
+            else:
+                text = json.dumps({"status": status, "recipes": [r.as_dict() for r in runs]})
+        else:
+            text = "\n".join(r.render() for r in runs)
+        self._emit(text, a.output)
+        _set_status(status)
+
+    @staticmethod
+    def _emit(text, output):
+        if output:
+            try:
+                with open(output, "w") as f:
+                    f.write(text if text.endswith("\n") else text + "\n")
+            except OSError as e:
+                raise KbuError("cannot write %s: %s" % (output, e.strerror))
+        else:
+            core.out(text)
