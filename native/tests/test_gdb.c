@@ -791,6 +791,37 @@ static void memory_checks(int sc)
 	CHECK_EQ_U64(stub_end(s), 0); /* not detached (it was stopped), PhyMemMode off */
 }
 
+TEST(connect_timeout)
+{
+	/* A listener whose accept queue is full drops new connections' SYNs:
+	 * connect() would wait for seconds; ours gives up at its timeout. */
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof sa;
+	CHECK(bind(ls, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(ls, 0) == 0 &&
+	      getsockname(ls, (struct sockaddr *)&sa, &sl) == 0);
+	int fill[3];
+	for (int i = 0; i < 3; i++) {
+		fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		(void)connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+	}
+	char spec[64];
+	snprintf(spec, sizeof spec, "127.0.0.1:%d", ntohs(sa.sin_port));
+	struct kbu_gdb_opts o = {.connect_timeout_ms = 300, .reply_timeout_ms = 300};
+	struct kbu_err e = {0};
+	int64_t t0 = ms_now();
+	struct kbu_gdb *g = kbu_gdb_open(spec, &o, &e);
+	int64_t dt = ms_now() - t0;
+	CHECK(g == NULL);
+	CHECK(dt < 1500);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "cannot connect");
+	kbu_gdb_close(g);
+	for (int i = 0; i < 3; i++)
+		close(fill[i]);
+	close(ls);
+}
+
 TEST(handshake_and_memory) { memory_checks(SC_NORMAL); }
 /* The same with acks but pipelined, as with QEMU 7.2. */
 TEST(qemu72_memory) { memory_checks(SC_QEMU72); }
@@ -1157,6 +1188,7 @@ int main(void)
 	RUN(checksum_and_decode);
 	RUN(hostport_specs);
 	RUN(nothing_listening);
+	RUN(connect_timeout);
 	RUN(handshake_and_memory);
 	RUN(registers_by_name);
 	RUN(qemu72_memory);
