@@ -42,9 +42,11 @@ def run(r):
             trace = kernel_call_trace(r)
             if trace:
                 r.note("kernel's call trace", "\n".join(trace))
-                chain = chain[:1] + [t.split("+")[0].lstrip("? ").strip() for t in trace
-                                     if not t.startswith("?")]
-                chain = _dedup(chain)
+                names = [t.split("+")[0].strip() for t in trace if not t.startswith("?")]
+                entry = end.get("entry")
+                if entry in names:   # frames below the entry are its own printing
+                    names = names[names.index(entry):]
+                chain = _dedup(chain[:1] + names)
         r.fact("call_chain", "call chain", chain, " <- ".join(chain))
         trap = r.log_lines(r"(Fatal trap|fault virtual address|instruction pointer)")
         if trap:
