@@ -162,10 +162,20 @@ def inferior():
 
 
 def read_bytes(addr, n):
+    """Guest bytes at a kernel virtual address; through the kernel's physical
+    load address when the virtual one is not mapped (paging still off)."""
     try:
         return bytes(inferior().read_memory(addr, n))
     except (gdb.MemoryError, gdb.error) as e:
-        raise KbuError("cannot read %d bytes at 0x%x: %s" % (n, addr, e))
+        first = e
+    try:
+        from . import memory, reloc
+        pa = reloc.v2p(addr)
+        if pa is not None:
+            return memory.bridge.read(memory.PHYS, pa, n)
+    except Exception:
+        pass
+    raise KbuError("cannot read %d bytes at 0x%x: %s" % (n, addr, first))
 
 
 def read_uint(addr, size):

@@ -82,6 +82,7 @@ static int data_refs(struct kbu_ctx *ctx, const char *spec, struct kbu_report *r
 		kbu_str(row, "insn", "instruction", x.v[k].insn);
 		kbu_str(row, "access", "access", w ? "write" : "read");
 		kbu_hex(row, "target", "", x.v[k].target, 16);
+		kbu_u64(row, "len", "", x.v[k].len);
 	}
 	kbu_u64(root, "writes", "writes", writes);
 	if (x.unverified)

@@ -1,0 +1,380 @@
+"""`kbu watch x2apic|timecounter|report|off`: watch the OS's x2APIC flag and its
+active time source without stopping the guest.
+
+What is watched comes from the OS profile (x2apic, timesource, time_register
+roles and the timesource layout). Each change is logged with old -> new, the
+CPU and the store that made it. Hardware watchpoints only report a write that
+changes the value, so kbu also puts breakpoints (that never stop) on every
+instruction libkbu finds storing to the variable, to count writes that leave
+it as it was; and on the time source's registration entry (tc_init, Linux
+clocksource_register), to tell "never registered" from "never selected".
+
+While paging is off the kernel runs at its physical load address, so a watch
+armed then covers both aliases: the physical one for the early code, the
+high virtual one for everything after the switch to the high map.
+"""
+import traceback
+
+import gdb
+
+from . import core, profile, session
+from .core import KbuError
+
+KINDS = ("x2apic", "timecounter")
+_CTYPE = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int", 8: "unsigned long long"}
+STORE_WINDOW = 15   # an x86 instruction is at most 15 bytes: the store is just before the pc
+
+
+_epoch = [0]  # bumped on every resume: tells one stop's events from the next's
+
+
+def _resumed(*unused):
+    _epoch[0] += 1
+
+
+gdb.events.cont.connect(_resumed)
+
+
+def _cpu():
+    try:
+        return gdb.selected_thread().num
+    except (gdb.error, AttributeError):
+        return 0
+
+
+def _pc():
+    try:
+        return gdb.selected_frame().pc() & 0xffffffffffffffff
+    except gdb.error:
+        return 0
+
+
+def _quietly(owner, fn):
+    """Runs a stop handler; errors become one line (a traceback with `set kbu debug on`)."""
+    try:
+        return fn()
+    except Exception as e:
+        if core.debug_enabled():
+            gdb.write(traceback.format_exc(), gdb.STDERR)
+        gdb.write("kbu watch %s: %s\n" % (owner.kind, e), gdb.STDERR)
+        return False
+
+
+class _ValueWatch(gdb.Breakpoint):
+    def __init__(self, owner, addr, alias):
+        spec = "*(%s *)0x%x" % (_CTYPE[owner.size], addr)
+        super().__init__(spec, gdb.BP_WATCHPOINT, gdb.WP_WRITE, internal=True)
+        self.owner, self.addr, self.alias = owner, addr, alias
+
+    def stop(self):
+        return _quietly(self.owner, lambda: self.owner.changed(self))
+
+
+class _StoreSite(gdb.Breakpoint):
+    def __init__(self, owner, addr, where):
+        super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT, internal=True)
+        self.owner, self.addr, self.where = owner, addr, where
+
+    def stop(self):
+        return _quietly(self.owner, lambda: self.owner.store(self))
+
+
+class _Register(gdb.Breakpoint):
+    def __init__(self, owner, addr, entry):
+        super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT, internal=True)
+        self.owner, self.addr, self.entry = owner, addr, entry
+
+    def stop(self):
+        return _quietly(self.owner, lambda: self.owner.registered(self))
+
+
+def _aliases(name, addr):
+    """[(addr, 'virtual'|'physical')]: the physical alias too while paging is off."""
+    out = [(addr, "virtual")]
+    try:
+        from . import reloc
+        r = reloc.resolve(name)
+        if r.get("runtime"):
+            out = [(r["runtime"], "virtual")]
+        if reloc.paging_on() is False and r.get("phys_runtime") not in (None, out[0][0]):
+            out.append((r["phys_runtime"], "physical"))
+    except Exception:
+        pass
+    return out
+
+
+class Watch:
+    """One watched role: its watchpoints, store sites, log and summary."""
+
+    def __init__(self, kind, prof):
+        self.kind = kind
+        self.prof = prof
+        self.bps = []
+        self.log = []          # (cpu, old_text, new_text, where)
+        self.writes = 0        # store-site hits
+        self.sites = []        # (addr, where) of the stores libkbu found
+        self.registered_calls = []   # (entry, name)
+        self.last_store = self.last_change = None
+        self.register_entries = []
+        if kind == "x2apic":
+            self.symbol = profile.role(prof, "x2apic")
+            self.size = 1 if profile.role(prof, "x2apic_type") == "bool" else 4
+        else:
+            self.symbol = profile.role(prof, "timesource")
+            self.size = 8 if profile.role(prof, "timesource_pointer") == "1" else 0
+            if not self.size:
+                raise KbuError("the %s profile's time source is not a pointer "
+                               "(timesource_pointer): cannot watch it" % prof.get("name"))
+            self.register_entries = profile.role_words(prof, "time_register")
+        if not self.symbol:
+            raise KbuError("the %s profile names no %s variable" % (prof.get("name"), kind))
+        addr = profile.symbol_addr(prof, self.symbol)
+        if addr is None:
+            raise KbuError("no symbol %s in this kernel" % self.symbol)
+        self.addr = addr
+        self.aliases = _aliases(self.symbol, addr)
+        self.raw = self.read_raw()
+        self.first = self.render(self.raw)
+
+    # -- values -----------------------------------------------------------------
+    def read_raw(self, addrs=None):
+        for a, _ in (addrs or self.aliases):
+            try:
+                return profile.read_uint(a, self.size)
+            except KbuError:
+                continue
+        return None
+
+    def render(self, raw):
+        if raw is None:
+            return "(unreadable)"
+        if self.kind == "x2apic":
+            return "%d (%s)" % (raw, "x2APIC" if raw else "xAPIC")
+        return self.describe_source(raw)
+
+    def source_name(self, ptr):
+        f = profile.field(self.prof, "timesource", "name")
+        if not ptr or f is None:
+            return None
+        try:
+            return profile.read_cstring(profile.read_uint(ptr + f[0], 8), 64)
+        except KbuError:
+            return None
+
+    def describe_source(self, ptr):
+        if not ptr:
+            return "NULL"
+        name = self.source_name(ptr)
+        parts = []
+        for key, label in (("frequency", "%d Hz"), ("quality", "quality %d")):
+            f = profile.field(self.prof, "timesource", key)
+            if f is None:
+                continue
+            try:
+                v = profile.read_int(ptr + f[0], f[1]) if key == "quality" else \
+                    profile.read_uint(ptr + f[0], f[1])
+                parts.append(label % v if key != "quality" else "%s %d" % (f[2], v))
+            except KbuError:
+                pass
+        return "'%s'%s" % (name if name is not None else "0x%x" % ptr,
+                           " (%s)" % ", ".join(parts) if parts else "")
+
+    # -- arming -----------------------------------------------------------------
+    def arm(self):
+        try:
+            for a, alias in self.aliases:
+                self.bps.append(_ValueWatch(self, a, alias))
+            try:
+                res = session.ctx().run_json(["msgrefs", "--data",
+                                              "%s:%d" % (self.symbol, self.size)])
+                # (store, next instruction, where): the count breakpoint goes after the
+                # store, so GDB never steps over a breakpoint whose store trips a watch.
+                self.sites = [(r["addr"], r["addr"] + r["len"], r["where"])
+                              for r in res.get("refs", []) if r.get("access") == "write"]
+            except KbuError:
+                self.sites = []
+            for _, after, where in self.sites:
+                self.bps.append(_StoreSite(self, after, where))
+                low = self.low_alias(after)
+                if low is not None:
+                    self.bps.append(_StoreSite(self, low, where))
+            for e in self.register_entries:
+                a = profile.symbol_addr(self.prof, e)
+                if a is not None:
+                    self.bps.append(_Register(self, a, e))
+        except (KeyboardInterrupt, Exception):
+            self.disarm()
+            raise
+
+    def low_alias(self, addr):
+        if len(self.aliases) < 2:
+            return None
+        try:
+            from . import reloc
+            return reloc.v2p(addr)
+        except Exception:
+            return None
+
+    def disarm(self):
+        for bp in self.bps:
+            try:
+                if bp.is_valid():
+                    bp.delete()
+            except (RuntimeError, gdb.error):
+                pass
+        self.bps = []
+
+    # -- events -----------------------------------------------------------------
+    def where_stored(self, pc):
+        """The store instruction that ends at pc (watchpoints trap after it)."""
+        for a, after, where in self.sites:
+            if after == pc:
+                return where
+            low = self.low_alias(after)
+            if low is not None and low == pc:
+                return where + " (physical alias)"
+        for a, after, where in self.sites:
+            if 0 < pc - a <= STORE_WINDOW:
+                return where
+        return "the store before " + profile.symbolize(pc)
+
+    def changed(self, wp):
+        new = self.read_raw([(wp.addr, wp.alias)])
+        if new is None or new == self.raw:
+            return False
+        pc = _pc()
+        mark = (_epoch[0], pc)
+        if self.last_store == mark:
+            self.writes -= 1  # the same store, already counted at the count breakpoint
+        self.last_change = mark
+        old_text, new_text = self.render(self.raw), self.render(new)
+        where = self.where_stored(pc)
+        cpu = _cpu()
+        self.log.append((cpu, old_text, new_text, where))
+        self.raw = new
+        gdb.write("kbu watch: %s %s -> %s on CPU %s at %s\n"
+                  % (self.symbol, old_text, new_text, cpu, where))
+        return False
+
+    def store(self, site):
+        mark = (_epoch[0], _pc())
+        if self.last_change != mark:  # else the watchpoint logged this store already
+            self.writes += 1
+        self.last_store = mark
+        return False
+
+    def registered(self, bp):
+        try:
+            rdi = int(gdb.selected_frame().read_register("rdi")) & 0xffffffffffffffff
+        except gdb.error:
+            rdi = 0
+        self.registered_calls.append((bp.entry, self.source_name(rdi) or "0x%x" % rdi))
+        return False
+
+    # -- summary ----------------------------------------------------------------
+    def sentence(self):
+        now = self.render(self.raw)
+        # A store that changes the value is logged by the watchpoint, one that
+        # leaves it is counted at the instruction after it.
+        writes = self.writes + len(self.log)
+        wtext = "%d write%s" % (writes, "" if writes == 1 else "s")
+        if self.kind == "x2apic":
+            if not self.log:
+                return "%s stayed %s through %s" % (self.symbol, now, wtext)
+            steps = "; ".join("%s -> %s at %s on CPU %s" % (o, n, w, c)
+                              for c, o, n, w in self.log)
+            return "%s changed: %s (%s)" % (self.symbol, steps, wtext)
+        reg = self.register_entries[0] if self.register_entries else "registration"
+        if self.registered_calls:
+            names = ", ".join(n for _, n in self.registered_calls)
+            rtext = "%s was called %d time%s (%s)" % (
+                reg, len(self.registered_calls), "" if len(self.registered_calls) == 1 else "s",
+                names)
+        else:
+            rtext = "%s was never called" % reg
+        if not self.log:
+            return "%s never left %s; %s" % (self.symbol, self.short(now), rtext)
+        chain = " -> ".join([self.short(self.log[0][1])] + [self.short(n) for _, _, n, _ in
+                                                             self.log])
+        return "%s went %s; now %s; %s" % (self.symbol, chain, now, rtext)
+
+    @staticmethod
+    def short(text):
+        return text.split(" (")[0]
+
+
+class Watches:
+    def __init__(self):
+        self.active = {}
+
+    def arm(self, kind):
+        prof = profile.get()
+        if kind in self.active:
+            self.active.pop(kind).disarm()
+        w = Watch(kind, prof)
+        w.arm()
+        self.active[kind] = w
+        return w
+
+    def off(self):
+        n = sum(len(w.bps) for w in self.active.values())
+        for w in self.active.values():
+            w.disarm()
+        self.active.clear()
+        return n
+
+    def forget(self, *unused):
+        self.off()
+
+
+watches = Watches()
+gdb.events.exited.connect(watches.forget)
+if hasattr(gdb.events, "inferior_deleted"):
+    gdb.events.inferior_deleted.connect(watches.forget)
+
+
+class WatchCmd(core.KbuCommand):
+    """Watch x2APIC mode or the time source without stopping the guest; report or switch off.
+
+kbu watch x2apic       the profile's x2APIC flag (x2apic_mode)
+kbu watch timecounter  the active time source (FreeBSD/NetBSD timecounter,
+                       Linux curr_clocksource) and calls of its registration
+kbu watch report       one sentence per watch: what changed, where, how often
+kbu watch off          remove every watchpoint and breakpoint kbu placed
+
+Changes are logged as they happen (old -> new, CPU, the storing instruction);
+the guest never stops for them. Armed while paging is off, a watch also
+covers the physical alias the early kernel runs at."""
+
+    name = "watch"
+
+    def parser(self, p):
+        p.add_argument("what", choices=list(KINDS) + ["report", "off"])
+
+    def run(self, args):
+        if args.what == "off":
+            n = watches.off()
+            core.out("kbu watch: removed %d watchpoint(s) and breakpoint(s)" % n)
+            return
+        if args.what == "report":
+            if not watches.active:
+                raise KbuError("nothing is watched (kbu watch x2apic|timecounter)")
+            for kind in KINDS:
+                w = watches.active.get(kind)
+                if w is None:
+                    continue
+                core.out(w.sentence())
+                for cpu, old, new, where in w.log:
+                    core.out("  CPU %-3s %s -> %s at %s" % (cpu, old, new, where))
+            return
+        core.need_live("kbu watch")
+        core.need_kernel("kbu watch")
+        w = watches.arm(args.what)
+        aliases = ", ".join("%s 0x%x" % (alias, a) for a, alias in w.aliases)
+        extra = []
+        if w.sites:
+            extra.append("%d store site(s)" % len(w.sites))
+        if w.register_entries:
+            extra.append("calls of %s" % ", ".join(w.register_entries))
+        core.out("kbu watch: %s = %s, watching %s%s" % (
+            w.symbol, w.first, aliases, "; counting " + " and ".join(extra) if extra else ""))
