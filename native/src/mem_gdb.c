@@ -940,8 +940,8 @@ fail_dead:
 	if (err)
 		*err = g->dead_err;
 fail:
+	/* Even so, a VM our connection stopped is resumed (unless the link is dead). */
 	buf_free(&r);
-	g->resume_on_close = 0;
 	kbu_gdb_close(g);
 	return NULL;
 }
