@@ -167,3 +167,19 @@ def test_linux_cpuid_and_lapic(linux_qemu, linux_target):
     for off, val in want.items():
         assert got[off] == val, "register 0x%x" % off
     q.wait_serial(kbutest.PANIC_END, timeout=120)
+
+
+def test_lapic_mode_flags_x2apic_without_cpu_support(qemu, guest_kernel):
+    # seeds/000: the kernel believes in x2APIC (x2apic_mode = 1) on a vCPU whose
+    # CPUID has no x2APIC bit (TCG 7.2): kbu lapic must say so.
+    q = qemu(guest_kernel, smp=1, append="console=ttyS0 kbu.scenario=x2apic", paused=True)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, [
+        "break lapic_calibrate_timer", "continue", "kbu lapic", "kbu lapic --no-cpuid --json"])
+    no_traceback(out)
+    assert re.search(r"CPUID.1:ECX.x2APIC\[21\]:\s+0 \(no x2APIC", out), out
+    assert re.search(r"kernel:\s+x2apic_mode = 1", out)
+    assert "! the kernel's x2apic_mode says x2APIC but CPUID has no x2APIC bit" in out
+    j, _ = first_json(out)
+    assert j["mode"]["cpuid_x2apic"] == "not read"
+    assert j["mode"]["mode"].startswith("x2APIC (as the kernel set it)")
+    q.wait_serial(r"kbu-guest: idle", timeout=30)

@@ -39,6 +39,13 @@ disagree, and the APIC mode as far as it can be known."""
                 if "restore failed" in str(e):
                     raise
                 note = "CPUID not run (%s)" % e
+        try:
+            from . import reloc
+            vs = reloc.slides()[0]
+            if vs:
+                argv += ["--slide", "0x%x" % (vs & 0xffffffffffffffff)]
+        except (ImportError, KbuError):
+            pass
         st, text = session.run(argv, a.json)
         core.out(text)
         if note and not a.json:

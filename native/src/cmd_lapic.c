@@ -44,7 +44,7 @@ static char *slurp(const char *path, struct kbu_err *err)
 }
 
 /* The kernel's own x2APIC flag, when the OS profile names it and memory has it. */
-static int kernel_x2apic(struct kbu_ctx *ctx, int *val, char *name, size_t len)
+static int kernel_x2apic(struct kbu_ctx *ctx, uint64_t slide, int *val, char *name, size_t len)
 {
 	struct kbu_err e;
 	if (!ctx->syms || !ctx->mem)
@@ -58,7 +58,7 @@ static int kernel_x2apic(struct kbu_ctx *ctx, int *val, char *name, size_t len)
 		snprintf(name, len, "%s", role);
 		const struct kbu_sym *s = kbu_sym_by_name(ctx->syms, name);
 		uint8_t b;
-		if (s && kbu_mem_read(ctx->mem, KBU_VIRT, s->addr, &b, 1, &e) == 0) {
+		if (s && kbu_mem_read(ctx->mem, KBU_VIRT, s->addr + slide, &b, 1, &e) == 0) {
 			*val = b != 0;
 			ok = 1;
 		}
@@ -114,11 +114,11 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 {
 	static const struct kbu_opt opts[] = {
 		{"qemu-text", 0, 1}, {"base", 0, 1}, {"no-monitor", 0, 0}, {"no-page", 0, 0},
-		{"cpuid1", 0, 1}, {NULL, 0, 0},
+		{"cpuid1", 0, 1}, {"slide", 0, 1}, {NULL, 0, 0},
 	};
 	struct kbu_getopt g = KBU_GETOPT_INIT;
 	const char *qemu_file = NULL;
-	uint64_t base = LAPIC_DEFAULT_BASE, cpu = 0;
+	uint64_t base = LAPIC_DEFAULT_BASE, cpu = 0, slide = 0;
 	int have_cpu = 0, no_monitor = 0, no_page = 0, have_cpuid = 0;
 	struct kbu_cpuid_leaf c1 = {0};
 	int i;
@@ -149,6 +149,10 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			have_cpuid = 1;
 			break;
 		}
+		case 5:
+			if (kbu_parse_u64(g.arg, &slide, err) < 0)
+				return kbu_err_prefix(err, "lapic: --slide");
+			break;
 		}
 	}
 
@@ -210,7 +214,7 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 
 	int have_kx2 = 0, kx2 = 0;
 	char kname[64] = "x2apic_mode";
-	have_kx2 = kernel_x2apic(ctx, &kx2, kname, sizeof kname);
+	have_kx2 = kernel_x2apic(ctx, slide, &kx2, kname, sizeof kname);
 
 	if (!have_mon && !have_page)
 		return kbu_err_set(err, KBU_ENOTFOUND,
@@ -230,7 +234,7 @@ static struct kbu_command cmd_lapic = {
 	.name = "lapic",
 	.summary = "every local APIC register decoded, with its xAPIC offset and x2APIC MSR",
 	.help = "usage: kbu lapic [--gdb H:P|--core F] [--qemu-text FILE|-] [--base ADDR]\n"
-		"                 [--no-monitor] [--no-page] [--cpuid1 EAX,EBX,ECX,EDX] [CPU]\n"
+		"                 [--no-monitor] [--no-page] [--cpuid1 EAX,EBX,ECX,EDX] [--slide N] [CPU]\n"
 		"\n"
 		"Shows each local APIC register with its xAPIC MMIO offset and x2APIC MSR\n"
 		"number, decoded: ID, version (masked 0x00ff00ff) and max LVT, TPR/APR/PPR,\n"
@@ -242,7 +246,8 @@ static struct kbu_command cmd_lapic = {
 		"(default 0xfee00000; under TCG it reads zeros, which is detected and said).\n"
 		"Where both are read, registers that differ are listed. The mode (xAPIC,\n"
 		"x2APIC, disabled) is derived from CPUID leaf 1 (--cpuid1) and the kernel's\n"
-		"own flag (OS profile role x2apic) and said to be unknown otherwise.\n"
+		"own flag (OS profile role x2apic, read at its address + --slide for a\n"
+		"relocated kernel) and said to be unknown otherwise.\n"
 		"CPU is the APIC ID QEMU's `info lapic` takes (QEMU numbers them like CPUs).\n",
 	.needs = KBU_NEEDS_NOTHING,
 	.run = lapic_run,
