@@ -118,8 +118,8 @@ def main():
     else:
         print(f"symbols: whole-command timing skipped: {kbu} is not built")
     for name, r in (("System.map", m), ("vmlinux", e)):
-        print(f"symbols: look-ups on {name}: {r['addr_per_s'] / 1e6:.1f}M/s by address, "
-              f"{r['name_per_s'] / 1e6:.1f}M/s by name")
+        print(f"symbols: look-ups on {name}: {r['addr_per_s'] / 1e6:.1f}M by address, "
+              f"{r['name_per_s'] / 1e6:.1f}M by name per CPU-second")
     return 1 if missed else 0
 
 

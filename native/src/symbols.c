@@ -43,6 +43,7 @@ struct kbu_symtab {
 	size_t hmask;
 	uint32_t *parent; /* parent[i] = 1 + nearest earlier sized symbol spanning syms[i].addr; 0: none */
 	uint32_t *run;    /* run[i] = first index of the symbols at syms[i].addr */
+	uint64_t *addrs;  /* addrs[i] = syms[i].addr: a dense array for the binary search */
 	int finished;
 	size_t bad_lines;
 	char first_bad[256];
@@ -70,6 +71,7 @@ void kbu_symtab_free(struct kbu_symtab *st)
 	free(st->hash);
 	free(st->parent);
 	free(st->run);
+	free(st->addrs);
 	free(st);
 }
 
@@ -107,6 +109,8 @@ static void unfinish(struct kbu_symtab *st)
 	free(st->hash);
 	free(st->parent);
 	free(st->run);
+	free(st->addrs);
+	st->addrs = NULL;
 	st->hash = NULL;
 	st->parent = NULL;
 	st->run = NULL;
@@ -583,9 +587,10 @@ int kbu_symtab_finish(struct kbu_symtab *st, struct kbu_err *err)
 	st->hash = calloc(hcap, sizeof(*st->hash));
 	st->parent = malloc(cnt * sizeof(*st->parent));
 	st->run = malloc(cnt * sizeof(*st->run));
+	st->addrs = malloc(cnt * sizeof(*st->addrs));
 	/* Open sized symbols, innermost on top: gives each address its enclosing symbol. */
 	uint32_t *stack = malloc(cnt * sizeof(*stack));
-	if (!st->hash || !st->parent || !st->run || !stack) {
+	if (!st->hash || !st->parent || !st->run || !st->addrs || !stack) {
 		free(stack);
 		unfinish(st);
 		return kbu_err_set(err, KBU_ENOMEM, "out of memory for the index of %zu symbols", st->n);
@@ -594,6 +599,7 @@ int kbu_symtab_finish(struct kbu_symtab *st, struct kbu_err *err)
 	size_t depth = 0;
 	for (size_t i = 0; i < st->n; i++) {
 		const struct kbu_sym *s = &st->syms[i];
+		st->addrs[i] = s->addr;
 		uint32_t h = name_hash(s->name);
 		size_t j = h & st->hmask;
 		while (st->hash[j].idx1)
@@ -679,7 +685,7 @@ const struct kbu_sym *kbu_sym_by_addr(const struct kbu_symtab *st, uint64_t addr
 	size_t lo = 0, hi = st->n;
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (st->syms[mid].addr <= addr)
+		if (st->addrs[mid] <= addr)
 			lo = mid;
 		else
 			hi = mid;
