@@ -950,10 +950,12 @@ void kbu_gdb_close(struct kbu_gdb *g)
 {
 	if (!g)
 		return;
-	if (g->fd >= 0 && g->resume_on_close && !g->dead) {
-		/* Detach: QEMU resumes the VM and answers OK. */
+	if (g->fd >= 0 && g->resume_on_close) {
+		/* Detach: QEMU resumes the VM and answers OK. Tried even after an
+		 * error: a stub that is merely out of step still takes it. */
 		struct rbuf r = {0};
 		g->out.len = 0;
+		g->dead = 0;
 		if (rsp_frame(&g->out, "D", 1, NULL) == 0 && rsp_send_all(g, g->out.p, g->out.len, NULL) == 0)
 			(void)rsp_recv(g, &r, "D", 1000, 1, NULL);
 		buf_free(&r);
