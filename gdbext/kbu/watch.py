@@ -284,14 +284,19 @@ class Watch:
             steps = "; ".join("%s -> %s at %s on CPU %s" % (o, n, w, c)
                               for c, o, n, w in self.log)
             return "%s changed: %s (%s)" % (self.symbol, steps, wtext)
-        reg = self.register_entries[0] if self.register_entries else "registration"
         if self.registered_calls:
-            names = ", ".join(n for _, n in self.registered_calls)
-            rtext = "%s was called %d time%s (%s)" % (
-                reg, len(self.registered_calls), "" if len(self.registered_calls) == 1 else "s",
-                names)
+            parts = []
+            for e in self.register_entries:
+                names = [n for ent, n in self.registered_calls if ent == e]
+                if names:
+                    parts.append("%s was called %d time%s (%s)" % (
+                        e, len(names), "" if len(names) == 1 else "s", ", ".join(names)))
+            rtext = "; ".join(parts)
+        elif self.register_entries:
+            rtext = "%s %s never called" % (" and ".join(self.register_entries),
+                                             "was" if len(self.register_entries) == 1 else "were")
         else:
-            rtext = "%s was never called" % reg
+            rtext = "no registration entry in the profile"
         if not self.log:
             return "%s never left %s; %s" % (self.symbol, self.short(now), rtext)
         chain = " -> ".join([self.short(self.log[0][1])] + [self.short(n) for _, _, n, _ in
