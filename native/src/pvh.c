@@ -668,7 +668,16 @@ int kbu_pvh_find(struct kbu_mem *m, const struct kbu_symtab *syms, const struct 
 		if (scan_limit == 0)
 			scan_limit = 256 * MIB;
 		uint64_t low = scan_limit < MIB ? scan_limit : MIB;
-		found = scan_range(m, 0, low, &pa, &first_magic);
+		/* Where loaders put it first: Firecracker at 0x6000, qboot (QEMU
+		 * microvm) in the BIOS area at 0xf31e0; then the rest. Over a stub
+		 * this saves most of the round trips. */
+		static const uint64_t order[][2] = {
+			{0, 0x10000}, {0xe0000, 0x100000}, {0x10000, 0xe0000}};
+		for (size_t i = 0; !found && i < sizeof(order) / sizeof(order[0]); i++) {
+			uint64_t a = order[i][0], b = order[i][1] < low ? order[i][1] : low;
+			if (a < b)
+				found = scan_range(m, a, b, &pa, &first_magic);
+		}
 		if (found)
 			snprintf(how, sizeof(how), "found by scanning low memory");
 		uint64_t st[64], en[64];

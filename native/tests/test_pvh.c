@@ -319,6 +319,39 @@ TEST(cmdline_unterminated_or_outside)
 	free(img);
 }
 
+/* Firecracker's layout: start info at 0x6000, memory map at 0x7000, command
+ * line at 0x20000 (its x86_64 layout constants). */
+TEST(firecracker_layout_found_by_scanning)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	uint8_t *s = img + 0x6000;
+	put32(s, KBU_PVH_MAGIC);
+	put32(s + 4, 1);
+	put64(s + 24, 0x20000);
+	put64(s + 40, 0x7000);
+	put32(s + 48, 2);
+	strcpy((char *)img + 0x20000, "reboot=k panic=1 pci=off");
+	put64(img + 0x7000, 0);
+	put64(img + 0x7008, 0x9fc00);
+	put32(img + 0x7010, 1);
+	put64(img + 0x7018, 0x100000);
+	put64(img + 0x7020, MEMSZ - 0x100000);
+	put32(img + 0x7028, 1);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, 0x6000);
+	CHECK_STR(p.cmdline.text, "reboot=k panic=1 pci=off");
+	CHECK_EQ_U64(p.nmemmap, 2);
+	CHECK_EQ_U64(p.nproblems, 0);
+	struct kbu_mem_stats st = kbu_mem_get_stats(m);
+	CHECK(st.source_bytes <= 128 * 1024); /* the first window, not all of low memory */
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
 TEST(found_where_ebx_points)
 {
 	uint8_t *img = calloc(1, MEMSZ);
@@ -500,6 +533,7 @@ int main(void)
 	RUN(bad_magic_and_nothing_to_find);
 	RUN(absurd_memmap_count_and_pointers_outside_memory);
 	RUN(cmdline_unterminated_or_outside);
+	RUN(firecracker_layout_found_by_scanning);
 	RUN(found_where_ebx_points);
 	RUN(found_through_saved_pointers);
 	RUN(mutated_start_info_never_crashes);
