@@ -337,6 +337,30 @@ static void decode_leaf(struct kbu_node *sec, const struct kbu_cpuid_set *s,
 		flags_field(sec, l, 'd', l->edx);
 		flags_field(sec, l, 'c', l->ecx);
 		break;
+	case 0x80000004: {
+		const struct kbu_cpuid_leaf *b2 = kbu_cpuid_find(s, 0x80000002, 0);
+		const struct kbu_cpuid_leaf *b3 = kbu_cpuid_find(s, 0x80000003, 0);
+		if (b2 && b3) {
+			char brand[49];
+			const struct kbu_cpuid_leaf *parts[3] = {b2, b3, l};
+			for (int i = 0; i < 3; i++) {
+				put4(brand + 16 * i, parts[i]->eax);
+				put4(brand + 16 * i + 4, parts[i]->ebx);
+				put4(brand + 16 * i + 8, parts[i]->ecx);
+				put4(brand + 16 * i + 12, parts[i]->edx);
+			}
+			brand[48] = '\0';
+			/* NUL padding shows as '.': cut it, and leading spaces */
+			char *end = brand + 48;
+			while (end > brand && (end[-1] == '.' || end[-1] == ' '))
+				*--end = '\0';
+			const char *p = brand;
+			while (*p == ' ')
+				p++;
+			kbu_str(sec, "brand", "brand string (0x80000002-4)", p);
+		}
+		break;
+	}
 	case 0x80000007:
 		kbu_bool(sec, "invariant_tsc", "invariant TSC", (l->edx >> 8) & 1);
 		break;

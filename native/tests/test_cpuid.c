@@ -196,6 +196,21 @@ TEST(command_reports_tcg)
 	kbu_ctx_free(ctx);
 }
 
+TEST(brand_string)
+{
+	/* QEMU's "QEMU Virtual CPU version 2.5+" */
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	char *argv[] = {"cpuid-decode", "0x80000002=0x554d4551,0x72695620,0x6c617574,0x55504320",
+			"0x80000003=0x72657620,0x6e6f6973,0x352e3220,0x0000002b", "0x80000004=0,0,0,0",
+			NULL};
+	char *out = NULL;
+	struct kbu_err err;
+	CHECK(kbu_run(ctx, 4, argv, 0, &out, &err) == 0);
+	CHECK_CONTAINS(out, "brand string (0x80000002-4): QEMU Virtual CPU version 2.5+\n");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+}
+
 int main(void)
 {
 	RUN(parse_leaf_and_subleaf);
@@ -206,5 +221,6 @@ int main(void)
 	RUN(tsc_chain_hypervisor_leaf);
 	RUN(tsc_chain_leaf_15_then_16);
 	RUN(command_reports_tcg);
+	RUN(brand_string);
 	CHECK_DONE("test_cpuid");
 }
