@@ -245,6 +245,8 @@ class Run:
             return "not started (at the reset vector)"
         if k == "here":
             return "stopped in %s%s (inspected where it stands)" % (e.get("where"), cpu)
+        if k == "entry":
+            return "at the %s (first instruction of the kernel)" % e.get("where")
         if k == "exited":
             return "the guest exited"
         return "stopped in %s%s" % (e.get("where"), cpu)
@@ -425,3 +427,32 @@ def continue_until_log(r, pattern, seconds, step=1.0):
 
 def hexs(v):
     return "0x%x" % v if isinstance(v, int) else _show(v)
+
+
+def run_to(r, addr, timeout):
+    """Runs the guest until it executes addr (a physical or current-mode address).
+
+    Returns "hit", "timeout", "exited" or "stopped" (stopped elsewhere).
+    """
+    bp = gdb.Breakpoint("*0x%x" % addr, internal=True)
+    try:
+        how, _ = continue_for(timeout)
+    finally:
+        try:
+            bp.delete()
+        except (RuntimeError, gdb.error):
+            pass
+    memory.bridge.flush()
+    session.ctx().flush()
+    r.forget_log()
+    if how in ("exited", "timeout"):
+        return how
+    return "hit" if _pc() == addr or (_pc() & 0xffffffff) == addr else "stopped"
+
+
+def reg(name):
+    """A register of the selected vCPU, or None if the stub does not give it."""
+    try:
+        return core.read_reg(name)
+    except KbuError:
+        return None
