@@ -477,6 +477,14 @@ static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 				"base table checksum bad: byte is 0x%02x, the 0x%x bytes sum to "
 				"0x%02x (expected 0x00); a correct checksum byte would be 0x%02x",
 				h->checksum, h->base_len, h->sum, (uint8_t)(h->checksum - h->sum));
+		/* FreeBSD rewrites QEMU's zero count in place and leaves the checksum. */
+		if (h->sum != 0 && h->entry_count != 0 &&
+		    (uint8_t)(h->sum - (h->entry_count & 0xff) - (h->entry_count >> 8)) == 0)
+			problem(t, KBU_SEV_NOTE, KBU_MP_SEC_HEADER,
+				"the checksum would be right with entry count 0: the count (%u) was "
+				"written after the firmware made the table (FreeBSD patches QEMU's "
+				"zero count in place)",
+				h->entry_count);
 	}
 	walk_base(t, tb, avail);
 	free(tb);

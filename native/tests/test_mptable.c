@@ -383,6 +383,26 @@ TEST(bad_checksums_show_expected_and_actual)
 	free(img);
 }
 
+/* What FreeBSD leaves behind: qboot's table with entry_count patched from 0
+ * to the real count and the checksum untouched. */
+TEST(count_patched_in_place_is_recognised)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	build_qboot(img, 2, &t);
+	put16(img + 0x9fc10 + 34, 21);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK(has_problem(&mt, "base table checksum bad"));
+	CHECK(has_problem(&mt, "the checksum would be right with entry count 0: the count (21)"));
+	CHECK(!has_problem(&mt, "entry count is"));
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
 TEST(base_length_past_end_of_memory)
 {
 	enum { SZ = 0xa0000 };
@@ -729,6 +749,7 @@ int main(void)
 	RUN(search_order_ebda_first);
 	RUN(unknown_entry_68_stops_cleanly_with_bytes);
 	RUN(bad_checksums_show_expected_and_actual);
+	RUN(count_patched_in_place_is_recognised);
 	RUN(base_length_past_end_of_memory);
 	RUN(truncated_table_entry_crosses_end);
 	RUN(extended_entries);
