@@ -34,16 +34,25 @@ def _regs_now(names):
 
 
 def _quiet_stepi():
-    """stepi without GDB printing the new location (that would be noise)."""
+    """stepi of the selected vCPU only (scheduler-locking: the other vCPUs must not
+    run meanwhile), without GDB printing the new location."""
     try:
         old = gdb.parameter("suppress-cli-notifications")
     except gdb.error:
         old = None
+    try:
+        lock = gdb.parameter("scheduler-locking")
+    except gdb.error:
+        lock = None
     if old is not None:
         gdb.execute("set suppress-cli-notifications on", False, True)
+    if lock is not None and lock not in ("on", "step"):
+        gdb.execute("set scheduler-locking step", False, True)
     try:
         gdb.execute("stepi", False, True)
     finally:
+        if lock is not None and lock not in ("on", "step"):
+            gdb.execute("set scheduler-locking %s" % lock, False, True)
         if old is not None:
             gdb.execute("set suppress-cli-notifications %s" % ("on" if old else "off"),
                         False, True)
@@ -262,9 +271,22 @@ a kernel derives the TSC frequency on this VM and which step succeeds."""
         p.add_argument("--all", action="store_true", help="every basic, hypervisor, extended leaf")
         p.add_argument("--json", action="store_true", help="the libkbu JSON report")
         p.add_argument("--raw", action="store_true", help="only print EAX EBX ECX EDX per leaf")
+        p.add_argument("--cpu", type=int, default=None,
+                       help="run on this vCPU (default: the selected thread)")
         p.add_argument("--test-fail-after", type=int, default=None, help=argparse.SUPPRESS)
 
     def run(self, a):
+        if a.cpu is None:
+            return self._run(a)
+        core.need_live("kbu cpuid")
+        prev = gdb.selected_thread()
+        memory.cpu_thread(a.cpu).switch()
+        try:
+            return self._run(a)
+        finally:
+            prev.switch()
+
+    def _run(self, a):
         tsc = "tsc" in a.leaves
         leaves = [x for x in a.leaves if x != "tsc"]
         if a.all:
