@@ -600,22 +600,29 @@ static void text_obj(struct sbuf *b, const struct kbu_node *o, int indent)
 		} else if (c->type == N_PROBLEM) {
 			problem_text(b, c, indent);
 		} else {
-			/* Sections at the top level are set apart by a blank line. */
-			if (indent == 0 && b->len && !(b->len >= 2 && b->p[b->len - 2] == '\n'))
-				sb_putc(b, '\n');
+			struct sbuf sec = {0};
 			if (c->type == N_LIST) {
-				text_list(b, c, indent);
+				text_list(&sec, c, indent);
 			} else {
 				const char *title = c->title ? c->title : (c->key ? c->key : "");
 				if (title[0]) {
-					sb_pad(b, (size_t)indent);
-					sb_puts(b, title);
-					sb_putc(b, '\n');
-					text_obj(b, c, indent + 2);
+					sb_pad(&sec, (size_t)indent);
+					sb_puts(&sec, title);
+					sb_putc(&sec, '\n');
+					text_obj(&sec, c, indent + 2);
 				} else {
-					text_obj(b, c, indent);
+					text_obj(&sec, c, indent);
 				}
 			}
+			b->oom |= sec.oom;
+			/* Sections at the top level are set apart by a blank line; a section
+			 * with nothing to print in text (JSON-only fields) leaves no trace. */
+			if (sec.len) {
+				if (indent == 0 && b->len && !(b->len >= 2 && b->p[b->len - 2] == '\n'))
+					sb_putc(b, '\n');
+				sb_putn(b, sec.p, sec.len);
+			}
+			free(sec.p);
 		}
 	}
 }

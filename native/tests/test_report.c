@@ -92,6 +92,22 @@ TEST(json_escapes_guest_bytes)
 	kbu_report_free(r);
 }
 
+TEST(json_only_sections_leave_no_blank_lines)
+{
+	struct kbu_report *r = kbu_report_new("x");
+	struct kbu_node *root = kbu_report_root(r);
+	kbu_u64(root, "n", "N", 1);
+	struct kbu_node *hidden = kbu_obj(root, "stats", "");
+	kbu_u64(hidden, "reads", "", 3);
+	char *t = kbu_report_render(r, 0);
+	CHECK_STR(t, "N: 1\n");
+	kbu_free(t);
+	t = kbu_report_render(r, 1);
+	CHECK_STR(t, "{\"command\": \"x\", \"n\": 1, \"stats\": {\"reads\": 3}, \"problems\": []}\n");
+	kbu_free(t);
+	kbu_report_free(r);
+}
+
 TEST(empty_list_says_none)
 {
 	struct kbu_report *r = kbu_report_new("x");
@@ -210,6 +226,7 @@ int main(void)
 	RUN(text_sections_and_tables);
 	RUN(json_has_command_fields_and_problem_paths);
 	RUN(json_escapes_guest_bytes);
+	RUN(json_only_sections_leave_no_blank_lines);
 	RUN(empty_list_says_none);
 	RUN(null_nodes_are_harmless);
 	RUN(run_exit_codes);
