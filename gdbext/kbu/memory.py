@@ -48,6 +48,17 @@ class Bridge:
             return b""
         if addr < 0 or addr + length > 1 << 64:
             raise KbuError("address 0x%x+0x%x is outside the address space" % (addr, length))
+        first, last = addr & ~(PAGE - 1), (addr + length - 1) & ~(PAGE - 1)
+        missing = any((space, p) not in self.cache for p in range(first, last + PAGE, PAGE))
+        if space == PHYS and missing:
+            core.need_live("reading guest physical memory")
+            if self._probe_phys() == "packet":
+                # One switch to physical mode for all the pages of this read.
+                with phys_mode():
+                    return self._read_pages(space, addr, length, True)
+        return self._read_pages(space, addr, length, False)
+
+    def _read_pages(self, space, addr, length, in_phys_mode):
         out = bytearray()
         a, end = addr, addr + length
         while a < end:
@@ -56,11 +67,11 @@ class Bridge:
             data = self.cache.get((space, page))
             if data is None:
                 try:
-                    data = self._raw(space, page, PAGE)
+                    data = self._raw(space, page, PAGE, in_phys_mode)
                     self.cache[(space, page)] = data
                 except KbuError:
                     # part of the page may be missing: read exactly what was asked
-                    out += self._raw(space, a, n)
+                    out += self._raw(space, a, n, in_phys_mode)
                     a += n
                     continue
             else:
@@ -69,10 +80,15 @@ class Bridge:
             a += n
         return bytes(out)
 
-    def _raw(self, space, addr, length):
+    def _raw(self, space, addr, length, in_phys_mode=False):
         self.stats["gdb_reads"] += 1
         if space == VIRT:
             return self._read_virt(addr, length)
+        if in_phys_mode:
+            try:
+                return bytes(gdb.selected_inferior().read_memory(addr, length))
+            except gdb.MemoryError:
+                raise KbuError("cannot read physical 0x%x+0x%x" % (addr, length))
         return self._read_phys(addr, length)
 
     def _read_virt(self, addr, length):
