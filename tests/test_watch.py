@@ -1,0 +1,112 @@
+"""kbu watch: x2APIC mode and the time source watched without stopping the
+guest, armed at the PVH entry while paging is off, summarised in a sentence;
+nothing left behind afterwards."""
+import re
+
+import pytest
+
+import kbutest
+
+PVH_ENTRY = 0x200000   # the test kernel's XEN_ELFNOTE_PHYS32_ENTRY (xen_start32)
+
+
+def watch_run(qemu, kernel, scenario, extra=()):
+    """Boots paused, stops at the PVH entry (paging off), arms both watches,
+    runs to the scenario's end (idle, or the panic) and reports."""
+    q = qemu(kernel, memory="128M", smp=2, paused=True,
+             append="console=ttyS0 kbu.scenario=%s" % scenario)
+    out = kbutest.gdb_kbu(kernel, q.port, [
+        "break *0x%x" % PVH_ENTRY, "continue", "delete",
+        "print/x $cr0",
+        "kbu watch x2apic", "kbu watch timecounter",
+        "kbu break msg kbu-guest: idle",
+        "continue",
+        "kbu watch report"] + list(extra))
+    return q, out
+
+
+def test_arming_happens_with_paging_off(qemu, guest_kernel):
+    q, out = watch_run(qemu, guest_kernel, "ok")
+    cr0 = int(re.search(r"^\$1 = (0x[0-9a-f]+)", out, re.M).group(1), 16)
+    assert not cr0 & 0x80000000, "expected CR0.PG=0 at the PVH entry"
+    assert re.search(r"x2apic_mode = 0 \(xAPIC\), watching virtual 0xffffffff8020[0-9a-f]+, "
+                     r"physical 0x20[0-9a-f]+", out), out
+    # ... and the changes after the switch to the high map are seen.
+    assert re.search(r"^timecounter went 'dummy' -> 'i8254'; now 'i8254' \(1193182 Hz, "
+                     r"tc_quality 0\); tc_init was called 1 time \(i8254\)$", out, re.M), out
+    assert re.search(r"^x2apic_mode stayed 0 \(xAPIC\) through \d+ writes?$", out, re.M), out
+
+
+def test_timecounter_never_left_dummy(qemu, guest_kernel):
+    q, out = watch_run(qemu, guest_kernel, "timecounter")
+    assert re.search(r"^timecounter never left 'dummy'; tc_init was never called$", out, re.M), out
+    assert "kbu watch: timecounter" not in out.split("kbu watch report")[0].split(
+        "watching")[-1]          # no change was logged while running
+    assert "Statistical lapic calibration failed!" in q.serial_text()
+
+
+def test_x2apic_switch_is_logged_with_its_call_site(qemu, guest_kernel):
+    q, out = watch_run(qemu, guest_kernel, "x2apic")
+    live = re.search(r"^kbu watch: x2apic_mode 0 \(xAPIC\) -> 1 \(x2APIC\) on CPU (\d+) at "
+                     r"(lapic_x2apic_enable\+0x[0-9a-f]+)$", out, re.M)
+    assert live, out
+    assert re.search(r"^x2apic_mode changed: 0 \(xAPIC\) -> 1 \(x2APIC\) at %s on CPU %s "
+                     r"\(1 write\)$" % (re.escape(live.group(2)), live.group(1)), out, re.M), out
+    # The logged site is the store libkbu finds in the text.
+    rc, obj, err = kbutest.kbu_json("msgrefs", "--kernel", guest_kernel, "--data", "x2apic_mode:4")
+    stores = [r["where"] for r in obj["refs"] if r["access"] == "write"]
+    assert stores == [live.group(2)]
+
+
+def test_the_guest_never_stops_for_a_watch(qemu, guest_kernel):
+    q, out = watch_run(qemu, guest_kernel, "x2apic")
+    stops = re.findall(r"^Thread \d+ (?:hit|received) (.*)$", out, re.M)
+    # Only the PVH-entry breakpoint and the idle message breakpoint stopped it.
+    assert len(stops) == 2 and all("Breakpoint" in s for s in stops), stops
+    assert "SIGTRAP" not in out
+
+
+def test_off_and_detach_leave_no_watchpoint(qemu, guest_kernel):
+    q, out = watch_run(qemu, guest_kernel, "ok", extra=[
+        "maint info breakpoints", "echo MARK-ARMED\\n",
+        "kbu watch off", "maint info breakpoints", "echo MARK-OFF\\n",
+        "kbu watch x2apic", "maint info breakpoints", "echo MARK-REARMED\\n", "detach",
+        "maint info breakpoints",
+        "python from kbu import watch; print('LEFT', len(watch.watches.active))"])
+    armed = out.split("MARK-ARMED")[0].split("kbu watch report")[-1]
+    off = out.split("MARK-ARMED")[1].split("MARK-OFF")[0]
+    assert "hw watchpoint" in armed, armed
+    assert "removed" in off
+    table = off.split("breakpoint(s)")[-1]
+    assert "watchpoint" not in table, off
+    rearmed = out.split("MARK-OFF")[1].split("MARK-REARMED")[0]
+    assert "hw watchpoint" in rearmed
+    after_detach = out.split("MARK-REARMED")[1]
+    assert "hw watchpoint" not in after_detach, after_detach
+    assert "LEFT 0" in out
+
+
+def test_watch_needs_a_live_target(guest_kernel):
+    out = kbutest.gdb_kbu(guest_kernel, None, ["kbu watch x2apic", "kbu watch report"])
+    assert "kbu watch: kbu watch needs a live target" in out
+    assert "kbu watch: nothing is watched" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.linux
+def test_linux_clocksource_switches_end_with_the_console_one(linux_qemu, linux_target):
+    q = linux_qemu(paused=True)
+    out = kbutest.gdb_kbu(linux_target.vmlinux, q.port, [
+        "set kbu symbols %s" % linux_target.system_map,
+        "kbu watch timecounter", "kbu break assert", "continue", "kbu watch report",
+        "kbu watch off"], timeout=240)
+    switched = re.findall(r"clocksource: Switched to clocksource (\S+)", q.serial_text())
+    assert switched, q.serial_text()
+    logged = re.findall(r"^kbu watch: curr_clocksource .* -> '([^']+)'", out, re.M)
+    assert logged, out
+    # Every switch the console announced was logged, in order, and the last
+    # logged one is the one the console names last.
+    it = iter(logged)
+    assert all(any(s == l for l in it) for s in switched), (switched, logged)
+    assert logged[-1] == switched[-1]
+    assert re.search(r"^curr_clocksource went .* now '%s'" % re.escape(switched[-1]), out, re.M)
