@@ -30,11 +30,24 @@ MAX_FRAMES = 12
 
 # The last end state reached in this GDB session, valid until the guest resumes,
 # so a second recipe on the same stop need not run the guest again.
-_last = {"end": None}
+_last = {"end": None, "watches": {}}
 
 
 def _resumed(*unused):
     _last["end"] = None
+
+
+def release_watches():
+    """Disarms the watches recipes armed and no recipe took (end of `kbu recipe`)."""
+    try:
+        from kbu import watch as watchmod
+    except ImportError:
+        return
+    for kind, w in list(_last["watches"].items()):
+        if watchmod.watches.active.get(kind) is w:
+            watchmod.watches.active.pop(kind, None)
+            w.disarm()
+    _last["watches"] = {}
 
 
 gdb.events.cont.connect(_resumed)
@@ -44,12 +57,14 @@ gdb.events.exited.connect(_resumed)
 class Run:
     """One run of a recipe: its options, evidence, problems and verdict."""
 
-    def __init__(self, name, summary, timeout=20.0, here=False, console=None):
+    def __init__(self, name, summary, timeout=20.0, here=False, console=None, also_watch=()):
         self.name = name
         self.summary = summary
         self.timeout = timeout
         self.here = here
         self.console_path = console
+        self.also_watch = tuple(also_watch)   # watches other recipes of this run want
+        self.watches = {}
         self.facts = {}
         self.evidence = []       # (label, text)
         self.problems = []
@@ -156,18 +171,21 @@ class Run:
         """
         core.need_live("kbu recipe")
         core.need_kernel("kbu recipe")
-        self.watches = {}
         if self.end is not None:
             return self.end
         if _last["end"] is not None:
             self.end = dict(_last["end"], reused=True)
+            self.watches = {k: w for k, w in _last["watches"].items() if k in watch}
             return self.end
         here = where_now(self.profile())
         if self.here or here["kind"] in ("panic", "idle"):
             self.end = here
             return self.end
-        self.end = self._run(watch, self.timeout if timeout is None else timeout)
+        kinds = list(watch) + [k for k in self.also_watch if k not in watch]
+        self.end = self._run(kinds, self.timeout if timeout is None else timeout)
         _last["end"] = self.end
+        _last["watches"] = dict(self.watches)
+        self.watches = {k: w for k, w in self.watches.items() if k in watch}
         return self.end
 
     def _run(self, watch, timeout):

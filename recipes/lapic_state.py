@@ -75,6 +75,9 @@ def run(r):
         if esr.get("value"):
             findings.append("CPU %d has APIC errors: %s" % (cpu, esr.get("decoded")))
     r.fact("cpus", None, states)
+    lines = r.log_lines(r"(?i)(\bx?apic\b|lapic)")
+    if lines:
+        r.fact("log", "kernel log", lines, "\n".join(lines[-8:]))
     memory.bridge.flush()
     if not states:
         r.verdict(UNDECIDED, "no local APIC could be read (needs QEMU's monitor through the stub)")
@@ -87,8 +90,8 @@ def run(r):
                 end.get("function") or end.get("where"), end.get("message"))
         r.verdict(PROBLEM, findings[0] + where + ("; also: " + "; ".join(findings[1:3])
                                                   if len(findings) > 1 else ""),
-                  "see `kbu lapic` for every register; kbu recipe x2apic-mode for the mode, "
-                  "tsc-not-initialized when lapic_init panicked")
+                  "see `kbu lapic` for every register and the kernel log lines above; "
+                  "kbu recipe x2apic-mode for the mode, panic-triage for the panic")
         return
     timer = "timer %s" % ("masked" if bsp["timer_masked"] else bsp["timer"])
     if not bsp["timer_masked"] and bsp["initial_count"]:

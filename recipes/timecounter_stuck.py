@@ -9,6 +9,7 @@ from kbu.core import KbuError
 from ._common import OK, PROBLEM, UNDECIDED
 
 NAME = "timecounter-stuck"
+WATCH = ("timecounter",)   # armed from the first instruction, before the guest runs
 SUMMARY = "the active time source from boot to the end: stuck on a dummy, never registered, or fine"
 
 # Names of the placeholder time sources kernels start on.
@@ -16,7 +17,7 @@ PLACEHOLDERS = ("dummy", "jiffies", "refined-jiffies")
 
 
 def run(r):
-    end = r.end_state(watch=("timecounter",))
+    end = r.end_state(watch=WATCH)
     w = r.watches.get("timecounter")
     try:
         from kbu import watch as watchmod

@@ -10,11 +10,12 @@ from kbu.core import KbuError
 from ._common import OK, PROBLEM, UNDECIDED
 
 NAME = "x2apic-mode"
+WATCH = ("x2apic",)   # armed from the first instruction, before the guest runs
 SUMMARY = "who switched the kernel's x2APIC flag, and whether the CPU offers x2APIC at all"
 
 
 def run(r):
-    r.end_state(watch=("x2apic",))
+    r.end_state(watch=WATCH)
     w = r.watches.get("x2apic")
     try:
         from kbu import watch as watchmod

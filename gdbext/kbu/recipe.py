@@ -77,11 +77,12 @@ def _set_status(st):
     gdb.execute("set $kbu_recipe_status = %d" % st, False, True)
 
 
-def run_one(name, timeout=20.0, here=False, console=None):
+def run_one(name, timeout=20.0, here=False, console=None, also_watch=()):
     """Runs recipe NAME; returns its Run (status 2 and the error if it failed)."""
     mod = load(name)
     common = importlib.import_module(PACKAGE + "._common")
-    r = common.Run(mod.NAME, mod.SUMMARY, timeout=timeout, here=here, console=console)
+    r = common.Run(mod.NAME, mod.SUMMARY, timeout=timeout, here=here, console=console,
+                   also_watch=also_watch)
     try:
         mod.run(r)
         if r.status is None:
@@ -142,9 +143,14 @@ given separated by commas; they share the end state."""
             raise KbuError("--timeout wants a positive number of seconds")
         _set_status(2)
         wanted = [x for x in a.recipe.split(",") if x]
-        for n in wanted:
-            load(n)  # an unknown name fails before the guest runs
-        runs = [run_one(n, a.timeout, a.here, a.console) for n in wanted]
+        kinds = []
+        for n in wanted:   # an unknown name fails before the guest runs
+            kinds += [k for k in getattr(load(n), "WATCH", ()) if k not in kinds]
+        common = importlib.import_module(PACKAGE + "._common")
+        try:
+            runs = [run_one(n, a.timeout, a.here, a.console, kinds) for n in wanted]
+        finally:
+            common.release_watches()
         status = max(r.as_dict()["status"] for r in runs)
         if a.json:
             if len(runs) == 1:
