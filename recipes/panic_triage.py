@@ -23,6 +23,11 @@ KNOWN = [
 ]
 
 
+# Trap and exception entry frames (FreeBSD/NetBSD alltraps/calltrap, Linux exc_*).
+TRAP_FRAMES = ("alltraps", "calltrap", "asm_exc_page_fault", "exc_page_fault",
+               "asm_exc_general_protection", "exc_general_protection")
+
+
 def run(r):
     end = r.end_state()
     kind = end["kind"]
@@ -57,7 +62,15 @@ def run(r):
                 cause, nxt = c, n
                 break
         where = end.get("function") or (chain[1] if len(chain) > 1 else end.get("entry"))
+        # A panic from a trap handler: the culprit is the frame the trap interrupted.
+        traps = [i for i, f in enumerate(chain) if f in TRAP_FRAMES]
+        if traps and traps[-1] + 1 < len(chain):
+            r.fact("faulting_function", "trapped in", chain[traps[-1] + 1])
+            where = "%s (trapped in %s)" % (where, chain[traps[-1] + 1])
         head = 'panic "%s" raised in %s (%s)' % (msg, where, " <- ".join(chain[:6]))
+        fault = [l for l in r.facts.get("trap", []) if "fault virtual address" in l]
+        if fault:
+            head += "; %s" % " ".join(fault[-1].split())
         if cause:
             r.verdict(PROBLEM, "%s: %s" % (head, cause), nxt)
         else:
