@@ -1,0 +1,674 @@
+/* kbu triage: the post-mortem summary of a guest from its memory alone. */
+#include "kbu/triage.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbu/command.h"
+#include "kbu/dmesg.h"
+#include "kbu/elf.h"
+#include "kbu/mem.h"
+#include "kbu/mptable.h"
+#include "kbu/os.h"
+#include "kbu/pvh.h"
+#include "kbu/regs.h"
+#include "kbu/reloc.h"
+#include "kbu/report.h"
+#include "kbu/symbols.h"
+
+/* ---- kernel variables through the profile ---- */
+
+static int read_uint(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr, uint32_t size,
+		     uint64_t *out, struct kbu_err *err)
+{
+	uint8_t b[8] = {0};
+	if (size == 0 || size > 8)
+		return kbu_err_set(err, KBU_EINVAL, "field size %u at 0x%" PRIx64 " is not 1..8",
+				   size, addr);
+	if (kbu_read_kva(m, k, addr, b, size, err) < 0)
+		return -1;
+	uint64_t v = 0;
+	for (uint32_t i = 0; i < size; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	*out = v;
+	return 0;
+}
+
+/* A NUL-terminated string at a kernel address, byte by byte (it may end at a page end). */
+static int read_kstr(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr, char *buf,
+		     size_t len, struct kbu_err *err)
+{
+	size_t i = 0;
+	for (; i + 1 < len; i++) {
+		uint8_t c;
+		if (kbu_read_kva(m, k, addr + i, &c, 1, err) < 0) {
+			if (i == 0)
+				return -1;
+			break;
+		}
+		if (!c)
+			break;
+		buf[i] = (char)c;
+	}
+	buf[i] = '\0';
+	return 0;
+}
+
+/* Looks up the first symbol of a role; fills v->symbol/addr or says why not. */
+static int role_symbol(const struct kbu_symtab *st, const struct kbu_os_profile *p,
+		       const char *role, int64_t slide, struct kbu_triage_var *v)
+{
+	memset(v, 0, sizeof *v);
+	char w[64];
+	if (!p || !kbu_os_role_word(p, role, 0, w, sizeof w)) {
+		v->state = KBU_TRIAGE_VAR_NONE;
+		snprintf(v->why, sizeof v->why, "the OS profile names no %s variable", role);
+		return -1;
+	}
+	snprintf(v->symbol, sizeof v->symbol, "%s", w);
+	const struct kbu_sym *s = st ? kbu_sym_by_name(st, w) : NULL;
+	if (!s) {
+		v->state = KBU_TRIAGE_VAR_MISSING;
+		snprintf(v->why, sizeof v->why, "no symbol '%s' (role %s)", w, role);
+		return -1;
+	}
+	v->addr = s->addr + (uint64_t)slide;
+	return 0;
+}
+
+static int var_read(struct kbu_mem *m, const struct kbu_elf *k, struct kbu_triage_var *v,
+		    uint32_t size)
+{
+	struct kbu_err e = {0};
+	if (read_uint(m, k, v->addr, size, &v->value, &e) < 0) {
+		v->state = KBU_TRIAGE_VAR_UNREADABLE;
+		snprintf(v->why, sizeof v->why, "%s at 0x%" PRIx64 ": %s", v->symbol, v->addr, e.msg);
+		return -1;
+	}
+	v->state = KBU_TRIAGE_VAR_OK;
+	return 0;
+}
+
+static void read_timesource(struct kbu_mem *m, const struct kbu_elf *k,
+			    const struct kbu_symtab *st, const struct kbu_os_profile *p,
+			    int64_t slide, struct kbu_triage_kstate *o)
+{
+	struct kbu_triage_var *v = &o->timesource;
+	if (role_symbol(st, p, "timesource", slide, v) < 0)
+		return;
+	uint64_t base = v->addr;
+	if (kbu_os_role_num(p, "timesource_pointer", 0) == 1) {
+		if (var_read(m, k, v, 8) < 0)
+			return;
+		base = v->value;
+		if (!base) {
+			snprintf(v->why, sizeof v->why, "%s is NULL: no time source chosen yet",
+				 v->symbol);
+			return;
+		}
+	} else {
+		v->state = KBU_TRIAGE_VAR_OK;
+		v->value = base;
+	}
+	struct kbu_os_field f;
+	struct kbu_err e = {0};
+	if (kbu_os_field(p, "timesource", "name", &f, &e) == 0) {
+		uint64_t np;
+		if (read_uint(m, k, base + f.offset, 8, &np, &e) < 0 ||
+		    read_kstr(m, k, np, o->ts_name, sizeof o->ts_name, &e) < 0) {
+			v->state = KBU_TRIAGE_VAR_UNREADABLE;
+			snprintf(v->why, sizeof v->why, "the name of the time source at 0x%" PRIx64
+				 ": %s", base, e.msg);
+			o->ts_name[0] = '\0';
+			return;
+		}
+	}
+	if (kbu_os_field(p, "timesource", "quality", &f, &e) == 0 && f.size && f.size <= 8) {
+		uint64_t q;
+		if (read_uint(m, k, base + f.offset, f.size, &q, &e) == 0) {
+			/* sign-extend from the field's width */
+			if (f.size < 8 && (q >> (8 * f.size - 1)) & 1)
+				q |= ~0ull << (8 * f.size);
+			o->ts_quality = (int64_t)q;
+			o->ts_have_quality = 1;
+		}
+	}
+	if (kbu_os_field(p, "timesource", "frequency", &f, &e) == 0 && f.size && f.size <= 8 &&
+	    read_uint(m, k, base + f.offset, f.size, &o->ts_freq, &e) == 0)
+		o->ts_have_freq = 1;
+}
+
+void kbu_triage_read_kstate(struct kbu_mem *m, const struct kbu_elf *kernel,
+			    const struct kbu_symtab *st, const struct kbu_os_profile *p,
+			    int64_t slide, struct kbu_triage_kstate *out)
+{
+	memset(out, 0, sizeof *out);
+	if (role_symbol(st, p, "x2apic", slide, &out->x2apic) == 0) {
+		const char *t = kbu_os_role(p, "x2apic_type");
+		var_read(m, kernel, &out->x2apic, t && strcmp(t, "bool") == 0 ? 1 : 4);
+	}
+	read_timesource(m, kernel, st, p, slide, out);
+	if (role_symbol(st, p, "ncpus", slide, &out->ncpus) == 0)
+		var_read(m, kernel, &out->ncpus, 4);
+
+	/* panicstr: the BSDs' (and the test kernel's) pointer to the panic text. */
+	struct kbu_triage_var *ps = &out->panicstr;
+	snprintf(ps->symbol, sizeof ps->symbol, "panicstr");
+	const struct kbu_sym *s = st ? kbu_sym_by_name(st, "panicstr") : NULL;
+	if (!s) {
+		ps->state = KBU_TRIAGE_VAR_MISSING;
+		snprintf(ps->why, sizeof ps->why, "the kernel has no panicstr");
+		return;
+	}
+	ps->addr = s->addr + (uint64_t)slide;
+	if (var_read(m, kernel, ps, 8) < 0 || !ps->value)
+		return;
+	struct kbu_err e = {0};
+	if (read_kstr(m, kernel, ps->value, out->panicstr_text, sizeof out->panicstr_text, &e) < 0) {
+		ps->state = KBU_TRIAGE_VAR_UNREADABLE;
+		snprintf(ps->why, sizeof ps->why, "panicstr = 0x%" PRIx64 " points nowhere readable: %s",
+			 ps->value, e.msg);
+	}
+}
+
+/* ---- log helpers ---- */
+
+/* Skips a console timestamp "[    1.234567] " at p. */
+static const char *skip_stamp(const char *p, const char *end)
+{
+	if (p < end && *p == '[') {
+		const char *q = p + 1;
+		while (q < end && (*q == ' ' || *q == '.' || (*q >= '0' && *q <= '9')))
+			q++;
+		if (q < end && *q == ']') {
+			q++;
+			while (q < end && *q == ' ')
+				q++;
+			return q;
+		}
+	}
+	return p;
+}
+
+int kbu_triage_panic_in_log(const char *log, char *out, size_t outlen)
+{
+	static const char linux_mark[] = "Kernel panic - not syncing: ";
+	static const char bsd_mark[] = "panic: ";
+	const char *best = NULL, *best_end = NULL;
+	int best_linux = 0;
+	if (!log || !outlen)
+		return 0;
+	for (const char *p = log; *p;) {
+		const char *end = strchr(p, '\n');
+		if (!end)
+			end = p + strlen(p);
+		const char *q = skip_stamp(p, end);
+		/* The record that starts with the mark, not the "---[ end ..." trailer. */
+		const char *lm = (size_t)(end - q) >= sizeof linux_mark - 1 &&
+				 memcmp(q, linux_mark, sizeof linux_mark - 1) == 0 ? q : NULL;
+		if (lm) {
+			best = lm + sizeof linux_mark - 1;
+			best_end = end;
+			best_linux = 1;
+		} else if (!best_linux && (size_t)(end - q) >= sizeof bsd_mark - 1 &&
+			   memcmp(q, bsd_mark, sizeof bsd_mark - 1) == 0) {
+			best = q + sizeof bsd_mark - 1;
+			best_end = end;
+		}
+		p = *end ? end + 1 : end;
+	}
+	if (!best)
+		return 0;
+	while (best_end > best && (best_end[-1] == '\r' || best_end[-1] == ' '))
+		best_end--;
+	size_t n = (size_t)(best_end - best);
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, best, n);
+	out[n] = '\0';
+	return 1;
+}
+
+const char *kbu_triage_tail(const char *text, size_t n)
+{
+	if (!text)
+		return "";
+	size_t len = strlen(text);
+	if (!n)
+		return text + len;
+	const char *p = text + len;
+	if (p > text && p[-1] == '\n')
+		p--;
+	size_t seen = 0;
+	while (p > text) {
+		if (p[-1] == '\n' && ++seen == n)
+			return p;
+		p--;
+	}
+	return text;
+}
+
+/* ---- the report ---- */
+
+static void mode_text(const struct kbu_regs *r, char *buf, size_t len)
+{
+	enum kbu_paging_mode pm = kbu_regs_paging_mode(r);
+	if (pm == KBU_PG_UNKNOWN)
+		snprintf(buf, len, "unknown (no control registers)");
+	else if (pm == KBU_PG_OFF)
+		snprintf(buf, len, "%s", (r->cr0 & 1) ? "protected mode, paging off" : "real mode");
+	else
+		snprintf(buf, len, "%s, %s", pm >= KBU_PG_4LEVEL ? "long mode" : "protected mode",
+			 kbu_paging_mode_name(pm));
+}
+
+/* A CPU QEMU never started sits at the reset vector f000:fff0 in real mode. */
+static int at_reset_vector(const struct kbu_regs *r)
+{
+	return (r->have & KBU_HAVE_CR) && !(r->cr0 & 1) && (r->have & KBU_HAVE_GPR) &&
+	       r->rip == 0xfff0 && (r->have & KBU_HAVE_SEG) && r->cs == 0xf000;
+}
+
+struct verdict {
+	struct kbu_node *node;
+	int count;
+};
+
+static void verdict(struct verdict *v, enum kbu_severity sev, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void verdict(struct verdict *v, enum kbu_severity sev, const char *fmt, ...)
+{
+	char msg[640];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	kbu_problem(v->node, sev, "%s", msg);
+	if (sev >= KBU_SEV_WARN)
+		v->count++;
+}
+
+static int report_cpus(struct kbu_ctx *ctx, struct kbu_node *root, int *n_started,
+		       int *n_cpus, struct kbu_err *err)
+{
+	int n = kbu_mem_ncpus(ctx->mem);
+	if (n <= 0)
+		n = 1; /* a source that cannot count still answers for CPU 0 */
+	struct kbu_node *list = kbu_list(root, "cpus", "CPUs");
+	*n_started = 0;
+	*n_cpus = n;
+	for (int cpu = 0; cpu < n; cpu++) {
+		struct kbu_regs r;
+		struct kbu_err e = {0};
+		struct kbu_node *row = kbu_row(list);
+		kbu_u64(row, "cpu", "CPU", (uint64_t)cpu);
+		if (kbu_mem_regs(ctx->mem, cpu, &r, &e) < 0) {
+			if (cpu == 0) {
+				*err = e;
+				return kbu_err_prefix(err, "CPU 0 registers");
+			}
+			kbu_str(row, "mode", "Mode", "registers unavailable");
+			kbu_problem(row, KBU_SEV_WARN, "CPU %d: %s", cpu, e.msg);
+			continue;
+		}
+		char mode[64];
+		mode_text(&r, mode, sizeof mode);
+		enum kbu_paging_mode pm = kbu_regs_paging_mode(&r);
+		int reset = at_reset_vector(&r);
+		if (!reset)
+			(*n_started)++;
+		kbu_str(row, "mode", "Mode", mode);
+		kbu_str(row, "paging", "", pm == KBU_PG_UNKNOWN ? "unknown" : kbu_paging_mode_name(pm));
+		kbu_bool(row, "started", "", !reset);
+		if (r.have & KBU_HAVE_GPR) {
+			kbu_hex(row, "rip", "RIP", r.rip, r.bits == 32 ? 8 : 16);
+			uint64_t off = 0;
+			const struct kbu_sym *s = ctx->syms ? kbu_sym_by_addr(ctx->syms, r.rip, &off) : NULL;
+			if (reset)
+				kbu_str(row, "where", "Where", "reset vector: never started");
+			else if (s && (!s->size || off < s->size))
+				kbu_strf(row, "where", "Where", off ? "%s+0x%" PRIx64 : "%s", s->name, off);
+			else
+				kbu_str(row, "where", "Where", "-");
+		}
+	}
+	return 0;
+}
+
+static void copy_problems_mp(const struct kbu_mptable *t, struct kbu_node *o)
+{
+	for (size_t i = 0; i < t->nproblems; i++)
+		kbu_problem(o, (enum kbu_severity)t->problems[i].sev, "%s", t->problems[i].msg);
+}
+
+struct mp_facts {
+	int found;
+	size_t ncpus;
+};
+
+static void report_mptable(struct kbu_ctx *ctx, struct kbu_node *root, struct mp_facts *mf)
+{
+	struct kbu_node *o = kbu_obj(root, "mptable", "MP table");
+	struct kbu_mptable t;
+	struct kbu_err e = {0};
+	memset(mf, 0, sizeof *mf);
+	if (kbu_mptable_read(ctx->mem, 0, 0, &t, &e) < 0) {
+		kbu_bool(o, "found", "", 0);
+		kbu_str(o, "status", "status", e.msg);
+		return;
+	}
+	mf->found = 1;
+	kbu_bool(o, "found", "", 1);
+	kbu_strf(o, "where", "floating pointer", "0x%" PRIx64 ", found in %s", t.fp.addr,
+		 t.fp.where);
+	kbu_hex(o, "address", "", t.fp.addr, 0);
+	if (t.have_header) {
+		kbu_strf(o, "table", "config table", "0x%" PRIx64 " OEM '%s' product '%s'",
+			 t.hdr.addr, t.hdr.oem_id, t.hdr.product_id);
+		kbu_hex(o, "table_address", "", t.hdr.addr, 0);
+		kbu_strf(o, "counts", "entries", "%u in entry_count, %zu walked by length",
+			 t.hdr.entry_count, t.nbase);
+		kbu_u64(o, "entry_count", "", t.hdr.entry_count);
+		kbu_u64(o, "entries_walked", "", t.nbase);
+	}
+	struct kbu_node *cl = kbu_list(o, "cpus", "processors (APIC IDs)");
+	char ids[256] = "";
+	size_t used = 0, nio = 0;
+	for (size_t i = 0; i < t.nentries; i++) {
+		const struct kbu_mp_entry *en = &t.entries[i];
+		if (en->extended)
+			continue;
+		if (en->type == KBU_MP_IOAPIC)
+			nio++;
+		if (en->type != KBU_MP_PROC)
+			continue;
+		struct kbu_node *row = kbu_row(cl);
+		kbu_u64(row, "apic_id", "APIC ID", en->u.proc.apic_id);
+		kbu_bool(row, "bsp", "BSP", (en->u.proc.flags >> 1) & 1);
+		kbu_bool(row, "enabled", "usable", en->u.proc.flags & 1);
+		int w = snprintf(ids + used, sizeof ids - used, "%s%u", used ? " " : "",
+				 en->u.proc.apic_id);
+		if (w > 0 && (size_t)w < sizeof ids - used)
+			used += (size_t)w;
+	}
+	mf->ncpus = kbu_mptable_ncpus(&t);
+	kbu_u64(o, "ncpus", "CPUs listed", mf->ncpus);
+	kbu_u64(o, "nioapics", "I/O APICs", nio);
+	copy_problems_mp(&t, o);
+	kbu_mptable_free(&t);
+}
+
+static void report_start_info(struct kbu_ctx *ctx, struct kbu_node *root, char *cmdline,
+			      size_t cmdlen)
+{
+	struct kbu_node *o = kbu_obj(root, "start_info", "PVH start info");
+	struct kbu_pvh p = {0};
+	struct kbu_err e = {0};
+	cmdline[0] = '\0';
+	if (kbu_pvh_find(ctx->mem, ctx->syms, ctx->kernel, 0, &p, &e) < 0) {
+		kbu_bool(o, "found", "", 0);
+		kbu_str(o, "status", "status", e.msg);
+		kbu_null(o, "cmdline", "");
+		kbu_pvh_free(&p);
+		return;
+	}
+	kbu_bool(o, "found", "", 1);
+	kbu_strf(o, "location", "address", "0x%" PRIx64 " (%s)", p.addr, p.how);
+	kbu_hex(o, "address", "", p.addr, 0);
+	kbu_u64(o, "version", "version", p.version);
+	if (p.cmdline.state == KBU_PVH_STR_OK || p.cmdline.state == KBU_PVH_STR_UNTERMINATED) {
+		kbu_str(o, "cmdline", "command line", p.cmdline.text ? p.cmdline.text : "");
+		snprintf(cmdline, cmdlen, "%s", p.cmdline.text ? p.cmdline.text : "");
+	} else {
+		kbu_null(o, "cmdline", "command line");
+	}
+	uint64_t ram = 0;
+	for (size_t i = 0; i < p.nmemmap; i++)
+		if (p.memmap[i].type == 1)
+			ram += p.memmap[i].size;
+	kbu_strf(o, "memmap", "memory map", "%zu entries, %" PRIu64 " MiB RAM", p.nmemmap,
+		 ram >> 20);
+	kbu_u64(o, "ram_bytes", "", ram);
+	for (size_t i = 0; i < p.nproblems; i++)
+		kbu_problem(o, (enum kbu_severity)p.problems[i].sev, "%s", p.problems[i].msg);
+	kbu_pvh_free(&p);
+}
+
+static void var_text(struct kbu_node *o, const char *key, const char *label,
+		     const struct kbu_triage_var *v)
+{
+	kbu_str(o, key, label, v->why[0] ? v->why : "not read");
+}
+
+int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_report *r,
+	       struct kbu_err *err)
+{
+	if (kbu_ctx_need_mem(ctx, err) < 0 || kbu_ctx_need_kernel(ctx, err) < 0)
+		return -1;
+	struct kbu_node *root = kbu_report_root(r);
+
+	/* Where the kernel is: without a match, nothing below means anything. */
+	struct kbu_reloc_opts ro;
+	struct kbu_reloc_result rr;
+	kbu_reloc_opts_default(&ro);
+	if (kbu_reloc_find(ctx->mem, ctx->kernel, &ro, &rr, err) < 0)
+		return kbu_err_prefix(err, "%s", kbu_elf_path(ctx->kernel));
+	if (!rr.virt.found && !rr.phys.found)
+		return kbu_err_set(err, KBU_ENOTFOUND,
+				   "%s does not match this dump: its code is nowhere in memory (%s; %s) "
+				   "- wrong kernel for the dump?",
+				   kbu_elf_path(ctx->kernel), rr.virt.how, rr.phys.how);
+	int64_t slide = rr.virt.found ? rr.virt.slide : 0;
+
+	struct kbu_node *src = kbu_obj(root, "source", "Post-mortem triage");
+	kbu_str(src, "kind", "memory", kbu_mem_kind(ctx->mem));
+	kbu_str(src, "kernel", "kernel", kbu_elf_path(ctx->kernel));
+	size_t nsyms = ctx->syms ? kbu_symtab_count(ctx->syms) : 0;
+	kbu_u64(src, "symbols", "symbols", nsyms);
+
+	struct verdict v = {0};
+	int started = 0, ncpus = 0;
+	if (report_cpus(ctx, root, &started, &ncpus, err) < 0)
+		return -1;
+
+	struct kbu_node *rl = kbu_obj(root, "reloc", "kernel location");
+	kbu_bool(rl, "virt_found", "", rr.virt.found);
+	if (rr.virt.found)
+		kbu_hex(rl, "virt_slide", "virtual slide", (uint64_t)rr.virt.slide, 0);
+	else
+		kbu_str(rl, "virt_slide", "virtual slide", "not found");
+	kbu_bool(rl, "phys_found", "", rr.phys.found);
+	if (rr.phys.found)
+		kbu_hex(rl, "phys_slide", "physical slide", (uint64_t)rr.phys.slide, 0);
+	else
+		kbu_str(rl, "phys_slide", "physical slide", "not found");
+	kbu_str(rl, "how", "how", rr.virt.found ? rr.virt.how : rr.phys.how);
+
+	struct mp_facts mf;
+	report_mptable(ctx, root, &mf);
+	char cmdline[KBU_PVH_CMDLINE_MAX + 1];
+	report_start_info(ctx, root, cmdline, sizeof cmdline);
+
+	/* The kernel's own view, through the OS profile. */
+	struct kbu_node *ko = kbu_obj(root, "kernel", "kernel state");
+	struct kbu_err pe = {0};
+	struct kbu_os_profile *p = NULL;
+	if (nsyms)
+		p = kbu_os_select(o->os, o->profile, ctx->syms, &pe);
+	else
+		kbu_err_set(&pe, KBU_ENOTFOUND, "%s",
+			    ctx->syms && kbu_symtab_why_empty(ctx->syms)
+				    ? kbu_symtab_why_empty(ctx->syms)
+				    : "no symbols: give --symbols MAP");
+	struct kbu_triage_kstate ks;
+	memset(&ks, 0, sizeof ks);
+	if (p) {
+		kbu_strf(ko, "os", "OS profile", "%s (%s)", kbu_os_name(p), kbu_os_origin(p));
+		kbu_triage_read_kstate(ctx->mem, ctx->kernel, ctx->syms, p, slide, &ks);
+	} else {
+		kbu_null(ko, "os", "");
+		kbu_strf(ko, "os_text", "OS profile", "none: %s", pe.msg);
+		kbu_problem(ko, KBU_SEV_NOTE, "the kernel's variables are not read: %s", pe.msg);
+	}
+	if (ks.x2apic.state == KBU_TRIAGE_VAR_OK) {
+		kbu_strf(ko, "x2apic_text", "x2APIC", "%s = %" PRIu64 " (%s)", ks.x2apic.symbol,
+			 ks.x2apic.value, ks.x2apic.value ? "x2APIC mode" : "xAPIC mode, MMIO");
+		kbu_u64(ko, "x2apic", "", ks.x2apic.value);
+	} else {
+		kbu_null(ko, "x2apic", "");
+		if (p)
+			var_text(ko, "x2apic_text", "x2APIC", &ks.x2apic);
+	}
+	if (ks.timesource.state == KBU_TRIAGE_VAR_OK && ks.ts_name[0]) {
+		char extra[96] = "";
+		size_t n = 0;
+		if (ks.ts_have_quality)
+			n += (size_t)snprintf(extra + n, sizeof extra - n, ", quality %" PRId64,
+					      ks.ts_quality);
+		if (ks.ts_have_freq && n < sizeof extra)
+			snprintf(extra + n, sizeof extra - n, ", %" PRIu64 " Hz", ks.ts_freq);
+		kbu_strf(ko, "timesource_text", "time source", "%s -> 0x%" PRIx64 " \"%s\"%s",
+			 ks.timesource.symbol, ks.timesource.value, ks.ts_name, extra);
+		kbu_str(ko, "timesource", "", ks.ts_name);
+		if (ks.ts_have_quality)
+			kbu_i64(ko, "timesource_quality", "", ks.ts_quality);
+	} else {
+		kbu_null(ko, "timesource", "");
+		if (p)
+			var_text(ko, "timesource_text", "time source", &ks.timesource);
+	}
+	if (ks.ncpus.state == KBU_TRIAGE_VAR_OK) {
+		kbu_strf(ko, "ncpus_text", "CPUs counted", "%s = %" PRIu64, ks.ncpus.symbol,
+			 ks.ncpus.value);
+		kbu_u64(ko, "ncpus", "", ks.ncpus.value);
+	} else {
+		kbu_null(ko, "ncpus", "");
+		if (p)
+			var_text(ko, "ncpus_text", "CPUs counted", &ks.ncpus);
+	}
+
+	/* The message buffer and the panic. */
+	struct kbu_dmesg d;
+	memset(&d, 0, sizeof d);
+	int have_log = 0;
+	struct kbu_node *dm = kbu_obj(root, "dmesg", "message buffer");
+	if (p) {
+		struct kbu_err de = {0};
+		if (kbu_dmesg_read(ctx->mem, ctx->kernel, ctx->syms, p, &d, &de) == 0) {
+			have_log = 1;
+		} else {
+			kbu_str(dm, "status", "status", de.msg);
+			kbu_problem(dm, KBU_SEV_NOTE, "no message buffer: %s", de.msg);
+		}
+	} else {
+		kbu_str(dm, "status", "status", "not read (no OS profile)");
+	}
+	char panic_log[KBU_TRIAGE_TEXT] = "";
+	int log_panic = have_log && kbu_triage_panic_in_log(d.text, panic_log, sizeof panic_log);
+	if (have_log) {
+		size_t total = 0;
+		for (const char *s = d.text; s && *s; s++)
+			total += *s == '\n';
+		const char *tail = kbu_triage_tail(d.text, o->tail);
+		kbu_strf(dm, "summary", "buffer", "%s at 0x%" PRIx64 ", %" PRIu64 " %s, last %zu shown",
+			 d.symbol, d.header_addr, d.records,
+			 strcmp(d.format, "linux-prb") == 0 ? "records" : "lines",
+			 o->tail < total ? o->tail : total);
+		kbu_str(dm, "tail", "", tail);
+		struct kbu_node *tt = kbu_obj(dm, "tail_text", "");
+		for (const char *s = tail; *s;) {
+			const char *nl = strchr(s, '\n');
+			size_t len = nl ? (size_t)(nl - s) : strlen(s);
+			char line[512];
+			if (len >= sizeof line)
+				len = sizeof line - 1;
+			memcpy(line, s, len);
+			line[len] = '\0';
+			kbu_textf(tt, "| %s", line);
+			if (!nl)
+				break;
+			s = nl + 1;
+		}
+		for (int k = 0; k < d.nproblems; k++)
+			kbu_problem(dm, KBU_SEV_NOTE, "%s", d.problems[k]);
+	}
+
+	struct kbu_node *po = kbu_obj(root, "panic", "panic");
+	const char *msg = NULL, *from = NULL;
+	if (log_panic) {
+		msg = panic_log;
+		from = "the message buffer";
+	} else if (ks.panicstr.state == KBU_TRIAGE_VAR_OK && ks.panicstr.value &&
+		   ks.panicstr_text[0]) {
+		msg = ks.panicstr_text;
+		from = "panicstr";
+	}
+	if (msg) {
+		kbu_str(po, "message", "message", msg);
+		kbu_str(po, "from", "from", from);
+	} else {
+		kbu_null(po, "message", "");
+		kbu_str(po, "status", "message", ks.panicstr.state == KBU_TRIAGE_VAR_OK
+			? "none (panicstr is NULL and the log holds no panic line)"
+			: have_log ? "none in the message buffer" : "unknown (no message buffer)");
+	}
+	if (ks.panicstr.state == KBU_TRIAGE_VAR_OK) {
+		if (ks.panicstr.value)
+			kbu_strf(po, "panicstr", "panicstr", "0x%" PRIx64 " \"%s\"", ks.panicstr.value,
+				 ks.panicstr_text);
+		else
+			kbu_str(po, "panicstr", "panicstr", "NULL");
+	}
+
+	/* The verdict: what a porter should look at first. */
+	v.node = kbu_obj(root, "verdict", "verdict");
+	if (msg)
+		verdict(&v, KBU_SEV_ERROR, "the kernel panicked: %s", msg);
+	if (!rr.virt.found)
+		verdict(&v, KBU_SEV_NOTE, "the kernel's virtual addresses are not in use (%s): "
+			"an early dump, read through physical aliases", rr.virt.how);
+	else if (rr.virt.slide)
+		verdict(&v, KBU_SEV_NOTE, "the kernel runs 0x%" PRIx64 " above its link address "
+			"(KASLR): load its symbols with that offset", (uint64_t)rr.virt.slide);
+	if (ks.timesource.state == KBU_TRIAGE_VAR_OK && ks.ts_name[0] &&
+	    (strcmp(ks.ts_name, "dummy") == 0 || strstr(ks.ts_name, "jiffies")))
+		verdict(&v, KBU_SEV_WARN, "no hardware time source: %s is \"%s\" (no real counter "
+			"was selected; clocks and delays do not follow real time)", ks.timesource.symbol,
+			ks.ts_name);
+	else if (ks.timesource.state == KBU_TRIAGE_VAR_OK && ks.timesource.value == 0)
+		verdict(&v, KBU_SEV_WARN, "no time source chosen: %s is NULL", ks.timesource.symbol);
+	if (ks.x2apic.state == KBU_TRIAGE_VAR_OK && ks.x2apic.value)
+		verdict(&v, KBU_SEV_NOTE, "the kernel runs its local APIC in x2APIC mode (%s = %" PRIu64
+			"): QEMU's TCG does not emulate x2APIC, check CPUID.1:ECX[21] live "
+			"(kbu cpuid)", ks.x2apic.symbol, ks.x2apic.value);
+	if (mf.found && ks.ncpus.state == KBU_TRIAGE_VAR_OK && ks.ncpus.value < mf.ncpus) {
+		if ((uint64_t)started > ks.ncpus.value)
+			verdict(&v, KBU_SEV_NOTE, "the kernel counts %" PRIu64 " CPU%s (%s) though %d ran "
+				"kernel code: a panic takes the other CPUs offline", ks.ncpus.value,
+				ks.ncpus.value == 1 ? "" : "s", ks.ncpus.symbol, started);
+		else
+			verdict(&v, KBU_SEV_WARN, "the kernel counts %" PRIu64 " CPU%s (%s) but the MP "
+				"table lists %zu", ks.ncpus.value, ks.ncpus.value == 1 ? "" : "s",
+				ks.ncpus.symbol, mf.ncpus);
+	}
+	if (mf.found && mf.ncpus != (size_t)ncpus)
+		verdict(&v, KBU_SEV_WARN, "the dump holds %d CPU%s but the MP table lists %zu",
+			ncpus, ncpus == 1 ? "" : "s", mf.ncpus);
+	if (started < ncpus)
+		verdict(&v, KBU_SEV_NOTE, "%d of %d CPUs never left the reset vector (not started by "
+			"the kernel)", ncpus - started, ncpus);
+	if (!mf.found)
+		verdict(&v, KBU_SEV_NOTE, "no MP table in memory");
+	if (!p)
+		verdict(&v, KBU_SEV_NOTE, "kernel variables not read: %s", pe.msg);
+	kbu_u64(v.node, "problems", "problems", (uint64_t)v.count);
+	if (!v.count)
+		kbu_textf(v.node, "no problem found in the dump");
+	(void)cmdline;
+	kbu_dmesg_free(&d);
+	kbu_os_free(p);
+	return 0;
+}
