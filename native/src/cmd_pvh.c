@@ -6,6 +6,7 @@
 
 #include "kbu/command.h"
 #include "kbu/mem.h"
+#include "kbu/os.h"
 #include "kbu/pvh.h"
 #include "kbu/report.h"
 
@@ -25,8 +26,13 @@ static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report
 {
 	uint64_t addr = 0, limit = 0;
 	int have_addr = 0;
+	const char *profile = NULL;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--scan-limit") == 0) {
+		if (strcmp(argv[i], "--profile") == 0) {
+			if (i + 1 >= argc)
+				return kbu_err_set(err, KBU_EINVAL, "--profile needs a profile file");
+			profile = argv[++i];
+		} else if (strcmp(argv[i], "--scan-limit") == 0) {
 			if (i + 1 >= argc || parse_u64(argv[i + 1], &limit) != 0)
 				return kbu_err_set(err, KBU_EINVAL,
 						   "--scan-limit needs a byte count");
@@ -44,9 +50,25 @@ static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report
 			have_addr = 1;
 		}
 	}
+	/* The OS profile names the kernel's saved start-info variable. */
+	const char *role = NULL;
+	char label[64] = "";
+	struct kbu_os_profile *prof = NULL;
+	if (!have_addr && ctx->syms) {
+		struct kbu_err e;
+		prof = kbu_os_select(ctx->os, profile, ctx->syms, profile ? err : &e);
+		if (!prof && profile)
+			return -1;
+		if (prof) {
+			role = kbu_os_role(prof, "start_info");
+			snprintf(label, sizeof(label), "%s profile's", kbu_os_name(prof));
+		}
+	}
 	struct kbu_pvh p = {0};
 	int rc = have_addr ? kbu_pvh_decode(ctx->mem, addr, &p, err)
-			   : kbu_pvh_find(ctx->mem, ctx->syms, ctx->kernel, limit, &p, err);
+			   : kbu_pvh_find_named(ctx->mem, ctx->syms, ctx->kernel, role, label, limit,
+						&p, err);
+	kbu_os_free(prof);
 	if (rc != 0) {
 		kbu_pvh_free(&p);
 		return -1;
@@ -60,13 +82,14 @@ static struct kbu_command cmd_pvh = {
 	.name = "pvh",
 	.summary = "decode the PVH start info (hvm_start_info): command line, modules, memory map",
 	.help = "usage: kbu pvh [--core F|--phys F|--gdb H:P] [--symbols MAP] [--kernel ELF] "
-		"[--scan-limit BYTES] [ADDR]\n"
+		"[--profile FILE] [--scan-limit BYTES] [ADDR]\n"
 		"\n"
 		"Decodes the hvm_start_info a PVH loader passes in %ebx (v0 and v1): flags,\n"
 		"command line, modules, RSDP pointer and the E820 memory map. ADDR is its\n"
 		"physical address. Without ADDR it is found through the kernel's saved pointer\n"
-		"when symbols are given (FreeBSD start_info, NetBSD hvm_start_paddr, Linux\n"
-		"pvh_start_info), then where CPU 0's %ebx points, then by scanning the first\n"
+		"when symbols are given (the OS profile's start_info role: FreeBSD start_info,\n"
+		"NetBSD hvm_start_paddr, Linux pvh_start_info; --os or --profile choose the\n"
+		"profile), then where CPU 0's %ebx points, then by scanning the first\n"
 		"MiB and the rest of memory up to --scan-limit (default 256 MiB) for the magic\n"
 		"0x336ec578 with a valid version and plausible pointers.\n"
 		"Zero-size memory map entries, pointers outside memory and unterminated\n"

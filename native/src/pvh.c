@@ -633,13 +633,32 @@ static int scan_range(struct kbu_mem *m, uint64_t start, uint64_t end, uint64_t 
 int kbu_pvh_find(struct kbu_mem *m, const struct kbu_symtab *syms, const struct kbu_elf *kernel,
 		 uint64_t scan_limit, struct kbu_pvh *p, struct kbu_err *err)
 {
+	return kbu_pvh_find_named(m, syms, kernel, NULL, NULL, scan_limit, p, err);
+}
+
+int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
+		       const struct kbu_elf *kernel, const char *sym, const char *label,
+		       uint64_t scan_limit, struct kbu_pvh *p, struct kbu_err *err)
+{
 	char how[160] = "", tried[512] = "";
 	uint64_t pa = 0;
 	int found = 0;
 	memset(p, 0, sizeof(*p)); /* freeable whatever happens below */
 
+	if (syms && sym && sym[0]) {
+		const struct kbu_sym *s = kbu_sym_by_name(syms, sym);
+		struct saved_ptr sp = {sym, label ? label : "the kernel's"};
+		char why[200];
+		if (!s)
+			snprintf(tried, sizeof(tried), "no symbol %s", sym);
+		else if (!(found = try_symbol(m, kernel, s, &sp, &pa, how, sizeof(how), why,
+					      sizeof(why))))
+			snprintf(tried, sizeof(tried), "%s", why);
+	}
 	if (syms) {
 		for (size_t i = 0; !found && i < sizeof(saved_ptrs) / sizeof(saved_ptrs[0]); i++) {
+			if (sym && strcmp(sym, saved_ptrs[i].sym) == 0)
+				continue;
 			const struct kbu_sym *s = kbu_sym_by_name(syms, saved_ptrs[i].sym);
 			if (!s)
 				continue;

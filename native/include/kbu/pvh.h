@@ -111,6 +111,12 @@ void kbu_pvh_free(struct kbu_pvh *p);
 int kbu_pvh_find(struct kbu_mem *m, const struct kbu_symtab *syms, const struct kbu_elf *kernel,
 		 uint64_t scan_limit, struct kbu_pvh *p, struct kbu_err *err);
 
+/* The same, trying first `sym` (an OS profile's start_info role; NULL: none),
+ * named `label` (e.g. "freebsd profile") in p->how. */
+int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
+		       const struct kbu_elf *kernel, const char *sym, const char *label,
+		       uint64_t scan_limit, struct kbu_pvh *p, struct kbu_err *err);
+
 /* True if the bytes at addr look like a start info a loader wrote (magic,
  * version, and every pointer plausible). Used by the scan. */
 int kbu_pvh_plausible(struct kbu_mem *m, uint64_t addr);
