@@ -526,6 +526,50 @@ TEST(command_runs_through_kbu_run)
 	free(img);
 }
 
+/* A profile file for another kernel names its own variable: it is tried first. */
+TEST(profile_names_the_saved_variable)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0");
+	build_qboot(img, 0x300000, "mine");
+	strcpy((char *)img + 0x300100, "mine");
+	put64(img + 0x300000 + 24, 0x300100);
+	strcpy((char *)img + CMD, "console=ttyS0");
+	put64(img + 0x200000, 0x300000);
+	char *map = write_map("ffffffff80200000 D my_si\nffffffff80200100 T my_start\n");
+	char *prof = write_map("[profile]\nname = mykernel\ndetect = my_start\n"
+			       "[roles]\nstart_info = my_si\nstart_info_kind = paddr\n");
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	kbu_ctx_set_mem(ctx, fake_mem(img, MEMSZ, 0, 0));
+	struct kbu_err e;
+	kbu_err_clear(&e);
+	CHECK(kbu_ctx_load_symbols(ctx, map, &e) == 0);
+	char *out = NULL;
+	char *argv[] = {"pvh", "--profile", prof, NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, argv, 1, &out, &e), 0);
+	CHECK_CONTAINS(out, "\"how\": \"through mykernel profile's my_si at 0xffffffff80200000: it "
+			    "holds this physical address\"");
+	CHECK_CONTAINS(out, "\"cmdline\": \"mine\"");
+	kbu_free(out);
+	out = NULL;
+	/* Without the profile nothing names my_si: the scan finds qboot's. */
+	char *argv2[] = {"pvh", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 1, argv2, 1, &out, &e), 0);
+	CHECK_CONTAINS(out, "\"how\": \"found by scanning low memory\"");
+	kbu_free(out);
+	out = NULL;
+	char *argv3[] = {"pvh", "--profile", "/nonexistent/profile.ini", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, argv3, 0, &out, &e), 2);
+	CHECK_CONTAINS(e.msg, "/nonexistent/profile.ini");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	unlink(map);
+	unlink(prof);
+	free(map);
+	free(prof);
+	free(img);
+}
+
 int main(void)
 {
 	RUN(v1_found_by_scanning_zero_size_entry_flagged);
@@ -538,5 +582,6 @@ int main(void)
 	RUN(found_through_saved_pointers);
 	RUN(mutated_start_info_never_crashes);
 	RUN(command_runs_through_kbu_run);
+	RUN(profile_names_the_saved_variable);
 	CHECK_DONE("test_pvh");
 }
