@@ -28,9 +28,11 @@ IDLE_FUNCTIONS = ("cpu_idle", "idle_loop")
 RESET_VECTOR = 0xfff0
 MAX_FRAMES = 12
 
-# The last end state reached in this GDB session, valid until the guest resumes,
-# so a second recipe on the same stop need not run the guest again.
-_last = {"end": None, "watches": {}}
+# The last end state reached in this GDB session, so a second recipe on the
+# same stop need not run the guest again. It holds while the vCPU stands where
+# it stopped (CPUID injection single-steps but puts RIP back, so "the guest
+# resumed" is not the test).
+_last = {"end": None, "watches": {}, "at": None}
 
 
 def _resumed(*unused):
@@ -50,8 +52,11 @@ def release_watches():
     _last["watches"] = {}
 
 
-gdb.events.cont.connect(_resumed)
 gdb.events.exited.connect(_resumed)
+
+
+def _stands_at():
+    return (_cpu(), _pc())
 
 
 class Run:
@@ -173,7 +178,7 @@ class Run:
         core.need_kernel("kbu recipe")
         if self.end is not None:
             return self.end
-        if _last["end"] is not None:
+        if _last["end"] is not None and _last["at"] == _stands_at():
             self.end = dict(_last["end"], reused=True)
             self.watches = {k: w for k, w in _last["watches"].items() if k in watch}
             return self.end
@@ -184,6 +189,7 @@ class Run:
         kinds = list(watch) + [k for k in self.also_watch if k not in watch]
         self.end = self._run(kinds, self.timeout if timeout is None else timeout)
         _last["end"] = self.end
+        _last["at"] = _stands_at()
         _last["watches"] = dict(self.watches)
         self.watches = {k: w for k, w in self.watches.items() if k in watch}
         return self.end
@@ -438,7 +444,7 @@ def continue_until_log(r, pattern, seconds, step=1.0):
         memory.bridge.flush()
         session.ctx().flush()
         r.end = end
-        _last["end"] = end
+        _last["end"], _last["at"] = end, _stands_at()
         if how == "exited":
             return False
 
