@@ -183,3 +183,19 @@ def test_lapic_mode_flags_x2apic_without_cpu_support(qemu, guest_kernel):
     assert j["mode"]["cpuid_x2apic"] == "not read"
     assert j["mode"]["mode"].startswith("x2APIC (as the kernel set it)")
     q.wait_serial(r"kbu-guest: idle", timeout=30)
+
+
+@pytest.mark.parametrize("stop", ["xen_start32", "lapic_init"])
+def test_every_command_leaves_the_stop_untouched(qemu, guest_kernel, stop):
+    # At the PVH entry (paging off) and in the high-mapped kernel.
+    q = qemu(guest_kernel, smp=2, append="console=ttyS0 kbu.scenario=tsc", paused=True)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, ["kbu break %s --both" % stop, "continue"] + with_state([
+        "kbu reloc", "kbu addr %s" % stop, "kbu break mi_startup --both", "kbu cpuid tsc",
+        "kbu cpuid --all", "kbu lapic", "kbu lapic 1 --no-cpuid", "kbu mptable", "kbu pvh",
+        "kbu notes", "kbu sym lapic_init", "p $kbu_phys(\"lapic_init\")"]), timeout=120)
+    no_traceback(out)
+    before, after = states(out)
+    assert before == after, "state changed:\n%s\n---\n%s" % (before, after)
+    assert "Local APIC of CPU 1" in out and "PVH start info" in out
+    # The guest then runs to its normal end (the breakpoints stay behind in GDB only).
+    q.wait_serial(r"panic: TSC not initialized", timeout=30)
