@@ -489,7 +489,11 @@ static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 	walk_base(t, tb, avail);
 	free(tb);
 
-	if (h->entry_count != t->nbase)
+	if (h->entry_count != t->nbase && !t->walk_complete)
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER,
+			"entry count is %u; %zu entries were walked before the walk stopped",
+			h->entry_count, t->nbase);
+	else if (h->entry_count != t->nbase)
 		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER,
 			"entry count is %u but the table holds %zu entries (walked by base "
 			"table length)%s",
@@ -641,13 +645,14 @@ static void cross_check(struct kbu_mem *m, struct kbu_mptable *t)
 	}
 	if (!t->have_header)
 		return;
+	const char *partial = t->walk_complete ? "" : " among the entries before the walk stopped";
 	if (ncpu == 0)
-		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY, "the table lists no processor");
+		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY, "no processor%s", partial);
 	else if (nbsp != 1)
 		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY,
-			"%zu processors carry the BSP flag; exactly one must", nbsp);
+			"%zu processors carry the BSP flag%s; exactly one must", nbsp, partial);
 	if (nio == 0)
-		problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY, "the table lists no I/O APIC");
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY, "no I/O APIC%s", partial);
 
 	read_ioapic_id(m, t);
 	if (t->ioapic_hw_id >= 0) {

@@ -344,7 +344,7 @@ TEST(unknown_entry_68_stops_cleanly_with_bytes)
 	CHECK(has_problem(&mt, "unknown entry type 68 (0x44) at offset 0x54 (phys 0x9fc64)"));
 	CHECK(has_problem(&mt, "44 01 02 03 04 05 06 07"));
 	CHECK(!has_problem(&mt, "spell"));
-	CHECK(has_problem(&mt, "entry count is 4 but the table holds 2 entries"));
+	CHECK(has_problem(&mt, "entry count is 4; 2 entries were walked before the walk stopped"));
 	char *txt = render(&mt, 0);
 	CHECK_CONTAINS(txt, "! error: unknown entry type 68");
 	kbu_free(txt);
@@ -712,7 +712,7 @@ TEST(kernel_copy_through_table_option)
 	CHECK_CONTAINS(out, "through mpct at 0xffffffff8020f810: it holds pointer 0xffffffff8020f820");
 	CHECK_CONTAINS(out, "unknown entry type 68 (0x44) at offset 0x54 (phys 0x20f874)");
 	CHECK_CONTAINS(out, "bytes 2-7 spell \"ISA   \"");
-	CHECK_CONTAINS(out, "entry count is 21 but the table holds 2 entries");
+	CHECK_CONTAINS(out, "entry count is 21; 2 entries were walked before the walk stopped");
 	CHECK(strstr(out, "MP Floating Pointer") == NULL);
 	kbu_free(out);
 	out = NULL;
