@@ -249,9 +249,9 @@ static void decode_memmap(struct kbu_mem *m, struct kbu_pvh *p)
 		const char *tn = kbu_e820_type_name(me->type);
 		if (me->size == 0)
 			problem(p, KBU_SEV_WARN,
-				"memory map entry %" PRIu32 " has size 0 (%s at 0x%" PRIx64
-				"): a loader's placeholder, ignore it",
-				i, tn ? tn : "unknown type", me->addr);
+				"memory map entry %" PRIu32 " has size 0 (type %" PRIu32 "%s%s at 0x%" PRIx64
+				"): a placeholder (QEMU's qboot writes one); a kernel must skip it",
+				i, me->type, tn ? " " : "", tn ? tn : "", me->addr);
 		else if (me->addr + me->size < me->addr)
 			problem(p, KBU_SEV_ERROR,
 				"memory map entry %" PRIu32 " wraps: 0x%" PRIx64 " + 0x%" PRIx64, i,
