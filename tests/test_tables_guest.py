@@ -79,3 +79,16 @@ def test_start_info_through_freebsd_pointer(mpcorrupt_dump):
     scanned = run_json("pvh", "--core", dump)["start_info"]
     assert scanned["address"] == si["address"]
     assert scanned["how"] == "found by scanning low memory"
+
+
+def test_start_info_through_netbsd_physical_address(mpcorrupt_dump):
+    """The same kernel keeps NetBSD's hvm_start_paddr too: with the netbsd
+    profile that variable is followed, as a physical address."""
+    kernel, dump, _ = mpcorrupt_dump
+    si = run_json("pvh", "--core", dump, "--kernel", kernel, "--os", "netbsd")["start_info"]
+    assert "hvm_start_paddr" in si["how"] and "physical address" in si["how"]
+    assert "kbu.token=guest" in si["cmdline"]
+    # A profile whose variable this kernel lacks: said so, and the built-in names still find it.
+    obj = run_json("pvh", "--core", dump, "--kernel", kernel, "--os", "linux")
+    assert "kbu.token=guest" in obj["start_info"]["cmdline"]
+    assert any("no symbol pvh_start_info" in p["message"] for p in obj["problems"]), obj["problems"]
