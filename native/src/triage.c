@@ -311,7 +311,7 @@ static int report_cpus(struct kbu_ctx *ctx, struct kbu_node *root, int *n_starte
 				return kbu_err_prefix(err, "CPU 0 registers");
 			}
 			kbu_str(row, "mode", "Mode", "registers unavailable");
-			kbu_problem(row, KBU_SEV_WARN, "CPU %d: %s", cpu, e.msg);
+			kbu_problem(row, KBU_SEV_NOTE, "CPU %d: %s", cpu, e.msg);
 			continue;
 		}
 		char mode[64];
@@ -338,15 +338,24 @@ static int report_cpus(struct kbu_ctx *ctx, struct kbu_node *root, int *n_starte
 	return 0;
 }
 
-static void copy_problems_mp(const struct kbu_mptable *t, struct kbu_node *o)
+/*
+ * A module's findings stay in its section as notes; only its errors reach the
+ * verdict (and --strict): warnings there are usually firmware quirks every
+ * microVM has (qboot's zero entry_count), and the verdict judges their effect.
+ */
+static void section_problem(struct kbu_node *o, int sev, const char *msg, char *first,
+			    size_t firstlen, int *nerrors)
 {
-	for (size_t i = 0; i < t->nproblems; i++)
-		kbu_problem(o, (enum kbu_severity)t->problems[i].sev, "%s", t->problems[i].msg);
+	kbu_problem(o, KBU_SEV_NOTE, "%s", msg);
+	if (sev >= KBU_SEV_ERROR && (*nerrors)++ == 0)
+		snprintf(first, firstlen, "%s", msg);
 }
 
 struct mp_facts {
 	int found;
 	size_t ncpus;
+	int nerrors;
+	char first[320];
 };
 
 static void report_mptable(struct kbu_ctx *ctx, struct kbu_node *root, struct mp_facts *mf)
@@ -397,12 +406,14 @@ static void report_mptable(struct kbu_ctx *ctx, struct kbu_node *root, struct mp
 	mf->ncpus = kbu_mptable_ncpus(&t);
 	kbu_u64(o, "ncpus", "CPUs listed", mf->ncpus);
 	kbu_u64(o, "nioapics", "I/O APICs", nio);
-	copy_problems_mp(&t, o);
+	for (size_t i = 0; i < t.nproblems; i++)
+		section_problem(o, t.problems[i].sev, t.problems[i].msg, mf->first, sizeof mf->first,
+				&mf->nerrors);
 	kbu_mptable_free(&t);
 }
 
 static void report_start_info(struct kbu_ctx *ctx, struct kbu_node *root, char *cmdline,
-			      size_t cmdlen)
+			      size_t cmdlen, char *first, size_t firstlen, int *nerrors)
 {
 	struct kbu_node *o = kbu_obj(root, "start_info", "PVH start info");
 	struct kbu_pvh p = {0};
@@ -433,7 +444,7 @@ static void report_start_info(struct kbu_ctx *ctx, struct kbu_node *root, char *
 		 ram >> 20);
 	kbu_u64(o, "ram_bytes", "", ram);
 	for (size_t i = 0; i < p.nproblems; i++)
-		kbu_problem(o, (enum kbu_severity)p.problems[i].sev, "%s", p.problems[i].msg);
+		section_problem(o, p.problems[i].sev, p.problems[i].msg, first, firstlen, nerrors);
 	kbu_pvh_free(&p);
 }
 
@@ -489,8 +500,10 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 
 	struct mp_facts mf;
 	report_mptable(ctx, root, &mf);
-	char cmdline[KBU_PVH_CMDLINE_MAX + 1];
-	report_start_info(ctx, root, cmdline, sizeof cmdline);
+	char cmdline[KBU_PVH_CMDLINE_MAX + 1], pvh_first[256] = "";
+	int pvh_errors = 0;
+	report_start_info(ctx, root, cmdline, sizeof cmdline, pvh_first, sizeof pvh_first,
+			  &pvh_errors);
 
 	/* The kernel's own view, through the OS profile. */
 	struct kbu_node *ko = kbu_obj(root, "kernel", "kernel state");
@@ -645,7 +658,8 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 			"): QEMU's TCG does not emulate x2APIC, check CPUID.1:ECX[21] live "
 			"(kbu cpuid)", ks.x2apic.symbol, ks.x2apic.value);
 	if (mf.found && ks.ncpus.state == KBU_TRIAGE_VAR_OK && ks.ncpus.value < mf.ncpus) {
-		if ((uint64_t)started > ks.ncpus.value)
+		/* Linux's count drops as a panic stops the other CPUs; BSDs count what they found. */
+		if (msg && ks.ncpus.value && (uint64_t)started > ks.ncpus.value)
 			verdict(&v, KBU_SEV_NOTE, "the kernel counts %" PRIu64 " CPU%s (%s) though %d ran "
 				"kernel code: a panic takes the other CPUs offline", ks.ncpus.value,
 				ks.ncpus.value == 1 ? "" : "s", ks.ncpus.symbol, started);
@@ -662,6 +676,12 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 			"the kernel)", ncpus - started, ncpus);
 	if (!mf.found)
 		verdict(&v, KBU_SEV_NOTE, "no MP table in memory");
+	if (mf.nerrors)
+		verdict(&v, KBU_SEV_WARN, "MP table: %s%s", mf.first,
+			mf.nerrors > 1 ? " (and more, see above)" : "");
+	if (pvh_errors)
+		verdict(&v, KBU_SEV_WARN, "PVH start info: %s%s", pvh_first,
+			pvh_errors > 1 ? " (and more, see above)" : "");
 	if (!p)
 		verdict(&v, KBU_SEV_NOTE, "kernel variables not read: %s", pe.msg);
 	kbu_u64(v.node, "problems", "problems", (uint64_t)v.count);
