@@ -39,10 +39,13 @@ def core_to_raw(core, raw, size=256 << 20):
                     continue
                 n = min(filesz, size - pa)
                 f.seek(off)
-                out.seek(pa)
+                pos = pa
                 while n:
-                    chunk = f.read(min(n, 1 << 22))
-                    out.write(chunk)
+                    chunk = f.read(min(n, 1 << 20))
+                    if chunk.count(0) != len(chunk):  # zero chunks stay holes: a sparse file
+                        out.seek(pos)
+                        out.write(chunk)
+                    pos += len(chunk)
                     n -= len(chunk)
     return raw
 
