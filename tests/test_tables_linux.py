@@ -167,3 +167,17 @@ def test_pvh_at_the_entry_point_is_where_ebx_points(linux_qemu, linux_target, tm
     assert "kbu.token=entry" in pvh["cmdline"]
     # qboot wrote the MP table before jumping to the kernel: already complete here.
     assert len(run_json("mptable", "--core", path)["entries"]["processors"]) == 2
+
+
+def test_inside_gdb_at_the_pvh_entry(linux_qemu, linux_target):
+    """The same commands inside GDB (the extension's callback memory source):
+    stopped on the PVH entry, `kbu pvh` uses %ebx and `kbu mptable` checks the
+    I/O APIC through the monitor."""
+    q = linux_qemu(image="elf", smp=2, append="kbu.token=ingdb", paused=True)
+    out = kbutest.gdb_kbu(None, q.port, ["hbreak *%#x" % linux_target.pvh_entry, "continue",
+                                         "kbu pvh", "kbu mptable"], timeout=120)
+    assert "where CPU 0's %ebx points" in out, out
+    assert "kbu.token=ingdb" in out
+    assert "BSP, usable" in out and "AP, usable" in out
+    assert "the table says id 3, the I/O APIC's own ID register says 0" in out
+    assert "Traceback" not in out
