@@ -3,6 +3,7 @@
  * command name (`kbu mptable --core d.elf`); everything else goes to the
  * command. Errors are one line on stderr: "kbu: <command>: <message>".
  */
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 
 struct globals {
 	const char *core, *phys, *gdb, *kernel, *symbols, *os;
-	int json, strict, help, version;
+	int json, strict, help, version, stats;
 };
 
 static const char usage[] =
@@ -30,6 +31,7 @@ static const char usage[] =
 	"  --os NAME          auto, freebsd, netbsd or linux\n"
 	"  --json             print the report as JSON\n"
 	"  --strict           exit 1 when the report lists problems\n"
+	"  --stats            after the report, print on stderr what the memory source was asked\n"
 	"  --help             this text; `kbu COMMAND --help` for a command\n"
 	"  --version          the version\n";
 
@@ -120,6 +122,8 @@ static int split_args(int argc, char **argv, struct globals *g, int *cmd_argc, c
 			g->json = 1;
 		} else if (strcmp(name, "strict") == 0 && !eq) {
 			g->strict = 1;
+		} else if (strcmp(name, "stats") == 0 && !eq) {
+			g->stats = 1;
 		} else if (strcmp(name, "version") == 0 && !eq) {
 			g->version = 1;
 		} else if (strcmp(name, "help") == 0 && !eq && !have_cmd) {
@@ -228,6 +232,13 @@ int main(int argc, char **argv)
 	}
 	if (status == 2)
 		fprintf(stderr, "kbu: %s: %s\n", name, err.msg[0] ? err.msg : "failed");
+	if (g.stats && ctx->mem) {
+		struct kbu_mem_stats st = kbu_mem_get_stats(ctx->mem);
+		fprintf(stderr,
+			"kbu: stats: %" PRIu64 " reads asked, %" PRIu64 " source reads (%" PRIu64
+			" bytes), %" PRIu64 " pages from cache\n",
+			st.requests, st.source_reads, st.source_bytes, st.cache_hits);
+	}
 	kbu_ctx_free(ctx);
 	free(cargv);
 	if (fflush(stdout) != 0 && status == 0)

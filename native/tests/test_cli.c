@@ -128,8 +128,9 @@ TEST(commands_on_a_raw_image)
 	KBU(&res, "x", "-p", "0x9f010", "4", "--phys", spec, "--json");
 	CHECK_EQ_U64(res.status, 0);
 	CHECK_CONTAINS(res.out, "\"address\": 651280, \"space\": \"physical\", \"length\": 4, \"bytes\": \"5f4d505f\"");
-	KBU(&res, "--phys", spec, "x", "-p", "0x9f010", "4");
+	KBU(&res, "--phys", spec, "x", "-p", "0x9f010", "4", "--stats");
 	CHECK_EQ_U64(res.status, 0);
+	CHECK_STR(res.err, "kbu: stats: 1 reads asked, 1 source reads (4096 bytes), 0 pages from cache\n");
 	CHECK_CONTAINS(res.out, "0x0009f010  5f 4d 50 5f  |_MP_|");
 	/* past the image: an error naming the address, not a short dump */
 	KBU(&res, "--phys", spec, "x", "-p", "0xa0ff8", "16");
