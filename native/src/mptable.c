@@ -472,6 +472,7 @@ static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 			h->base_len, avail, pa, pa + avail);
 	} else {
 		h->sum = sum8(tb, h->base_len);
+		h->sum_checked = 1;
 		if (h->sum != 0)
 			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
 				"base table checksum bad: byte is 0x%02x, the 0x%x bytes sum to "
@@ -815,8 +816,7 @@ static void report_header(const struct kbu_mptable *t, struct kbu_node *root)
 		kbu_u64(o, "base_table_length", "base table length", h->base_len);
 		kbu_strf(o, "version", "version", "1.%u", h->spec_rev);
 		kbu_strf(o, "checksum", "checksum", "0x%02x (%s)", h->checksum,
-			 h->base_len < KBU_MP_HEADER_SIZE ? "not verified"
-			 : h->sum == 0 ? "ok" : "BAD");
+			 !h->sum_checked ? "not verified" : h->sum == 0 ? "ok" : "BAD");
 		kbu_strf(o, "oem_id", "OEM ID", "'%s'", h->oem_id);
 		kbu_strf(o, "product_id", "Product ID", "'%s'", h->product_id);
 		kbu_hex(o, "oem_table", "OEM table pointer", h->oem_table, 8);

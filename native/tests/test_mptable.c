@@ -416,6 +416,10 @@ TEST(base_length_past_end_of_memory)
 	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
 	CHECK(has_problem(&mt, "base table length 0x2000 runs past the end of memory: only 0x3f0"));
 	CHECK(has_problem(&mt, "checksum not verified"));
+	CHECK(!mt.hdr.sum_checked);
+	char *txt = render(&mt, 0);
+	CHECK_CONTAINS(txt, "(not verified)");
+	kbu_free(txt);
 	/* What is readable is still walked: the real entries, then zero bytes (type 0
 	 * processors) until an entry runs into missing memory. */
 	CHECK(kbu_mptable_ncpus(&mt) >= 2);

@@ -56,7 +56,8 @@ struct kbu_mp_header {
 	uint16_t base_len;
 	uint8_t spec_rev;
 	uint8_t checksum;
-	uint8_t sum;          /* sum of base_len bytes (of what was readable) */
+	uint8_t sum;          /* sum of the base_len bytes; valid if sum_checked */
+	int sum_checked;      /* 0: the table was too short or not wholly readable */
 	char oem_id[9];
 	char product_id[13];
 	uint32_t oem_table;
