@@ -48,10 +48,10 @@ def run(r):
                                           for c, o, n, wh in w.log],
                    "\n".join("%s -> %s on CPU %s at %s" % (o, n, c, wh)
                              for c, o, n, wh in w.log) or "none")
-            reg = w.register_entries[0] if w.register_entries else None
-            r.fact("registered", "%s calls" % (reg or "registration"),
+            r.fact("registered", "registrations",
                    [n for _, n in w.registered_calls],
-                   ", ".join(n for _, n in w.registered_calls) or "none")
+                   ", ".join("%s(%s)" % (e, n) for e, n in w.registered_calls) or
+                   "none (%s never called)" % ", ".join(w.register_entries))
             r.fact("summary", "watch", w.sentence())
     finally:
         if watched:
