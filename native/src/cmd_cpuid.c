@@ -24,20 +24,20 @@ static int cpuid_decode_run(struct kbu_ctx *ctx, int argc, char **argv, struct k
 		if (strcmp(argv[i], "--leaf") == 0) {
 			if (i + 1 >= argc)
 				return kbu_err_set(err, KBU_EINVAL,
-						   "cpuid-decode: --leaf needs LEAF[.SUB]=EAX,EBX,ECX,EDX");
+						   "--leaf needs LEAF[.SUB]=EAX,EBX,ECX,EDX");
 			spec = argv[++i];
 		} else if (strncmp(argv[i], "--leaf=", 7) == 0) {
 			spec = argv[i] + 7;
 		} else if (argv[i][0] == '-') {
-			return kbu_err_set(err, KBU_EINVAL, "cpuid-decode: unknown option '%s'", argv[i]);
+			return kbu_err_set(err, KBU_EINVAL, "unknown option '%s'", argv[i]);
 		}
 		struct kbu_cpuid_leaf l;
 		if (kbu_cpuid_parse_leaf(spec, &l, err) < 0 || kbu_cpuid_set_add(&set, &l, err) < 0)
-			return kbu_err_prefix(err, "cpuid-decode");
+			return -1;
 	}
 	if (set.n == 0)
 		return kbu_err_set(err, KBU_EINVAL,
-				   "cpuid-decode: no leaves given (LEAF[.SUB]=EAX,EBX,ECX,EDX ...)");
+				   "no leaves given (LEAF[.SUB]=EAX,EBX,ECX,EDX ...)");
 	struct kbu_node *root = kbu_report_root(r);
 	if (!only_tsc)
 		kbu_cpuid_report(root, &set);

@@ -19,14 +19,14 @@ static char *slurp(const char *path, struct kbu_err *err)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
 	if (!f) {
-		kbu_err_set(err, KBU_EIO, "lapic: cannot open %s", path);
+		kbu_err_set(err, KBU_EIO, "cannot open %s", path);
 		return NULL;
 	}
 	char *buf = malloc(QEMU_TEXT_MAX + 1);
 	if (!buf) {
 		if (f != stdin)
 			fclose(f);
-		kbu_err_set(err, KBU_ENOMEM, "lapic: out of memory");
+		kbu_err_set(err, KBU_ENOMEM, "out of memory");
 		return NULL;
 	}
 	size_t n = fread(buf, 1, QEMU_TEXT_MAX, f);
@@ -35,7 +35,7 @@ static char *slurp(const char *path, struct kbu_err *err)
 		fclose(f);
 	if (big) {
 		free(buf);
-		kbu_err_set(err, KBU_EFORMAT, "lapic: %s is larger than %d bytes: not `info lapic` text",
+		kbu_err_set(err, KBU_EFORMAT, "%s is larger than %d bytes: not `info lapic` text",
 			    path, QEMU_TEXT_MAX);
 		return NULL;
 	}
@@ -124,10 +124,10 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	int i;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
-			return kbu_err_prefix(err, "lapic");
+			return -1;
 		if (i == KBU_OPT_ARG) {
 			if (have_cpu || kbu_parse_u64(g.arg, &cpu, err) < 0 || cpu > 4095)
-				return kbu_err_set(err, KBU_EINVAL, "lapic: '%s' is not a CPU number",
+				return kbu_err_set(err, KBU_EINVAL, "'%s' is not a CPU number",
 						   g.arg);
 			have_cpu = 1;
 			continue;
@@ -137,7 +137,7 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		case 1:
 			if (kbu_parse_u64(g.arg, &base, err) < 0 || (base & 0xfff))
 				return kbu_err_set(err, KBU_EINVAL,
-						   "lapic: --base '%s' is not a page-aligned address", g.arg);
+						   "--base '%s' is not a page-aligned address", g.arg);
 			break;
 		case 2: no_monitor = 1; break;
 		case 3: no_page = 1; break;
@@ -145,13 +145,13 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			char spec[96];
 			snprintf(spec, sizeof spec, "1=%s", g.arg);
 			if (kbu_cpuid_parse_leaf(spec, &c1, err) < 0)
-				return kbu_err_prefix(err, "lapic: --cpuid1");
+				return kbu_err_prefix(err, "--cpuid1");
 			have_cpuid = 1;
 			break;
 		}
 		case 5:
 			if (kbu_parse_u64(g.arg, &slide, err) < 0)
-				return kbu_err_prefix(err, "lapic: --slide");
+				return kbu_err_prefix(err, "--slide");
 			break;
 		}
 	}
@@ -218,7 +218,7 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 
 	if (!have_mon && !have_page)
 		return kbu_err_set(err, KBU_ENOTFOUND,
-				   "lapic: no usable source: QEMU `info lapic` %s and the LAPIC page %s",
+				   "no usable source: QEMU `info lapic` %s and the LAPIC page %s",
 				   ctx->mem ? "failed" : "not given (--qemu-text FILE)",
 				   ctx->mem ? "is unreadable or all zeros" : "needs memory");
 	const struct kbu_lapic_state *best = have_mon ? &mon : &page;

@@ -55,20 +55,20 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	uint64_t v;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
-			return kbu_err_prefix(err, "reloc");
+			return -1;
 		if (i == KBU_OPT_ARG)
-			return kbu_err_set(err, KBU_EINVAL, "reloc: unexpected argument '%s'", g.arg);
+			return kbu_err_set(err, KBU_EINVAL, "unexpected argument '%s'", g.arg);
 		switch (i) {
 		case 0:
 		case 1:
 		case 2:
 		case 3:
 			if (kbu_parse_u64(g.arg, &v, err) < 0)
-				return kbu_err_prefix(err, "reloc: --%s", opts[i].name);
+				return kbu_err_prefix(err, "--%s", opts[i].name);
 			if (i == 0) {
 				if (!v || (v & (v - 1)))
 					return kbu_err_set(err, KBU_EINVAL,
-							   "reloc: --align 0x%llx is not a power of two",
+							   "--align 0x%llx is not a power of two",
 							   (unsigned long long)v);
 				o.align = v;
 			} else if (i == 1) {
@@ -78,7 +78,7 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			} else {
 				if (v == 0 || v > KBU_RELOC_MAXWIN)
 					return kbu_err_set(err, KBU_EINVAL,
-							   "reloc: --windows must be 1..%d", KBU_RELOC_MAXWIN);
+							   "--windows must be 1..%d", KBU_RELOC_MAXWIN);
 				o.nwindows = (size_t)v;
 			}
 			break;
@@ -88,14 +88,14 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			const char *eq = strchr(g.arg, '=');
 			if (!eq || eq == g.arg || (size_t)(eq - g.arg) >= sizeof rep[0].name)
 				return kbu_err_set(err, KBU_EINVAL,
-						   "reloc: --reported wants NAME=ADDR, not '%s'", g.arg);
+						   "--reported wants NAME=ADDR, not '%s'", g.arg);
 			if (nrep >= MAX_REPORTED)
-				return kbu_err_set(err, KBU_EINVAL, "reloc: more than %d --reported",
+				return kbu_err_set(err, KBU_EINVAL, "more than %d --reported",
 						   MAX_REPORTED);
 			memcpy(rep[nrep].name, g.arg, (size_t)(eq - g.arg));
 			rep[nrep].name[eq - g.arg] = '\0';
 			if (kbu_parse_u64(eq + 1, &rep[nrep].addr, err) < 0)
-				return kbu_err_prefix(err, "reloc: --reported %s", rep[nrep].name);
+				return kbu_err_prefix(err, "--reported %s", rep[nrep].name);
 			nrep++;
 			break;
 		}

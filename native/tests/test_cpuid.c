@@ -186,7 +186,7 @@ TEST(command_reports_tcg)
 	char *bad[] = {"cpuid-decode", "1=2", NULL};
 	st = kbu_run(ctx, 2, bad, 0, &out, &err);
 	CHECK(st == 2);
-	CHECK_CONTAINS(err.msg, "cpuid-decode");
+	CHECK_CONTAINS(err.msg, "CPUID leaf \"1=2\"");
 	kbu_free(out);
 	char *none[] = {"cpuid-decode", NULL};
 	out = NULL;
