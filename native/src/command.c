@@ -176,7 +176,7 @@ int kbu_run(struct kbu_ctx *ctx, int argc, char **argv, int json, char **out, st
 		return 2;
 	}
 	if (wants_help(argc, argv)) {
-		const char *h = cmd->help ? cmd->help : cmd->summary;
+		const char *h = cmd->help ? cmd->help : cmd->summary ? cmd->summary : cmd->name;
 		size_t n = strlen(h);
 		*out = malloc(n + 2);
 		if (!*out) {
