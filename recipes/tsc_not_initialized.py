@@ -123,5 +123,11 @@ def linux_verdict(r, freq, lines, why, no_cpuid):
                   "give the frequency on the command line (tsc_early_khz=KHZ), or " + NEXT_CPUID)
         return
     src = "; ".join('"%s"' % l for l in detected) or "tsc_khz is set"
-    r.verdict(OK, "Linux calibrated the TSC: %s (%.3f MHz)%s"
-              % (src, (freq or 0) / 1e6, "; CPUID gives no frequency (%s)" % why if no_cpuid else ""))
+    given = [l for l in r.log_lines(r"^Command line: ") if "tsc_early_khz=" in l]
+    how = "given on the command line (tsc_early_khz=)" if given else "calibrated"
+    unstable = [l for l in lines if "unstable" in l]
+    r.verdict(OK, "Linux has a TSC frequency, %s: %s (%.3f MHz)%s%s"
+              % (how, src, (freq or 0) / 1e6,
+                 "; CPUID gives none (%s)" % why if no_cpuid else "",
+                 '; note: it later logged "%s", so the TSC is not its clocksource' % unstable[-1]
+                 if unstable else ""))

@@ -105,11 +105,21 @@ def test_linux_tsc_is_calibration(smp2):
     assert f["tsc_var"] == "tsc_khz"
     assert any(l.startswith("tsc: ") for l in f["log"])
     assert "Linux calibrates the TSC itself" in r["verdict"]["cause"] or \
-        "Linux calibrated the TSC" in r["verdict"]["cause"]
+        "Linux has a TSC frequency, calibrated" in r["verdict"]["cause"]
     if f["tsc_hz"] == 0:
         assert r["status"] == 1 and "tsc_early_khz" in r["verdict"]["next"]
     else:
         assert r["status"] == 0
+
+
+def test_linux_tsc_from_the_command_line(linux_target):
+    t = triage("tsc-not-initialized", linux_target.vmlinux, "tsc_early_khz=2500000", smp=1,
+               timeout=120, opts=["--symbols", linux_target.system_map])
+    j = t.json()
+    assert t.rc == 0 and j["status"] == 0, j["verdict"]
+    assert j["facts"]["tsc_hz"] == 2_500_000_000
+    assert "given on the command line (tsc_early_khz=)" in j["verdict"]["cause"]
+    assert '"tsc: Detected 2500.000 MHz processor"' in j["verdict"]["cause"]
 
 
 def test_linux_clocksource(smp2):
