@@ -295,7 +295,8 @@ def test_kbu_recipe_in_an_attached_session(qemu, guest_kernel):
         "print $kbu_recipe_status",
         "kbu recipe no-such",
         "print $kbu_recipe_status",
-        "kbu recipe --list"], timeout=120)
+        "kbu recipe --list",
+        "complete kbu recipe pvh-entry,ti"], timeout=120)
     assert "Traceback" not in out
     assert 'VERDICT: problem: panic "TSC not initialized" raised in lapic_init' in out
     assert "VERDICT: problem: lapic_init asserted" in out
@@ -305,3 +306,4 @@ def test_kbu_recipe_in_an_attached_session(qemu, guest_kernel):
     assert 'kbu recipe: no recipe "no-such"' in out
     for name in RECIPES:
         assert re.search(r"^%s +\S" % re.escape(name), out, re.M)
+    assert re.search(r"^kbu recipe pvh-entry,timecounter-stuck$", out, re.M)

@@ -108,6 +108,7 @@ cause and the next step. $kbu_recipe_status is set to 0 (no problem),
 given separated by commas; they share the end state."""
 
     name = "recipe"
+    completer = -1   # "no completer class": GDB then calls complete() below
 
     def parser(self, p):
         p.add_argument("recipe", nargs="?", help="recipe name, or NAME,NAME,...")
@@ -161,6 +162,15 @@ given separated by commas; they share the end state."""
             text = "\n".join(r.render() for r in runs)
         self._emit(text, a.output)
         _set_status(status)
+
+    def complete(self, text, word):
+        """Recipe names, also after a comma."""
+        word = word or ""
+        head, _, last = word.rpartition(",")
+        try:
+            return [(head + "," if head else "") + n for n in names() if n.startswith(last)]
+        except KbuError:
+            return []
 
     @staticmethod
     def _emit(text, output):
