@@ -295,6 +295,56 @@ TEST(virtual_reads_walk_the_tables)
 	kbu_mem_close(m);
 }
 
+/* Random tables, random addresses, every mode: the walk either explains itself or fails
+ * with the entry address, and its record is consistent. */
+TEST(random_walks_are_consistent)
+{
+	struct buf_source *b;
+	struct kbu_mem *m = new_mem(&b);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < MEM_SIZE; i += 8) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		/* mostly entries pointing inside the buffer, some anywhere */
+		uint64_t e = (x & 7) ? ((x >> 8) % MEM_SIZE & ~0xfffull) | (x & 0x1ff) | ((x >> 20) & 1) << 63 : x;
+		memcpy(b->mem + i, &e, 8);
+	}
+	static const enum kbu_paging_mode modes[] = {KBU_PG_32, KBU_PG_PAE, KBU_PG_4LEVEL, KBU_PG_5LEVEL};
+	static const int levels[] = {2, 3, 4, 5};
+	int present = 0, absent = 0, failed = 0;
+	for (int n = 0; n < 4000; n++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int k = (int)(x % 4);
+		uint64_t cr3 = (x >> 3) % MEM_SIZE & ~0x1full;
+		uint64_t va = x * 0x2545f4914f6cdd1dull;
+		if (k < 2)
+			va &= 0xffffffffull;
+		else if (k == 2)
+			va = (uint64_t)((int64_t)(va << 16) >> 16);
+		else
+			va = (uint64_t)((int64_t)(va << 7) >> 7);
+		struct kbu_walk w;
+		struct kbu_err err = {0};
+		if (kbu_vtop(m, modes[k], cr3, va, &w, &err) < 0) {
+			CHECK_CONTAINS(err.msg, "at physical 0x");
+			failed++;
+			continue;
+		}
+		CHECK(w.nsteps >= 1 && w.nsteps <= levels[k]);
+		if (w.present) {
+			CHECK_EQ_U64(w.fault_step, (uint64_t)-1);
+			CHECK(w.page_size >= 4096);
+			CHECK_EQ_U64(w.pa & (w.page_size - 1), va & (w.page_size - 1));
+			present++;
+		} else {
+			CHECK(w.fault_step == w.nsteps - 1);
+			CHECK_EQ_U64(w.steps[w.fault_step].entry & 1, 0);
+			absent++;
+		}
+	}
+	CHECK(present > 0 && absent > 0 && failed > 0);
+	kbu_mem_close(m);
+}
+
 int main(void)
 {
 	RUN(walk_4level_4k);
@@ -306,5 +356,6 @@ int main(void)
 	RUN(walk_32bit);
 	RUN(paging_mode_from_registers);
 	RUN(virtual_reads_walk_the_tables);
+	RUN(random_walks_are_consistent);
 	CHECK_DONE("test_paging");
 }
