@@ -195,8 +195,8 @@ def read_cstring(addr, limit=256):
     while len(out) < limit:
         chunk = min(64, limit - len(out), 4096 - (a & 4095))
         try:
-            data = bytes(inferior().read_memory(a, chunk))
-        except (gdb.MemoryError, gdb.error):
+            data = read_bytes(a, chunk)
+        except KbuError:
             if not out:
                 return "<unreadable 0x%x>" % addr
             break

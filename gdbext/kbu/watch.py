@@ -51,6 +51,7 @@ def _pc():
 
 def _quietly(owner, fn):
     """Runs a stop handler; errors become one line (a traceback with `set kbu debug on`)."""
+    owner.stops += 1
     try:
         return fn()
     except Exception as e:
@@ -77,6 +78,38 @@ class _StoreSite(gdb.Breakpoint):
 
     def stop(self):
         return _quietly(self.owner, lambda: self.owner.store(self))
+
+
+class _StoreInsn(gdb.Breakpoint):
+    """--stores mode: a breakpoint ON a store; it works out the value being stored."""
+
+    def __init__(self, owner, addr, where, insn):
+        super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT, internal=True)
+        self.owner, self.addr, self.where, self.insn = owner, addr, where, insn
+
+    def stop(self):
+        return _quietly(self.owner, lambda: self.owner.store_insn(self))
+
+
+# Capstone's byte/word/dword register names -> GDB's.
+_GDB_REG = {"r%d%s" % (n, suf): "r%d%s" % (n, gsuf) for n in range(8, 16)
+            for suf, gsuf in (("b", "l"), ("w", "w"), ("d", "d"))}
+
+
+def _stored_value(insn, size):
+    """The value `mov <size> ptr [...], SRC` stores, or None if kbu cannot tell."""
+    if not insn.startswith("mov ") or "], " not in insn:
+        return None
+    src = insn.rsplit("], ", 1)[1].strip()
+    mask = (1 << (8 * size)) - 1
+    try:
+        if src.lstrip("-")[:2] == "0x" or src.lstrip("-").isdigit():
+            v = int(src, 0)
+            return v & mask
+        reg = _GDB_REG.get(src, src)
+        return int(gdb.selected_frame().read_register(reg)) & mask
+    except (ValueError, gdb.error):
+        return None
 
 
 class _Register(gdb.Breakpoint):
@@ -106,8 +139,11 @@ def _aliases(name, addr):
 class Watch:
     """One watched role: its watchpoints, store sites, log and summary."""
 
-    def __init__(self, kind, prof):
+    def __init__(self, kind, prof, stores_only=False):
         self.kind = kind
+        self.stores_only = stores_only
+        self.unknown_stores = 0
+        self.stops = 0         # times the guest was paused (and resumed) for this watch
         self.prof = prof
         self.bps = []
         self.log = []          # (cpu, old_text, new_text, where)
@@ -182,22 +218,36 @@ class Watch:
     # -- arming -----------------------------------------------------------------
     def arm(self):
         try:
-            for a, alias in self.aliases:
-                self.bps.append(_ValueWatch(self, a, alias))
+            if not self.stores_only:
+                for a, alias in self.aliases:
+                    self.bps.append(_ValueWatch(self, a, alias))
             try:
                 res = session.ctx().run_json(["msgrefs", "--data",
                                               "%s:%d" % (self.symbol, self.size)])
-                # (store, next instruction, where): the count breakpoint goes after the
-                # store, so GDB never steps over a breakpoint whose store trips a watch.
-                self.sites = [(r["addr"], r["addr"] + r["len"], r["where"])
-                              for r in res.get("refs", []) if r.get("access") == "write"]
+                refs = [r for r in res.get("refs", []) if r.get("access") == "write"]
             except KbuError:
-                self.sites = []
-            for _, after, where in self.sites:
-                self.bps.append(_StoreSite(self, after, where))
-                low = self.low_alias(after)
-                if low is not None:
-                    self.bps.append(_StoreSite(self, low, where))
+                refs = []
+            # (store, next instruction, where)
+            self.sites = [(r["addr"], r["addr"] + r["len"], r["where"]) for r in refs]
+            if self.stores_only:
+                if not refs:
+                    raise KbuError("libkbu finds no instruction storing to %s: --stores "
+                                   "cannot watch it (drop --stores for a hardware watchpoint)"
+                                   % self.symbol)
+                for r in refs:
+                    self.bps.append(_StoreInsn(self, r["addr"], r["where"], r["insn"]))
+                    low = self.low_alias(r["addr"])
+                    if low is not None:
+                        self.bps.append(_StoreInsn(self, low, r["where"] + " (physical alias)",
+                                                   r["insn"]))
+            else:
+                # The count breakpoint goes after the store, so GDB never steps
+                # over a breakpoint whose store trips the watchpoint.
+                for _, after, where in self.sites:
+                    self.bps.append(_StoreSite(self, after, where))
+                    low = self.low_alias(after)
+                    if low is not None:
+                        self.bps.append(_StoreSite(self, low, where))
             for e in self.register_entries:
                 a = profile.symbol_addr(self.prof, e)
                 if a is not None:
@@ -263,6 +313,30 @@ class Watch:
         self.last_store = mark
         return False
 
+    def store_insn(self, bp):
+        """--stores: at the store, before it executes: log old -> new if it changes."""
+        new = _stored_value(bp.insn, self.size)
+        if new is None:
+            self.unknown_stores += 1
+            self.writes += 1
+            return False
+        cur = self.read_raw()
+        old = cur if cur is not None else self.raw
+        if new == old:
+            self.writes += 1
+            return False
+        old_text, new_text = self.render(old), self.render_future(new)
+        cpu = _cpu()
+        self.log.append((cpu, old_text, new_text, bp.where))
+        self.raw = new
+        gdb.write("kbu watch: %s %s -> %s on CPU %s at %s\n"
+                  % (self.symbol, old_text, new_text, cpu, bp.where))
+        return False
+
+    def render_future(self, raw):
+        """Like render, for a value not stored yet (a pointer's target exists already)."""
+        return self.render(raw)
+
     def registered(self, bp):
         try:
             rdi = int(gdb.selected_frame().read_register("rdi")) & 0xffffffffffffffff
@@ -312,11 +386,11 @@ class Watches:
     def __init__(self):
         self.active = {}
 
-    def arm(self, kind):
+    def arm(self, kind, stores_only=False):
         prof = profile.get()
         if kind in self.active:
             self.active.pop(kind).disarm()
-        w = Watch(kind, prof)
+        w = Watch(kind, prof, stores_only)
         w.arm()
         self.active[kind] = w
         return w
@@ -355,6 +429,10 @@ covers the physical alias the early kernel runs at."""
 
     def parser(self, p):
         p.add_argument("what", choices=list(KINDS) + ["report", "off"])
+        p.add_argument("--stores", action="store_true",
+                       help="no hardware watchpoint: break (without stopping) on each store "
+                            "libkbu finds and log the value it writes; cheaper under TCG, "
+                            "blind to stores through pointers")
 
     def run(self, args):
         if args.what == "off":
@@ -369,15 +447,19 @@ covers the physical alias the early kernel runs at."""
                 if w is None:
                     continue
                 core.out(w.sentence())
+                core.out("  (%d silent stop%s of the guest for this watch)"
+                         % (w.stops, "" if w.stops == 1 else "s"))
                 for cpu, old, new, where in w.log:
                     core.out("  CPU %-3s %s -> %s at %s" % (cpu, old, new, where))
             return
         core.need_live("kbu watch")
         core.need_kernel("kbu watch")
-        w = watches.arm(args.what)
+        w = watches.arm(args.what, args.stores)
         aliases = ", ".join("%s 0x%x" % (alias, a) for a, alias in w.aliases)
+        if w.stores_only:
+            aliases = "%d store instruction(s) (no hardware watchpoint)" % len(w.sites)
         extra = []
-        if w.sites:
+        if w.sites and not w.stores_only:
             extra.append("%d store site(s)" % len(w.sites))
         if w.register_entries:
             extra.append("calls of %s" % ", ".join(w.register_entries))
