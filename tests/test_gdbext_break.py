@@ -179,3 +179,20 @@ def test_reloc_apply_reloads_debug_vmlinux_and_keeps_breakpoints(linux_qemu, lin
     assert "1 breakpoint(s) kept" in out
     assert re.search(r"^1\s+breakpoint\s+keep y\s+0x%016x" % (link + slide), out, re.M), out
     assert reg(out, "rip")[-1] == link + slide
+
+
+@pytest.mark.linux
+def test_break_by_name_on_kaslr_kernel_without_reloc_first(linux_qemu, linux_target):
+    # No explicit `kbu reloc`: kbu break finds the slide itself once paging is on.
+    q = linux_qemu(image="bzimage")
+    slide = kbutest.kernel_offset(q.serial_text())
+    fn = "touch_softlockup_watchdog"
+    link = linux_target.symbol(fn)
+    out = kbutest.gdb_kbu(linux_target.vmlinux, q.port, [
+        "set kbu symbols %s" % linux_target.system_map, "kbu break %s" % fn, "continue",
+        "info registers rip", "kbu addr $pc"], timeout=180)
+    no_traceback(out)
+    assert "%s at virtual 0x%x" % (fn, link + slide) in out, out
+    assert reg(out, "rip")[-1] == link + slide
+    assert re.search(r"symbol:\s+%s\n" % fn, out)
+    assert re.search(r"link \(virtual\):\s+0x%016x" % link, out)

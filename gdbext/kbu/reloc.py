@@ -127,6 +127,19 @@ def search(extra=()):
     return j
 
 
+def ensure_slides():
+    """Searches once for the slides when the guest runs paged and none is known yet
+    (a KASLR kernel then needs no explicit `kbu reloc` before `kbu break NAME`)."""
+    if _state["key"] == _key() and _state["virt"] is not None:
+        return
+    if not core.is_live() or not paging_on():
+        return
+    try:
+        search()
+    except KbuError:
+        pass
+
+
 def truncated(j):
     return [r for r in j.get("reported", []) if str(r.get("verdict", "")).startswith("TRUNC")]
 
@@ -373,6 +386,7 @@ libkbu, so 64-bit addresses are right even when GDB truncates them."""
 
     def run(self, a):
         core.need_kernel("kbu break")
+        ensure_slides()
         r = resolve(a.spec)
         if a.low:
             kinds = ["low"]
@@ -418,6 +432,7 @@ class Addr(KbuCommand):
 
     def run(self, a):
         core.need_kernel("kbu addr")
+        ensure_slides()
         r = resolve(a.spec)
         vs, ps = slides()
         rows = [("symbol", r["name"] or "-"),
