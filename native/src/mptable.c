@@ -38,6 +38,11 @@ static void problem(struct kbu_mptable *t, int sev, int section, const char *fmt
 	__attribute__((format(printf, 4, 5)));
 static void problem(struct kbu_mptable *t, int sev, int section, const char *fmt, ...)
 {
+	/* A table of garbage must not turn into a million lines. */
+	if (t->nproblems >= KBU_MP_MAX_PROBLEMS) {
+		t->nsuppressed++;
+		return;
+	}
 	struct kbu_mp_problem *np = realloc(t->problems, (t->nproblems + 1) * sizeof(*np));
 	if (!np)
 		return;
@@ -587,6 +592,8 @@ static void read_ioapic_id(struct kbu_mem *m, struct kbu_mptable *t)
 static void cross_check(struct kbu_mem *m, struct kbu_mptable *t)
 {
 	size_t ncpu = 0, nbsp = 0, nio = 0;
+	size_t nproc_id[256] = {0}, nio_id[256] = {0};
+	uint32_t first_proc[256] = {0}, first_io[256] = {0};
 	for (size_t i = 0; i < t->nentries; i++) {
 		const struct kbu_mp_entry *a = &t->entries[i];
 		if (a->extended)
@@ -594,36 +601,12 @@ static void cross_check(struct kbu_mem *m, struct kbu_mptable *t)
 		if (a->type == KBU_MP_PROC) {
 			ncpu++;
 			nbsp += (a->u.proc.flags & 2) != 0;
-			for (size_t j = i + 1; j < t->nentries; j++) {
-				const struct kbu_mp_entry *b = &t->entries[j];
-				if (!b->extended && b->type == KBU_MP_PROC &&
-				    b->u.proc.apic_id == a->u.proc.apic_id)
-					problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY,
-						"processors at offsets 0x%x and 0x%x share APIC id %u",
-						a->offset, b->offset, a->u.proc.apic_id);
-				if (!b->extended && b->type == KBU_MP_IOAPIC &&
-				    b->u.ioapic.id == a->u.proc.apic_id)
-					problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
-						"I/O APIC at offset 0x%x has the APIC id %u of the "
-						"processor at offset 0x%x",
-						b->offset, a->u.proc.apic_id, a->offset);
-			}
+			if (nproc_id[a->u.proc.apic_id]++ == 0)
+				first_proc[a->u.proc.apic_id] = a->offset;
 		} else if (a->type == KBU_MP_IOAPIC) {
 			nio++;
-			for (size_t j = i + 1; j < t->nentries; j++) {
-				const struct kbu_mp_entry *b = &t->entries[j];
-				if (!b->extended && b->type == KBU_MP_IOAPIC &&
-				    b->u.ioapic.id == a->u.ioapic.id)
-					problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY,
-						"I/O APICs at offsets 0x%x and 0x%x share id %u",
-						a->offset, b->offset, a->u.ioapic.id);
-				if (!b->extended && b->type == KBU_MP_PROC &&
-				    b->u.proc.apic_id == a->u.ioapic.id)
-					problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
-						"I/O APIC at offset 0x%x has the APIC id %u of the "
-						"processor at offset 0x%x",
-						a->offset, a->u.ioapic.id, b->offset);
-			}
+			if (nio_id[a->u.ioapic.id]++ == 0)
+				first_io[a->u.ioapic.id] = a->offset;
 		} else if (a->type == KBU_MP_IOINT || a->type == KBU_MP_LINT) {
 			if (!find_bus(t, a->u.intr.src_bus))
 				problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
@@ -643,6 +626,22 @@ static void cross_check(struct kbu_mem *m, struct kbu_mptable *t)
 						a->offset, a->u.intr.dst_apic);
 			}
 		}
+	}
+	/* Each shared id once, however many entries share it. */
+	for (unsigned id = 0; id < 256; id++) {
+		if (nproc_id[id] > 1)
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY,
+				"%zu processors share APIC id %u (the first at offset 0x%x)",
+				nproc_id[id], id, first_proc[id]);
+		if (nio_id[id] > 1)
+			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_SUMMARY,
+				"%zu I/O APICs share id %u (the first at offset 0x%x)", nio_id[id], id,
+				first_io[id]);
+		if (nio_id[id] && nproc_id[id])
+			problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
+				"the I/O APIC at offset 0x%x has the APIC id %u of the processor at "
+				"offset 0x%x",
+				first_io[id], id, first_proc[id]);
 	}
 	if (!t->have_header)
 		return;
@@ -1011,4 +1010,7 @@ void kbu_mptable_report(const struct kbu_mptable *t, struct kbu_node *node)
 	if (t->have_header)
 		report_entries(t, node);
 	report_summary(t, node);
+	if (t->nsuppressed)
+		kbu_problem(node, KBU_SEV_WARN, "%zu further problems not listed (only the first %d are)",
+			    t->nsuppressed, KBU_MP_MAX_PROBLEMS);
 }

@@ -30,6 +30,10 @@ static void problem(struct kbu_pvh *p, int sev, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void problem(struct kbu_pvh *p, int sev, const char *fmt, ...)
 {
+	if (p->nproblems >= KBU_PVH_MAX_PROBLEMS) {
+		p->nsuppressed++;
+		return;
+	}
 	struct kbu_pvh_problem *np = realloc(p->problems, (p->nproblems + 1) * sizeof(*np));
 	if (!np)
 		return;
@@ -837,4 +841,7 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 	}
 	for (size_t i = 0; i < p->nproblems; i++)
 		kbu_problem(o, (enum kbu_severity)p->problems[i].sev, "%s", p->problems[i].msg);
+	if (p->nsuppressed)
+		kbu_problem(o, KBU_SEV_WARN, "%zu further problems not listed (only the first %d are)",
+			    p->nsuppressed, KBU_PVH_MAX_PROBLEMS);
 }

@@ -576,6 +576,36 @@ TEST(cross_checks_bsp_duplicates_ioapic_register)
 	free(img);
 }
 
+/* Thousands of bad entries: the problems are capped and counted, not listed. */
+TEST(problem_flood_is_capped)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	tb_init(&t, img, 0x9fc00, 0x9fc10);
+	tb_proc(&t, 0, 1);
+	memmove(img + 0x9fc00 - 0x10000, img + 0x9fc00, 0x400); /* room below 0xa0000 is short */
+	memset(img + 0x9fc00, 0, 0x400);
+	t.fp = 0x9fc00 - 0x10000;
+	t.tab = t.fp + 0x10;
+	put32(img + t.fp + 4, (uint32_t)t.tab);
+	for (int i = 0; i < 7000; i++)
+		tb_int(&t, 3, 0, 0, 7, (uint8_t)i, 9, 0); /* bus 7 and I/O APIC 9 do not exist */
+	tb_finish(&t, 7001);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 1, t.fp, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.nbase, 7001);
+	CHECK_EQ_U64(mt.nproblems, KBU_MP_MAX_PROBLEMS);
+	CHECK(mt.nsuppressed > 13000);
+	char *txt = render(&mt, 0);
+	CHECK_CONTAINS(txt, "further problems not listed (only the first 100 are)");
+	kbu_free(txt);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
 TEST(not_found_and_bad_address)
 {
 	uint8_t *img = calloc(1, MEMSZ);
@@ -758,6 +788,7 @@ int main(void)
 	RUN(truncated_table_entry_crosses_end);
 	RUN(extended_entries);
 	RUN(cross_checks_bsp_duplicates_ioapic_register);
+	RUN(problem_flood_is_capped);
 	RUN(not_found_and_bad_address);
 	RUN(mutated_tables_never_crash);
 	RUN(command_runs_through_kbu_run);

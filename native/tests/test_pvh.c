@@ -288,6 +288,33 @@ TEST(absurd_memmap_count_and_pointers_outside_memory)
 	free(img);
 }
 
+/* A thousand overlapping entries: the overlaps are capped and counted. */
+TEST(overlap_flood_is_capped)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0");
+	put64(img + SI + 40, 0x100000);
+	put32(img + SI + 48, 1000);
+	for (unsigned i = 0; i < 1000; i++) {
+		put64(img + 0x100000 + 24 * i, 0x100000);
+		put64(img + 0x100000 + 24 * i + 8, 0x1000);
+		put32(img + 0x100000 + 24 * i + 16, 1);
+	}
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_decode(m, SI, &p, &e) == 0);
+	CHECK_EQ_U64(p.nmemmap, 1000);
+	CHECK_EQ_U64(p.nproblems, KBU_PVH_MAX_PROBLEMS);
+	CHECK_EQ_U64(p.nsuppressed, 1000 * 999 / 2 - KBU_PVH_MAX_PROBLEMS);
+	char *txt = render(&p, 0);
+	CHECK_CONTAINS(txt, "further problems not listed");
+	kbu_free(txt);
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
 TEST(cmdline_unterminated_or_outside)
 {
 	uint8_t *img = calloc(1, MEMSZ);
@@ -576,6 +603,7 @@ int main(void)
 	RUN(v0_with_module_and_rsdp);
 	RUN(bad_magic_and_nothing_to_find);
 	RUN(absurd_memmap_count_and_pointers_outside_memory);
+	RUN(overlap_flood_is_capped);
 	RUN(cmdline_unterminated_or_outside);
 	RUN(firecracker_layout_found_by_scanning);
 	RUN(found_where_ebx_points);

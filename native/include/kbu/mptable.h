@@ -27,6 +27,7 @@ struct kbu_mem;
 
 #define KBU_MP_FP_SIZE 16
 #define KBU_MP_HEADER_SIZE 44
+#define KBU_MP_MAX_PROBLEMS 100
 
 enum kbu_mp_entry_type {
 	KBU_MP_PROC = 0,       /* 20 bytes */
@@ -112,6 +113,7 @@ struct kbu_mptable {
 	char config_how[200];  /* how a config table given without a pointer was found */
 	struct kbu_mp_problem *problems;
 	size_t nproblems;
+	size_t nsuppressed;   /* problems beyond KBU_MP_MAX_PROBLEMS, counted only */
 };
 
 /*

@@ -39,6 +39,7 @@ struct kbu_elf;
 #define KBU_PVH_MAX_MODULES 256
 /* Command lines longer than this are reported as unterminated. */
 #define KBU_PVH_CMDLINE_MAX 4096
+#define KBU_PVH_MAX_PROBLEMS 100
 
 enum kbu_pvh_str_state {
 	KBU_PVH_STR_ABSENT = 0,    /* pointer is 0 */
@@ -92,6 +93,7 @@ struct kbu_pvh {
 
 	struct kbu_pvh_problem *problems;
 	size_t nproblems;
+	size_t nsuppressed;     /* problems beyond KBU_PVH_MAX_PROBLEMS, counted only */
 };
 
 /* Decodes the start info at physical address addr. Fails (KBU_EFAULT,
