@@ -44,8 +44,10 @@ class _Parser(argparse.ArgumentParser):
             raise KbuError(message.strip())
         raise _HelpShown()
 
+    full_doc = None  # the command's docstring + usage, set by KbuCommand
+
     def print_help(self, file=None):
-        gdb.write(self.format_help())
+        gdb.write(self.full_doc or self.format_help())
 
 
 _commands = {}       # name -> instance, Python commands
@@ -124,12 +126,12 @@ class KbuCommand(gdb.Command):
         summary = summary[0] if summary else self.name
         self.summary = summary
         self._parser = _Parser(prog="%s %s" % (PREFIX, self.name),
-                               description=(type(self).__doc__ or "").strip(),
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         self.parser(self._parser)
         # GDB takes the help text from __doc__: summary line, then usage.
         self.__doc__ = (type(self).__doc__ or summary).strip() + "\n\n" + \
             self._parser.format_help().strip()
+        self._parser.full_doc = self.__doc__ + "\n"
         super().__init__("%s %s" % (PREFIX, self.name), self.command_class,
                          self.completer, self.is_prefix)
 
