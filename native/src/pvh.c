@@ -596,7 +596,7 @@ static int try_symbol(struct kbu_mem *m, const struct kbu_elf *kernel, const str
 /* Scans [start, end) on 8-byte boundaries; returns 1 with *found at the first
  * plausible structure; *first_magic gets the first bare magic (or stays). */
 static int scan_range(struct kbu_mem *m, uint64_t start, uint64_t end, uint64_t *found,
-		      uint64_t *first_magic)
+		      uint64_t *first_magic, uint64_t *scanned)
 {
 	enum { CHUNK = 64 * 1024 };
 	uint8_t *buf = malloc(CHUNK);
@@ -617,6 +617,7 @@ static int scan_range(struct kbu_mem *m, uint64_t start, uint64_t end, uint64_t 
 				continue;
 			}
 		}
+		*scanned += n;
 		for (size_t off = 0; off + 4 <= n; off += 8) {
 			if (le32(buf + off) != KBU_PVH_MAGIC)
 				continue;
@@ -686,10 +687,14 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 			snprintf(how, sizeof(how), "where CPU 0's %%ebx points: the PVH entry state");
 		}
 	}
-	uint64_t first_magic = UINT64_MAX;
+	uint64_t first_magic = UINT64_MAX, scanned = 0;
 	if (!found) {
-		if (scan_limit == 0)
-			scan_limit = 256 * MIB;
+		if (scan_limit == 0) {
+			/* Over a stub every MiB costs round trips: scan less by default. */
+			const char *kind = kbu_mem_kind(m);
+			int slow = strcmp(kind, "gdb") == 0 || strcmp(kind, "callback") == 0;
+			scan_limit = slow ? 16 * MIB : 256 * MIB;
+		}
 		uint64_t low = scan_limit < MIB ? scan_limit : MIB;
 		/* Where loaders put it first: Firecracker at 0x6000, qboot (QEMU
 		 * microvm) in the BIOS area at 0xf31e0; then the rest. Over a stub
@@ -699,7 +704,7 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 		for (size_t i = 0; !found && i < sizeof(order) / sizeof(order[0]); i++) {
 			uint64_t a = order[i][0], b = order[i][1] < low ? order[i][1] : low;
 			if (a < b)
-				found = scan_range(m, a, b, &pa, &first_magic);
+				found = scan_range(m, a, b, &pa, &first_magic, &scanned);
 		}
 		if (found)
 			snprintf(how, sizeof(how), "found by scanning low memory");
@@ -712,7 +717,7 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 				continue;
 			uint64_t e2 = en[i] - a > budget ? a + budget : en[i];
 			budget -= e2 - a;
-			found = scan_range(m, a, e2, &pa, &first_magic);
+			found = scan_range(m, a, e2, &pa, &first_magic, &scanned);
 			if (found)
 				snprintf(how, sizeof(how), "found by scanning memory above 1 MiB");
 		}
@@ -725,15 +730,12 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 			 "the only magic found by scanning; its pointers are not plausible");
 	}
 	if (!found) {
-		if (tried[0])
-			return kbu_err_set(err, KBU_ENOTFOUND,
-					   "no PVH start info found (%s; no magic 0x%08x in the "
-					   "scanned memory)",
-					   tried, KBU_PVH_MAGIC);
 		return kbu_err_set(err, KBU_ENOTFOUND,
-				   "no PVH start info found: no magic 0x%08x with a valid version"
-				   " in the scanned memory",
-				   KBU_PVH_MAGIC);
+				   "no PVH start info found: %s%sno magic 0x%08x in the %" PRIu64
+				   " KiB of memory scanned (the first MiB, then memory above it up "
+				   "to --scan-limit 0x%" PRIx64 ")",
+				   tried, tried[0] ? "; " : "", KBU_PVH_MAGIC, scanned >> 10,
+				   scan_limit);
 	}
 	if (kbu_pvh_decode(m, pa, p, err) != 0)
 		return -1;

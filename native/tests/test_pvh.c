@@ -252,6 +252,7 @@ TEST(bad_magic_and_nothing_to_find)
 	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) != 0);
 	CHECK_EQ_U64(e.code, KBU_ENOTFOUND);
 	CHECK_CONTAINS(e.msg, "no PVH start info found");
+	CHECK_CONTAINS(e.msg, "in the 4096 KiB of memory scanned"); /* all 4 MiB of it */
 	kbu_pvh_free(&p);
 	kbu_mem_close(m);
 	free(img);
