@@ -90,7 +90,8 @@ static struct kbu_command cmd_pvh = {
 		"when symbols are given (the OS profile's start_info role: FreeBSD start_info,\n"
 		"NetBSD hvm_start_paddr, Linux pvh_start_info; --os or --profile choose the\n"
 		"profile), then where CPU 0's %ebx points, then by scanning the first\n"
-		"MiB and the rest of memory up to --scan-limit (default 256 MiB) for the magic\n"
+		"MiB and the rest of memory up to --scan-limit (default 256 MiB, 16 MiB over\n"
+		"a live stub) for the magic\n"
 		"0x336ec578 with a valid version and plausible pointers.\n"
 		"Zero-size memory map entries, pointers outside memory and unterminated\n"
 		"command lines are reported as problems; the rest is still shown.\n",
