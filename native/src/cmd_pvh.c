@@ -81,8 +81,8 @@ static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report
 static struct kbu_command cmd_pvh = {
 	.name = "pvh",
 	.summary = "decode the PVH start info (hvm_start_info): command line, modules, memory map",
-	.help = "usage: kbu pvh [--core F|--phys F|--gdb H:P] [--symbols MAP] [--kernel ELF] "
-		"[--profile FILE] [--scan-limit BYTES] [ADDR]\n"
+	.help = "usage: kbu pvh [--core F|--phys F|--gdb H:P] [--symbols MAP] [--kernel ELF]\n"
+		"               [--profile FILE] [--scan-limit BYTES] [ADDR]\n"
 		"\n"
 		"Decodes the hvm_start_info a PVH loader passes in %ebx (v0 and v1): flags,\n"
 		"command line, modules, the RSDP and the E820 memory map. ADDR is its\n"
