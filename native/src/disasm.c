@@ -264,6 +264,7 @@ int kbu_disasm_refs_to(const struct kbu_elf *e, const struct kbu_symtab *st,
 		if (end[i] > hi)
 			hi = end[i];
 	}
+	uint64_t span = hi - lo;
 	struct decoder d;
 	if (decoder_open(&d, err) < 0)
 		return -1;
@@ -272,15 +273,20 @@ int kbu_disasm_refs_to(const struct kbu_elf *e, const struct kbu_symtab *st,
 		const uint8_t *b = t[k].bytes;
 		for (uint64_t i = 0; i + 4 <= t[k].len; i++) {
 			int32_t v = rd32(b + i);
+			uint64_t abs = (uint64_t)(int64_t)v; /* imm32 sign-extended */
+			uint64_t near = t[k].vaddr + i + 4 + abs; /* disp32 ending the instruction */
+			/* One unsigned compare each rejects almost every position: RIP may lie
+			 * 0..4 bytes past the disp32 (an immediate follows), abs must be in span. */
+			if (near - lo + 4 > span + 4 && abs - lo >= span)
+				continue;
 			/* A disp32 is followed by 0, 1, 2 or 4 immediate bytes; RIP is the end. */
 			static const unsigned imm_len[] = {0, 1, 2, 4};
 			uint64_t rip = 0;
 			int is_rip = 0;
 			for (size_t q = 0; q < 4 && !is_rip; q++) {
-				rip = t[k].vaddr + i + 4 + imm_len[q] + (uint64_t)(int64_t)v;
+				rip = near + imm_len[q];
 				is_rip = rip >= lo && rip < hi && in_ranges(rip, start, end, nranges);
 			}
-			uint64_t abs = (uint64_t)(int64_t)v; /* imm32 sign-extended */
 			int is_abs = abs >= lo && abs < hi && in_ranges(abs, start, end, nranges);
 			if (!is_rip && !is_abs)
 				continue;
