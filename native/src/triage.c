@@ -685,6 +685,12 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 	if (!p)
 		verdict(&v, KBU_SEV_NOTE, "kernel variables not read: %s", pe.msg);
 	kbu_u64(v.node, "problems", "problems", (uint64_t)v.count);
+	/* What the triage cost the source (JSON only: the bench compares it with the dump size). */
+	struct kbu_mem_stats ms = kbu_mem_get_stats(ctx->mem);
+	struct kbu_node *io = kbu_obj(root, "reads", "");
+	kbu_u64(io, "source_reads", "", ms.source_reads);
+	kbu_u64(io, "source_bytes", "", ms.source_bytes);
+	kbu_u64(io, "cache_hits", "", ms.cache_hits);
 	if (!v.count)
 		kbu_textf(v.node, "no problem found in the dump");
 	(void)cmdline;
