@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kbu/command.h"
+#include "kbu/mem.h"
 #include "kbu/symbols.h"
 #include "kbu/util.h"
 
@@ -55,13 +56,44 @@ int kbu_parse_u64(const char *s, uint64_t *out, struct kbu_err *err)
 	return 0;
 }
 
+/* $rip, $rsp, $cr3 ...: CPU 0's register from the memory source. */
+static int register_value(struct kbu_ctx *ctx, const char *name, uint64_t *out, struct kbu_err *err)
+{
+	if (!ctx || !ctx->mem)
+		return kbu_err_set(err, KBU_EINVAL, "$%s needs a memory source with registers", name);
+	struct kbu_regs r;
+	if (kbu_mem_regs(ctx->mem, 0, &r, err) < 0)
+		return kbu_err_prefix(err, "$%s", name);
+	const struct { const char *name; uint64_t v; uint32_t have; } regs[] = {
+		{"rax", r.rax, KBU_HAVE_GPR}, {"rbx", r.rbx, KBU_HAVE_GPR}, {"rcx", r.rcx, KBU_HAVE_GPR},
+		{"rdx", r.rdx, KBU_HAVE_GPR}, {"rsi", r.rsi, KBU_HAVE_GPR}, {"rdi", r.rdi, KBU_HAVE_GPR},
+		{"rbp", r.rbp, KBU_HAVE_GPR}, {"rsp", r.rsp, KBU_HAVE_GPR}, {"r8", r.r8, KBU_HAVE_GPR},
+		{"r9", r.r9, KBU_HAVE_GPR}, {"r10", r.r10, KBU_HAVE_GPR}, {"r11", r.r11, KBU_HAVE_GPR},
+		{"r12", r.r12, KBU_HAVE_GPR}, {"r13", r.r13, KBU_HAVE_GPR}, {"r14", r.r14, KBU_HAVE_GPR},
+		{"r15", r.r15, KBU_HAVE_GPR}, {"rip", r.rip, KBU_HAVE_GPR}, {"pc", r.rip, KBU_HAVE_GPR},
+		{"sp", r.rsp, KBU_HAVE_GPR}, {"cr2", r.cr2, KBU_HAVE_CR}, {"cr3", r.cr3, KBU_HAVE_CR},
+		{"fs_base", r.fs_base, KBU_HAVE_SEGBASE}, {"gs_base", r.gs_base, KBU_HAVE_SEGBASE},
+		{"gdt", r.gdt_base, KBU_HAVE_DT}, {"idt", r.idt_base, KBU_HAVE_DT},
+	};
+	for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++) {
+		if (strcmp(regs[i].name, name) != 0)
+			continue;
+		if (!(r.have & regs[i].have))
+			return kbu_err_set(err, KBU_EUNSUPPORTED, "the %s source does not record $%s",
+					   kbu_mem_kind(ctx->mem), name);
+		*out = regs[i].v;
+		return 0;
+	}
+	return kbu_err_set(err, KBU_EINVAL, "unknown register $%s", name);
+}
+
 int kbu_parse_addr(struct kbu_ctx *ctx, const char *s, uint64_t *out, struct kbu_err *err)
 {
 	if (!s || !*s)
 		return kbu_err_set(err, KBU_EINVAL, "empty address");
 	if (isdigit((unsigned char)s[0]))
 		return kbu_parse_u64(s, out, err);
-	if (!ctx || !ctx->syms)
+	if (s[0] != '$' && (!ctx || !ctx->syms))
 		return kbu_err_set(err, KBU_EINVAL,
 				   "'%s' is not a number and no symbols are loaded (give --kernel ELF or --symbols MAP)",
 				   s);
@@ -81,10 +113,17 @@ int kbu_parse_addr(struct kbu_ctx *ctx, const char *s, uint64_t *out, struct kbu
 	uint64_t off = 0;
 	if (op && kbu_parse_u64(op + 1, &off, err) < 0)
 		return kbu_err_prefix(err, "offset in '%s'", s);
-	const struct kbu_sym *sym = kbu_sym_by_name(ctx->syms, name);
-	if (!sym)
-		return kbu_err_set(err, KBU_ENOTFOUND, "no symbol '%s'", name);
-	*out = op && *op == '-' ? sym->addr - off : sym->addr + off;
+	uint64_t base = 0;
+	if (name[0] == '$') {
+		if (register_value(ctx, name + 1, &base, err) < 0)
+			return -1;
+	} else {
+		const struct kbu_sym *sym = kbu_sym_by_name(ctx->syms, name);
+		if (!sym)
+			return kbu_err_set(err, KBU_ENOTFOUND, "no symbol '%s'", name);
+		base = sym->addr;
+	}
+	*out = op && *op == '-' ? base - off : base + off;
 	return 0;
 }
 

@@ -203,6 +203,8 @@ TEST(parse_addresses_with_symbols)
 	CHECK(kbu_parse_addr(ctx, "no_such_thing", &v, &err) < 0);
 	CHECK_CONTAINS(err.msg, "no symbol 'no_such_thing'");
 	CHECK(kbu_parse_addr(ctx, "btext+zz", &v, &err) < 0);
+	CHECK(kbu_parse_addr(ctx, "$rsp", &v, &err) < 0);
+	CHECK_CONTAINS(err.msg, "$rsp needs a memory source");
 	kbu_ctx_free(ctx);
 }
 

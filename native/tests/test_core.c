@@ -435,6 +435,18 @@ TEST(commands_on_a_core)
 	CHECK_EQ_U64(kbu_run(ctx, 3, a6, 0, &out, &err), 0);
 	CHECK_CONTAINS(out, "0xffffffff81000010  6c 6f 77 20 6d 65 6d 6f 72 79 00  |low memory.|");
 	kbu_free(out);
+	/* $reg: CPU 0's RIP is 0xffffffff81000000, its page maps physical 0 */
+	char *a8[] = {"x", "$rip+0x10", "10", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 3, a8, 0, &out, &err), 0);
+	CHECK_CONTAINS(out, "|low memory|");
+	kbu_free(out);
+	char *a9[] = {"vtop", "$cr3", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 2, a9, 1, &out, &err), 0);
+	CHECK_CONTAINS(out, "\"virtual\": 4096");
+	kbu_free(out);
+	char *a10[] = {"x", "$xmm0", NULL};
+	CHECK_EQ_U64(kbu_run(ctx, 2, a10, 0, &out, &err), 2);
+	CHECK_CONTAINS(err.msg, "unknown register $xmm0");
 	char *a7[] = {"x", "-p", "0x3ff0", "32", NULL};
 	CHECK_EQ_U64(kbu_run(ctx, 4, a7, 0, &out, &err), 2);
 	CHECK_CONTAINS(err.msg, "physical address 0x4000");

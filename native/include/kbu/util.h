@@ -19,7 +19,8 @@ struct kbu_ctx;
  * separators are allowed (0xffffffff`80200000). Whole string or an error. */
 int kbu_parse_u64(const char *s, uint64_t *out, struct kbu_err *err);
 
-/* An address: a number, or symbol[+off|-off] when ctx->syms is set. */
+/* An address: a number, symbol[+off|-off] when ctx->syms is set, or $reg[+off|-off]
+ * (rip, rsp, rbp, rax..r15, cr2, cr3, fs_base, gs_base, gdt, idt) from CPU 0. */
 int kbu_parse_addr(struct kbu_ctx *ctx, const char *s, uint64_t *out, struct kbu_err *err);
 
 /*
