@@ -238,8 +238,12 @@ def read_regs(thread=None):
             have |= 1
         if "cs" in vals:
             have |= 2
-        if "fs_base" in vals:
+        if "fs_base" in vals and vals.get("efer", 0) & 0x400:
+            # The stub gives fs/gs bases only; CS/SS/DS/ES bases are 0 in long mode
+            # and unknown otherwise, so the group is valid only in long mode.
             have |= 4
+            for seg in ("cs_base", "ss_base", "ds_base", "es_base"):
+                vals[seg] = 0
         if "cr0" in vals:
             have |= 8
         if "efer" in vals:
