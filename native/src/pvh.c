@@ -828,6 +828,22 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 			str_field(r, "cmdline", "Cmdline", &md->cmdline);
 		}
 	}
+	if (p->has_v1 && p->nmemmap) {
+		uint64_t ram = 0, top = 0;
+		size_t nram = 0;
+		for (size_t i = 0; i < p->nmemmap; i++) {
+			const struct kbu_pvh_memmap_entry *me = &p->memmap[i];
+			if (me->type != 1 || me->size == 0 || me->addr + me->size < me->addr)
+				continue;
+			ram += me->size;
+			nram++;
+			if (me->addr + me->size > top)
+				top = me->addr + me->size;
+		}
+		kbu_strf(o, "ram", "RAM", "%.1f MiB in %zu entries, up to 0x%" PRIx64,
+			 (double)ram / (1024.0 * 1024.0), nram, top);
+		kbu_u64(o, "ram_bytes", "", ram);
+	}
 	if (p->has_v1) {
 		struct kbu_node *mm = kbu_list(o, "memmap", "Memory map");
 		for (size_t i = 0; i < p->nmemmap; i++) {

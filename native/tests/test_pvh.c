@@ -168,6 +168,7 @@ TEST(v1_found_by_scanning_zero_size_entry_flagged)
 	CHECK_CONTAINS(txt, "0xf31e0 (found by scanning low memory)");
 	CHECK_CONTAINS(txt, "console=ttyS0 kbu.token=xyz");
 	CHECK_CONTAINS(txt, "Memory map");
+	CHECK_CONTAINS(txt, "RAM:            3.6 MiB in 2 entries, up to 0x400000");
 	CHECK_CONTAINS(txt, "NVS");
 	CHECK_CONTAINS(txt, "0x000000000009fc00  0x000000000009ffff");
 	CHECK_CONTAINS(txt, "! memory map entry 5 has size 0");
