@@ -98,14 +98,14 @@ class Injection:
     def __enter__(self):
         core.need_live("kbu cpuid")
         self.saved = _regs_now(SAVED)
-        for need in ("rip", "rax", "rcx", "eflags", "cr0"):
+        for need in ("rip", "rax", "rbx", "rcx", "rdx", "eflags"):
             if need not in self.saved:
                 raise KbuError("the stub does not give register %s" % need)
         if halted(cpu_index()):
             raise KbuError("vCPU %d is halted (HLT): a single step would wait for an interrupt "
                            "that stepping masks; stop it where it runs code (a breakpoint)"
                            % cpu_index())
-        if not self.saved["cr0"] & 1:
+        if "cr0" in self.saved and not self.saved["cr0"] & 1:
             raise KbuError("the vCPU is in real mode (CR0.PE=0): its code address is "
                            "segment-relative; stop it in protected or long mode")
         self.pc = self.saved["rip"]
