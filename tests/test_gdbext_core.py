@@ -125,3 +125,16 @@ def test_memory_bridge_paging_on(qemu, guest_kernel, tmp_path):
     assert r["virt_mapped"] == "True"
     assert r["xp_same"] == "True"
     assert r["mode_after_read"] == "0"
+
+
+def test_pvh_at_the_entry_uses_ebx(qemu, guest_kernel):
+    q = qemu(guest_kernel, smp=1, append="console=ttyS0 kbu.scenario=ok kbu.token=pvh-ebx",
+             paused=True)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, ["kbu break xen_start32", "continue",
+                                                 "info registers rbx", "kbu pvh"])
+    no_traceback(out)
+    ebx = int(re.search(r"^rbx\s+(0x[0-9a-f]+)", out, re.M).group(1), 16)
+    assert "kbu: at the PVH entry 0x200000: start info at EBX = 0x%x" % ebx in out
+    assert re.search(r"location:\s+0x%x \(given address\)" % ebx, out)
+    assert "kbu.token=pvh-ebx" in out
+    q.wait_serial(r"kbu-guest: idle", timeout=30)
