@@ -187,8 +187,9 @@ static struct kbu_command cmd_vtop = {
 	.summary = "translate a virtual address through the page tables, every level shown",
 	.help = "usage: kbu vtop ADDR [--cr3 X] [--cpu N] [--mode 4level|5level|pae|32|off]\n"
 		"\n"
-		"Walks the page tables for ADDR (a number or symbol[+off] with --kernel or\n"
-		"--symbols) and prints each level: table address, index, entry address,\n"
+		"Walks the page tables for ADDR (a number, symbol[+off] with --kernel or\n"
+		"--symbols, or $reg[+off] from CPU 0: $rip, $rsp, $cr2 ...) and prints each\n"
+		"level: table address, index, entry address,\n"
 		"entry and its flags; then the physical address, page size (4 KiB, 2 MiB,\n"
 		"4 MiB, 1 GiB) and access rights. A non-present entry is reported with the\n"
 		"level where the walk stopped.\n"
