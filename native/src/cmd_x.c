@@ -98,8 +98,8 @@ static struct kbu_command cmd_x = {
 		"ASCII, like hexdump -C. ADDR is virtual (translated with CPU 0's page\n"
 		"tables, or the tables at --cr3) unless -p/--phys makes it physical; it may\n"
 		"be symbol[+off] with --kernel or --symbols, or $reg[+off] from CPU 0\n"
-		"(kbu x '$rsp' 128). A read that reaches an\n"
-		"unmapped or missing page fails and names the address.\n"
+		"(kbu x '$rsp' 128). A read that reaches an unmapped or missing page\n"
+		"fails and names the address.\n"
 		"JSON: address, space, length and the bytes as one hex string.\n",
 	.needs = KBU_NEEDS_MEM,
 	.run = run_x,
