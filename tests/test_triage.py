@@ -251,3 +251,24 @@ def test_linux_without_symbols_says_so(linux_dump, linux_target):
     assert "no symbol table" in t["kernel"]["os_text"] or "--symbols" in t["kernel"]["os_text"]
     assert t["start_info"]["cmdline"].startswith("console=ttyS0")
     assert len(t["cpus"]) == 1 and t["cpus"][0]["paging"] == "4-level paging"
+
+
+@pytest.mark.linux
+@pytest.mark.slow
+def test_linux_kaslr_dump(linux_qemu, linux_target, tmpdir_):
+    """The bzImage boot slides the kernel: triage finds the slide the console
+    prints, and still reads the message buffer and the kernel's variables there."""
+    q = linux_qemu(image="bzimage")
+    serial = q.serial_text()
+    offset = kbutest.kernel_offset(serial)
+    assert offset is not None, serial[-1500:]
+    core = q.dump(os.path.join(tmpdir_, "kaslr.core"))
+    q.stop()
+    t = triage(core, "--kernel", linux_target.vmlinux, "--symbols", linux_target.system_map)
+    assert t["reloc"]["virt_found"] and t["reloc"]["virt_slide"] == offset
+    console_panic = re.search(r"Kernel panic - not syncing: (.*)$", serial, re.M).group(1).strip()
+    assert t["panic"]["message"] == console_panic
+    assert t["kernel"]["timesource"]  # read at link + slide
+    assert t["cpus"][0]["where"] != "-" and "init_scratch" not in t["cpus"][0]["where"]
+    verdicts = [p["message"] for p in t["problems"] if p["path"] == "verdict"]
+    assert any("0x%x above its link address" % offset in v for v in verdicts) or offset == 0

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "kbu/command.h"
 #include "kbu/dmesg.h"
@@ -253,6 +255,47 @@ const char *kbu_triage_tail(const char *text, size_t n)
 
 /* ---- the report ---- */
 
+/*
+ * The symbol table moved by a runtime slide (KASLR), so every module that
+ * takes symbols (start info, message buffer, CPU locations) reads where the
+ * kernel really is. Built through an nm-format map, the symtab's only input
+ * besides an ELF; NULL with err set on failure.
+ */
+static struct kbu_symtab *slid_symtab(const struct kbu_symtab *st, int64_t slide,
+				      struct kbu_err *err)
+{
+	char path[] = "/tmp/kbu-triage-map-XXXXXX";
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return kbu_err_set(err, KBU_EIO, "%s: %s", path, strerror(errno)), NULL;
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		unlink(path);
+		return kbu_err_set(err, KBU_EIO, "%s: %s", path, strerror(errno)), NULL;
+	}
+	for (size_t i = 0; i < kbu_symtab_count(st); i++) {
+		const struct kbu_sym *s = kbu_symtab_at(st, i);
+		char type = s->type ? s->type : 't';
+		/* absolute symbols do not move */
+		uint64_t a = (type == 'A' || type == 'a') ? s->addr : s->addr + (uint64_t)slide;
+		fprintf(f, "%016" PRIx64 " %c %s\n", a, type, s->name);
+	}
+	int bad = ferror(f);
+	if (fclose(f) != 0 || bad) {
+		unlink(path);
+		return kbu_err_set(err, KBU_EIO, "%s: cannot write the slid symbol map", path), NULL;
+	}
+	struct kbu_symtab *out = kbu_symtab_new();
+	if (!out || kbu_symtab_load_map(out, path, err) < 0 || kbu_symtab_finish(out, err) < 0) {
+		kbu_symtab_free(out);
+		unlink(path);
+		return NULL;
+	}
+	unlink(path);
+	return out;
+}
+
 static void mode_text(const struct kbu_regs *r, char *buf, size_t len)
 {
 	enum kbu_paging_mode pm = kbu_regs_paging_mode(r);
@@ -291,8 +334,8 @@ static void verdict(struct verdict *v, enum kbu_severity sev, const char *fmt, .
 		v->count++;
 }
 
-static int report_cpus(struct kbu_ctx *ctx, struct kbu_node *root, int *n_started,
-		       int *n_cpus, struct kbu_err *err)
+static int report_cpus(struct kbu_ctx *ctx, const struct kbu_symtab *syms, struct kbu_node *root,
+		       int *n_started, int *n_cpus, struct kbu_err *err)
 {
 	int n = kbu_mem_ncpus(ctx->mem);
 	if (n <= 0)
@@ -326,7 +369,7 @@ static int report_cpus(struct kbu_ctx *ctx, struct kbu_node *root, int *n_starte
 		if (r.have & KBU_HAVE_GPR) {
 			kbu_hex(row, "rip", "RIP", r.rip, r.bits == 32 ? 8 : 16);
 			uint64_t off = 0;
-			const struct kbu_sym *s = ctx->syms ? kbu_sym_by_addr(ctx->syms, r.rip, &off) : NULL;
+			const struct kbu_sym *s = syms ? kbu_sym_by_addr(syms, r.rip, &off) : NULL;
 			if (reset)
 				kbu_str(row, "where", "Where", "reset vector: never started");
 			else if (s && (!s->size || off < s->size))
@@ -412,14 +455,15 @@ static void report_mptable(struct kbu_ctx *ctx, struct kbu_node *root, struct mp
 	kbu_mptable_free(&t);
 }
 
-static void report_start_info(struct kbu_ctx *ctx, struct kbu_node *root, char *cmdline,
+static void report_start_info(struct kbu_ctx *ctx, const struct kbu_symtab *syms,
+			      struct kbu_node *root, char *cmdline,
 			      size_t cmdlen, char *first, size_t firstlen, int *nerrors)
 {
 	struct kbu_node *o = kbu_obj(root, "start_info", "PVH start info");
 	struct kbu_pvh p = {0};
 	struct kbu_err e = {0};
 	cmdline[0] = '\0';
-	if (kbu_pvh_find(ctx->mem, ctx->syms, ctx->kernel, 0, &p, &e) < 0) {
+	if (kbu_pvh_find(ctx->mem, syms, ctx->kernel, 0, &p, &e) < 0) {
 		kbu_bool(o, "found", "", 0);
 		kbu_str(o, "status", "status", e.msg);
 		kbu_null(o, "cmdline", "");
@@ -454,6 +498,10 @@ static void var_text(struct kbu_node *o, const char *key, const char *label,
 	kbu_str(o, key, label, v->why[0] ? v->why : "not read");
 }
 
+static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_report *r,
+		       const struct kbu_reloc_result *res, const struct kbu_symtab *syms,
+		       size_t nsyms, struct kbu_err *err);
+
 int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_report *r,
 	       struct kbu_err *err)
 {
@@ -480,9 +528,30 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 	size_t nsyms = ctx->syms ? kbu_symtab_count(ctx->syms) : 0;
 	kbu_u64(src, "symbols", "symbols", nsyms);
 
+	/* Symbols where the kernel runs: moved by the slide when it was relocated. */
+	struct kbu_symtab *slid = NULL;
+	const struct kbu_symtab *syms = nsyms ? ctx->syms : NULL;
+	if (syms && slide) {
+		slid = slid_symtab(ctx->syms, slide, err);
+		if (!slid)
+			return kbu_err_prefix(err, "moving the symbols by the slide 0x%" PRIx64,
+					      (uint64_t)slide);
+		syms = slid;
+	}
+	int rc = triage_body(ctx, o, r, &rr, syms, nsyms, err);
+	kbu_symtab_free(slid);
+	return rc;
+}
+
+static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_report *r,
+		       const struct kbu_reloc_result *res, const struct kbu_symtab *syms,
+		       size_t nsyms, struct kbu_err *err)
+{
+	struct kbu_node *root = kbu_report_root(r);
+	const struct kbu_reloc_result rr = *res;
 	struct verdict v = {0};
 	int started = 0, ncpus = 0;
-	if (report_cpus(ctx, root, &started, &ncpus, err) < 0)
+	if (report_cpus(ctx, syms, root, &started, &ncpus, err) < 0)
 		return -1;
 
 	struct kbu_node *rl = kbu_obj(root, "reloc", "kernel location");
@@ -502,7 +571,7 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 	report_mptable(ctx, root, &mf);
 	char cmdline[KBU_PVH_CMDLINE_MAX + 1], pvh_first[256] = "";
 	int pvh_errors = 0;
-	report_start_info(ctx, root, cmdline, sizeof cmdline, pvh_first, sizeof pvh_first,
+	report_start_info(ctx, syms, root, cmdline, sizeof cmdline, pvh_first, sizeof pvh_first,
 			  &pvh_errors);
 
 	/* The kernel's own view, through the OS profile. */
@@ -510,7 +579,7 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 	struct kbu_err pe = {0};
 	struct kbu_os_profile *p = NULL;
 	if (nsyms)
-		p = kbu_os_select(o->os, o->profile, ctx->syms, &pe);
+		p = kbu_os_select(o->os, o->profile, syms, &pe);
 	else
 		kbu_err_set(&pe, KBU_ENOTFOUND, "%s",
 			    ctx->syms && kbu_symtab_why_empty(ctx->syms)
@@ -520,7 +589,7 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 	memset(&ks, 0, sizeof ks);
 	if (p) {
 		kbu_strf(ko, "os", "OS profile", "%s (%s)", kbu_os_name(p), kbu_os_origin(p));
-		kbu_triage_read_kstate(ctx->mem, ctx->kernel, ctx->syms, p, slide, &ks);
+		kbu_triage_read_kstate(ctx->mem, ctx->kernel, syms, p, 0, &ks);
 	} else {
 		kbu_null(ko, "os", "");
 		kbu_strf(ko, "os_text", "OS profile", "none: %s", pe.msg);
@@ -570,7 +639,7 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 	struct kbu_node *dm = kbu_obj(root, "dmesg", "message buffer");
 	if (p) {
 		struct kbu_err de = {0};
-		if (kbu_dmesg_read(ctx->mem, ctx->kernel, ctx->syms, p, &d, &de) == 0) {
+		if (kbu_dmesg_read(ctx->mem, ctx->kernel, syms, p, &d, &de) == 0) {
 			have_log = 1;
 		} else {
 			kbu_str(dm, "status", "status", de.msg);
