@@ -120,7 +120,8 @@ def linux_verdict(r, freq, lines, why, no_cpuid):
         r.verdict(PROBLEM, "Linux calibrates the TSC itself (%s) and failed: %s; tsc_khz = %s"
                   % (why, "; ".join('"%s"' % l for l in failed) or "no 'tsc: Detected' line",
                      freq // 1000 if freq is not None else "unknown"),
-                  "give the frequency on the command line (tsc_early_khz=KHZ), or " + NEXT_CPUID)
+                  "give the frequency on the command line (tsc_early_khz=KHZ), or run under KVM "
+                  "with `-cpu host,+invtsc,tsc-frequency=HZ` so leaf 0x40000010 carries it")
         return
     src = "; ".join('"%s"' % l for l in detected) or "tsc_khz is set"
     given = [l for l in r.log_lines(r"^Command line: ") if "tsc_early_khz=" in l]
