@@ -15,7 +15,7 @@ import pytest
 
 import kbutest
 
-LIVE_COMMANDS = ["kbu cpus --json", "kbu mptable --json", "kbu pvh --json"]
+LIVE_COMMANDS = ["kbu cpus --json", "kbu mptable --json", "kbu pvh --json", "kbu triage --json"]
 
 
 @pytest.fixture
@@ -94,6 +94,13 @@ def compare_facts(t, parts, x2apic_text, ts_text, append, console_panic):
         assert t["panic"]["message"] is None
     else:
         assert t["panic"]["message"] == console_panic
+
+    # The same command live (memory read through GDB) says the same things.
+    live = live_json(parts, "kbu triage --json")
+    for key in ("cpus", "reloc", "mptable", "start_info", "kernel", "panic"):
+        assert live[key] == t[key], key
+    assert live["dmesg"]["tail"] == t["dmesg"]["tail"]
+    assert live["source"]["kind"] != t["source"]["kind"] == "core"
 
 
 GUEST_CASES = {
