@@ -203,6 +203,7 @@ class AssertBreaks:
             if a is None:
                 missing.append(e)
                 continue
+            a = profile.runtime(a)
             self.bps.append(AssertBreakpoint(self, e, a))
             armed.append("%s (0x%x)" % (e, a))
         if not self.bps:

@@ -88,9 +88,11 @@ references; --off removes the breakpoints kbu placed."""
                     best = a
             return strings.get(best, "?")
 
+        slide = profile.slide() if core.is_live() else 0
         for r in refs:
             s = string_of(r["target"])
-            bp = MsgBreakpoint(r["addr"], r["where"], s)
+            addr = (r["addr"] + slide) & 0xffffffffffffffff
+            bp = MsgBreakpoint(addr, r["where"], s)
             _placed.append(bp)
             core.out("kbu break msg: breakpoint %d at 0x%x %s: %s  (\"%s\")"
-                     % (bp.number, r["addr"], r["where"], r["insn"], s))
+                     % (bp.number, addr, r["where"], r["insn"], s))

@@ -75,8 +75,25 @@ def role_words(prof, name):
     return role(prof, name).split()
 
 
+def slide():
+    """The kernel's runtime virtual slide (KASLR) as kbu reloc found it, 0 if none.
+    Searched once when the guest runs paged and no slide is known yet."""
+    try:
+        from . import reloc
+        if core.is_live():
+            reloc.ensure_slides()
+        return reloc.slides()[0] or 0
+    except Exception:
+        return 0
+
+
+def runtime(addr):
+    """A link address where it runs now (slide applied)."""
+    return (addr + slide()) & 0xffffffffffffffff
+
+
 def symbol_addr(prof, name):
-    """Address of a profile symbol: libkbu's symbols (ELF and map), else GDB's."""
+    """Link address of a profile symbol: libkbu's symbols (ELF and map), else GDB's."""
     a = prof["addr"].get(name)
     if a is not None:
         return a
@@ -113,7 +130,8 @@ def field(prof, layout, key):
 
 
 def is_code(addr):
-    """True if libkbu's symbols put addr inside a function (nm type T/t/W/w)."""
+    """True if libkbu's symbols put runtime addr inside a function (nm type T/t/W/w)."""
+    addr = (addr - slide()) & 0xffffffffffffffff
     try:
         res = session.ctx().run_json(["sym", "0x%x" % addr])
         for r in res.get("results", []):
@@ -126,9 +144,11 @@ def is_code(addr):
 
 
 def symbolize(addr):
-    """'func+0xoff' for an address: libkbu's symbols first (System.map), then GDB."""
+    """'func+0xoff' for a runtime address: libkbu's symbols first (System.map,
+    through the relocation slide), then GDB."""
+    link = (addr - slide()) & 0xffffffffffffffff
     try:
-        res = session.ctx().run_json(["sym", "0x%x" % addr])
+        res = session.ctx().run_json(["sym", "0x%x" % link])
         for r in res.get("results", []):
             if r.get("symbol"):
                 return r["symbol"]
@@ -170,7 +190,7 @@ def read_bytes(addr, n):
         first = e
     try:
         from . import memory, reloc
-        pa = reloc.v2p(addr)
+        pa = reloc.v2p((addr - (reloc.slides()[0] or 0)) & 0xffffffffffffffff)
         if pa is not None:
             return memory.bridge.read(memory.PHYS, pa, n)
     except Exception:

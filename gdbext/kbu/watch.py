@@ -123,7 +123,7 @@ class _Register(gdb.Breakpoint):
 
 def _aliases(name, addr):
     """[(addr, 'virtual'|'physical')]: the physical alias too while paging is off."""
-    out = [(addr, "virtual")]
+    out = [(profile.runtime(addr), "virtual")]
     try:
         from . import reloc
         r = reloc.resolve(name)
@@ -227,7 +227,10 @@ class Watch:
                 refs = [r for r in res.get("refs", []) if r.get("access") == "write"]
             except KbuError:
                 refs = []
-            # (store, next instruction, where)
+            # (store, next instruction, where), where the kernel runs now
+            sl = profile.slide()
+            for r in refs:
+                r["addr"] = (r["addr"] + sl) & 0xffffffffffffffff
             self.sites = [(r["addr"], r["addr"] + r["len"], r["where"]) for r in refs]
             if self.stores_only:
                 if not refs:
@@ -251,17 +254,18 @@ class Watch:
             for e in self.register_entries:
                 a = profile.symbol_addr(self.prof, e)
                 if a is not None:
-                    self.bps.append(_Register(self, a, e))
+                    self.bps.append(_Register(self, profile.runtime(a), e))
         except (KeyboardInterrupt, Exception):
             self.disarm()
             raise
 
     def low_alias(self, addr):
+        """The physical alias of a runtime address (only armed while paging is off)."""
         if len(self.aliases) < 2:
             return None
         try:
             from . import reloc
-            return reloc.v2p(addr)
+            return reloc.v2p((addr - profile.slide()) & 0xffffffffffffffff)
         except Exception:
             return None
 
