@@ -114,3 +114,34 @@ def test_linux_asserts_list_is_fast_and_finds_mount_block_root(linux_target):
     assert rc == 0, err
     fmts = {s["format"] for s in obj["sites"]}
     assert '"VFS: Unable to mount root fs on %s"' in fmts
+
+
+def interrupt_when(serial_path, text):
+    """A GDB command that interrupts the guest once the console shows text."""
+    return ("python\n"
+            "import threading, time, gdb\n"
+            "def _kbu_poll(path=%r, text=%r):\n"
+            "    for _ in range(1200):\n"
+            "        if text in open(path, errors='replace').read():\n"
+            "            gdb.post_event(lambda: gdb.execute('interrupt'))\n"
+            "            return\n"
+            "        time.sleep(0.05)\n"
+            "threading.Thread(target=_kbu_poll, daemon=True).start()\n" % (serial_path, text))
+
+
+@pytest.mark.linux
+def test_linux_kaslr_panic_breakpoint_follows_the_slide(linux_qemu, linux_target):
+    """The bzImage boots with KASLR: the breakpoint goes to panic's runtime address."""
+    q = linux_qemu(image="bzimage", paused=True)
+    out = kbutest.gdb_kbu(linux_target.vmlinux, q.port, [
+        "set kbu symbols %s" % linux_target.system_map,
+        interrupt_when(q.serial_path, "Linux version"), "continue",
+        "kbu break assert", "continue", console_check(q, "Unable to mount root")], timeout=240)
+    offset = kbutest.kernel_offset(q.serial_text())
+    assert offset, "expected a KASLR offset on the console"
+    armed = re.search(r"breaking on panic \(0x([0-9a-f]+)\)", out)
+    assert armed and int(armed.group(1), 16) == linux_target.symbol("panic") + offset, out
+    rep = stop_report(out)
+    assert rep["message"] == "VFS: Unable to mount root fs on unknown-block(0,0)"
+    assert rep["asserting"].split()[0] == "mount_block_root"
+    assert "CONSOLE-HAS-IT False" in out
