@@ -110,3 +110,35 @@ def test_linux_clocksource_switches_end_with_the_console_one(linux_qemu, linux_t
     assert all(any(s == l for l in it) for s in switched), (switched, logged)
     assert logged[-1] == switched[-1]
     assert re.search(r"^curr_clocksource went .* now '%s'" % re.escape(switched[-1]), out, re.M)
+
+
+SKEWED_PROFILE = """[profile]
+name = skewed
+detect = kassert_panic
+[roles]
+x2apic = x2apic_mode
+x2apic_type = int
+timesource = timecounter
+timesource_pointer = 1
+time_register = tc_init
+asserts = kassert_panic vpanic panic
+printf_entries = kassert_panic panic
+[layout.timesource]
+struct = timecounter
+frequency = 16 8 tc_frequency
+name = 40 8 tc_name
+quality = 48 4 tc_quality
+"""
+
+
+def test_user_profile_is_used_and_dwarf_wins_over_its_offsets(qemu, guest_kernel, tmp_path):
+    prof = tmp_path / "skewed.ini"
+    prof.write_text(SKEWED_PROFILE)
+    q = qemu(guest_kernel, memory="128M", smp=2, paused=True,
+             append="console=ttyS0 kbu.scenario=ok")
+    out = kbutest.gdb_kbu(guest_kernel, q.port, [
+        "set kbu profile %s" % prof, "kbu os", "kbu watch timecounter",
+        "kbu break msg kbu-guest: idle", "continue", "kbu watch report"])
+    assert re.search(r"^os:\s+skewed$", out, re.M), out            # the file's profile
+    assert "DWARF puts timecounter.tc_name at offset 32 (size 8), the skewed profile at 40" in out
+    assert re.search(r"^timecounter went 'dummy' -> 'i8254'", out, re.M), out

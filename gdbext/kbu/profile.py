@@ -124,9 +124,51 @@ def lookup(name):
     return None
 
 
+_dwarf_cache = {}
+
+
+def _dwarf_field(struct, cname):
+    """(offset, size) of struct.cname (dotted for nested members) from GDB's debug
+    info, or None when GDB has no such type."""
+    key = (core.kernel_path(), struct, cname)
+    if key in _dwarf_cache:
+        return _dwarf_cache[key]
+    res = None
+    try:
+        t = gdb.lookup_type("struct " + struct)
+        off = 0
+        for part in cname.split("."):
+            f = next((f for f in t.fields() if f.name == part), None)
+            if f is None or f.bitpos is None:
+                raise LookupError(part)
+            off += f.bitpos // 8
+            t = f.type.strip_typedefs()
+        res = (off, t.sizeof)
+    except (gdb.error, LookupError, RuntimeError, AttributeError):
+        res = None
+    _dwarf_cache[key] = res
+    return res
+
+
 def field(prof, layout, key):
-    """(offset, size, cname) of a layout field, or None."""
-    return prof.get("fields", {}).get(layout, {}).get(key)
+    """(offset, size, cname) of a layout field: from DWARF when GDB has the
+    struct, else the profile's known layout; None if neither has it."""
+    known = prof.get("fields", {}).get(layout, {}).get(key)
+    struct = prof.get("layouts", {}).get(layout, {}).get("struct")
+    if known is None or not struct or not known[2]:
+        return known
+    d = _dwarf_field(struct, known[2])
+    if d is None:
+        return known
+    if (d[0], d[1]) != (known[0], known[1] or d[1]) and (struct, key) not in _warned:
+        _warned.add((struct, key))
+        gdb.write("kbu: DWARF puts %s.%s at offset %d (size %d), the %s profile at %d: "
+                  "using DWARF\n" % (struct, known[2], d[0], d[1], prof.get("name"), known[0]),
+                  gdb.STDERR)
+    return (d[0], d[1], known[2])
+
+
+_warned = set()
 
 
 def is_code(addr):
@@ -244,3 +286,19 @@ def ensure_prefix(name):
 
 
 _prefixes = {}
+
+
+class OsCmd(core.KbuCommand):
+    """Show the OS profile kbu uses: each role's symbol with its address, and the layouts.
+
+The profile is `set kbu profile FILE` if set, else the built-in one `set kbu
+os` names, else the one whose detect rule matches the kernel's symbols."""
+
+    name = "os"
+
+    def parser(self, p):
+        p.add_argument("--json", action="store_true", help="the report as JSON")
+
+    def run(self, args):
+        st, text = session.ctx().run(["os"] + profile_args(), as_json=args.json)
+        core.out(text)
