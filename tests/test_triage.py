@@ -279,3 +279,73 @@ def test_linux_kaslr_dump(linux_qemu, linux_target, tmpdir_):
     assert t["cpus"][0]["where"] != "-" and "init_scratch" not in t["cpus"][0]["where"]
     verdicts = [p["message"] for p in t["problems"] if p["path"] == "verdict"]
     assert any("0x%x above its link address" % offset in v for v in verdicts) or offset == 0
+
+
+def phys_offset(data, paddr):
+    """File offset of guest physical paddr in a plain ELF64 dump."""
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        ptype, _f, off, _v, pa, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        if ptype == 1 and pa <= paddr < pa + filesz:
+            return off + paddr - pa
+    raise AssertionError("physical 0x%x is not in the dump" % paddr)
+
+
+def test_scrambled_kernel_data_never_crashes(guest_core, guest_kernel, tmpdir_):
+    """The kernel's data segment (msgbuf, timecounter, panicstr, start_info...)
+    overwritten with random bytes: triage reports what it can or refuses in one
+    line, never a sanitizer report, and never invents a panic."""
+    import random
+    data = bytearray(open(guest_core, "rb").read())
+    # the test kernel's rw segment: link 0xffffffff80204000, loaded at 0x204000, 0x11000 bytes
+    base = phys_offset(data, 0x204000)
+    path = os.path.join(tmpdir_, "scrambled.core")
+    clean = triage(guest_core, "--kernel", guest_kernel)
+    changed = 0
+    for seed in range(12):
+        rnd = random.Random(seed)
+        d = bytearray(data)
+        for _ in range(rnd.choice([8, 64, 512])):
+            off = base + rnd.randrange(0x11000)
+            d[off] = rnd.randrange(256)
+        if seed % 3 == 0:  # also point every 8-byte slot of a region somewhere random
+            start = base + rnd.randrange(0x11000 - 0x400)
+            for o in range(start, start + 0x400, 8):
+                struct.pack_into("<Q", d, o, rnd.getrandbits(64))
+        open(path, "wb").write(d)
+        rc, out, err = kbutest.kbu("triage", "--core", path, "--kernel", guest_kernel, "--json",
+                                   asan=True, timeout=240)
+        assert rc in (0, 2), "seed %d: exit %d\n%s" % (seed, rc, err[-3000:])
+        if rc == 0:
+            t = json.loads(out)
+            msg = t["panic"]["message"]
+            assert msg is None or isinstance(msg, str)
+            changed += any(t[k] != clean[k] for k in ("kernel", "dmesg", "panic", "start_info"))
+        else:
+            changed += 1
+        if rc == 2:
+            assert len(err.strip().splitlines()) == 1, err
+    assert changed >= 6, "the scrambling hardly reached what triage reads (%d of 12)" % changed
+
+
+def test_kbu_dump_refuses_clearly(qemu, guest_kernel, tmpdir_):
+    """Without a target, to a missing directory, over an existing file: one line each,
+    and the guest is not disturbed (the later dump still works)."""
+    out = kbutest.gdb_kbu(guest_kernel, None, ["kbu dump %s/x.core" % tmpdir_])
+    assert "kbu dump: kbu dump needs a live target" in out
+    q = qemu(guest_kernel, smp=1, memory="64M", append="console=ttyS0 kbu.scenario=tsc")
+    q.wait_serial(r"^panic: ", timeout=60)
+    existing = os.path.join(tmpdir_, "exists.core")
+    open(existing, "w").write("keep me")
+    out = kbutest.gdb_kbu(guest_kernel, q.port, [
+        "kbu dump %s/no/such/dir/x.core" % tmpdir_,
+        "kbu dump " + existing,
+        "kbu dump -f " + existing])
+    assert "kbu dump: no directory %s/no/such/dir" % tmpdir_ in out
+    assert "kbu dump: %s exists (kbu dump -f FILE overwrites it)" % existing in out
+    assert "kbu dump: wrote %s" % existing in out
+    assert "Traceback" not in out
+    t = triage(existing, "--kernel", guest_kernel)
+    assert t["panic"]["message"] == "TSC not initialized"
+    assert len(t["cpus"]) == 1
