@@ -124,6 +124,24 @@ class Run:
             return None
         return profile.read_int(addr, size) if signed else profile.read_uint(addr, size)
 
+    def kernel_facts(self):
+        """The kernel's own variables through the OS profile, as libkbu's triage
+        report reads them ({"x2apic", "timesource", "ncpus", ...}), or {}."""
+        if getattr(self, "_kernel", None) is None:
+            try:
+                self._kernel = self.kbu_json(["triage"] + profile.profile_args()).get("kernel") or {}
+            except KbuError:
+                self._kernel = {}
+        return self._kernel
+
+    def ncpus(self):
+        """(text, count) of the kernel's CPU count variable (profile role ncpus)."""
+        k = self.kernel_facts()
+        if k.get("ncpus") is not None:
+            return k.get("ncpus_text") or "", k["ncpus"]
+        sym, val = self.role_var("ncpus", 4)
+        return ("%s = %s" % (sym, val) if sym else ""), val
+
     def role_var(self, role, size=4):
         """(symbol, value) of the variable the OS profile gives a role, or (None, None)."""
         sym = profile.role(self.profile(), role)
@@ -163,6 +181,7 @@ class Run:
 
     def forget_log(self):
         self._log = None
+        self._kernel = None
 
     # -- driving the guest ------------------------------------------------------
     def end_state(self, watch=(), timeout=None):

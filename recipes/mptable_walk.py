@@ -42,9 +42,9 @@ def run(r):
             r.problem("firmware table: " + p["message"])
 
     copy = kernel_copy(r, fhdr.get("address"))
-    sym, kcpus = r.role_var("ncpus", 4)
-    if sym:
-        r.fact("kernel_cpus", "kernel's %s" % sym, kcpus)
+    text, kcpus = r.ncpus()
+    if text:
+        r.fact("kernel_cpus", "kernel's CPU count", kcpus, text)
     msg = end.get("message") if end.get("kind") == "panic" else None
     if msg:
         r.fact("panic", "panic", msg, '"%s" in %s' % (msg, end.get("function")))

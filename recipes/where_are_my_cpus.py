@@ -19,11 +19,8 @@ LOG_PATTERN = (r"(^smpboot: |^smp: |^APIC: |SMP disabled|SMP configuration|MP-BI
 def run(r):
     r.end_state()
     table = firmware_table(r)
-    sym, kcpus = r.role_var("ncpus", 4)
-    if sym:
-        r.fact("kernel_cpus", "kernel's %s" % sym, kcpus)
-    else:
-        r.fact("kernel_cpus", None, None)
+    text, kcpus = r.ncpus()
+    r.fact("kernel_cpus", "kernel's CPU count" if text else None, kcpus, text)
     lines = r.log_lines(LOG_PATTERN)
     if lines:
         r.fact("log", "kernel log", lines, "\n".join(lines))
