@@ -93,6 +93,8 @@ def test_cpus_before_the_first_instruction(linux_qemu, tmp_path):
     assert cpu0["rip"] == 0xfff0
     cs = [s for s in cpu0["segments"] if s["name"] == "cs"][0]
     assert cs["selector"] == 0xf000 and cs["base"] == 0xffff0000
+    notes = [p["message"] for p in obj["problems"] if p["path"] == "cpus[0]"]
+    assert any("reset vector" in n for n in notes)
 
 
 def test_cpus_live_agrees_with_gdb(linux_qemu, linux_target):

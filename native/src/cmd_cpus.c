@@ -168,6 +168,11 @@ static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu, cons
 	}
 
 	/* Consistency checks a porter would otherwise do by hand. */
+	if ((r->have & KBU_HAVE_GPR) && (r->have & KBU_HAVE_SEG) && r->cs == 0xf000 &&
+	    r->rip == 0xfff0 && (!(r->have & KBU_HAVE_CR) || !(r->cr0 & 1)))
+		kbu_problem(row, KBU_SEV_NOTE, "%s", cpu == 0 ?
+			    "CPU 0 is at the reset vector (f000:fff0): nothing has run yet" :
+			    "this CPU is in its INIT state (f000:fff0, waiting for SIPI): never started, or parked with INIT by the kernel (some kernels do so when they stop the other CPUs on panic)");
 	if (!(r->have & KBU_HAVE_CR))
 		return;
 	if ((r->cr0 & (1ull << 31)) && !(r->cr0 & 1))
