@@ -137,3 +137,28 @@ def test_linux_lapic_state(smp2):
     assert r["status"] in (0, 1)
     cpus = r["facts"]["cpus"]
     assert len(cpus) == 2 and cpus[0]["mode"] == "xAPIC"
+
+
+def test_interrupted_triage_stops_qemu(linux_target, tmp_path):
+    """SIGTERM to kbu-triage mid-boot: exit 2, its QEMU and run directory are gone."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from test_recipes import TRIAGE, _qemu_using
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    p = subprocess.Popen([TRIAGE, "panic-triage", "--timeout", "120", "--symbols",
+                          linux_target.system_map, "--", linux_target.vmlinux],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not _qemu_using(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _qemu_using(str(tmp_path)), "QEMU never started"
+    time.sleep(2)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 2
+    assert "interrupted: stopping QEMU" in err and "Traceback" not in err
+    time.sleep(0.5)
+    assert not _qemu_using(str(tmp_path))
+    assert os.listdir(tmp_path) == []
