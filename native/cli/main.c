@@ -179,7 +179,15 @@ int main(int argc, char **argv)
 	int cargc = 0;
 	char **cargv = NULL;
 	if (split_args(argc, argv, &g, &cargc, &cargv, &err) < 0) {
-		fprintf(stderr, "kbu: %s\n", err.msg);
+		/* Name the command if there is one, as every other error does. */
+		const char *cmd = NULL;
+		for (int i = 1; i < argc && !cmd; i++)
+			if (argv[i][0] != '-' && kbu_command_find(argv[i]))
+				cmd = argv[i];
+		if (cmd)
+			fprintf(stderr, "kbu: %s: %s\n", cmd, err.msg);
+		else
+			fprintf(stderr, "kbu: %s\n", err.msg);
 		return 2;
 	}
 	if (g.version) {

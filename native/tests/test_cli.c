@@ -111,7 +111,7 @@ TEST(errors_are_one_line_exit_2)
 	CHECK_CONTAINS(res.err, "unknown --os 'plan9'");
 	KBU(&res, "x", "--core");
 	CHECK_EQ_U64(res.status, 2);
-	CHECK_CONTAINS(res.err, "'--core' needs a value");
+	CHECK_STR(res.err, "kbu: x: option '--core' needs a value\n");
 }
 
 TEST(commands_on_a_raw_image)
