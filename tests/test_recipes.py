@@ -117,7 +117,10 @@ def test_timecounter_recipe_never_left_dummy(guest_kernel):
     assert "never left 'dummy'" in cause and "tc_init was never called" in cause
     assert j["facts"]["now"] == "dummy" and j["facts"]["registered"] == []
     assert j["facts"]["changes"] == []
-    assert "Statistical lapic calibration failed" in cause
+    # the guest's clockcalib usually fails on "dummy" and says so; the verdict quotes it then
+    failed = [l for l in j["facts"]["log"] if "calibration failed" in l]
+    if failed:
+        assert '"%s"' % failed[-1] in cause
 
 
 def test_timecounter_recipe_text_and_healthy_boot(guest_kernel):
