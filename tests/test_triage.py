@@ -379,3 +379,27 @@ def test_kbu_dump_refuses_clearly(qemu, guest_kernel, tmpdir_):
     t = triage(existing, "--kernel", guest_kernel)
     assert t["panic"]["message"] == "TSC not initialized"
     assert len(t["cpus"]) == 1
+
+
+def test_early_dump_at_the_pvh_entry(qemu, guest_kernel, tmpdir_):
+    """A dump taken at the PVH entry (32-bit, paging off): the kernel is found
+    physically only, the start info through %ebx, and the variables' initial
+    values are noted, not judged."""
+    q = qemu(guest_kernel, smp=2, memory="64M", append="console=ttyS0 kbu.scenario=tsc",
+             paused=True)
+    core = os.path.join(tmpdir_, "entry.core")
+    out = kbutest.gdb_kbu(guest_kernel, q.port, ["break *0x200000", "continue",
+                                                 "kbu dump " + core])
+    assert "kbu dump: wrote %s" % core in out, out
+    q.stop()
+    t = triage(core, "--kernel", guest_kernel, asan=True)
+    assert t["cpus"][0]["mode"] == "protected mode, paging off"
+    assert t["cpus"][0]["rip"] == 0x200000
+    assert not t["reloc"]["virt_found"] and t["reloc"]["phys_found"]
+    assert t["start_info"]["cmdline"] == "console=ttyS0 kbu.scenario=tsc"
+    assert "%ebx" in t["start_info"]["location"]
+    assert t["panic"]["message"] is None
+    assert t["kernel"]["ncpus"] == 0
+    assert t["verdict"]["problems"] == 0
+    notes = [p["message"] for p in t["problems"] if p["path"] == "verdict"]
+    assert any("an early dump" in n for n in notes), notes

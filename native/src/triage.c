@@ -715,13 +715,16 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 	else if (rr.virt.slide)
 		verdict(&v, KBU_SEV_NOTE, "the kernel runs 0x%" PRIx64 " above its link address "
 			"(KASLR): load its symbols with that offset", (uint64_t)rr.virt.slide);
+	/* Before the kernel's virtual map exists its variables hold their initial
+	 * values: what they say is noted, not judged. */
+	enum kbu_severity ksev = rr.virt.found ? KBU_SEV_WARN : KBU_SEV_NOTE;
 	if (ks.timesource.state == KBU_TRIAGE_VAR_OK && ks.ts_name[0] &&
 	    (strcmp(ks.ts_name, "dummy") == 0 || strstr(ks.ts_name, "jiffies")))
-		verdict(&v, KBU_SEV_WARN, "no hardware time source: %s is \"%s\" (no real counter "
+		verdict(&v, ksev, "no hardware time source: %s is \"%s\" (no real counter "
 			"was selected; clocks and delays do not follow real time)", ks.timesource.symbol,
 			ks.ts_name);
 	else if (ks.timesource.state == KBU_TRIAGE_VAR_OK && ks.timesource.value == 0)
-		verdict(&v, KBU_SEV_WARN, "no time source chosen: %s is NULL", ks.timesource.symbol);
+		verdict(&v, ksev, "no time source chosen: %s is NULL", ks.timesource.symbol);
 	if (ks.x2apic.state == KBU_TRIAGE_VAR_OK && ks.x2apic.value)
 		verdict(&v, KBU_SEV_NOTE, "the kernel runs its local APIC in x2APIC mode (%s = %" PRIu64
 			"): QEMU's TCG does not emulate x2APIC, check CPUID.1:ECX[21] live "
@@ -733,7 +736,7 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 				"kernel code: a panic takes the other CPUs offline", ks.ncpus.value,
 				ks.ncpus.value == 1 ? "" : "s", ks.ncpus.symbol, started);
 		else
-			verdict(&v, KBU_SEV_WARN, "the kernel counts %" PRIu64 " CPU%s (%s) but the MP "
+			verdict(&v, ksev, "the kernel counts %" PRIu64 " CPU%s (%s) but the MP "
 				"table lists %zu", ks.ncpus.value, ks.ncpus.value == 1 ? "" : "s",
 				ks.ncpus.symbol, mf.ncpus);
 	}
