@@ -215,7 +215,6 @@ class Run:
 
     def _run(self, watch, timeout):
         from kbu import asserts
-        prof = self.profile()
         log = []
         own_asserts = not asserts.breaks.bps
         if own_asserts:

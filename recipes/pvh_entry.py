@@ -7,7 +7,7 @@ decodes the hvm_start_info with `kbu pvh`: command line, memory map, modules.
 """
 from kbu.core import KbuError
 
-from ._common import OK, PROBLEM, UNDECIDED, RESET_VECTOR, hexs, reg, run_to, where_now
+from ._common import OK, PROBLEM, UNDECIDED, hexs, reg, run_to, where_now
 
 NAME = "pvh-entry"
 SUMMARY = "the start info and command line the kernel gets at its PVH entry point"
@@ -104,7 +104,6 @@ def run(r):
                   where, si.get("version"), si.get("address", 0), si.get("cmdline"), len(real),
                   _size(ram), si.get("nr_modules"),
                   "; note: " + "; ".join(w.split(":")[0] for w in warnings) if warnings else ""))
-    _ = RESET_VECTOR
 
 
 def _size(n):

@@ -17,7 +17,7 @@ PLACEHOLDERS = ("dummy", "jiffies", "refined-jiffies")
 
 
 def run(r):
-    end = r.end_state(watch=WATCH)
+    r.end_state(watch=WATCH)
     w = r.watches.get("timecounter")
     try:
         from kbu import watch as watchmod
@@ -98,4 +98,3 @@ def run(r):
               "quality must beat the placeholder's)" % (w.symbol, w.short(start),
                                                       w.register_entries[0], names),
               "check the registered counters' quality and the selection code")
-    _ = end

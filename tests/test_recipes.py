@@ -10,8 +10,6 @@ import subprocess
 import tempfile
 import uuid
 
-import pytest
-
 import kbutest
 from kbutest import paths
 
