@@ -142,8 +142,12 @@ int kbu_ctx_need_kernel(struct kbu_ctx *ctx, struct kbu_err *err)
 
 int kbu_ctx_need_syms(struct kbu_ctx *ctx, struct kbu_err *err)
 {
-	if (ctx && ctx->syms)
+	if (ctx && ctx->syms && kbu_symtab_count(ctx->syms))
 		return 0;
+	/* A stripped --kernel alone leaves an empty table: say why it is empty. */
+	if (ctx && ctx->syms && kbu_symtab_why_empty(ctx->syms))
+		return kbu_err_set(err, KBU_ENOTFOUND, "needs symbols: %s",
+				   kbu_symtab_why_empty(ctx->syms));
 	return kbu_err_set(err, KBU_EINVAL, "needs symbols: give --kernel ELF or --symbols MAP");
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "elf_fixture.h"
 #include "kbu/command.h"
 #include "kbu/symbols.h"
 #include "kbu/util.h"
@@ -236,6 +237,37 @@ TEST(getopt_forms)
 	CHECK_CONTAINS(err.msg, "unknown option '--frob'");
 }
 
+TEST(stripped_kernel_without_map_has_no_symbols)
+{
+	/* a stripped kernel alone loads (its image is still useful), but a
+	 * command that needs symbols must say why there are none */
+	struct fx_spec s = {.vaddr = 0xffffffff80200000ull, .paddr = 0x200000,
+			    .entry = 0xffffffff80200000ull};
+	size_t len;
+	uint8_t *img = fx_build(&s, &len);
+	char path[256];
+	fx_write("stripped.elf", img, len, path, sizeof path);
+	free(img);
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	struct kbu_err err = {0};
+	CHECK(kbu_ctx_load_kernel(ctx, path, &err) == 0);
+	CHECK(kbu_ctx_need_kernel(ctx, &err) == 0);
+	CHECK(kbu_ctx_need_syms(ctx, &err) < 0);
+	CHECK_CONTAINS(err.msg, "stripped.elf: ELF has no symbol table (stripped; give --symbols MAP)");
+	/* with a map as well, the symbols are there */
+	const char *text = "ffffffff80200000 T btext\n";
+	char map[256];
+	fx_write("stripped.map", text, strlen(text), map, sizeof map);
+	CHECK(kbu_ctx_load_symbols(ctx, map, &err) == 0);
+	CHECK(kbu_ctx_need_syms(ctx, &err) == 0);
+	kbu_ctx_free(ctx);
+	/* an empty symbol table object (nothing loaded) is refused too */
+	ctx = kbu_ctx_new();
+	CHECK(kbu_ctx_need_syms(ctx, &err) < 0);
+	CHECK_CONTAINS(err.msg, "needs symbols");
+	kbu_ctx_free(ctx);
+}
+
 int main(void)
 {
 	/* this test lives in BUILD/asan/tests/; the CLI it drives in BUILD/kbu-asan */
@@ -259,5 +291,7 @@ int main(void)
 	RUN(parse_numbers);
 	RUN(parse_addresses_with_symbols);
 	RUN(getopt_forms);
+	RUN(stripped_kernel_without_map_has_no_symbols);
+	fx_cleanup();
 	CHECK_DONE("test_cli");
 }
