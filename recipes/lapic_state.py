@@ -68,8 +68,8 @@ def run(r):
             findings.insert(0, "the boot CPU's local APIC is still software-disabled (SVR 0x%x, "
                             "bit 8 clear): the kernel never enabled it" % (svr.get("value") or 0))
         if cpu == 0 and masked and not init:
-            findings.append("the boot CPU's APIC timer was never programmed (LVT masked, "
-                            "initial count 0)")
+            findings.append("the boot CPU's APIC timer is not running (LVT masked, initial "
+                            "count 0): the kernel has not set it up, or has shut it down")
         if cpu > 0 and enabled is False:
             r.note("", "(CPU %d is as after reset: an AP the kernel has not started)" % cpu)
         if esr.get("value"):
