@@ -69,6 +69,18 @@ def test_cpuid_matches_firmware_and_restores(qemu, guest_kernel):
     q.wait_serial(r"kbu-guest: idle", timeout=30)
 
 
+def test_continue_after_cpuid_steps_over_the_breakpoint(qemu, guest_kernel):
+    """After kbu cpuid at a breakpoint, `continue` leaves that breakpoint and
+    runs on, as it would have without the injection (GDB's stop state is kept)."""
+    q = qemu(guest_kernel, smp=1, append="console=ttyS0 kbu.scenario=ok", paused=True)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, [
+        "break lapic_init", "continue", "kbu cpuid 1", "break cpu_idle", "continue",
+        "echo stopped-in:\n", "info symbol $pc"], timeout=120)
+    no_traceback(out)
+    after = out.split("stopped-in:", 1)[1]
+    assert "cpu_idle" in after and "lapic_init" not in after, out
+
+
 def test_cpuid_error_still_restores(qemu, guest_kernel):
     q = qemu(guest_kernel, smp=1, append="console=ttyS0 kbu.scenario=ok", paused=True)
     out = kbutest.gdb_kbu(guest_kernel, q.port, ["break lapic_init", "continue"] + with_state([

@@ -33,29 +33,24 @@ def _regs_now(names):
     return vals
 
 
-def _quiet_stepi():
-    """stepi of the selected vCPU only (scheduler-locking: the other vCPUs must not
-    run meanwhile), without GDB printing the new location."""
-    try:
-        old = gdb.parameter("suppress-cli-notifications")
-    except gdb.error:
-        old = None
-    try:
-        lock = gdb.parameter("scheduler-locking")
-    except gdb.error:
-        lock = None
-    if old is not None:
-        gdb.execute("set suppress-cli-notifications on", False, True)
-    if lock is not None and lock not in ("on", "step"):
-        gdb.execute("set scheduler-locking step", False, True)
-    try:
-        gdb.execute("stepi", False, True)
-    finally:
-        if lock is not None and lock not in ("on", "step"):
-            gdb.execute("set scheduler-locking %s" % lock, False, True)
-        if old is not None:
-            gdb.execute("set suppress-cli-notifications %s" % ("on" if old else "off"),
-                        False, True)
+def _thread_id():
+    """The selected vCPU's remote thread id, as the stub names it in packets."""
+    pid, lwp, _ = gdb.selected_thread().ptid
+    return ("p%x.%x" % (pid, lwp)) if pid > 0 and lwp > 0 else "%x" % max(lwp, 1)
+
+
+def _raw_step():
+    """Single-steps the selected vCPU alone with a raw vCont packet.
+
+    GDB's own `stepi` would record a new stop PC; once RIP is put back, GDB
+    would take the restored RIP for a user's jump and, on `continue`, report a
+    breakpoint there again instead of stepping over it. A raw step leaves
+    GDB's stop state untouched; only its register cache is dropped."""
+    reply = memory._packet("vCont;s:%s" % _thread_id())
+    if not reply or not reply.startswith(("T", "S")):
+        raise KbuError("single step refused by the stub (vCont;s replied %r)" % reply)
+    gdb.execute("maint flush register-cache", False, True)
+    memory.bridge.flush()
 
 
 def _set_reg(name, value):
@@ -140,7 +135,7 @@ class Injection:
         _set_reg("rip", self.saved["rip"])
         _set_reg("rax", leaf)
         _set_reg("rcx", subleaf)
-        _quiet_stepi()
+        _raw_step()
         now = _regs_now(("rip", "rax", "rbx", "rcx", "rdx"))
         if now.get("rip") != self.saved["rip"] + len(CPUID):
             raise KbuError("CPUID at 0x%x did not complete in one step (RIP went to 0x%x): "
