@@ -427,6 +427,7 @@ def continue_for(seconds):
     timer.daemon = True
     timer.start()
     text = ""
+    quiet = _suppress_notifications(True)
     try:
         text = gdb.execute("continue", False, True)
     except KeyboardInterrupt:
@@ -437,6 +438,7 @@ def continue_for(seconds):
         with lock:
             state["running"] = False
         timer.cancel()
+        _suppress_notifications(quiet)
     try:
         alive = gdb.selected_inferior().pid != 0 and gdb.selected_thread() is not None
     except gdb.error:
@@ -445,6 +447,19 @@ def continue_for(seconds):
         return "exited", text
     # A SIGINT that arrives as the guest stops by itself leaves it stopped: fine.
     return ("timeout" if state["fired"] else "stopped"), text
+
+
+def _suppress_notifications(on):
+    """Sets GDB's suppress-cli-notifications (the stop lines a recipe reports itself);
+    returns the previous value (None if this GDB has no such setting)."""
+    try:
+        old = gdb.parameter("suppress-cli-notifications")
+        if on is not None:
+            gdb.execute("set suppress-cli-notifications %s" % ("on" if on else "off"),
+                        False, True)
+        return old
+    except gdb.error:
+        return None
 
 
 def continue_until_log(r, pattern, seconds, step=1.0):

@@ -17,7 +17,7 @@ PLACEHOLDERS = ("dummy", "jiffies", "refined-jiffies")
 
 
 def run(r):
-    r.end_state(watch=WATCH)
+    end = r.end_state(watch=WATCH)
     w = r.watches.get("timecounter")
     try:
         from kbu import watch as watchmod
@@ -84,10 +84,13 @@ def run(r):
                   "entry was called is not known)" % (w.symbol, name or now),
                   "re-run from boot so kbu watch sees every change")
         return
+    # Stopped by the timeout, the boot may not be over: say how long it ran.
+    when = (" in %g s (then still running, in %s)" % (end.get("seconds"), end.get("where"))
+            if end.get("kind") == "timeout" else "")
     if not w.registered_calls:
         reg = w.register_entries[0] if w.register_entries else "the registration entry"
-        r.verdict(PROBLEM, "%s never left %s: %s was never called, so no real time source "
-                  "was ever registered%s" % (w.symbol, w.short(start), reg,
+        r.verdict(PROBLEM, "%s never left %s%s: %s was never called, so no real time source "
+                  "was ever registered%s" % (w.symbol, w.short(start), when, reg,
                                              "; the kernel logs: \"%s\"" % failed[-1]
                                              if failed else ""),
                   "make the timer driver register its counter (call %s from its attach/init; "
