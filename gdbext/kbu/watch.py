@@ -6,8 +6,8 @@ roles and the timesource layout). Each change is logged with old -> new, the
 CPU and the store that made it. Hardware watchpoints only report a write that
 changes the value, so kbu also puts breakpoints (that never stop) on every
 instruction libkbu finds storing to the variable, to count writes that leave
-it as it was; and on the time source's registration entry (tc_init, Linux
-clocksource_register), to tell "never registered" from "never selected".
+it as it was; and it reads the time source registration list (timecounters,
+Linux clocksource_list) to tell "never registered" from "never selected".
 
 While paging is off the kernel runs at its physical load address, so a watch
 armed then covers both aliases: the physical one for the early code, the
@@ -112,15 +112,6 @@ def _stored_value(insn, size):
         return None
 
 
-class _Register(gdb.Breakpoint):
-    def __init__(self, owner, addr, entry):
-        super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT, internal=True)
-        self.owner, self.addr, self.entry = owner, addr, entry
-
-    def stop(self):
-        return _quietly(self.owner, lambda: self.owner.registered(self))
-
-
 def _aliases(name, addr):
     """[(addr, 'virtual'|'physical')]: the physical alias too while paging is off."""
     out = [(profile.runtime(addr), "virtual")]
@@ -149,7 +140,7 @@ class Watch:
         self.log = []          # (cpu, old_text, new_text, where)
         self.writes = 0        # store-site hits
         self.sites = []        # (addr, where) of the stores libkbu found
-        self.registered_calls = []   # (entry, name)
+        self.listed_at_arm = []      # time sources registered when the watch was armed
         self.last_store = self.last_change = None
         self.register_entries = []
         if kind == "x2apic":
@@ -243,21 +234,54 @@ class Watch:
                     if low is not None:
                         self.bps.append(_StoreInsn(self, low, r["where"] + " (physical alias)",
                                                    r["insn"]))
-            else:
-                # The count breakpoint goes after the store, so GDB never steps
-                # over a breakpoint whose store trips the watchpoint.
+            elif self.kind == "x2apic":
+                # Counting unchanged writes: a breakpoint after each store (never on
+                # it, so GDB never steps over a store that trips the watchpoint).
+                # Only for the flag, whose stores sit in cold init code: a
+                # breakpoint on a hot page makes QEMU run that page one
+                # instruction at a time.
                 for _, after, where in self.sites:
                     self.bps.append(_StoreSite(self, after, where))
                     low = self.low_alias(after)
                     if low is not None:
                         self.bps.append(_StoreSite(self, low, where))
-            for e in self.register_entries:
-                a = profile.symbol_addr(self.prof, e)
-                if a is not None:
-                    self.bps.append(_Register(self, profile.runtime(a), e))
+            self.listed_at_arm = self.registered_sources()
         except (KeyboardInterrupt, Exception):
             self.disarm()
             raise
+
+    def registered_sources(self):
+        """The time sources on the kernel's registration list (timecounters,
+        clocksource_list): read, not trapped, so registering costs nothing."""
+        if self.kind != "timecounter":
+            return []
+        name = profile.role(self.prof, "timesource_list")
+        kind = profile.role(self.prof, "timesource_list_kind")
+        head = profile.symbol_addr(self.prof, name) if name else None
+        if head is None:
+            return []
+        head = profile.runtime(head)
+        out = []
+        try:
+            if kind == "list_head":
+                f = profile.field(self.prof, "timesource", "list")
+                if f is None:
+                    return []
+                node = profile.read_uint(head, 8)
+                while node and node != head and len(out) < 64:
+                    out.append(node - f[0])
+                    node = profile.read_uint(node, 8)
+            else:
+                f = profile.field(self.prof, "timesource", "next")
+                if f is None:
+                    return []
+                p = profile.read_uint(head, 8)
+                while p and p not in out and len(out) < 64:
+                    out.append(p)
+                    p = profile.read_uint(p + f[0], 8)
+        except KbuError:
+            pass
+        return out
 
     def low_alias(self, addr):
         """The physical alias of a runtime address (only armed while paging is off)."""
@@ -341,14 +365,6 @@ class Watch:
         """Like render, for a value not stored yet (a pointer's target exists already)."""
         return self.render(raw)
 
-    def registered(self, bp):
-        try:
-            rdi = int(gdb.selected_frame().read_register("rdi")) & 0xffffffffffffffff
-        except gdb.error:
-            rdi = 0
-        self.registered_calls.append((bp.entry, self.source_name(rdi) or "0x%x" % rdi))
-        return False
-
     # -- summary ----------------------------------------------------------------
     def sentence(self):
         now = self.render(self.raw)
@@ -362,19 +378,16 @@ class Watch:
             steps = "; ".join("%s -> %s at %s on CPU %s" % (o, n, w, c)
                               for c, o, n, w in self.log)
             return "%s changed: %s (%s)" % (self.symbol, steps, wtext)
-        if self.registered_calls:
-            parts = []
-            for e in self.register_entries:
-                names = [n for ent, n in self.registered_calls if ent == e]
-                if names:
-                    parts.append("%s was called %d time%s (%s)" % (
-                        e, len(names), "" if len(names) == 1 else "s", ", ".join(names)))
-            rtext = "; ".join(parts)
-        elif self.register_entries:
-            rtext = "%s %s never called" % (" and ".join(self.register_entries),
-                                             "was" if len(self.register_entries) == 1 else "were")
+        reg = self.register_entries[0] if self.register_entries else "registration"
+        now_listed = self.registered_sources()
+        new = [p for p in now_listed if p not in self.listed_at_arm]
+        if not profile.role(self.prof, "timesource_list"):
+            rtext = "(no registration list in the profile)"
+        elif not new:
+            rtext = "%s was never called" % reg
         else:
-            rtext = "no registration entry in the profile"
+            names = [self.source_name(p) or "0x%x" % p for p in reversed(new)]
+            rtext = "%s registered %d (%s)" % (reg, len(new), ", ".join(names))
         if not self.log:
             return "%s never left %s; %s" % (self.symbol, self.short(now), rtext)
         chain = " -> ".join([self.short(self.log[0][1])] + [self.short(n) for _, _, n, _ in
@@ -463,9 +476,11 @@ covers the physical alias the early kernel runs at."""
         if w.stores_only:
             aliases = "%d store instruction(s) (no hardware watchpoint)" % len(w.sites)
         extra = []
-        if w.sites and not w.stores_only:
-            extra.append("%d store site(s)" % len(w.sites))
-        if w.register_entries:
-            extra.append("calls of %s" % ", ".join(w.register_entries))
+        if w.sites and not w.stores_only and w.kind == "x2apic":
+            extra.append("counting writes at %d store(s)" % len(w.sites))
+        if w.kind == "timecounter":
+            extra.append("%d registered on %s" % (len(w.listed_at_arm),
+                                                   profile.role(w.prof, "timesource_list")
+                                                   or "(no list)"))
         core.out("kbu watch: %s = %s, watching %s%s" % (
-            w.symbol, w.first, aliases, "; counting " + " and ".join(extra) if extra else ""))
+            w.symbol, w.first, aliases, "; " + ", ".join(extra) if extra else ""))

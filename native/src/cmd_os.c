@@ -8,13 +8,14 @@
 #include "kbu/util.h"
 
 static const char *const roles[] = {
-	"x2apic", "x2apic_type", "timesource", "timesource_pointer", "time_register", "asserts",
+	"x2apic", "x2apic_type", "timesource", "timesource_pointer", "timesource_list",
+	"timesource_list_kind", "time_register", "asserts",
 	"printf_entries", "vprintf_entries", "msgbuf", "msgbuf_pointer", "msgbuf_format",
 	"start_info", "start_info_kind", "ncpus",
 };
 /* Roles whose value is a list of symbol names to resolve. */
-static const char *const symbol_roles[] = {"x2apic", "timesource", "time_register", "asserts",
-					   "msgbuf", "start_info", "ncpus"};
+static const char *const symbol_roles[] = {"x2apic", "timesource", "timesource_list",
+					   "time_register", "asserts", "msgbuf", "start_info", "ncpus"};
 
 static void layout_report(struct kbu_node *parent, const struct kbu_os_profile *p,
 			  const char *layout, const char *const *fields, size_t n)
@@ -86,7 +87,8 @@ static int os_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report 
 				kbu_null(row, "addr", "address");
 		}
 	struct kbu_node *lo = kbu_obj(root, "layouts", "Layouts");
-	static const char *const ts[] = {"name", "frequency", "quality", "mult", "shift"};
+	static const char *const ts[] = {"name", "frequency", "quality", "next", "list", "mult",
+					 "shift"};
 	static const char *const mb[] = {"ptr", "magic", "size", "wseq", "rseq", "seqmod", "bufx",
 					 "bufr", "bufs", "bufc", "desc_count_bits", "descs",
 					 "infos", "head_id", "tail_id", "data_size_bits", "data"};

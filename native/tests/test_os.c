@@ -147,6 +147,9 @@ TEST(freebsd_layouts_match_source)
 	check_field(p, "timesource", "name", offsetof(struct fbsd_timecounter, tc_name), 8, "tc_name");
 	check_field(p, "timesource", "quality", offsetof(struct fbsd_timecounter, tc_quality), 4,
 		    "tc_quality");
+	check_field(p, "timesource", "next", offsetof(struct fbsd_timecounter, tc_next), 8, "tc_next");
+	CHECK_STR(kbu_os_role(p, "timesource_list"), "timecounters");
+	CHECK_STR(kbu_os_role(p, "timesource_list_kind"), "pointer");
 	check_field(p, "msgbuf", "ptr", offsetof(struct fbsd_msgbuf, msg_ptr), 8, "msg_ptr");
 	check_field(p, "msgbuf", "magic", offsetof(struct fbsd_msgbuf, msg_magic), 4, "msg_magic");
 	check_field(p, "msgbuf", "size", offsetof(struct fbsd_msgbuf, msg_size), 4, "msg_size");
@@ -179,6 +182,8 @@ TEST(netbsd_layouts_match_source)
 	check_field(p, "timesource", "name", offsetof(struct nbsd_timecounter, tc_name), 8, "tc_name");
 	check_field(p, "timesource", "quality", offsetof(struct nbsd_timecounter, tc_quality), 4,
 		    "tc_quality");
+	check_field(p, "timesource", "next", offsetof(struct nbsd_timecounter, tc_next), 8, "tc_next");
+	CHECK_STR(kbu_os_role(p, "timesource_list"), "timecounters");
 	check_field(p, "msgbuf", "magic", offsetof(struct nbsd_kern_msgbuf, msg_magic), 8,
 		    "msg_magic");
 	check_field(p, "msgbuf", "bufx", offsetof(struct nbsd_kern_msgbuf, msg_bufx), 8, "msg_bufx");
@@ -205,6 +210,9 @@ TEST(linux_layouts_match_source)
 		return;
 	check_field(p, "timesource", "name", offsetof(struct lx_clocksource, name), 8, "name");
 	check_field(p, "timesource", "quality", offsetof(struct lx_clocksource, rating), 4, "rating");
+	check_field(p, "timesource", "list", offsetof(struct lx_clocksource, list), 0, "list");
+	CHECK_STR(kbu_os_role(p, "timesource_list"), "clocksource_list");
+	CHECK_STR(kbu_os_role(p, "timesource_list_kind"), "list_head");
 	check_field(p, "msgbuf", "desc_count_bits",
 		    offsetof(struct lx_printk_ringbuffer, desc_ring.count_bits), 4,
 		    "desc_ring.count_bits");
