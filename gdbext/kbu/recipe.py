@@ -14,7 +14,7 @@ import traceback
 
 import gdb
 
-from . import core, native
+from . import core, native, settings
 from .core import KbuCommand, KbuError
 
 PACKAGE = "kbu_recipes"
@@ -88,7 +88,11 @@ def run_one(name, timeout=20.0, here=False, console=None, also_watch=()):
         if r.status is None:
             r.verdict(common.UNDECIDED, "the recipe reached no verdict")
     except (KbuError, gdb.error, KeyboardInterrupt) as e:
-        r.verdict(common.UNDECIDED, "could not run: %s" % (str(e) or "interrupted"))
+        msg = str(e) or "interrupted"
+        if "no known OS" in msg and not settings.get("symbols"):
+            msg += " (a stripped kernel such as Linux's vmlinux needs its System.map: " \
+                   "set kbu symbols FILE, or kbu-triage --symbols FILE)"
+        r.verdict(common.UNDECIDED, "could not run: %s" % msg)
     except Exception as e:
         if core.debug_enabled():
             gdb.write(traceback.format_exc(), gdb.STDERR)
