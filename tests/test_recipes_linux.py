@@ -162,3 +162,10 @@ def test_interrupted_triage_stops_qemu(linux_target, tmp_path):
     time.sleep(0.5)
     assert not _qemu_using(str(tmp_path))
     assert os.listdir(tmp_path) == []
+
+
+def test_linux_without_system_map_says_what_is_missing(linux_target):
+    t = triage("panic-triage", linux_target.vmlinux, smp=1, json_out=False)
+    assert t.rc == 2
+    assert re.search(r"^VERDICT: undecided: could not run: .*needs its System.map: .*--symbols",
+                     t.out, re.M), t.out
