@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kbu/command.h"
+#include "kbu/gdbrsp.h"
 #include "kbu/mem.h"
 #include "kbu/report.h"
 #include "kbu/util.h"
@@ -242,10 +243,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kbu: %s: %s\n", name, err.msg[0] ? err.msg : "failed");
 	if (g.stats && ctx->mem) {
 		struct kbu_mem_stats st = kbu_mem_get_stats(ctx->mem);
+		char trips[64] = "";
+		/* a stub's cost is its round trips (the handshake included) */
+		if (strcmp(kbu_mem_kind(ctx->mem), "gdb") == 0)
+			snprintf(trips, sizeof trips, ", %" PRIu64 " stub round trips",
+				 kbu_mem_gdb_round_trips(ctx->mem));
 		fprintf(stderr,
 			"kbu: stats: %" PRIu64 " reads asked, %" PRIu64 " source reads (%" PRIu64
-			" bytes), %" PRIu64 " pages from cache\n",
-			st.requests, st.source_reads, st.source_bytes, st.cache_hits);
+			" bytes), %" PRIu64 " pages from cache%s\n",
+			st.requests, st.source_reads, st.source_bytes, st.cache_hits, trips);
 	}
 	kbu_ctx_free(ctx);
 	free(cargv);

@@ -77,6 +77,8 @@ void kbu_mem_close(struct kbu_mem *m)
 
 const char *kbu_mem_kind(const struct kbu_mem *m) { return m && m->ops->kind ? m->ops->kind : "?"; }
 
+void *kbu_mem_source_ctx(const struct kbu_mem *m) { return m ? m->ctx : NULL; }
+
 /* ---- cache ---- */
 
 static size_t slot_of(uint64_t key)

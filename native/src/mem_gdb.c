@@ -1809,12 +1809,9 @@ struct kbu_mem *kbu_mem_open_gdb(const char *hostport, struct kbu_err *err)
 	return kbu_mem_open_gdb_ex(hostport, NULL, NULL, err);
 }
 
-/* Provided by the kbu_mem wrapper when it exposes its source; absent, the count reads 0. */
-extern void *kbu_mem_source_ctx(const struct kbu_mem *m) __attribute__((weak));
-
 uint64_t kbu_mem_gdb_round_trips(struct kbu_mem *m)
 {
-	if (!m || !kbu_mem_source_ctx || strcmp(kbu_mem_kind(m), "gdb") != 0)
+	if (!m || strcmp(kbu_mem_kind(m), "gdb") != 0)
 		return 0;
 	const struct kbu_gdb *g = kbu_mem_source_ctx(m);
 	return g ? g->st.round_trips : 0;

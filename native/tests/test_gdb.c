@@ -1182,6 +1182,39 @@ TEST(leave_running_targets_running)
 	CHECK_EQ_U64(stub_end(s), 1);
 }
 
+/* Round trips counted through the struct kbu_mem face (what kbu --stats prints). */
+TEST(round_trips_through_kbu_mem)
+{
+	struct stub s = stub_start(SC_QEMU72, 0x1000);
+	char spec[64];
+	snprintf(spec, sizeof spec, "127.0.0.1:%d", s.port);
+	struct kbu_err e = {0};
+	struct kbu_gdb *conn = NULL;
+	struct kbu_mem *m = kbu_mem_open_gdb_ex(spec, NULL, &conn, &e);
+	CHECK(m != NULL && conn != NULL);
+	if (!m) {
+		fprintf(stderr, "open: %s\n", e.msg);
+		stub_end(s);
+		return;
+	}
+	CHECK(kbu_mem_source_ctx(m) == conn);
+	uint64_t rt0 = kbu_mem_gdb_round_trips(m);
+	CHECK(rt0 > 0); /* the handshake took some */
+	CHECK_EQ_U64(rt0, kbu_gdb_get_stats(conn).round_trips);
+	static unsigned char b[0x4000];
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x4000, b, sizeof b, &e) == 0);
+	CHECK(phys_ok(b, 0x4000, sizeof b));
+	CHECK_EQ_U64(kbu_mem_gdb_round_trips(m) - rt0, 1); /* four pages, one batch */
+	/* again: from the cache, no round trip */
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x4000, b, 16, &e) == 0);
+	CHECK_EQ_U64(kbu_mem_gdb_round_trips(m) - rt0, 1);
+	kbu_mem_close(m);
+	stub_end(s);
+	/* other sources: 0, and no source context to look at */
+	CHECK_EQ_U64(kbu_mem_gdb_round_trips(NULL), 0);
+	CHECK(kbu_mem_source_ctx(NULL) == NULL);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1200,5 +1233,6 @@ int main(void)
 	RUN(random_replies);
 	RUN(address_forms);
 	RUN(leave_running_targets_running);
+	RUN(round_trips_through_kbu_mem);
 	CHECK_DONE("test_gdb");
 }

@@ -80,8 +80,7 @@ int kbu_gdb_resumes_on_close(const struct kbu_gdb *g);
  */
 struct kbu_mem *kbu_mem_open_gdb_ex(const char *hostport, const struct kbu_gdb_opts *opts,
 				    struct kbu_gdb **conn, struct kbu_err *err);
-/* Round trips so far of a struct kbu_mem opened by kbu_mem_open_gdb; 0 for other
- * sources (and 0 while the wrapper does not expose its source: kbu_mem_source_ctx). */
+/* Round trips so far of a struct kbu_mem opened by kbu_mem_open_gdb; 0 for other sources. */
 uint64_t kbu_mem_gdb_round_trips(struct kbu_mem *m);
 
 /*

@@ -81,6 +81,9 @@ struct kbu_mem *kbu_mem_open_callback(kbu_read_cb read, kbu_regs_cb regs, kbu_mo
 				      int ncpus, void *user, size_t max_read, struct kbu_err *err);
 
 const char *kbu_mem_kind(const struct kbu_mem *m);
+/* The source's own context (what kbu_mem_new was given); NULL for m NULL.
+ * Check kbu_mem_kind before treating it as a given source's type. */
+void *kbu_mem_source_ctx(const struct kbu_mem *m);
 
 /* Cached, batched read; all-or-nothing. */
 int kbu_mem_read(struct kbu_mem *m, enum kbu_space space, uint64_t addr, void *buf, size_t len,
