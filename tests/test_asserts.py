@@ -139,7 +139,7 @@ def test_linux_kaslr_panic_breakpoint_follows_the_slide(linux_qemu, linux_target
         "kbu break assert", "continue", console_check(q, "Unable to mount root")], timeout=240)
     offset = kbutest.kernel_offset(q.serial_text())
     assert offset, "expected a KASLR offset on the console"
-    armed = re.search(r"breaking on panic \(0x([0-9a-f]+)\)", out)
+    armed = re.search(r"breaking on panic \(0x([0-9a-f]+), breakpoint \d+\)", out)
     assert armed and int(armed.group(1), 16) == linux_target.symbol("panic") + offset, out
     rep = stop_report(out)
     assert rep["message"] == "VFS: Unable to mount root fs on unknown-block(0,0)"

@@ -165,7 +165,9 @@ class AssertBreakpoint(gdb.Breakpoint):
     """Stops at an assertion/panic entry and prints what is being asserted."""
 
     def __init__(self, owner, entry, addr):
-        super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT, internal=True)
+        # Visible (numbered) so `info breakpoints` lists them and a user can
+        # disable one entry; `kbu break assert --off` deletes them all.
+        super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT)
         self.owner = owner
         self.entry = entry
         self.addr = addr
@@ -204,8 +206,9 @@ class AssertBreaks:
                 missing.append(e)
                 continue
             a = profile.runtime(a)
-            self.bps.append(AssertBreakpoint(self, e, a))
-            armed.append("%s (0x%x)" % (e, a))
+            bp = AssertBreakpoint(self, e, a)
+            self.bps.append(bp)
+            armed.append("%s (0x%x, breakpoint %d)" % (e, a, bp.number))
         if not self.bps:
             raise KbuError("none of %s is in this kernel's symbols" % ", ".join(entries))
         msg = "kbu: breaking on %s" % ", ".join(armed)
