@@ -4,6 +4,7 @@ Arms `kbu watch timecounter` from the first instruction (the profile's active
 time source: FreeBSD/NetBSD timecounter, Linux curr_clocksource, and calls of
 its registration entry), runs the guest to its end state and reads the log.
 """
+from kbu import profile
 from kbu.core import KbuError
 
 from ._common import OK, PROBLEM, UNDECIDED
@@ -48,10 +49,12 @@ def run(r):
                                           for c, o, n, wh in w.log],
                    "\n".join("%s -> %s on CPU %s at %s" % (o, n, c, wh)
                              for c, o, n, wh in w.log) or "none")
-            r.fact("registered", "registrations",
-                   [n for _, n in w.registered_calls],
-                   ", ".join("%s(%s)" % (e, n) for e, n in w.registered_calls) or
-                   "none (%s never called)" % ", ".join(w.register_entries))
+        regs = registrations(w, watched)
+        entry = w.register_entries[0] if w.register_entries else "the registration entry"
+        if regs is not None:
+            r.fact("registered", "registered" if watched else "registered now", regs,
+                   ", ".join(regs) or "none (%s never called)" % entry)
+        if watched:
             r.fact("summary", "watch", w.sentence())
     finally:
         if watched:
@@ -87,8 +90,14 @@ def run(r):
     # Stopped by the timeout, the boot may not be over: say how long it ran.
     when = (" in %g s (then still running, in %s)" % (end.get("seconds"), end.get("where"))
             if end.get("kind") == "timeout" else "")
-    if not w.registered_calls:
-        reg = w.register_entries[0] if w.register_entries else "the registration entry"
+    if regs is None:
+        r.verdict(PROBLEM, "%s never left %s%s; whether a time source was registered is not "
+                  "known (the %s profile names no registration list)"
+                  % (w.symbol, w.short(start), when, r.os_name()),
+                  "break on %s to see whether a timer driver registers its counter" % entry)
+        return
+    if not regs:
+        reg = entry
         r.verdict(PROBLEM, "%s never left %s%s: %s was never called, so no real time source "
                   "was ever registered%s" % (w.symbol, w.short(start), when, reg,
                                              "; the kernel logs: \"%s\"" % failed[-1]
@@ -96,8 +105,21 @@ def run(r):
                   "make the timer driver register its counter (call %s from its attach/init; "
                   "on microvm the i8254 is there), and break on %s to see it happen" % (reg, reg))
         return
-    names = ", ".join(n for _, n in w.registered_calls)
-    r.verdict(PROBLEM, "%s never left %s although %s registered (%s): none was selected (its "
-              "quality must beat the placeholder's)" % (w.symbol, w.short(start),
-                                                      w.register_entries[0], names),
+    r.verdict(PROBLEM, "%s never left %s although %s registered %s: none was selected (its "
+              "quality must beat the placeholder's)" % (w.symbol, w.short(start), entry,
+                                                      ", ".join(regs)),
               "check the registered counters' quality and the selection code")
+
+
+def registrations(w, watched):
+    """Names of the time sources registered while the guest ran (all listed now when
+    it was not watched from boot), or None if the profile gives no way to know."""
+    if hasattr(w, "registered_sources"):
+        if not profile.role(w.prof, "timesource_list"):
+            return None
+        before = getattr(w, "listed_at_arm", []) if watched else []
+        new = [p for p in w.registered_sources() if p not in before]
+        return [w.source_name(p) or "0x%x" % p for p in reversed(new)]
+    if hasattr(w, "registered_calls"):
+        return [n for _, n in w.registered_calls]
+    return None
