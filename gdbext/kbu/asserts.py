@@ -237,7 +237,7 @@ class AssertBreaks:
         msg = msg.rstrip("\n")
         fmt = fmt.rstrip("\n") if fmt is not None else None
         try:
-            cpu = gdb.selected_thread().num
+            cpu = core.cpu_index()
         except (gdb.error, AttributeError):
             cpu = "?"
         line = profile.source_line(ret - 1)

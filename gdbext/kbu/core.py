@@ -245,3 +245,12 @@ def read_reg(name):
     except (gdb.error, ValueError) as e:
         raise KbuError("cannot read register %s: %s" % (name, e))
     return int(v) & 0xffffffffffffffff
+
+
+def cpu_index(thread=None):
+    """QEMU's CPU index of a GDB thread (its remote thread id minus one)."""
+    th = thread or gdb.selected_thread()
+    try:
+        return th.ptid[1] - 1 if th.ptid[1] > 0 else th.num - 1
+    except (AttributeError, TypeError):
+        return th.num - 1

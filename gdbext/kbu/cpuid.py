@@ -57,15 +57,6 @@ def _set_reg(name, value):
     gdb.execute("set $%s = %d" % (name, value), False, True)
 
 
-def cpu_index(thread=None):
-    """QEMU's CPU index of a GDB thread (its remote thread id minus one)."""
-    th = thread or gdb.selected_thread()
-    try:
-        return th.ptid[1] - 1 if th.ptid[1] > 0 else th.num - 1
-    except (AttributeError, TypeError):
-        return th.num - 1
-
-
 def halted(cpu):
     """True/False from QEMU's `info registers -a` (HLT=), None if it cannot tell."""
     try:
@@ -96,10 +87,10 @@ class Injection:
         for need in ("rip", "rax", "rbx", "rcx", "rdx", "eflags"):
             if need not in self.saved:
                 raise KbuError("the stub does not give register %s" % need)
-        if halted(cpu_index()):
+        if halted(core.cpu_index()):
             raise KbuError("vCPU %d is halted (HLT): a single step would wait for an interrupt "
                            "that stepping masks; stop it where it runs code (a breakpoint)"
-                           % cpu_index())
+                           % core.cpu_index())
         if "cr0" in self.saved and not self.saved["cr0"] & 1:
             raise KbuError("the vCPU is in real mode (CR0.PE=0): its code address is "
                            "segment-relative; stop it in protected or long mode")

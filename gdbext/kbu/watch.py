@@ -37,7 +37,7 @@ gdb.events.cont.connect(_resumed)
 
 def _cpu():
     try:
-        return gdb.selected_thread().num
+        return core.cpu_index()
     except (gdb.error, AttributeError):
         return 0
 
