@@ -232,6 +232,8 @@ class Run:
         idle = []
         for name in IDLE_FUNCTIONS:
             a = profile.lookup(name)
+            if a is not None and hasattr(profile, "runtime"):
+                a = profile.runtime(a)   # where the kernel runs (KASLR slide applied)
             if a is not None:
                 idle.append((a, name, gdb.Breakpoint("*0x%x" % a, internal=True)))
         asserts.breaks.last = None
@@ -256,7 +258,7 @@ class Run:
         pc = _pc()
         if last is not None:
             end = {"kind": "panic", "entry": last["entry"], "message": last["message"],
-                   "function": last["caller"], "cpu": last["cpu"]}
+                   "function": last["caller"], "cpu": _cpu()}
             end["backtrace"] = _backtrace()
             end["where"] = last["entry"]
             return end
@@ -364,8 +366,11 @@ def _pc():
 
 
 def _cpu():
+    """The selected vCPU's index as QEMU counts them (GDB's thread N is CPU N-1)."""
     try:
-        return gdb.selected_thread().num
+        if hasattr(core, "cpu_index"):
+            return core.cpu_index()
+        return gdb.selected_thread().num - 1
     except (gdb.error, AttributeError):
         return None
 
@@ -513,3 +518,4 @@ def reg(name):
         return core.read_reg(name)
     except KbuError:
         return None
+

@@ -55,7 +55,7 @@ def run(r):
             r.fact("registered", "registered" if watched else "registered now", regs,
                    ", ".join(regs) or "none (%s never called)" % entry)
         if watched:
-            r.fact("summary", "watch", w.sentence())
+            r.fact("summary", None, w.sentence())   # kbu watch report's sentence
     finally:
         if watched:
             watchmod.watches.active.pop("timecounter", None)
