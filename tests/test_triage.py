@@ -135,6 +135,8 @@ GUEST_CASES = {
                   "Unknown MP Config Entry 68"),
     "x2apic": ("i8254", 1, None, "x2APIC mode (x2apic_mode = 1)"),
     "mptable": (None, 0, None, "the kernel counts 0 CPUs (mp_ncpus) but the MP table lists 2"),
+    "pagefault": (None, 0, "page fault", "the kernel panicked: page fault (Fatal trap 14: page "
+                  "fault while in kernel mode in uart_bus_attach+0x"),
 }
 
 

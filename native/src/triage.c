@@ -234,6 +234,71 @@ int kbu_triage_panic_in_log(const char *log, char *out, size_t outlen)
 	return 1;
 }
 
+/* "KEY ... = [0xSEL:]0xVALUE" on the line at p (FreeBSD's trap report). */
+static int trap_field(const char *p, const char *end, const char *key, uint64_t *out)
+{
+	size_t klen = strlen(key);
+	if ((size_t)(end - p) < klen || memcmp(p, key, klen) != 0)
+		return 0;
+	const char *eq = memchr(p, '=', (size_t)(end - p));
+	if (!eq)
+		return 0;
+	const char *v = eq + 1;
+	while (v < end && *v == ' ')
+		v++;
+	const char *colon = memchr(v, ':', (size_t)(end - v));
+	if (colon)
+		v = colon + 1;
+	char num[24];
+	size_t n = 0;
+	while (v + n < end && n + 1 < sizeof num && v[n] != ' ')
+		n++;
+	memcpy(num, v, n);
+	num[n] = '\0';
+	char *e;
+	errno = 0;
+	unsigned long long x = strtoull(num, &e, 16);
+	if (errno || e == num || *e)
+		return 0;
+	*out = x;
+	return 1;
+}
+
+int kbu_triage_trap_in_log(const char *log, struct kbu_triage_trap *out)
+{
+	static const char mark[] = "Fatal trap ";
+	memset(out, 0, sizeof *out);
+	if (!log)
+		return 0;
+	int found = 0;
+	for (const char *p = log; *p;) {
+		const char *end = strchr(p, '\n');
+		if (!end)
+			end = p + strlen(p);
+		const char *q = skip_stamp(p, end);
+		while (q < end && *q == ' ')
+			q++;
+		if ((size_t)(end - q) >= sizeof mark - 1 && memcmp(q, mark, sizeof mark - 1) == 0) {
+			/* a new report: forget the previous one's fields */
+			memset(out, 0, sizeof *out);
+			size_t n = (size_t)(end - q);
+			while (n && (q[n - 1] == '\r' || q[n - 1] == ' '))
+				n--;
+			if (n >= sizeof out->title)
+				n = sizeof out->title - 1;
+			memcpy(out->title, q, n);
+			out->title[n] = '\0';
+			found = 1;
+		} else if (found) {
+			out->have_ip |= trap_field(q, end, "instruction pointer", &out->ip);
+			out->have_fault_addr |= trap_field(q, end, "fault virtual address",
+							    &out->fault_addr);
+		}
+		p = *end ? end + 1 : end;
+	}
+	return found;
+}
+
 const char *kbu_triage_tail(const char *text, size_t n)
 {
 	if (!text)
@@ -705,9 +770,27 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 			kbu_str(po, "panicstr", "panicstr", "NULL");
 	}
 
+	struct kbu_triage_trap trap;
+	char trap_text[400] = "";
+	if (have_log && kbu_triage_trap_in_log(d.text, &trap)) {
+		char where[160] = "an unknown place", addr[48] = "";
+		if (trap.have_ip)
+			kbu_sym_format(syms, trap.ip, where, sizeof where);
+		if (trap.have_fault_addr)
+			snprintf(addr, sizeof addr, ", fault address 0x%" PRIx64, trap.fault_addr);
+		snprintf(trap_text, sizeof trap_text, "%s in %s%s", trap.title, where, addr);
+		kbu_str(po, "trap", "trap", trap_text);
+		if (trap.have_ip)
+			kbu_hex(po, "trap_ip", "", trap.ip, 16);
+		if (trap.have_fault_addr)
+			kbu_hex(po, "fault_addr", "", trap.fault_addr, 16);
+	}
+
 	/* The verdict: what a porter should look at first. */
 	v.node = kbu_obj(root, "verdict", "verdict");
-	if (msg)
+	if (msg && trap_text[0])
+		verdict(&v, KBU_SEV_ERROR, "the kernel panicked: %s (%s)", msg, trap_text);
+	else if (msg)
 		verdict(&v, KBU_SEV_ERROR, "the kernel panicked: %s", msg);
 	if (!rr.virt.found)
 		verdict(&v, KBU_SEV_NOTE, "the kernel's virtual addresses are not in use (%s): "

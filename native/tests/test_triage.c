@@ -68,6 +68,38 @@ TEST(tail_lines)
 	CHECK_STR(kbu_triage_tail(NULL, 3), "");
 }
 
+TEST(trap_report_fields)
+{
+	const char *log =
+		"Fatal trap 12: page fault while in kernel mode\n"
+		"instruction pointer     = 0x20:0xffffffff81000000\n"
+		"uart0: <16550 or compatible>\n"
+		"Fatal trap 14: page fault while in kernel mode\r\n"
+		"fault virtual address   = 0x40000020\n"
+		"fault code              = supervisor read data, page not present\n"
+		"instruction pointer     = 0x8:0xffffffff80201216\n"
+		"panic: page fault\n";
+	struct kbu_triage_trap t;
+	CHECK(kbu_triage_trap_in_log(log, &t) == 1);
+	/* the last report, with its own fields only */
+	CHECK_STR(t.title, "Fatal trap 14: page fault while in kernel mode");
+	CHECK(t.have_ip && t.have_fault_addr);
+	CHECK_EQ_U64(t.ip, 0xffffffff80201216ull);
+	CHECK_EQ_U64(t.fault_addr, 0x40000020);
+
+	/* a report cut short keeps what it had; garbage values are not numbers */
+	CHECK(kbu_triage_trap_in_log("Fatal trap 9: general protection fault\n"
+				     "instruction pointer = 0x8:zz\n"
+				     "fault virtual address = \n", &t) == 1);
+	CHECK(!t.have_ip && !t.have_fault_addr);
+	CHECK(kbu_triage_trap_in_log("panic: page fault\n", &t) == 0);
+	CHECK(kbu_triage_trap_in_log(NULL, &t) == 0);
+	/* a value longer than any address is refused, not cut */
+	CHECK(kbu_triage_trap_in_log("Fatal trap 1: x\ninstruction pointer = 0x8:0x"
+				     "123456789012345678901234567890\n", &t) == 1);
+	CHECK(!t.have_ip);
+}
+
 /* ---- kernel variables from a guest image ---- */
 
 #define BASE 0xffffffff80200000ull
@@ -246,6 +278,7 @@ int main(void)
 	RUN(panic_linux_beats_bsd_style_line);
 	RUN(panic_absent_and_truncated);
 	RUN(tail_lines);
+	RUN(trap_report_fields);
 	RUN(kstate_freebsd_profile);
 	RUN(kstate_bad_pointers_say_where);
 	RUN(kstate_netbsd_bool_and_missing_symbols);

@@ -76,6 +76,16 @@ void kbu_triage_read_kstate(struct kbu_mem *m, const struct kbu_elf *kernel,
  */
 int kbu_triage_panic_in_log(const char *log, char *out, size_t outlen);
 
+/* The last trap report of a BSD log ("Fatal trap N: ...", "fault virtual
+ * address = 0x...", "instruction pointer = 0xSEL:0xADDR"). */
+struct kbu_triage_trap {
+	char title[160];   /* "Fatal trap 14: page fault while in kernel mode" */
+	int have_ip, have_fault_addr;
+	uint64_t ip, fault_addr;
+};
+/* Returns 1 and fills out when the log holds a "Fatal trap" line, else 0. */
+int kbu_triage_trap_in_log(const char *log, struct kbu_triage_trap *out);
+
 /* Where the last n lines of text start (a trailing newline ends the last line). */
 const char *kbu_triage_tail(const char *text, size_t n);
 
