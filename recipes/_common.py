@@ -278,8 +278,10 @@ class Run:
         cpu = " on CPU %s" % e["cpu"] if e.get("cpu") not in (None, "?") else ""
         if k == "panic":
             msg = e.get("message")
-            return "panic%s in %s%s" % (cpu, e.get("function") or e.get("where"),
-                                        ': "%s"' % msg if msg else "")
+            return "panic%s in %s%s%s" % (cpu, e.get("function") or e.get("where"),
+                                          ': "%s"' % msg if msg else "",
+                                          " (then let run on through the panic)"
+                                          if e.get("ran_on") else "")
         if k == "idle":
             return "idle loop (%s)%s" % (e.get("where"), cpu)
         if k == "timeout":
@@ -477,7 +479,7 @@ def continue_until_log(r, pattern, seconds, step=1.0):
             return True
         if time.monotonic() >= deadline:
             return False
-        end = r.end
+        end = dict(r.end or {}, ran_on=True)   # later readers: the guest moved past the stop
         how, _ = continue_for(step)
         memory.bridge.flush()
         session.ctx().flush()

@@ -31,6 +31,11 @@ def run(r):
     except Exception:
         ncpus = 1
     findings, states, seen = [], [], set()
+    # A panic let run on (panic-triage reading the kernel's call trace) has been
+    # through the kernel's own shutdown of the APIC: say so rather than blame boot.
+    ran_on = ("read after the panic was let run on, and a panicking kernel disables its "
+              "local APIC (run lapic-state before panic-triage, or on its own)"
+              if end.get("ran_on") else None)
     for cpu in range(max(1, ncpus)):
         try:
             lap = r.kbu_json(["lapic", str(cpu)] + argv_cpuid)
@@ -65,9 +70,10 @@ def run(r):
                           "CPU %d: %s" % (cpu, p["message"]))
                 findings.append(p["message"])
         if cpu == 0 and enabled is False:
-            findings.insert(0, "the boot CPU's local APIC is still software-disabled (SVR 0x%x, "
-                            "bit 8 clear): the kernel never enabled it" % (svr.get("value") or 0))
-        if cpu == 0 and masked and not init:
+            findings.insert(0, "the boot CPU's local APIC is software-disabled (SVR 0x%x, bit 8 "
+                            "clear): %s" % (svr.get("value") or 0, ran_on or
+                                            "the kernel has not enabled it"))
+        if cpu == 0 and masked and not init and not ran_on:
             findings.append("the boot CPU's APIC timer is not running (LVT masked, initial "
                             "count 0): the kernel has not set it up, or has shut it down")
         if cpu > 0 and enabled is False:
@@ -83,6 +89,13 @@ def run(r):
         r.verdict(UNDECIDED, "no local APIC could be read (needs QEMU's monitor through the stub)")
         return
     bsp = states[0]
+    if ran_on and bsp["enabled"] is False:
+        r.verdict(UNDECIDED, "the boot CPU's local APIC is software-disabled, but it was read "
+                  "after the panic was let run on, and a panicking kernel disables its local "
+                  "APIC itself%s" % ("; also: " + "; ".join(findings[1:3]) if len(findings) > 1
+                                     else ""),
+                  "run lapic-state on its own, or before panic-triage, to read it at the panic")
+        return
     if findings:
         where = ""
         if end.get("kind") == "panic":

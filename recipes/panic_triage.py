@@ -2,6 +2,7 @@
 from ._common import OK, PROBLEM, UNDECIDED, continue_until_log
 
 NAME = "panic-triage"
+LAST = True   # may let the panic run on to read the kernel's own call trace
 SUMMARY = "the panic message, the function that raised it and its call chain; what to look at next"
 
 # Known panics of microVM bring-up: (text in the message, cause, next step).

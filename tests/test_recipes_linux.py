@@ -15,8 +15,9 @@ from test_recipes import triage
 
 pytestmark = [pytest.mark.linux, pytest.mark.slow, pytest.mark.timeout(400)]
 
-LINUX_RECIPES = ["pvh-entry", "timecounter-stuck", "where-are-my-cpus", "tsc-not-initialized",
-                 "lapic-state", "panic-triage"]
+# panic-triage is asked for early: it runs last all the same (it lets the panic run on)
+LINUX_RECIPES = ["pvh-entry", "panic-triage", "timecounter-stuck", "where-are-my-cpus",
+                 "tsc-not-initialized", "lapic-state"]
 TOKEN = "kbu.token=%s" % uuid.uuid4().hex[:12]
 CHAIN = ["panic", "mount_block_root", "prepare_namespace", "kernel_init_freeable"]
 
@@ -27,6 +28,7 @@ def smp2(linux_target):
     t = triage(",".join(LINUX_RECIPES), linux_target.vmlinux, TOKEN, smp=2, timeout=120,
                opts=["--symbols", linux_target.system_map])
     j = t.json()
+    assert [r["recipe"] for r in j["recipes"]] == LINUX_RECIPES
     return t.rc, j, {r["recipe"]: r for r in j["recipes"]}
 
 
@@ -135,6 +137,10 @@ def test_linux_clocksource(smp2):
 def test_linux_lapic_state(smp2):
     r = smp2[2]["lapic-state"]
     assert r["status"] in (0, 1)
+    # read at the panic entry, before panic-triage let the panic go on (Linux's panic
+    # ends with disable_local_APIC, which would clear the SVR enable bit)
+    assert r["end_state"]["kind"] == "panic" and r["end_state"]["reused"] is True
+    assert r["facts"]["cpus"][0]["enabled"] is True
     cpus = r["facts"]["cpus"]
     assert len(cpus) == 2 and cpus[0]["mode"] == "xAPIC"
 

@@ -148,12 +148,19 @@ given separated by commas; they share the end state."""
             raise KbuError("--timeout wants a positive number of seconds")
         _set_status(2)
         wanted = [x for x in a.recipe.split(",") if x]
-        kinds = []
+        kinds, mods = [], []
         for n in wanted:   # an unknown name fails before the guest runs
-            kinds += [k for k in getattr(load(n), "WATCH", ()) if k not in kinds]
+            mods.append(load(n))
+            kinds += [k for k in getattr(mods[-1], "WATCH", ()) if k not in kinds]
         common = importlib.import_module(PACKAGE + "._common")
+        # Recipes that let the guest run on past the end state (LAST = True) go
+        # after the others, so those see the state the end state left; the
+        # report keeps the order asked for.
+        order = sorted(range(len(wanted)), key=lambda i: bool(getattr(mods[i], "LAST", False)))
+        runs = [None] * len(wanted)
         try:
-            runs = [run_one(n, a.timeout, a.here, a.console, kinds) for n in wanted]
+            for i in order:
+                runs[i] = run_one(wanted[i], a.timeout, a.here, a.console, kinds)
         finally:
             common.release_watches()
         status = max(r.as_dict()["status"] for r in runs)
