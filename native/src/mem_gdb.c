@@ -27,6 +27,7 @@
 #define RSP_MAX_GARBAGE 4096u         /* non-packet bytes tolerated before a packet */
 #define RSP_MAX_BATCH 64              /* packets written before reading replies */
 #define RSP_MAX_THREADS 4096
+#define RSP_MAX_STALE 16              /* stale replies dropped before one request's reply */
 #define RSP_MAX_MONITOR (16u << 20)   /* monitor output */
 #define RSP_MAX_XML (1u << 20)        /* one target description file */
 #define RSP_MAX_XML_FILES 32
@@ -88,6 +89,7 @@ struct rsp_req {
 	const char *body; /* when not NULL, sent instead of pkt */
 	size_t body_len;
 	int rcmd;         /* a qRcmd: console output packets first, into text */
+	int kind;         /* enum reply_kind, set by rsp_batch from the packet */
 	struct rbuf reply;
 	struct rbuf text;
 };
@@ -504,12 +506,153 @@ static int rsp_wait_ack(struct kbu_gdb *g, const char *what, struct kbu_err *err
 
 static int hex_text(const char *h, size_t n, struct rbuf *out, struct kbu_err *err);
 
-/* The reply to one request; for a qRcmd, the "O<hex>" output packets before it too. */
+/*
+ * What a request's reply may look like. Nothing in the protocol ties a reply
+ * to its request: replies come back in order, and anything extra in the
+ * stream (QEMU's stop packet on connect arriving late, a second answer to a
+ * qSupported sent twice) puts every later reply one off. So each reply is
+ * checked against the shape its request allows before it is taken.
+ */
+enum reply_kind {
+	RK_ANY,      /* raw requests ("c", "s", "Z0,..."): whatever comes */
+	RK_STOP,     /* '?': a stop reply */
+	RK_FEATURES, /* qSupported: a feature list */
+	RK_QEMU,     /* qqemu.Supported: a feature list, never qSupported's */
+	RK_THREADS,  /* q[fs]ThreadInfo: "m..." or "l" */
+	RK_HEX,      /* m, g, p: hex bytes ('x' for unavailable registers) */
+	RK_OK,       /* M, Hg, D, Q...: "OK" */
+	RK_MODE,     /* qqemu.PhyMemMode: "0" or "1" */
+	RK_XFER,     /* qXfer: "m..." or "l..." */
+	RK_RCMD,     /* qRcmd: "O<hex>" output, then "OK" or hex */
+};
+
+static int starts(const char *p, size_t n, const char *prefix)
+{
+	size_t k = strlen(prefix);
+	return n >= k && memcmp(p, prefix, k) == 0;
+}
+
+static int reply_kind_of(const char *p, size_t n)
+{
+	if (n == 1 && p[0] == '?')
+		return RK_STOP;
+	if (starts(p, n, "qSupported"))
+		return RK_FEATURES;
+	if (n == 15 && starts(p, n, "qqemu.Supported"))
+		return RK_QEMU;
+	if ((n == 12 && starts(p, n, "qfThreadInfo")) || (n == 12 && starts(p, n, "qsThreadInfo")))
+		return RK_THREADS;
+	if (n == 16 && starts(p, n, "qqemu.PhyMemMode"))
+		return RK_MODE;
+	if (starts(p, n, "qXfer:"))
+		return RK_XFER;
+	if (starts(p, n, "qRcmd,"))
+		return RK_RCMD;
+	if (n >= 2 && (p[0] == 'm' || p[0] == 'p') && hexval(p[1]) >= 0)
+		return RK_HEX;
+	if (n == 1 && p[0] == 'g')
+		return RK_HEX;
+	if ((n >= 2 && p[0] == 'M' && hexval(p[1]) >= 0) || starts(p, n, "Hg") ||
+	    starts(p, n, "Hc") || starts(p, n, "Qqemu.PhyMemMode:") ||
+	    (n == 15 && starts(p, n, "QStartNoAckMode")) || (n == 1 && p[0] == 'D'))
+		return RK_OK;
+	return RK_ANY;
+}
+
+static int is_error_reply(const struct rbuf *r);
+
+/* A stop reply of any sort: T/S (stopped), W/X (exited). */
+static int is_any_stop(const char *p, size_t n)
+{
+	return n >= 3 && (p[0] == 'T' || p[0] == 'S' || p[0] == 'W' || p[0] == 'X') &&
+	       hexval(p[1]) >= 0 && hexval(p[2]) >= 0;
+}
+
+static int all_hex(const char *p, size_t n, int allow_x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (hexval(p[i]) < 0 && !(allow_x && p[i] == 'x'))
+			return 0;
+	return 1;
+}
+
+/* 1: the reply fits its request; 0: it cannot be the reply to it. */
+static int reply_fits(int kind, const struct rbuf *r)
+{
+	const char *p = r->p ? r->p : "";
+	size_t n = r->len;
+	if (kind == RK_ANY)
+		return 1;
+	if (kind == RK_STOP)
+		return is_any_stop(p, n) || is_error_reply(r);
+	if (is_any_stop(p, n)) /* never the answer to anything but '?' */
+		return 0;
+	if (n == 0 || is_error_reply(r))
+		return 1; /* "not supported", or an error: both valid answers */
+	switch (kind) {
+	case RK_FEATURES:
+	case RK_QEMU:
+		return 1;
+	case RK_THREADS:
+		return p[0] == 'm' || p[0] == 'l';
+	case RK_HEX:
+		return all_hex(p, n, 1);
+	case RK_OK:
+		return n == 2 && p[0] == 'O' && p[1] == 'K';
+	case RK_MODE:
+		return n == 1 && (p[0] == '0' || p[0] == '1');
+	case RK_XFER:
+		return p[0] == 'm' || p[0] == 'l';
+	case RK_RCMD:
+		return (n == 2 && p[0] == 'O' && p[1] == 'K') || (p[0] == 'O' && all_hex(p + 1, n - 1, 0)) ||
+		       all_hex(p, n, 0);
+	}
+	return 1;
+}
+
+/*
+ * A reply that is recognisably left over from earlier, not a wrong answer:
+ * a stop packet where none was asked for (QEMU's announcement that our
+ * connection stopped the VM, when it comes late), or a qSupported answer
+ * (it names PacketSize) to anything but a qSupported.
+ */
+static int is_stale(int kind, const struct rbuf *r)
+{
+	const char *p = r->p ? r->p : "";
+	if (kind == RK_ANY || kind == RK_STOP)
+		return kind == RK_STOP && r->len > 0 && strstr(p, "PacketSize=") != NULL;
+	if (is_any_stop(p, r->len) && p[0] != 'W' && p[0] != 'X')
+		return 1;
+	return strstr(p, "PacketSize=") != NULL &&
+	       !(kind == RK_FEATURES && r->len > 0);
+}
+
+/* Returned by rsp_recv_req when a reply does not fit its request. */
+#define RSP_OUT_OF_STEP (-3)
+
+/*
+ * The reply to one request; for a qRcmd, the "O<hex>" output packets before
+ * it too. Stale replies are dropped; a reply that does not fit and is not
+ * recognisably stale returns RSP_OUT_OF_STEP with err saying what came.
+ */
 static int rsp_recv_req(struct kbu_gdb *g, struct rsp_req *r, const char *what, struct kbu_err *err)
 {
+	int stale = 0;
 	for (;;) {
 		if (rsp_recv(g, &r->reply, what, -1, 0, err))
 			return -1;
+		if (is_stale(r->kind, &r->reply)) {
+			g->st.stale_replies++;
+			if (++stale > RSP_MAX_STALE)
+				return gdb_fail(g, err, "sent more than %d stale replies before the reply to '%s'",
+						RSP_MAX_STALE, what);
+			continue;
+		}
+		if (!reply_fits(r->kind, &r->reply)) {
+			kbu_err_set(err, KBU_ECONN, "answered '%s' with '%.40s', which is not a reply to it",
+				    what, r->reply.p ? r->reply.p : "");
+			return RSP_OUT_OF_STEP;
+		}
 		if (!r->rcmd || r->reply.len < 1 || r->reply.p[0] != 'O' ||
 		    (r->reply.len == 2 && r->reply.p[1] == 'K'))
 			return 0;
@@ -549,10 +692,8 @@ static const char *req_body(const struct rsp_req *r, size_t *n)
  * all packets go out in one write: one round trip. Otherwise one at a time.
  * Error replies are data here: only transport failures fail.
  */
-static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_err *err)
+static int rsp_batch_once(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_err *err)
 {
-	if (gdb_alive(g, err))
-		return -1;
 	char what[48];
 	if (!g->ack || (g->pipeline && n > 1)) {
 		g->out.len = 0;
@@ -571,9 +712,10 @@ static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_e
 			size_t bl;
 			const char *b = req_body(&req[i], &bl);
 			pkt_name(b, bl, what, sizeof what);
-			if (rsp_recv_req(g, &req[i], what, err)) {
+			int rc = rsp_recv_req(g, &req[i], what, err);
+			if (rc) {
 				g->in_batch = 0;
-				return -1;
+				return rc;
 			}
 		}
 		g->in_batch = 0;
@@ -588,11 +730,81 @@ static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_e
 			return -1;
 		g->st.round_trips++;
 		g->st.packets_sent++;
-		if (rsp_send_all(g, g->out.p, g->out.len, err) || rsp_wait_ack(g, what, err) ||
-		    rsp_recv_req(g, &req[i], what, err))
+		if (rsp_send_all(g, g->out.p, g->out.len, err) || rsp_wait_ack(g, what, err))
 			return -1;
+		int rc = rsp_recv_req(g, &req[i], what, err);
+		if (rc)
+			return rc;
 	}
 	return 0;
+}
+
+/*
+ * Brings the stream back in step with QEMU: one qqemu.PhyMemMode, whose
+ * answer ("0" or "1") nothing else we send can produce, and everything before
+ * its answer dropped. Costs one round trip.
+ */
+static int rsp_resync(struct kbu_gdb *g, struct kbu_err *err)
+{
+	static const char marker[] = "qqemu.PhyMemMode";
+	g->acks_owed = 0;
+	g->out.len = 0;
+	if (rsp_frame(&g->out, marker, sizeof marker - 1, err))
+		return -1;
+	g->st.round_trips++;
+	g->st.packets_sent++;
+	g->st.resyncs++;
+	if (rsp_send_all(g, g->out.p, g->out.len, err))
+		return -1;
+	struct rbuf r = {0};
+	for (int k = 0; k < 2 * RSP_MAX_BATCH + RSP_MAX_STALE; k++) {
+		if (rsp_recv(g, &r, "qqemu.PhyMemMode (resync)", -1, 0, err)) {
+			buf_free(&r);
+			return -1;
+		}
+		if (r.len == 1 && (r.p[0] == '0' || r.p[0] == '1')) {
+			buf_free(&r);
+			return 0;
+		}
+		g->st.stale_replies++;
+	}
+	buf_free(&r);
+	return gdb_fail(g, err, "could not get back in step: more than %d replies to drop",
+			2 * RSP_MAX_BATCH + RSP_MAX_STALE);
+}
+
+static int rsp_batch(struct kbu_gdb *g, struct rsp_req *req, int n, struct kbu_err *err)
+{
+	if (gdb_alive(g, err))
+		return -1;
+	int retryable = 1;
+	for (int i = 0; i < n; i++) {
+		size_t bl;
+		const char *b = req_body(&req[i], &bl);
+		req[i].kind = reply_kind_of(b, bl);
+		if (req[i].kind == RK_ANY)
+			retryable = 0; /* "c", "s": sending them twice would run the guest twice */
+	}
+	int rc = rsp_batch_once(g, req, n, err);
+	if (rc != RSP_OUT_OF_STEP)
+		return rc;
+	/* Out of step. With QEMU we can get back in step and ask again; with
+	 * another stub, or a request that must not be repeated, we stop here. */
+	struct kbu_err why = *err;
+	if (!g->qemu || !retryable)
+		return gdb_fail(g, err, "%s (replies out of step)", why.msg);
+	if (rsp_resync(g, err))
+		return -1;
+	for (int i = 0; i < n; i++) {
+		req[i].reply.len = 0;
+		req[i].text.len = 0;
+	}
+	rc = rsp_batch_once(g, req, n, err);
+	if (rc == RSP_OUT_OF_STEP) {
+		why = *err;
+		return gdb_fail(g, err, "%s (still, after getting back in step)", why.msg);
+	}
+	return rc;
 }
 
 static void reqs_free(struct rsp_req *req, int n)
@@ -869,13 +1081,13 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 			goto fail;
 		if (is_stop_reply(&r)) {
 			g->resume_on_close = 1;
-			/* A late answer to the first qSupported may follow: drop it. */
-			struct rbuf late = {0};
-			while (rsp_recv(g, &late, "qSupported", 100, 1, NULL) == 0)
-				;
-			buf_free(&late);
-			if (g->dead)
-				goto fail_dead;
+			/*
+			 * Ask again: a stub that ignored us while its target ran has
+			 * dropped the first qSupported. One that was only slow (QEMU
+			 * under load, its stop packet late) answers both: the first
+			 * answer is taken here and the second is dropped as stale by
+			 * the next request, whenever it comes. No waiting for it.
+			 */
 			buf_free(&r);
 			if (rsp_one(g, supported, &r, err))
 				goto fail;
@@ -936,9 +1148,6 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 	g->ops.max_read = g->per_m * RSP_MAX_BATCH;
 	return g;
 
-fail_dead:
-	if (err)
-		*err = g->dead_err;
 fail:
 	/* Even so, a VM our connection stopped is resumed (unless the link is dead). */
 	buf_free(&r);
@@ -1209,11 +1418,21 @@ static int gdb_monitor_text(struct kbu_gdb *g, const char *cmd, char **out, stru
 	if (rsp_send_all(g, g->out.p, g->out.len, err) || (g->ack && rsp_wait_ack(g, what, err)))
 		return -1;
 	struct rbuf text = {0}, r = {0};
+	int stale = 0;
 	if (buf_reserve(&text, 0, err))
 		return -1;
 	for (;;) {
 		if (rsp_recv(g, &r, what, -1, 0, err))
 			goto fail;
+		if (is_stale(RK_RCMD, &r)) {
+			g->st.stale_replies++;
+			if (++stale > RSP_MAX_STALE) {
+				gdb_fail(g, err, "sent more than %d stale replies before the output of '%s'",
+					 RSP_MAX_STALE, cmd);
+				goto fail;
+			}
+			continue;
+		}
 		if (r.len == 2 && memcmp(r.p, "OK", 2) == 0)
 			break;
 		if (r.len == 0) {

@@ -37,7 +37,17 @@ enum scenario {
 	SC_EXITED,       /* '?' says the target has exited */
 	SC_FUZZ,         /* answers 'm' and 'g' with random bytes, framing and all */
 	SC_QEMU72,       /* QEMU 7.2: no NoAck mode, and it never waits for our acks */
+	/* QEMU 7.2 under load, VM running: its stop packet comes after our probe
+	 * gave up, and its answer to qSupported 300 ms after that */
+	SC_SLOW_ATTACH,
+	SC_STRAY_STOP,   /* QEMU 7.2 with a stop packet in front of the first 'm' reply and monitor output */
+	SC_DUP_REPLY,    /* QEMU 7.2 answering qqemu.Supported twice */
 };
+
+static int qemu72_like(int sc)
+{
+	return sc == SC_QEMU72 || sc == SC_SLOW_ATTACH || sc == SC_STRAY_STOP || sc == SC_DUP_REPLY;
+}
 
 #define PHYS_SIZE 0x20000u
 #define VBASE 0xffffffff80000000ull
@@ -52,6 +62,7 @@ struct fake {
 	int qs_calls;
 	int saw_detach;
 	int badsum_sent;
+	int odd_done;   /* the scenario's one-off oddity was sent */
 	unsigned packet_size;
 	unsigned seed;
 	unsigned char phys[PHYS_SIZE];
@@ -135,7 +146,7 @@ static void f_send_len(struct fake *f, const char *body, size_t n, int corrupt)
 		snprintf(frame + 1 + n, 4, "#%02x", (sum + (corrupt ? 1 : 0)) & 0xff);
 		f_write(f, frame, n + 4);
 		free(frame);
-		if (!f->ack || f->sc == SC_QEMU72)
+		if (!f->ack || qemu72_like(f->sc))
 			return;
 		int c = f_getc(f);
 		if (c != '-')
@@ -401,17 +412,26 @@ static void fake_fuzz(struct fake *f)
 	}
 }
 
+/* An unsolicited "T02thread:01;" (what QEMU sends when a connection stops the VM). */
+static void fake_stop(struct fake *f)
+{
+	static const char stop[] = "$T02thread:01;#";
+	char sum[3];
+	snprintf(sum, sizeof sum, "%02x", kbu_rsp_checksum(stop + 1, strlen(stop) - 2));
+	f_write(f, stop, strlen(stop));
+	f_write(f, sum, 2);
+}
+
 static void fake_serve(struct fake *f)
 {
 	char buf[8192];
 	int running = f->sc == SC_RUNNING;
-	if (f->sc == SC_WAS_RUNNING) { /* QEMU sends it without waiting for an ack */
-		static const char stop[] = "$T02thread:01;#";
-		char sum[3];
-		snprintf(sum, sizeof sum, "%02x", kbu_rsp_checksum(stop + 1, strlen(stop) - 2));
-		f_write(f, stop, strlen(stop));
-		f_write(f, sum, 2);
+	if (f->sc == SC_SLOW_ATTACH) {
+		struct timespec ts = {1, 200 * 1000 * 1000}; /* past the client's 1 s probe */
+		nanosleep(&ts, NULL);
 	}
+	if (f->sc == SC_WAS_RUNNING || f->sc == SC_SLOW_ATTACH) /* QEMU sends it without waiting for an ack */
+		fake_stop(f);
 	for (;;) {
 		int n = f_recv(f, buf, sizeof buf);
 		if (n == -1)
@@ -425,10 +445,19 @@ static void fake_serve(struct fake *f)
 		}
 		if (running)
 			continue;
+		if (f->sc == SC_STRAY_STOP && (buf[0] == 'm' || strncmp(buf, "qRcmd,", 6) == 0) &&
+		    f->odd_done < 2) {
+			f->odd_done++;
+			fake_stop(f);
+		}
 		if (strncmp(buf, "qSupported", 10) == 0) {
 			char r[128];
+			if (f->sc == SC_SLOW_ATTACH && !f->odd_done++) {
+				struct timespec ts = {0, 300 * 1000 * 1000};
+				nanosleep(&ts, NULL);
+			}
 			snprintf(r, sizeof r, "PacketSize=%x;qXfer:features:read+%s", f->packet_size,
-				 f->sc == SC_ACK_ONLY || f->sc == SC_BADSUM_ONCE || f->sc == SC_QEMU72 ? "" : ";QStartNoAckMode+");
+				 f->sc == SC_ACK_ONLY || f->sc == SC_BADSUM_ONCE || qemu72_like(f->sc) ? "" : ";QStartNoAckMode+");
 			f_send(f, r);
 		} else if (strcmp(buf, "QStartNoAckMode") == 0) {
 			f_send(f, "OK");
@@ -437,6 +466,8 @@ static void fake_serve(struct fake *f)
 			f_send(f, f->sc == SC_EXITED ? "W00" : "T05thread:01;");
 		} else if (strcmp(buf, "qqemu.Supported") == 0) {
 			f_send(f, f->sc == SC_ACK_ONLY || f->sc == SC_BADSUM_ONCE ? "" : "sstepbits;sstep;PhyMemMode");
+			if (f->sc == SC_DUP_REPLY && !f->odd_done++)
+				f_send(f, "sstepbits;sstep;PhyMemMode");
 		} else if (strcmp(buf, "qfThreadInfo") == 0) {
 			f->qs_calls = 0;
 			f_send(f, "m1");
@@ -1049,13 +1080,25 @@ TEST(misbehaving_stubs)
 	CHECK(g != NULL);
 	if (g) {
 		int64_t t0 = ms_now();
-		CHECK(kbu_gdb_mem_ops(g)->read(g, KBU_PHYS, 0x100, b, sizeof b, &e) != 0);
+		CHECK(kbu_gdb_mem_ops(g)->read(g, KBU_VIRT, VBASE + 0x100, b, sizeof b, &e) != 0);
 		int64_t dt = ms_now() - t0;
 		CHECK(dt >= 250 && dt < 2000);
 		CHECK_EQ_U64(e.code, KBU_ECONN);
 		CHECK_CONTAINS(e.msg, "no reply");
 		CHECK(kbu_gdb_mem_ops(g)->regs(g, 0, &r, &e) != 0);
 		CHECK_CONTAINS(e.msg, "unusable");
+		kbu_gdb_close(g);
+	}
+	stub_end(s);
+	/* Silent on 'm' but not on the mode switch after it: the switch's "OK"
+	 * comes where the memory was due. Out of step, said so, never taken as data. */
+	s = stub_start(SC_SILENT, 0x1000);
+	g = stub_open(s, 300, &e);
+	CHECK(g != NULL);
+	if (g) {
+		CHECK(kbu_gdb_mem_ops(g)->read(g, KBU_PHYS, 0x100, b, sizeof b, &e) != 0);
+		CHECK_EQ_U64(e.code, KBU_ECONN);
+		CHECK_CONTAINS(e.msg, "answered 'm100,40' with 'OK', which is not a reply to it");
 		kbu_gdb_close(g);
 	}
 	stub_end(s);
@@ -1182,6 +1225,78 @@ TEST(leave_running_targets_running)
 	CHECK_EQ_U64(stub_end(s), 1);
 }
 
+/*
+ * Replies out of step. QEMU 7.2 announces with a stop packet that our
+ * connection stopped a running VM; under load it comes after our 1 s probe
+ * gave up (so we interrupted and asked qSupported again), and the first
+ * qSupported's answer comes late too. Every reply must still go to its own
+ * request: once "sstepbits;sstep;PhyMemMode" was taken as the thread list.
+ */
+TEST(replies_stay_in_step)
+{
+	struct kbu_err e = {0};
+	static unsigned char b[0x2000];
+	struct stub s = stub_start(SC_SLOW_ATTACH, 0x1000);
+	struct kbu_gdb *g = stub_open(s, 2000, &e);
+	CHECK(g != NULL);
+	if (!g)
+		fprintf(stderr, "slow attach: %s\n", e.msg);
+	if (g) {
+		CHECK(kbu_gdb_resumes_on_close(g));
+		CHECK_EQ_U64(kbu_gdb_packet_size(g), 0x1000);
+		const struct kbu_mem_ops *o = kbu_gdb_mem_ops(g);
+		CHECK_EQ_U64(o->ncpus(g), 2);
+		CHECK(o->read(g, KBU_PHYS, 0x8000, b, sizeof b, &e) == 0);
+		CHECK(phys_ok(b, 0x8000, sizeof b));
+		CHECK(o->read(g, KBU_VIRT, VBASE + 0x40, b, 64, &e) == 0);
+		CHECK(virt_ok(b, VBASE + 0x40, 64));
+		struct kbu_regs r;
+		CHECK(o->regs(g, 1, &r, &e) == 0);
+		CHECK_EQ_U64(r.rip, fake_val(2, 16, SC_NORMAL));
+		CHECK(kbu_gdb_get_stats(g).stale_replies >= 1); /* the second qSupported answer */
+		char *q = stub_query(g, "qqemu.PhyMemMode");
+		CHECK_STR(q, "0");
+		free(q);
+		kbu_gdb_close(g);
+	}
+	CHECK_EQ_U64(stub_end(s), 1); /* resumed: it was running */
+
+	/* A stop packet nobody asked for, in front of a memory reply and of
+	 * monitor output: dropped, the data is the data. */
+	s = stub_start(SC_STRAY_STOP, 0x1000);
+	g = stub_open(s, 2000, &e);
+	CHECK(g != NULL);
+	if (g) {
+		const struct kbu_mem_ops *o = kbu_gdb_mem_ops(g);
+		CHECK(o->read(g, KBU_VIRT, VBASE, b, 256, &e) == 0);
+		CHECK(virt_ok(b, VBASE, 256));
+		char *txt = NULL;
+		CHECK(o->monitor(g, "info status", &txt, &e) == 0);
+		CHECK_STR(txt, "VM status: paused (prelaunch)\r\n");
+		free(txt);
+		CHECK_EQ_U64(kbu_gdb_get_stats(g).stale_replies, 2);
+		CHECK_EQ_U64(kbu_gdb_get_stats(g).resyncs, 0);
+		kbu_gdb_close(g);
+	}
+	CHECK_EQ_U64(stub_end(s), 0);
+
+	/* An extra reply that is not recognisably stale: the thread list gets
+	 * "sstepbits;..."; we notice, get back in step and ask again. */
+	s = stub_start(SC_DUP_REPLY, 0x1000);
+	g = stub_open(s, 2000, &e);
+	CHECK(g != NULL);
+	if (!g)
+		fprintf(stderr, "dup reply: %s\n", e.msg);
+	if (g) {
+		CHECK_EQ_U64(kbu_gdb_mem_ops(g)->ncpus(g), 2);
+		CHECK_EQ_U64(kbu_gdb_get_stats(g).resyncs, 1);
+		CHECK(kbu_gdb_mem_ops(g)->read(g, KBU_PHYS, 0x100, b, 64, &e) == 0);
+		CHECK(phys_ok(b, 0x100, 64));
+		kbu_gdb_close(g);
+	}
+	CHECK_EQ_U64(stub_end(s), 0);
+}
+
 /* Round trips counted through the struct kbu_mem face (what kbu --stats prints). */
 TEST(round_trips_through_kbu_mem)
 {
@@ -1234,5 +1349,6 @@ int main(void)
 	RUN(address_forms);
 	RUN(leave_running_targets_running);
 	RUN(round_trips_through_kbu_mem);
+	RUN(replies_stay_in_step);
 	CHECK_DONE("test_gdb");
 }

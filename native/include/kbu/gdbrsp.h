@@ -16,6 +16,14 @@
  *  - Virtual reads translate through CPU 0 (the first thread); reading another
  *    CPU's registers selects it for that request only.
  *
+ * Replies: the protocol does not say which request a reply answers, so each
+ * reply is checked against what its request allows. A stop packet nobody asked
+ * for (QEMU's, when a loaded host delays it past our connect probe) and a
+ * second answer to a repeated qSupported are dropped as stale; any other reply
+ * that cannot be the answer puts the connection out of step: with QEMU we get
+ * back in step (a qqemu.PhyMemMode, everything before its "0"/"1" dropped) and
+ * send the batch again once; otherwise, or for raw requests, it is an error.
+ *
  * Batching: the packets of one source call are written at once and their
  * replies read in order, so one read of up to max_read bytes (64 'm' packets),
  * physical or virtual, costs one round trip. That needs a stub that does not
@@ -67,6 +75,8 @@ struct kbu_gdb_stats {
 	uint64_t packets_received; /* console output (O) packets included */
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
+	uint64_t stale_replies;    /* replies dropped as left over (a late stop packet, ...) */
+	uint64_t resyncs;          /* times the replies were out of step and were put back */
 };
 struct kbu_gdb_stats kbu_gdb_get_stats(const struct kbu_gdb *g);
 /* Stub facts learnt on connect. */
