@@ -623,6 +623,46 @@ int kbu_symtab_finish(struct kbu_symtab *st, struct kbu_err *err)
 	return 0;
 }
 
+struct kbu_symtab *kbu_symtab_slid(const struct kbu_symtab *src, int64_t slide,
+				   struct kbu_err *err)
+{
+	if (!src || !src->finished)
+		return kbu_err_set(err, KBU_EINVAL, "symbol table not finished"), NULL;
+	struct kbu_symtab *st = kbu_symtab_new();
+	size_t names = 0;
+	for (size_t i = 0; i < src->n; i++)
+		names += strlen(src->syms[i].name) + 1;
+	char *blob = malloc(names ? names : 1);
+	if (st && blob && add_blob(st, blob, names, 0) < 0) {
+		free(blob);
+		blob = NULL;
+	}
+	if (!st || !blob || reserve(st, src->n) < 0) {
+		if (!st)
+			free(blob);
+		kbu_symtab_free(st); /* frees blob once it is registered */
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory copying %zu symbols", src->n),
+		       NULL;
+	}
+	char *w = blob;
+	for (size_t i = 0; i < src->n; i++) {
+		struct kbu_sym s = src->syms[i];
+		size_t len = strlen(s.name) + 1;
+		memcpy(w, s.name, len);
+		s.name = w;
+		w += len;
+		/* absolute symbols do not move with the kernel */
+		if (s.type != 'A' && s.type != 'a')
+			s.addr += (uint64_t)slide;
+		st->syms[st->n++] = s;
+	}
+	if (kbu_symtab_finish(st, err) < 0) {
+		kbu_symtab_free(st);
+		return NULL;
+	}
+	return st;
+}
+
 size_t kbu_symtab_count(const struct kbu_symtab *st) { return st ? st->n : 0; }
 
 const struct kbu_sym *kbu_symtab_at(const struct kbu_symtab *st, size_t i)

@@ -320,47 +320,6 @@ const char *kbu_triage_tail(const char *text, size_t n)
 
 /* ---- the report ---- */
 
-/*
- * The symbol table moved by a runtime slide (KASLR), so every module that
- * takes symbols (start info, message buffer, CPU locations) reads where the
- * kernel really is. Built through an nm-format map, the symtab's only input
- * besides an ELF; NULL with err set on failure.
- */
-static struct kbu_symtab *slid_symtab(const struct kbu_symtab *st, int64_t slide,
-				      struct kbu_err *err)
-{
-	char path[] = "/tmp/kbu-triage-map-XXXXXX";
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return kbu_err_set(err, KBU_EIO, "%s: %s", path, strerror(errno)), NULL;
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		unlink(path);
-		return kbu_err_set(err, KBU_EIO, "%s: %s", path, strerror(errno)), NULL;
-	}
-	for (size_t i = 0; i < kbu_symtab_count(st); i++) {
-		const struct kbu_sym *s = kbu_symtab_at(st, i);
-		char type = s->type ? s->type : 't';
-		/* absolute symbols do not move */
-		uint64_t a = (type == 'A' || type == 'a') ? s->addr : s->addr + (uint64_t)slide;
-		fprintf(f, "%016" PRIx64 " %c %s\n", a, type, s->name);
-	}
-	int bad = ferror(f);
-	if (fclose(f) != 0 || bad) {
-		unlink(path);
-		return kbu_err_set(err, KBU_EIO, "%s: cannot write the slid symbol map", path), NULL;
-	}
-	struct kbu_symtab *out = kbu_symtab_new();
-	if (!out || kbu_symtab_load_map(out, path, err) < 0 || kbu_symtab_finish(out, err) < 0) {
-		kbu_symtab_free(out);
-		unlink(path);
-		return NULL;
-	}
-	unlink(path);
-	return out;
-}
-
 static void mode_text(const struct kbu_regs *r, char *buf, size_t len)
 {
 	enum kbu_paging_mode pm = kbu_regs_paging_mode(r);
@@ -597,7 +556,7 @@ int kbu_triage(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_
 	struct kbu_symtab *slid = NULL;
 	const struct kbu_symtab *syms = nsyms ? ctx->syms : NULL;
 	if (syms && slide) {
-		slid = slid_symtab(ctx->syms, slide, err);
+		slid = kbu_symtab_slid(ctx->syms, slide, err);
 		if (!slid)
 			return kbu_err_prefix(err, "moving the symbols by the slide 0x%" PRIx64,
 					      (uint64_t)slide);

@@ -209,6 +209,33 @@ TEST(elf_and_map_merge_without_duplicates)
 	kbu_elf_close(e);
 }
 
+TEST(slid_copy_moves_every_symbol_but_absolute_ones)
+{
+	struct kbu_err err = {0};
+	static const char text[] = "ffffffff81000000 T startup_64\n"
+				   "ffffffff81000300 t pvh_start_xen\n"
+				   "0000000000001000 A an_absolute\n";
+	struct kbu_symtab *st = load_map("slide.map", text, &err);
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	struct kbu_symtab *sl = kbu_symtab_slid(st, 0x24200000, &err);
+	CHECK(sl != NULL);
+	if (sl) {
+		CHECK_EQ_U64(kbu_symtab_count(sl), kbu_symtab_count(st));
+		CHECK_EQ_U64(kbu_sym_by_name(sl, "startup_64")->addr, 0xffffffffa5200000ull);
+		CHECK_EQ_U64(kbu_sym_by_name(sl, "pvh_start_xen")->addr, 0xffffffffa5200300ull);
+		CHECK_EQ_U64(kbu_sym_by_name(sl, "an_absolute")->addr, 0x1000);
+		uint64_t off = 0;
+		const struct kbu_sym *s = kbu_sym_by_addr(sl, 0xffffffffa5200304ull, &off);
+		CHECK(s && strcmp(s->name, "pvh_start_xen") == 0 && off == 4);
+		/* the original is untouched */
+		CHECK_EQ_U64(kbu_sym_by_name(st, "startup_64")->addr, 0xffffffff81000000ull);
+	}
+	kbu_symtab_free(sl);
+	kbu_symtab_free(st);
+}
+
 TEST(missing_symbols_are_clear_errors)
 {
 	char path[256];
@@ -399,6 +426,7 @@ int main(void)
 	RUN(many_aliases_and_random_lookups_agree_with_a_linear_scan);
 	RUN(sym_command_resolves_lists_and_flags);
 	RUN(mutated_maps_never_crash);
+	RUN(slid_copy_moves_every_symbol_but_absolute_ones);
 	fx_cleanup();
 	CHECK_DONE("test_symbols");
 }

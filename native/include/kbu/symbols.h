@@ -44,6 +44,10 @@ const char *kbu_symtab_why_empty(const struct kbu_symtab *st);
 /* Lines of nm-format maps that were not symbols: the count, and the first one
  * ("path:line: why: 'text'") in *first (NULL when none). */
 size_t kbu_symtab_bad_lines(const struct kbu_symtab *st, const char **first);
+/* A finished copy of st with every non-absolute symbol moved by slide (KASLR,
+ * a relocated load); NULL with err set on failure. */
+struct kbu_symtab *kbu_symtab_slid(const struct kbu_symtab *st, int64_t slide,
+				   struct kbu_err *err);
 /* "name+0xoff" or "0x..." into buf. */
 const char *kbu_sym_format(const struct kbu_symtab *st, uint64_t addr, char *buf, size_t len);
 
