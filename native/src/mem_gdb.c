@@ -78,6 +78,7 @@ struct kbu_gdb {
 	int layout_loaded;
 	int xml_files;
 	struct kbu_gdb_stats st;
+	uint64_t stale_replies, resyncs;
 	unsigned char in[16384];
 	size_t in_pos, in_len;
 	struct rbuf out;
@@ -642,7 +643,7 @@ static int rsp_recv_req(struct kbu_gdb *g, struct rsp_req *r, const char *what, 
 		if (rsp_recv(g, &r->reply, what, -1, 0, err))
 			return -1;
 		if (is_stale(r->kind, &r->reply)) {
-			g->st.stale_replies++;
+			g->stale_replies++;
 			if (++stale > RSP_MAX_STALE)
 				return gdb_fail(g, err, "sent more than %d stale replies before the reply to '%s'",
 						RSP_MAX_STALE, what);
@@ -753,7 +754,7 @@ static int rsp_resync(struct kbu_gdb *g, struct kbu_err *err)
 		return -1;
 	g->st.round_trips++;
 	g->st.packets_sent++;
-	g->st.resyncs++;
+	g->resyncs++;
 	if (rsp_send_all(g, g->out.p, g->out.len, err))
 		return -1;
 	struct rbuf r = {0};
@@ -766,7 +767,7 @@ static int rsp_resync(struct kbu_gdb *g, struct kbu_err *err)
 			buf_free(&r);
 			return 0;
 		}
-		g->st.stale_replies++;
+		g->stale_replies++;
 	}
 	buf_free(&r);
 	return gdb_fail(g, err, "could not get back in step: more than %d replies to drop",
@@ -1181,6 +1182,8 @@ void kbu_gdb_close(struct kbu_gdb *g)
 
 const struct kbu_mem_ops *kbu_gdb_mem_ops(const struct kbu_gdb *g) { return &g->ops; }
 struct kbu_gdb_stats kbu_gdb_get_stats(const struct kbu_gdb *g) { return g->st; }
+uint64_t kbu_gdb_stale_replies(const struct kbu_gdb *g) { return g->stale_replies; }
+uint64_t kbu_gdb_resyncs(const struct kbu_gdb *g) { return g->resyncs; }
 size_t kbu_gdb_packet_size(const struct kbu_gdb *g) { return g->packet_size; }
 int kbu_gdb_no_ack(const struct kbu_gdb *g) { return !g->ack; }
 int kbu_gdb_resumes_on_close(const struct kbu_gdb *g) { return g->resume_on_close; }
@@ -1425,7 +1428,7 @@ static int gdb_monitor_text(struct kbu_gdb *g, const char *cmd, char **out, stru
 		if (rsp_recv(g, &r, what, -1, 0, err))
 			goto fail;
 		if (is_stale(RK_RCMD, &r)) {
-			g->st.stale_replies++;
+			g->stale_replies++;
 			if (++stale > RSP_MAX_STALE) {
 				gdb_fail(g, err, "sent more than %d stale replies before the output of '%s'",
 					 RSP_MAX_STALE, cmd);

@@ -1253,7 +1253,7 @@ TEST(replies_stay_in_step)
 		struct kbu_regs r;
 		CHECK(o->regs(g, 1, &r, &e) == 0);
 		CHECK_EQ_U64(r.rip, fake_val(2, 16, SC_NORMAL));
-		CHECK(kbu_gdb_get_stats(g).stale_replies >= 1); /* the second qSupported answer */
+		CHECK(kbu_gdb_stale_replies(g) >= 1); /* the second qSupported answer */
 		char *q = stub_query(g, "qqemu.PhyMemMode");
 		CHECK_STR(q, "0");
 		free(q);
@@ -1274,8 +1274,8 @@ TEST(replies_stay_in_step)
 		CHECK(o->monitor(g, "info status", &txt, &e) == 0);
 		CHECK_STR(txt, "VM status: paused (prelaunch)\r\n");
 		free(txt);
-		CHECK_EQ_U64(kbu_gdb_get_stats(g).stale_replies, 2);
-		CHECK_EQ_U64(kbu_gdb_get_stats(g).resyncs, 0);
+		CHECK_EQ_U64(kbu_gdb_stale_replies(g), 2);
+		CHECK_EQ_U64(kbu_gdb_resyncs(g), 0);
 		kbu_gdb_close(g);
 	}
 	CHECK_EQ_U64(stub_end(s), 0);
@@ -1289,7 +1289,7 @@ TEST(replies_stay_in_step)
 		fprintf(stderr, "dup reply: %s\n", e.msg);
 	if (g) {
 		CHECK_EQ_U64(kbu_gdb_mem_ops(g)->ncpus(g), 2);
-		CHECK_EQ_U64(kbu_gdb_get_stats(g).resyncs, 1);
+		CHECK_EQ_U64(kbu_gdb_resyncs(g), 1);
 		CHECK(kbu_gdb_mem_ops(g)->read(g, KBU_PHYS, 0x100, b, 64, &e) == 0);
 		CHECK(phys_ok(b, 0x100, 64));
 		kbu_gdb_close(g);

@@ -75,10 +75,13 @@ struct kbu_gdb_stats {
 	uint64_t packets_received; /* console output (O) packets included */
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
-	uint64_t stale_replies;    /* replies dropped as left over (a late stop packet, ...) */
-	uint64_t resyncs;          /* times the replies were out of step and were put back */
 };
 struct kbu_gdb_stats kbu_gdb_get_stats(const struct kbu_gdb *g);
+/* Replies dropped as left over (a late stop packet, a second qSupported answer),
+ * and times the replies were out of step and were put back in step. (Not in
+ * struct kbu_gdb_stats: callers through ctypes know its size.) */
+uint64_t kbu_gdb_stale_replies(const struct kbu_gdb *g);
+uint64_t kbu_gdb_resyncs(const struct kbu_gdb *g);
 /* Stub facts learnt on connect. */
 size_t kbu_gdb_packet_size(const struct kbu_gdb *g); /* PacketSize, in characters */
 int kbu_gdb_no_ack(const struct kbu_gdb *g);         /* 1: QStartNoAckMode is on */
