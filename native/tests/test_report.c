@@ -6,6 +6,12 @@
 #include "kbu/command.h"
 #include "kbu/report.h"
 
+/* What the renderer printed for build_mixed(1000) before it was made fast. */
+#define PIN_TEXT_LEN 100915
+#define PIN_TEXT_HASH 0x23d2aea609c5b02eull
+#define PIN_JSON_LEN 129193
+#define PIN_JSON_HASH 0x16ebd8e930b26023ull
+
 TEST(text_aligns_key_values)
 {
 	struct kbu_report *r = kbu_report_new("demo");
@@ -220,6 +226,103 @@ TEST(err_prefix_keeps_message)
 	CHECK(strlen(e.msg) < sizeof e.msg);
 }
 
+/*
+ * A report exercising every renderer path at once: sections, tables with
+ * missing cells, columns first seen late, labels and JSON-only fields, bytes,
+ * hex widths, signed values, guest bytes to escape, rows carrying problems,
+ * text lines and sections of their own, item lists, keys reused by stack
+ * buffers. Its rendering is pinned to what the renderer printed before it was
+ * made fast (length and FNV-1a hash of the text and of the JSON).
+ */
+static void build_mixed(struct kbu_report *r, int rows)
+{
+	struct kbu_node *root = kbu_report_root(r);
+	kbu_str(root, "os", "OS", "FreeBSD");
+	kbu_hex(root, "entry", "Entry point", 0xffffffff80200000ull, 16);
+	kbu_i64(root, "delta", "Delta", -4096);
+	kbu_bool(root, "pvh", "PVH", 1);
+	kbu_null(root, "cr3", "CR3");
+	kbu_str(root, "secret", "", "json only");
+	kbu_textf(root, "a free line with %d in it", 42);
+	kbu_problem(root, KBU_SEV_NOTE, "a note");
+	struct kbu_node *items = kbu_list(root, "ids", "APIC IDs");
+	for (int i = 0; i < 5; i++)
+		kbu_item_hex(items, (uint64_t)i * 2, 2);
+	struct kbu_node *l = kbu_list(root, "rows", "Rows");
+	char key[32], label[32], val[64];
+	for (int i = 0; i < rows; i++) {
+		struct kbu_node *row = kbu_row(l);
+		kbu_hex(row, "address", "Address", 0xffffffff80000000ull + (uint64_t)i * 0x1234567, 16);
+		if (i % 7)
+			kbu_u64(row, "size", "Size", (uint64_t)i * i * 977);
+		kbu_i64(row, "adj", NULL, (int64_t)(i % 5) - 2);
+		snprintf(val, sizeof val, "sym_%d%s", i, i % 11 == 0 ? "_with_a_longer_name" : "");
+		kbu_str(row, "name", "Name", val);
+		unsigned char by[9];
+		for (int k = 0; k < 9; k++)
+			by[k] = (unsigned char)(i * 31 + k * 7);
+		kbu_bytes(row, "bytes", "Bytes", by, (size_t)(i % 10));
+		kbu_hex(row, "w0", "", (uint64_t)i, 0);
+		if (i > rows / 2) { /* a column first seen late, from a reused buffer */
+			snprintf(key, sizeof key, "late");
+			snprintf(label, sizeof label, "Late");
+			kbu_strf(row, key, label, "%c%c", 'A' + i % 26, i % 3 ? '\t' : 'z');
+		}
+		kbu_bool(row, "ok", "OK?", i % 3 == 0);
+		if (i % 50 == 3)
+			kbu_problem(row, KBU_SEV_WARN, "row %d looks odd at 0x%x", i, i * 16);
+		if (i % 97 == 5)
+			kbu_textf(row, "row %d says: \"%s\"", i, "quoted \\ text");
+	}
+	kbu_problem(l, KBU_SEV_ERROR, "the table ended early");
+	struct kbu_node *sec = kbu_obj(root, "guest", "Guest strings");
+	kbu_str(sec, "banner", "Banner", "FreeBSD 14.0 \xc3\xa9t\xe9 \x01\x7f \xf0\x9f\x98\x80 end");
+	kbu_str(sec, "empty", "Empty", "");
+	struct kbu_node *nested = kbu_list(sec, "cpus", "CPUs");
+	for (int i = 0; i < 3; i++) {
+		struct kbu_node *row = kbu_row(nested);
+		kbu_u64(row, "cpu", "CPU", (uint64_t)i);
+		struct kbu_node *regs = kbu_obj(row, "regs", "Registers");
+		kbu_hex(regs, "rip", "RIP", 0xffffffff80201000ull + (uint64_t)i, 16);
+		struct kbu_node *st = kbu_list(row, "stack", "Stack");
+		struct kbu_node *sr = kbu_row(st);
+		kbu_hex(sr, "frame", "Frame", (uint64_t)i * 8, 4);
+	}
+	kbu_list(sec, "nothing", "Nothing");
+	struct kbu_node *hid = kbu_obj(root, "hidden", "");
+	kbu_str(hid, "x", "", "only in json");
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+TEST(rendering_is_pinned)
+{
+	struct kbu_report *r = kbu_report_new("mixed");
+	build_mixed(r, 1000);
+	char *t = kbu_report_render(r, 0);
+	char *j = kbu_report_render(r, 1);
+	CHECK(t && j);
+	if (getenv("KBU_PIN_PRINT"))
+		printf("text %zu 0x%016llx json %zu 0x%016llx\n", strlen(t),
+		       (unsigned long long)fnv1a(t), strlen(j), (unsigned long long)fnv1a(j));
+	CHECK_CONTAINS(t, "Rows\n  Address             adj  Name");
+	CHECK_CONTAINS(t, "    ! row 3 looks odd at 0x30\n");
+	CHECK_CONTAINS(j, "\"banner\": \"FreeBSD 14.0 \xc3\xa9t\\u00e9 \\u0001\\u007f \xf0\x9f\x98\x80 end\"");
+	CHECK_EQ_U64(strlen(t), PIN_TEXT_LEN);
+	CHECK_EQ_U64(fnv1a(t), PIN_TEXT_HASH);
+	CHECK_EQ_U64(strlen(j), PIN_JSON_LEN);
+	CHECK_EQ_U64(fnv1a(j), PIN_JSON_HASH);
+	kbu_free(t);
+	kbu_free(j);
+	kbu_report_free(r);
+}
+
 int main(void)
 {
 	RUN(text_aligns_key_values);
@@ -232,5 +335,6 @@ int main(void)
 	RUN(run_exit_codes);
 	RUN(command_list_is_sorted);
 	RUN(err_prefix_keeps_message);
+	RUN(rendering_is_pinned);
 	CHECK_DONE("test_report");
 }
