@@ -158,14 +158,8 @@ void kbu_triage_read_kstate(struct kbu_mem *m, const struct kbu_elf *kernel,
 
 	/* panicstr: the BSDs' (and the test kernel's) pointer to the panic text. */
 	struct kbu_triage_var *ps = &out->panicstr;
-	snprintf(ps->symbol, sizeof ps->symbol, "panicstr");
-	const struct kbu_sym *s = st ? kbu_sym_by_name(st, "panicstr") : NULL;
-	if (!s) {
-		ps->state = KBU_TRIAGE_VAR_MISSING;
-		snprintf(ps->why, sizeof ps->why, "the kernel has no panicstr");
+	if (role_symbol(st, p, "panicstr", slide, ps) < 0)
 		return;
-	}
-	ps->addr = s->addr + (uint64_t)slide;
 	if (var_read(m, kernel, ps, 8) < 0 || !ps->value)
 		return;
 	struct kbu_err e = {0};
