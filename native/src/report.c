@@ -20,24 +20,43 @@ struct kbu_node {
 	enum node_type type;
 	struct kbu_report *rep;
 	struct kbu_node *parent, *first, *last, *next;
-	char *key;   /* NULL for rows, list items, text lines and problems */
-	char *label; /* text caption; NULL: the key; "": JSON only */
-	char *title; /* objects and lists */
-	char *s;     /* string value, text line, problem message */
+	const char *key;   /* interned: equal keys are the same pointer. NULL for rows,
+			    * list items, text lines and problems */
+	const char *label; /* interned; text caption; NULL: the key; "": JSON only */
+	const char *title; /* objects and lists */
+	const char *s;     /* string value, text line, problem message */
+	size_t slen;       /* strlen(s) */
 	uint64_t u;
 	int64_t i;
 	int width;
 	int sev;
-	unsigned char *bytes;
+	const unsigned char *bytes;
 	size_t nbytes;
 	size_t index; /* position of a row or item in its list */
 	size_t count; /* children (lists: rows/items) */
 };
 
+/*
+ * Everything a report holds lives in its arena: nodes and strings are carved
+ * from large chunks and go all at once with the report. A table of 87k rows
+ * is some 600k nodes and strings; one malloc each cost more than rendering.
+ */
+struct chunk {
+	struct chunk *next;
+	size_t used, cap;
+	_Alignas(16) unsigned char data[];
+};
+
+#define CHUNK_SIZE (256u * 1024u)
+
 struct kbu_report {
-	char *command;
+	const char *command;
 	struct kbu_node root;
 	int oom;
+	struct chunk *arena;
+	/* interned keys and labels: open addressing, power-of-two size */
+	const char **names;
+	size_t nnames, names_cap;
 };
 
 /* ---- growable string ---- */
@@ -48,11 +67,9 @@ struct sbuf {
 	int oom;
 };
 
-static void sb_grow(struct sbuf *b, size_t more)
+static void sb_grow_slow(struct sbuf *b, size_t more)
 {
 	if (b->oom)
-		return;
-	if (b->len + more + 1 <= b->cap)
 		return;
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < b->len + more + 1)
@@ -66,10 +83,17 @@ static void sb_grow(struct sbuf *b, size_t more)
 	b->cap = cap;
 }
 
-static void sb_putn(struct sbuf *b, const char *s, size_t n)
+/* Room for `more` bytes and a NUL; returns 0 if there is none (out of memory). */
+static inline int sb_grow(struct sbuf *b, size_t more)
 {
-	sb_grow(b, n);
-	if (b->oom)
+	if (b->len + more + 1 > b->cap)
+		sb_grow_slow(b, more);
+	return !b->oom;
+}
+
+static inline void sb_putn(struct sbuf *b, const char *s, size_t n)
+{
+	if (!sb_grow(b, n))
 		return;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
@@ -78,12 +102,21 @@ static void sb_putn(struct sbuf *b, const char *s, size_t n)
 
 static void sb_puts(struct sbuf *b, const char *s) { sb_putn(b, s, strlen(s)); }
 
-static void sb_putc(struct sbuf *b, char c) { sb_putn(b, &c, 1); }
+static inline void sb_putc(struct sbuf *b, char c)
+{
+	if (!sb_grow(b, 1))
+		return;
+	b->p[b->len++] = c;
+	b->p[b->len] = '\0';
+}
 
 static void sb_pad(struct sbuf *b, size_t n)
 {
-	while (n--)
-		sb_putc(b, ' ');
+	if (!n || !sb_grow(b, n))
+		return;
+	memset(b->p + b->len, ' ', n);
+	b->len += n;
+	b->p[b->len] = '\0';
 }
 
 static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -95,8 +128,7 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	sb_grow(b, (size_t)n);
-	if (b->oom)
+	if (!sb_grow(b, (size_t)n))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
@@ -104,26 +136,171 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* Numbers without printf: the same digits as "%" PRIu64 / PRId64 / "0x%0*" PRIx64. */
+static size_t fmt_u64(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t fmt_i64(char *out, int64_t v)
+{
+	if (v >= 0)
+		return fmt_u64(out, (uint64_t)v);
+	out[0] = '-';
+	return 1 + fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+}
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static size_t hex_digits(uint64_t v)
+{
+	size_t n = 1;
+	while (v >>= 4)
+		n++;
+	return n;
+}
+
+/* "0x" and at least `width` digits (width <= 16); out holds 18 bytes. */
+static size_t fmt_hex(char *out, uint64_t v, int width)
+{
+	size_t d = hex_digits(v);
+	if (width > 0 && (size_t)width > d)
+		d = (size_t)width;
+	out[0] = '0';
+	out[1] = 'x';
+	for (size_t i = 0; i < d; i++)
+		out[2 + d - 1 - i] = hexdigits[(v >> (4 * i)) & 15];
+	return d + 2;
+}
+
 /* ---- building ---- */
 
-static char *dup_or_oom(struct kbu_report *r, const char *s)
+static void *arena_alloc(struct kbu_report *r, size_t n)
 {
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
+	n = (n + 15) & ~(size_t)15;
+	struct chunk *c = r->arena;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > CHUNK_SIZE ? n : CHUNK_SIZE;
+		c = malloc(sizeof *c + cap);
+		if (!c) {
+			r->oom = 1;
+			return NULL;
+		}
+		c->cap = cap;
+		c->used = 0;
+		if (n > CHUNK_SIZE && r->arena) {
+			/* a big one-off: keep filling the current chunk afterwards */
+			c->next = r->arena->next;
+			r->arena->next = c;
+		} else {
+			c->next = r->arena;
+			r->arena = c;
+		}
+	}
+	void *p = c->data + c->used;
+	c->used += n;
+	return p;
+}
+
+static char *arena_strndup(struct kbu_report *r, const char *s, size_t n)
+{
+	char *d = arena_alloc(r, n + 1);
 	if (!d)
-		r->oom = 1;
+		return NULL;
+	memcpy(d, s, n);
+	d[n] = '\0';
 	return d;
 }
 
-static char *vformat(struct kbu_report *r, const char *fmt, va_list ap)
+static char *dup_or_oom(struct kbu_report *r, const char *s)
 {
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0) {
+	return s ? arena_strndup(r, s, strlen(s)) : NULL;
+}
+
+static uint64_t name_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+/* The report's one copy of a key or label, so that equal names compare equal as pointers. */
+static const char *intern(struct kbu_report *r, const char *s)
+{
+	if (!s)
+		return NULL;
+	if ((r->nnames + 1) * 2 > r->names_cap) {
+		size_t cap = r->names_cap ? r->names_cap * 2 : 64;
+		const char **t = calloc(cap, sizeof *t);
+		if (!t) {
+			r->oom = 1;
+			return NULL;
+		}
+		for (size_t i = 0; i < r->names_cap; i++) {
+			if (!r->names[i])
+				continue;
+			size_t j = (size_t)name_hash(r->names[i]) & (cap - 1);
+			while (t[j])
+				j = (j + 1) & (cap - 1);
+			t[j] = r->names[i];
+		}
+		free(r->names);
+		r->names = t;
+		r->names_cap = cap;
+	}
+	size_t j = (size_t)name_hash(s) & (r->names_cap - 1);
+	while (r->names[j]) {
+		if (strcmp(r->names[j], s) == 0)
+			return r->names[j];
+		j = (j + 1) & (r->names_cap - 1);
+	}
+	const char *d = dup_or_oom(r, s);
+	if (!d)
+		return NULL;
+	r->names[j] = d;
+	r->nnames++;
+	return d;
+}
+
+static const char *vformat(struct kbu_report *r, size_t *len, const char *fmt, va_list ap)
+{
+	char small[256];
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	if (n < 0) {
+		va_end(ap2);
 		r->oom = 1;
 		return NULL;
 	}
+	char *s;
+	if ((size_t)n < sizeof small) {
+		s = arena_strndup(r, small, (size_t)n);
+	} else {
+		s = arena_alloc(r, (size_t)n + 1);
+		if (s)
+			vsnprintf(s, (size_t)n + 1, fmt, ap2);
+	}
+	va_end(ap2);
+	*len = s ? (size_t)n : 0;
 	return s;
+}
+
+static void set_str(struct kbu_node *n, const char *val)
+{
+	n->slen = strlen(val);
+	n->s = arena_strndup(n->rep, val, n->slen);
+	if (!n->s)
+		n->slen = 0;
 }
 
 static struct kbu_node *add_node(struct kbu_node *parent, enum node_type t, const char *key,
@@ -132,16 +309,15 @@ static struct kbu_node *add_node(struct kbu_node *parent, enum node_type t, cons
 	if (!parent)
 		return NULL;
 	struct kbu_report *r = parent->rep;
-	struct kbu_node *n = calloc(1, sizeof *n);
-	if (!n) {
-		r->oom = 1;
+	struct kbu_node *n = arena_alloc(r, sizeof *n);
+	if (!n)
 		return NULL;
-	}
+	memset(n, 0, sizeof *n);
 	n->type = t;
 	n->rep = r;
 	n->parent = parent;
-	n->key = dup_or_oom(r, key);
-	n->label = dup_or_oom(r, label);
+	n->key = intern(r, key);
+	n->label = intern(r, label);
 	if (parent->type == N_LIST)
 		n->index = parent->count;
 	parent->count++;
@@ -153,30 +329,14 @@ static struct kbu_node *add_node(struct kbu_node *parent, enum node_type t, cons
 	return n;
 }
 
-static void free_children(struct kbu_node *n)
-{
-	struct kbu_node *c = n->first;
-	while (c) {
-		struct kbu_node *next = c->next;
-		free_children(c);
-		free(c->key);
-		free(c->label);
-		free(c->title);
-		free(c->s);
-		free(c->bytes);
-		free(c);
-		c = next;
-	}
-	n->first = n->last = NULL;
-}
-
 struct kbu_report *kbu_report_new(const char *command)
 {
 	struct kbu_report *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
-	r->command = strdup(command ? command : "");
+	r->command = dup_or_oom(r, command ? command : "");
 	if (!r->command) {
+		free(r->arena);
 		free(r);
 		return NULL;
 	}
@@ -189,8 +349,11 @@ void kbu_report_free(struct kbu_report *r)
 {
 	if (!r)
 		return;
-	free_children(&r->root);
-	free(r->command);
+	for (struct chunk *c = r->arena, *next; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	free(r->names);
 	free(r);
 }
 
@@ -225,7 +388,7 @@ void kbu_item_str(struct kbu_node *list, const char *val)
 		return;
 	struct kbu_node *n = add_node(list, N_STR, NULL, NULL);
 	if (n)
-		n->s = dup_or_oom(n->rep, val ? val : "");
+		set_str(n, val ? val : "");
 }
 
 void kbu_item_hex(struct kbu_node *list, uint64_t v, int width)
@@ -252,7 +415,7 @@ void kbu_str(struct kbu_node *o, const char *key, const char *label, const char 
 {
 	struct kbu_node *n = add_node(o, N_STR, key, label);
 	if (n)
-		n->s = dup_or_oom(n->rep, val ? val : "");
+		set_str(n, val ? val : "");
 }
 
 void kbu_strf(struct kbu_node *o, const char *key, const char *label, const char *fmt, ...)
@@ -262,7 +425,7 @@ void kbu_strf(struct kbu_node *o, const char *key, const char *label, const char
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	n->s = vformat(n->rep, fmt, ap);
+	n->s = vformat(n->rep, &n->slen, fmt, ap);
 	va_end(ap);
 }
 
@@ -307,12 +470,11 @@ void kbu_bytes(struct kbu_node *o, const char *key, const char *label, const voi
 	if (!nd)
 		return;
 	if (n) {
-		nd->bytes = malloc(n);
-		if (!nd->bytes) {
-			nd->rep->oom = 1;
+		unsigned char *copy = arena_alloc(nd->rep, n);
+		if (!copy)
 			return;
-		}
-		memcpy(nd->bytes, p, n);
+		memcpy(copy, p, n);
+		nd->bytes = copy;
 	}
 	nd->nbytes = n;
 }
@@ -324,7 +486,7 @@ void kbu_textf(struct kbu_node *o, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	n->s = vformat(n->rep, fmt, ap);
+	n->s = vformat(n->rep, &n->slen, fmt, ap);
 	va_end(ap);
 }
 
@@ -336,7 +498,7 @@ void kbu_problem(struct kbu_node *o, enum kbu_severity sev, const char *fmt, ...
 	n->sev = sev;
 	va_list ap;
 	va_start(ap, fmt);
-	n->s = vformat(n->rep, fmt, ap);
+	n->s = vformat(n->rep, &n->slen, fmt, ap);
 	va_end(ap);
 }
 
@@ -369,30 +531,53 @@ static const char *caption(const struct kbu_node *n)
 
 static int visible(const struct kbu_node *n) { return caption(n)[0] != '\0'; }
 
+static void bytes_text(struct sbuf *b, const unsigned char *p, size_t n, int spaced)
+{
+	if (!n || !sb_grow(b, n * 3))
+		return;
+	char *o = b->p + b->len;
+	for (size_t i = 0; i < n; i++) {
+		if (spaced && i)
+			*o++ = ' ';
+		*o++ = hexdigits[p[i] >> 4];
+		*o++ = hexdigits[p[i] & 15];
+	}
+	b->len = (size_t)(o - b->p);
+	b->p[b->len] = '\0';
+}
+
 static void scalar_text(struct sbuf *b, const struct kbu_node *n)
 {
+	char num[24];
 	switch (n->type) {
-	case N_STR: sb_puts(b, n->s ? n->s : ""); break;
-	case N_U64: sb_printf(b, "%" PRIu64, n->u); break;
-	case N_I64: sb_printf(b, "%" PRId64, n->i); break;
-	case N_HEX: sb_printf(b, "0x%0*" PRIx64, n->width, n->u); break;
+	case N_STR: sb_putn(b, n->s ? n->s : "", n->s ? n->slen : 0); break;
+	case N_U64: sb_putn(b, num, fmt_u64(num, n->u)); break;
+	case N_I64: sb_putn(b, num, fmt_i64(num, n->i)); break;
+	case N_HEX: sb_putn(b, num, fmt_hex(num, n->u, n->width)); break;
 	case N_BOOL: sb_puts(b, n->u ? "yes" : "no"); break;
 	case N_NULL: sb_puts(b, "-"); break;
-	case N_BYTES:
-		for (size_t i = 0; i < n->nbytes; i++)
-			sb_printf(b, i ? " %02x" : "%02x", n->bytes[i]);
-		break;
+	case N_BYTES: bytes_text(b, n->bytes, n->nbytes, 1); break;
 	default: break;
 	}
 }
 
+/* The length scalar_text would print, without printing it. */
 static size_t scalar_len(const struct kbu_node *n)
 {
-	struct sbuf b = {0};
-	scalar_text(&b, n);
-	size_t len = b.len;
-	free(b.p);
-	return len;
+	char num[24];
+	switch (n->type) {
+	case N_STR: return n->s ? n->slen : 0;
+	case N_U64: return fmt_u64(num, n->u);
+	case N_I64: return fmt_i64(num, n->i);
+	case N_HEX: {
+		size_t d = hex_digits(n->u);
+		return 2 + (n->width > 0 && (size_t)n->width > d ? (size_t)n->width : d);
+	}
+	case N_BOOL: return n->u ? 3 : 2;
+	case N_NULL: return 1;
+	case N_BYTES: return n->nbytes ? 3 * n->nbytes - 1 : 0;
+	default: return 0;
+	}
 }
 
 static void problem_text(struct sbuf *b, const struct kbu_node *n, int indent)
@@ -414,8 +599,9 @@ static void text_list(struct sbuf *b, const struct kbu_node *l, int indent);
 #define MAX_COLS 48
 
 struct column {
-	const char *key;
+	const char *key; /* interned */
 	const char *label;
+	size_t label_len;
 	size_t width;
 	int right;
 };
@@ -423,9 +609,20 @@ struct column {
 static int find_col(struct column *cols, int ncols, const char *key)
 {
 	for (int i = 0; i < ncols; i++)
-		if (strcmp(cols[i].key, key) == 0)
+		if (cols[i].key == key)
 			return i;
 	return -1;
+}
+
+/* Drops trailing spaces from line, then appends it and a newline to b (if anything is left, or always). */
+static void put_line(struct sbuf *b, struct sbuf *line, int always)
+{
+	while (line->len && line->p[line->len - 1] == ' ')
+		line->p[--line->len] = '\0';
+	if (line->len)
+		sb_putn(b, line->p, line->len);
+	if (line->len || always)
+		sb_putc(b, '\n');
 }
 
 static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
@@ -435,42 +632,41 @@ static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 	for (const struct kbu_node *row = l->first; row; row = row->next) {
 		if (row->type != N_OBJ)
 			continue;
+		int next = 0; /* rows usually hold their cells in column order */
 		for (const struct kbu_node *c = row->first; c; c = c->next) {
 			if (!is_scalar(c) || !c->key || !visible(c))
 				continue;
-			int i = find_col(cols, ncols, c->key);
+			int i = next < ncols && cols[next].key == c->key ? next : find_col(cols, ncols, c->key);
 			if (i < 0) {
 				if (ncols == MAX_COLS)
 					continue;
 				i = ncols++;
 				cols[i].key = c->key;
 				cols[i].label = caption(c);
-				cols[i].width = strlen(cols[i].label);
+				cols[i].label_len = strlen(cols[i].label);
+				cols[i].width = cols[i].label_len;
 				cols[i].right = c->type == N_U64 || c->type == N_I64;
 			}
+			next = i + 1;
 			size_t w = scalar_len(c);
 			if (w > cols[i].width)
 				cols[i].width = w;
 		}
 	}
+	struct sbuf line = {0};
 	if (ncols) {
-		struct sbuf line = {0};
 		sb_pad(&line, (size_t)indent);
 		for (int i = 0; i < ncols; i++) {
-			size_t pad = cols[i].width - strlen(cols[i].label);
+			size_t pad = cols[i].width - cols[i].label_len;
 			if (i)
-				sb_puts(&line, "  ");
+				sb_putn(&line, "  ", 2);
 			if (cols[i].right)
 				sb_pad(&line, pad);
-			sb_puts(&line, cols[i].label);
+			sb_putn(&line, cols[i].label, cols[i].label_len);
 			if (!cols[i].right)
 				sb_pad(&line, pad);
 		}
-		while (line.len && line.p[line.len - 1] == ' ')
-			line.p[--line.len] = '\0';
-		sb_puts(b, line.p ? line.p : "");
-		sb_putc(b, '\n');
-		free(line.p);
+		put_line(b, &line, 1);
 	}
 	int nested = 0;
 	for (const struct kbu_node *row = l->first; row && !nested; row = row->next)
@@ -482,42 +678,46 @@ static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 		/* Rows carrying sections of their own are set apart, like sections. */
 		if (nested && row != l->first)
 			sb_putc(b, '\n');
-		struct sbuf line = {0};
+		line.len = 0;
 		sb_pad(&line, (size_t)indent);
+		const struct kbu_node *cursor = row->first;
 		for (int i = 0; i < ncols; i++) {
+			/* The row's first cell with this key: usually the next one. Every
+			 * keyed cell before the cursor went to an earlier column (keys
+			 * of columns differ), so the cursor's cell, if its key fits, is
+			 * the first with that key. */
 			const struct kbu_node *cell = NULL;
-			for (const struct kbu_node *c = row->first; c; c = c->next)
-				if (is_scalar(c) && c->key && strcmp(c->key, cols[i].key) == 0) {
-					cell = c;
-					break;
-				}
-			struct sbuf v = {0};
-			if (cell)
-				scalar_text(&v, cell);
-			size_t pad = cols[i].width - v.len;
+			while (cursor && !(is_scalar(cursor) && cursor->key))
+				cursor = cursor->next;
+			if (cursor && cursor->key == cols[i].key) {
+				cell = cursor;
+				cursor = cursor->next;
+			}
+			if (!cell)
+				for (const struct kbu_node *c = row->first; c; c = c->next)
+					if (is_scalar(c) && c->key == cols[i].key) {
+						cell = c;
+						break;
+					}
 			if (i)
-				sb_puts(&line, "  ");
+				sb_putn(&line, "  ", 2);
+			size_t w = cell ? scalar_len(cell) : 0;
+			size_t pad = cols[i].width - w;
 			if (cols[i].right)
 				sb_pad(&line, pad);
-			sb_puts(&line, v.p ? v.p : "");
+			if (cell)
+				scalar_text(&line, cell);
 			if (!cols[i].right)
 				sb_pad(&line, pad);
-			free(v.p);
 		}
-		while (line.len && line.p[line.len - 1] == ' ')
-			line.p[--line.len] = '\0';
-		if (line.len) {
-			sb_puts(b, line.p);
-			sb_putc(b, '\n');
-		}
-		free(line.p);
+		put_line(b, &line, 0);
 		/* Whatever does not fit a cell goes under its row. */
 		for (const struct kbu_node *c = row->first; c; c = c->next) {
 			if (c->type == N_PROBLEM)
 				problem_text(b, c, indent + 2);
 			else if (c->type == N_TEXT) {
 				sb_pad(b, (size_t)indent + 2);
-				sb_puts(b, c->s ? c->s : "");
+				sb_putn(b, c->s ? c->s : "", c->s ? c->slen : 0);
 				sb_putc(b, '\n');
 			} else if (c->type == N_LIST) {
 				text_list(b, c, indent + 2);
@@ -532,6 +732,8 @@ static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 			}
 		}
 	}
+	b->oom |= line.oom;
+	free(line.p);
 }
 
 static void text_list(struct sbuf *b, const struct kbu_node *l, int indent)
@@ -662,20 +864,28 @@ static void json_str(struct sbuf *b, const char *s)
 	sb_putc(b, '"');
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
 	while (*p) {
+		/* the common case: a run of plain printable ASCII, copied at once */
+		const unsigned char *run = p;
+		while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+			p++;
+		if (p > run)
+			sb_putn(b, (const char *)run, (size_t)(p - run));
+		if (!*p)
+			break;
 		unsigned char c = *p;
 		if (c == '"') {
-			sb_puts(b, "\\\"");
+			sb_putn(b, "\\\"", 2);
 		} else if (c == '\\') {
-			sb_puts(b, "\\\\");
+			sb_putn(b, "\\\\", 2);
 		} else if (c == '\n') {
-			sb_puts(b, "\\n");
+			sb_putn(b, "\\n", 2);
 		} else if (c == '\t') {
-			sb_puts(b, "\\t");
+			sb_putn(b, "\\t", 2);
 		} else if (c == '\r') {
-			sb_puts(b, "\\r");
+			sb_putn(b, "\\r", 2);
 		} else if (c < 0x20 || c == 0x7f) {
 			sb_printf(b, "\\u%04x", c);
-		} else if (c >= 0x80) {
+		} else {
 			/* Guest bytes are not always UTF-8: keep valid sequences, map the rest. */
 			size_t n = utf8_seq(p);
 			if (n) {
@@ -684,8 +894,6 @@ static void json_str(struct sbuf *b, const char *s)
 				continue;
 			}
 			sb_printf(b, "\\u%04x", c);
-		} else {
-			sb_putc(b, (char)c);
 		}
 		p++;
 	}
@@ -696,17 +904,17 @@ static void json_value(struct sbuf *b, const struct kbu_node *n);
 
 static void json_scalar(struct sbuf *b, const struct kbu_node *n)
 {
+	char num[24];
 	switch (n->type) {
 	case N_STR: json_str(b, n->s); break;
 	case N_U64:
-	case N_HEX: sb_printf(b, "%" PRIu64, n->u); break;
-	case N_I64: sb_printf(b, "%" PRId64, n->i); break;
+	case N_HEX: sb_putn(b, num, fmt_u64(num, n->u)); break;
+	case N_I64: sb_putn(b, num, fmt_i64(num, n->i)); break;
 	case N_BOOL: sb_puts(b, n->u ? "true" : "false"); break;
 	case N_NULL: sb_puts(b, "null"); break;
 	case N_BYTES:
 		sb_putc(b, '"');
-		for (size_t i = 0; i < n->nbytes; i++)
-			sb_printf(b, "%02x", n->bytes[i]);
+		bytes_text(b, n->bytes, n->nbytes, 0);
 		sb_putc(b, '"');
 		break;
 	default: sb_puts(b, "null"); break;
