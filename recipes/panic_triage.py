@@ -33,7 +33,7 @@ def run(r):
     end = r.end_state()
     kind = end["kind"]
     frames = end.get("backtrace") or []
-    log_panic = r.log_lines(r"(Kernel panic - not syncing|^panic: |Fatal trap)")
+    log_panic = r.log_lines(r"^(Kernel panic - not syncing|panic: |Fatal trap)")
     if kind == "panic":
         msg = end.get("message")
         if not msg and log_panic:
