@@ -342,12 +342,15 @@ static struct core_source *parse_core(struct core_source *c, struct kbu_err *err
 		}
 		if (ptype != PT_LOAD && ptype != PT_NOTE)
 			continue;
-		if (off > c->size || filesz > c->size - off)
+		if (off > c->size || filesz > c->size - off) {
+			char where[48] = ""; /* notes have no address worth naming */
+			if (ptype == PT_LOAD)
+				snprintf(where, sizeof where, ", physical 0x%" PRIx64, paddr);
 			return kbu_err_set(err, KBU_EFORMAT,
-					   "%s: %s segment %u (file offset 0x%" PRIx64 ", 0x%" PRIx64 " bytes%s0x%" PRIx64 ") ends past the end of the file (0x%zx bytes): truncated dump?",
+					   "%s: %s segment %u (file offset 0x%" PRIx64 ", 0x%" PRIx64 " bytes%s) ends past the end of the file (0x%zx bytes): truncated dump?",
 					   c->path, ptype == PT_LOAD ? "PT_LOAD" : "PT_NOTE", i, off, filesz,
-					   ptype == PT_LOAD ? ", physical " : ", ", ptype == PT_LOAD ? paddr : 0,
-					   c->size), NULL;
+					   where, c->size), NULL;
+		}
 		if (ptype == PT_NOTE) {
 			if (parse_notes(c, off, filesz, err) < 0)
 				return NULL;
