@@ -74,7 +74,8 @@ static int mptable_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 			}
 			i++;
 		} else {
-			return kbu_err_set(err, KBU_EINVAL, "unexpected argument '%s'",
+			return kbu_err_set(err, KBU_EINVAL, "%s '%s'",
+					   argv[i][0] == '-' ? "unknown option" : "unexpected argument",
 					   argv[i]);
 		}
 	}
