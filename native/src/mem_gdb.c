@@ -351,7 +351,8 @@ static int rsp_getc(struct kbu_gdb *g, int64_t deadline, const char *what, int s
 					g->reply_timeout_ms);
 		}
 		ssize_t n = recv(g->fd, g->in, sizeof g->in, MSG_DONTWAIT);
-		if (n == 0)
+		/* A reset is a close that came after data of ours was in flight. */
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			return gdb_fail(g, err, "closed the connection while we waited for the reply to '%s'",
 					what);
 		if (n < 0) {
@@ -1094,6 +1095,9 @@ struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *op
 				goto fail;
 		}
 	} else if (rc < 0) {
+		if (g->dead && strstr(g->dead_err.msg, "closed the connection"))
+			kbu_err_set(err, KBU_ECONN, "%s (the port hangs up on connect: not a GDB stub, "
+				    "or one that is going away)", g->dead_err.msg);
 		goto fail;
 	}
 	/*
