@@ -213,6 +213,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *name = cargv[0];
+	if (name[0] == '-' && name[1]) {
+		/* what is left of the options before the command: none that kbu knows */
+		fprintf(stderr, "kbu: unknown option '%s' (kbu --help lists the options)\n", name);
+		free(cargv);
+		return 2;
+	}
 	if (!kbu_command_find(name)) {
 		fprintf(stderr, "kbu: %s: unknown command (kbu --help lists them)\n", name);
 		free(cargv);

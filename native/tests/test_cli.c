@@ -94,6 +94,10 @@ TEST(errors_are_one_line_exit_2)
 	KBU(&res, "frobnicate");
 	CHECK_EQ_U64(res.status, 2);
 	CHECK_STR(res.err, "kbu: frobnicate: unknown command (kbu --help lists them)\n");
+	/* an unknown global option is not an unknown command */
+	KBU(&res, "--frob", "cpus");
+	CHECK_EQ_U64(res.status, 2);
+	CHECK_STR(res.err, "kbu: unknown option '--frob' (kbu --help lists the options)\n");
 	KBU(&res, "cpus");
 	CHECK_EQ_U64(res.status, 2);
 	CHECK_CONTAINS(res.err, "kbu: cpus: needs guest memory");
