@@ -216,6 +216,14 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	char kname[64] = "x2apic_mode";
 	have_kx2 = kernel_x2apic(ctx, slide, &kx2, kname, sizeof kname);
 
+	const char *kind = ctx->mem ? kbu_mem_kind(ctx->mem) : "";
+	if (!have_mon && !have_page && (strcmp(kind, "core") == 0 || strcmp(kind, "phys") == 0))
+		return kbu_err_set(err, KBU_ENOTFOUND,
+				   "no usable source: a %s holds no local APIC state (QEMU keeps it "
+				   "outside guest memory; the LAPIC page reads as zeros): run "
+				   "kbu lapic --gdb HOST:PORT on the live VM, or give its `info lapic` "
+				   "output with --qemu-text FILE",
+				   strcmp(kind, "core") == 0 ? "dump" : "memory image");
 	if (!have_mon && !have_page)
 		return kbu_err_set(err, KBU_ENOTFOUND,
 				   "no usable source: QEMU `info lapic` %s and the LAPIC page %s",
