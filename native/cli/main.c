@@ -33,6 +33,7 @@ static const char usage[] =
 	"  --json             print the report as JSON\n"
 	"  --strict           exit 1 when the report lists problems\n"
 	"  --stats            after the report, print on stderr what the memory source was asked\n"
+	"                     (with --gdb: the stub round trips too)\n"
 	"  --help             this text; `kbu COMMAND --help` for a command\n"
 	"  --version          the version\n";
 
