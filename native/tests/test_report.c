@@ -323,6 +323,33 @@ TEST(rendering_is_pinned)
 	kbu_report_free(r);
 }
 
+TEST(long_formatted_strings_and_big_bytes)
+{
+	/* past the formatter's small buffer and past one arena chunk */
+	struct kbu_report *r = kbu_report_new("long");
+	struct kbu_node *root = kbu_report_root(r);
+	char big[1200];
+	memset(big, 'q', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	kbu_strf(root, "s", "S", "<%s>", big);
+	static unsigned char bytes[300000];
+	for (size_t i = 0; i < sizeof bytes; i++)
+		bytes[i] = (unsigned char)i;
+	kbu_bytes(root, "b", "", bytes, sizeof bytes);
+	kbu_textf(root, "after %d", 1);
+	char *t = kbu_report_render(r, 0);
+	CHECK(t && strlen(t) == 3 + 1199 + 2 + 8 + 1);
+	CHECK_CONTAINS(t, "S: <qqqq");
+	CHECK_CONTAINS(t, "qqq>\nafter 1\n");
+	kbu_free(t);
+	char *j = kbu_report_render(r, 1);
+	CHECK(j && strlen(j) > 2 * sizeof bytes);
+	CHECK_CONTAINS(j, "\"b\": \"000102");
+	CHECK_CONTAINS(j, "fdfeff000102");
+	kbu_free(j);
+	kbu_report_free(r);
+}
+
 int main(void)
 {
 	RUN(text_aligns_key_values);
@@ -336,5 +363,6 @@ int main(void)
 	RUN(command_list_is_sorted);
 	RUN(err_prefix_keeps_message);
 	RUN(rendering_is_pinned);
+	RUN(long_formatted_strings_and_big_bytes);
 	CHECK_DONE("test_report");
 }
