@@ -522,7 +522,7 @@ enum reply_kind {
 	RK_QEMU,     /* qqemu.Supported: a feature list, never qSupported's */
 	RK_THREADS,  /* q[fs]ThreadInfo: "m..." or "l" */
 	RK_HEX,      /* m, g, p: hex bytes ('x' for unavailable registers) */
-	RK_OK,       /* M, Hg, D, Q...: "OK" */
+	RK_OK,       /* M, Hg, D, Z/z, Q...: "OK" */
 	RK_MODE,     /* qqemu.PhyMemMode: "0" or "1" */
 	RK_XFER,     /* qXfer: "m..." or "l..." */
 	RK_RCMD,     /* qRcmd: "O<hex>" output, then "OK" or hex */
@@ -556,8 +556,9 @@ static int reply_kind_of(const char *p, size_t n)
 		return RK_HEX;
 	if ((n >= 2 && p[0] == 'M' && hexval(p[1]) >= 0) || starts(p, n, "Hg") ||
 	    starts(p, n, "Hc") || starts(p, n, "Qqemu.PhyMemMode:") ||
-	    (n == 15 && starts(p, n, "QStartNoAckMode")) || (n == 1 && p[0] == 'D'))
-		return RK_OK;
+	    (n == 15 && starts(p, n, "QStartNoAckMode")) || (n == 1 && p[0] == 'D') ||
+	    (n >= 2 && (p[0] == 'Z' || p[0] == 'z') && p[1] >= '0' && p[1] <= '4'))
+		return RK_OK; /* (inserting or removing a breakpoint twice is harmless) */
 	return RK_ANY;
 }
 

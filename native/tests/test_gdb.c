@@ -40,7 +40,7 @@ enum scenario {
 	/* QEMU 7.2 under load, VM running: its stop packet comes after our probe
 	 * gave up, and its answer to qSupported 300 ms after that */
 	SC_SLOW_ATTACH,
-	SC_STRAY_STOP,   /* QEMU 7.2 with a stop packet in front of the first 'm' reply and monitor output */
+	SC_STRAY_STOP,   /* QEMU 7.2 with a stop packet in front of the first 'm', monitor and 'Z' replies */
 	SC_DUP_REPLY,    /* QEMU 7.2 answering qqemu.Supported twice */
 };
 
@@ -445,8 +445,8 @@ static void fake_serve(struct fake *f)
 		}
 		if (running)
 			continue;
-		if (f->sc == SC_STRAY_STOP && (buf[0] == 'm' || strncmp(buf, "qRcmd,", 6) == 0) &&
-		    f->odd_done < 2) {
+		if (f->sc == SC_STRAY_STOP && (buf[0] == 'm' || buf[0] == 'Z' || strncmp(buf, "qRcmd,", 6) == 0) &&
+		    f->odd_done < 3) {
 			f->odd_done++;
 			fake_stop(f);
 		}
@@ -523,6 +523,8 @@ static void fake_serve(struct fake *f)
 			fake_xfer(f, buf + 20);
 		} else if (strncmp(buf, "qRcmd,", 6) == 0) {
 			fake_monitor(f, buf + 6);
+		} else if (buf[0] == 'Z' || buf[0] == 'z') {
+			f_send(f, "OK");
 		} else if (strcmp(buf, "D") == 0) {
 			f->saw_detach = 1;
 			f_send(f, "OK");
@@ -1274,7 +1276,11 @@ TEST(replies_stay_in_step)
 		CHECK(o->monitor(g, "info status", &txt, &e) == 0);
 		CHECK_STR(txt, "VM status: paused (prelaunch)\r\n");
 		free(txt);
-		CHECK_EQ_U64(kbu_gdb_stale_replies(g), 2);
+		/* a script's breakpoint packet: its "OK", not the stray stop */
+		char *z = stub_query(g, "Z1,ffffffff80200000,1");
+		CHECK_STR(z, "OK");
+		free(z);
+		CHECK_EQ_U64(kbu_gdb_stale_replies(g), 3);
 		CHECK_EQ_U64(kbu_gdb_resyncs(g), 0);
 		kbu_gdb_close(g);
 	}
