@@ -110,7 +110,8 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 		kbu_xrefs_free(&x);
 	}
 	if (rc == 0) {
-		qsort(sites, n, sizeof(*sites), by_caller);
+		if (n)
+			qsort(sites, n, sizeof(*sites), by_caller);
 		struct kbu_node *sl = kbu_list(root, "sites", "Call sites (by calling function)");
 		char where[160], fmt[160];
 		for (size_t k = 0; k < n; k++) {

@@ -532,9 +532,11 @@ int kbu_os_matches(const struct kbu_os_profile *p, const struct kbu_symtab *st)
 
 struct kbu_os_profile *kbu_os_detect(const struct kbu_symtab *st, struct kbu_err *err)
 {
-	if (!st) {
+	if (!st || kbu_symtab_count(st) == 0) {
+		const char *why = st ? kbu_symtab_why_empty(st) : NULL;
 		kbu_err_set(err, KBU_ENOTFOUND,
-			    "cannot tell the OS without symbols: give --kernel/--symbols or --os");
+			    "cannot tell the OS without symbols%s%s%s: give --kernel/--symbols or --os",
+			    why ? " (" : "", why ? why : "", why ? ")" : "");
 		return NULL;
 	}
 	for (size_t i = 0; i < NBUILTIN; i++) {

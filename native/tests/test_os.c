@@ -408,6 +408,13 @@ TEST(detects_os_from_symbols)
 	struct kbu_err err = {0};
 	CHECK(kbu_os_detect(NULL, &err) == NULL);
 	CHECK_CONTAINS(err.msg, "without symbols");
+	/* an empty table (a stripped kernel, no map) says so, not "no known OS" */
+	struct kbu_symtab *empty = kbu_symtab_new();
+	kbu_symtab_finish(empty, &err);
+	kbu_err_clear(&err);
+	CHECK(kbu_os_detect(empty, &err) == NULL);
+	CHECK_CONTAINS(err.msg, "without symbols");
+	kbu_symtab_free(empty);
 }
 
 TEST(select_prefers_file_then_name_then_detection)
