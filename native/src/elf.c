@@ -3,18 +3,15 @@
  * headers point at is checked against the file size before libelf reads it,
  * so a truncated or lying file gives one error instead of a crash.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "kbu/elf.h"
+#include "kbu/util.h"
 
 struct kbu_elf {
 	char *path;
@@ -366,41 +363,17 @@ static int load_sections(struct kbu_elf *e, struct kbu_err *err)
 
 struct kbu_elf *kbu_elf_open(const char *path, struct kbu_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		kbu_err_set(err, errno == ENOENT ? KBU_ENOTFOUND : KBU_EIO, "%s: cannot open: %s",
-			    path, strerror(errno));
-		return NULL;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		kbu_err_set(err, KBU_EIO, "%s: cannot stat: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		kbu_err_set(err, KBU_EINVAL, "%s: is a directory, not an ELF file", path);
-		close(fd);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		kbu_err_set(err, KBU_EINVAL, "%s: not a regular file", path);
-		close(fd);
-		return NULL;
-	}
-	if (st.st_size == 0) {
-		kbu_err_set(err, KBU_EFORMAT, "%s: empty file (0 bytes), not an ELF file", path);
-		close(fd);
-		return NULL;
-	}
-	size_t len = (size_t)st.st_size;
+	static const struct kbu_map_words words = {
+		.open = "cannot open", .stat = "cannot stat",
+		.dir = "is a directory, not an ELF file", .notreg = "not a regular file",
+		.empty = "empty file (0 bytes), not an ELF file",
+		.map = "cannot map", .map_says_size = 1, .enoent_notfound = 1,
+	};
+	void *map;
+	size_t len;
 	/* Private and writable: should libelf ever convert in place, the file is untouched. */
-	void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED) {
-		kbu_err_set(err, KBU_EIO, "%s: cannot map %zu bytes: %s", path, len, strerror(errno));
+	if (kbu_map_file(path, 1, &words, &map, &len, err) < 0)
 		return NULL;
-	}
 	struct kbu_elf *e = calloc(1, sizeof(*e));
 	if (!e || !(e->path = strdup(path))) {
 		free(e);

@@ -8,17 +8,14 @@
  * Every offset and size from the file is checked against the file size.
  */
 #include <elf.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "kbu/mem.h"
+#include "kbu/util.h"
 
 #define MAX_CPUS 1024
 #define MAX_LOADS 65536u
@@ -377,36 +374,21 @@ static struct core_source *parse_core(struct core_source *c, struct kbu_err *err
 
 struct kbu_mem *kbu_mem_open_core(const char *path, struct kbu_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		kbu_err_set(err, KBU_EIO, "%s: %s", path, strerror(errno));
+	static const struct kbu_map_words words = {
+		.notreg = "not a regular file", .empty = "empty file", .map = "mmap",
+	};
+	void *map;
+	size_t size;
+	if (kbu_map_file(path, 0, &words, &map, &size, err) < 0)
 		return NULL;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		kbu_err_set(err, KBU_EINVAL, "%s: not a regular file", path);
-		close(fd);
-		return NULL;
-	}
-	if (st.st_size == 0) {
-		kbu_err_set(err, KBU_EFORMAT, "%s: empty file", path);
-		close(fd);
-		return NULL;
-	}
-	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED) {
-		kbu_err_set(err, KBU_EIO, "%s: mmap: %s", path, strerror(errno));
-		return NULL;
-	}
 	struct core_source *c = calloc(1, sizeof *c);
 	if (!c) {
-		munmap(map, (size_t)st.st_size);
+		munmap(map, size);
 		kbu_err_set(err, KBU_ENOMEM, "out of memory");
 		return NULL;
 	}
 	c->map = map;
-	c->size = (size_t)st.st_size;
+	c->size = size;
 	snprintf(c->path, sizeof c->path, "%s", path);
 	if (!parse_core(c, err)) {
 		core_close(c);

@@ -1,13 +1,9 @@
 /* kbu memory source: a raw physical image (QEMU pmemsave), mapped read-only at BASE. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "kbu/mem.h"
 #include "kbu/util.h"
@@ -59,42 +55,27 @@ static const struct kbu_mem_ops phys_ops = {
 
 struct kbu_mem *kbu_mem_open_phys(const char *path, uint64_t base, struct kbu_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		kbu_err_set(err, KBU_EIO, "%s: %s", path, strerror(errno));
+	static const struct kbu_map_words words = {
+		.notreg = "not a regular file", .empty = "empty image", .map = "mmap",
+	};
+	void *map;
+	size_t size;
+	if (kbu_map_file(path, 0, &words, &map, &size, err) < 0)
 		return NULL;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		kbu_err_set(err, KBU_EINVAL, "%s: not a regular file", path);
-		close(fd);
-		return NULL;
-	}
-	if (st.st_size == 0) {
-		kbu_err_set(err, KBU_EFORMAT, "%s: empty image", path);
-		close(fd);
-		return NULL;
-	}
-	if ((uint64_t)st.st_size - 1 > UINT64_MAX - base) {
+	if ((uint64_t)size - 1 > UINT64_MAX - base) {
+		munmap(map, size);
 		kbu_err_set(err, KBU_EINVAL, "%s: at base 0x%" PRIx64 " the image passes the top of memory",
 			    path, base);
-		close(fd);
-		return NULL;
-	}
-	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED) {
-		kbu_err_set(err, KBU_EIO, "%s: mmap: %s", path, strerror(errno));
 		return NULL;
 	}
 	struct phys_source *p = calloc(1, sizeof *p);
 	if (!p) {
-		munmap(map, (size_t)st.st_size);
+		munmap(map, size);
 		kbu_err_set(err, KBU_ENOMEM, "out of memory");
 		return NULL;
 	}
 	p->map = map;
-	p->size = (size_t)st.st_size;
+	p->size = size;
 	p->base = base;
 	snprintf(p->path, sizeof p->path, "%s", path);
 	return kbu_mem_new(&phys_ops, p, err);

@@ -6,19 +6,16 @@
  * by one. An ELF string table is copied once; a map file is mapped privately
  * and its names are NUL-terminated in place (copy-on-write pages).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "kbu/elf.h"
 #include "kbu/symbols.h"
+#include "kbu/util.h"
 
 Elf *kbu_elf_libelf(const struct kbu_elf *e);
 
@@ -270,27 +267,17 @@ static int is_space(char c) { return c == ' ' || c == '\t'; }
 
 int kbu_symtab_load_map(struct kbu_symtab *st, const char *path, struct kbu_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return kbu_err_set(err, errno == ENOENT ? KBU_ENOTFOUND : KBU_EIO,
-				   "%s: cannot open symbol map: %s", path, strerror(errno));
-	struct stat sb;
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		int dir = S_ISDIR(sb.st_mode);
-		close(fd);
-		return kbu_err_set(err, KBU_EINVAL, "%s: %s, not a symbol map", path,
-				   dir ? "is a directory" : "not a regular file");
-	}
-	if (sb.st_size == 0) {
-		close(fd);
-		return kbu_err_set(err, KBU_EFORMAT, "%s: empty symbol map", path);
-	}
-	size_t len = (size_t)sb.st_size;
+	static const struct kbu_map_words words = {
+		.open = "cannot open symbol map", .dir = "is a directory, not a symbol map",
+		.notreg = "not a regular file, not a symbol map", .empty = "empty symbol map",
+		.map = "cannot map", .enoent_notfound = 1,
+	};
+	void *mapped;
+	size_t len;
 	/* Private writable mapping: names get their NUL in place of the newline. */
-	char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED)
-		return kbu_err_set(err, KBU_EIO, "%s: cannot map: %s", path, strerror(errno));
+	if (kbu_map_file(path, 1, &words, &mapped, &len, err) < 0)
+		return -1;
+	char *map = mapped;
 	if (add_blob(st, map, len, 1)) {
 		munmap(map, len);
 		return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);

@@ -1,6 +1,11 @@
 /* kbu helpers: number and address parsing, reentrant option parsing. */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kbu/command.h"
 #include "kbu/mem.h"
@@ -202,4 +207,45 @@ int kbu_getopt(struct kbu_getopt *g, int argc, char **argv, const struct kbu_opt
 	}
 	g->cluster = a + 1;
 	return kbu_getopt(g, argc, argv, opts, err);
+}
+
+int kbu_map_file(const char *path, int writable, const struct kbu_map_words *w, void **map,
+		 size_t *len, struct kbu_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int code = w->enoent_notfound && errno == ENOENT ? KBU_ENOTFOUND : KBU_EIO;
+		if (w->open)
+			return kbu_err_set(err, code, "%s: %s: %s", path, w->open, strerror(errno));
+		return kbu_err_set(err, code, "%s: %s", path, strerror(errno));
+	}
+	struct stat st;
+	int rc = -1;
+	if (fstat(fd, &st) != 0) {
+		if (w->stat)
+			kbu_err_set(err, KBU_EIO, "%s: %s: %s", path, w->stat, strerror(errno));
+		else
+			kbu_err_set(err, KBU_EINVAL, "%s: %s", path, w->notreg);
+	} else if (S_ISDIR(st.st_mode)) {
+		kbu_err_set(err, KBU_EINVAL, "%s: %s", path, w->dir ? w->dir : w->notreg);
+	} else if (!S_ISREG(st.st_mode)) {
+		kbu_err_set(err, KBU_EINVAL, "%s: %s", path, w->notreg);
+	} else if (st.st_size == 0) {
+		kbu_err_set(err, KBU_EFORMAT, "%s: %s", path, w->empty);
+	} else {
+		size_t n = (size_t)st.st_size;
+		int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
+		void *p = mmap(NULL, n, prot, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED && w->map_says_size)
+			kbu_err_set(err, KBU_EIO, "%s: %s %zu bytes: %s", path, w->map, n, strerror(errno));
+		else if (p == MAP_FAILED)
+			kbu_err_set(err, KBU_EIO, "%s: %s: %s", path, w->map, strerror(errno));
+		else {
+			*map = p;
+			*len = n;
+			rc = 0;
+		}
+	}
+	close(fd);
+	return rc;
 }

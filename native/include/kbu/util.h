@@ -54,6 +54,28 @@ enum { KBU_OPT_END = -1, KBU_OPT_ERR = -2, KBU_OPT_ARG = -3 };
 int kbu_getopt(struct kbu_getopt *g, int argc, char **argv, const struct kbu_opt *opts,
 	       struct kbu_err *err);
 
+/*
+ * Maps a whole regular file (private; writable when `writable`, never written back).
+ * The words say how each failure reads for this kind of file, after "PATH: ":
+ *   open   "cannot open"   -> "PATH: cannot open: <strerror>"   (NULL: "PATH: <strerror>")
+ *   stat   "cannot stat"   -> "PATH: cannot stat: <strerror>"   (NULL: as notreg)
+ *   dir    message for a directory (NULL: as notreg)
+ *   notreg message for anything else that is not a regular file
+ *   empty  message for a 0-byte file
+ *   map    "mmap"          -> "PATH: mmap: <strerror>", or with map_says_size
+ *                             "PATH: cannot map N bytes: <strerror>"
+ * A missing file is KBU_ENOTFOUND when enoent_notfound, else KBU_EIO.
+ * On success *map and *len hold the mapping (munmap(*map, *len) to release it).
+ */
+struct kbu_map_words {
+	const char *open, *stat, *dir, *notreg, *empty, *map;
+	int map_says_size;
+	int enoent_notfound;
+};
+
+int kbu_map_file(const char *path, int writable, const struct kbu_map_words *w, void **map,
+		 size_t *len, struct kbu_err *err);
+
 #ifdef __cplusplus
 }
 #endif
