@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "kbu/gdbrsp.h"
+#include "kbu/util.h"
 
 #define RSP_MAX_PACKET (1u << 20)     /* raw characters in one received packet */
 #define RSP_MAX_DECODED (8u << 20)    /* the same after run-length expansion */
@@ -102,17 +103,6 @@ static int64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static const char hexdig[] = "0123456789abcdef";
@@ -422,10 +412,10 @@ static int rsp_recv(struct kbu_gdb *g, struct rbuf *body, const char *what, int 
 		int h2 = rsp_getc(g, deadline, what, 0, err);
 		if (h2 < 0)
 			return -1;
-		if (hexval(h1) < 0 || hexval(h2) < 0)
+		if (kbu_hex_digit(h1) < 0 || kbu_hex_digit(h2) < 0)
 			return gdb_fail(g, err, "reply to '%s' has checksum characters 0x%02x 0x%02x, not hex",
 					what, h1, h2);
-		unsigned want = (unsigned)(hexval(h1) << 4 | hexval(h2));
+		unsigned want = (unsigned)(kbu_hex_digit(h1) << 4 | kbu_hex_digit(h2));
 		unsigned got = kbu_rsp_checksum(g->raw.p ? g->raw.p : "", g->raw.len);
 		if (want != got) {
 			if (g->ack && !g->in_batch && tries < RSP_RETRIES) {
@@ -550,11 +540,11 @@ static int reply_kind_of(const char *p, size_t n)
 		return RK_XFER;
 	if (starts(p, n, "qRcmd,"))
 		return RK_RCMD;
-	if (n >= 2 && (p[0] == 'm' || p[0] == 'p') && hexval(p[1]) >= 0)
+	if (n >= 2 && (p[0] == 'm' || p[0] == 'p') && kbu_hex_digit(p[1]) >= 0)
 		return RK_HEX;
 	if (n == 1 && p[0] == 'g')
 		return RK_HEX;
-	if ((n >= 2 && p[0] == 'M' && hexval(p[1]) >= 0) || starts(p, n, "Hg") ||
+	if ((n >= 2 && p[0] == 'M' && kbu_hex_digit(p[1]) >= 0) || starts(p, n, "Hg") ||
 	    starts(p, n, "Hc") || starts(p, n, "Qqemu.PhyMemMode:") ||
 	    (n == 15 && starts(p, n, "QStartNoAckMode")) || (n == 1 && p[0] == 'D') ||
 	    (n >= 2 && (p[0] == 'Z' || p[0] == 'z') && p[1] >= '0' && p[1] <= '4'))
@@ -568,13 +558,13 @@ static int is_error_reply(const struct rbuf *r);
 static int is_any_stop(const char *p, size_t n)
 {
 	return n >= 3 && (p[0] == 'T' || p[0] == 'S' || p[0] == 'W' || p[0] == 'X') &&
-	       hexval(p[1]) >= 0 && hexval(p[2]) >= 0;
+	       kbu_hex_digit(p[1]) >= 0 && kbu_hex_digit(p[2]) >= 0;
 }
 
 static int all_hex(const char *p, size_t n, int allow_x)
 {
 	for (size_t i = 0; i < n; i++)
-		if (hexval(p[i]) < 0 && !(allow_x && p[i] == 'x'))
+		if (kbu_hex_digit(p[i]) < 0 && !(allow_x && p[i] == 'x'))
 			return 0;
 	return 1;
 }
@@ -826,7 +816,7 @@ static int hex_text(const char *h, size_t n, struct rbuf *out, struct kbu_err *e
 	if (buf_reserve(out, n / 2, err))
 		return -1;
 	for (size_t k = 0; k < n; k += 2) {
-		int a = hexval(h[k]), b = hexval(h[k + 1]);
+		int a = kbu_hex_digit(h[k]), b = kbu_hex_digit(h[k + 1]);
 		if (a < 0 || b < 0)
 			return kbu_err_set(err, KBU_EFORMAT, "not hex");
 		out->p[out->len++] = (char)(a << 4 | b);
@@ -846,14 +836,14 @@ static int rsp_one(struct kbu_gdb *g, const char *pkt, struct rbuf *reply, struc
 static int is_error_reply(const struct rbuf *r)
 {
 	return r->len >= 1 && r->p[0] == 'E' &&
-	       ((r->len == 3 && hexval(r->p[1]) >= 0 && hexval(r->p[2]) >= 0) ||
+	       ((r->len == 3 && kbu_hex_digit(r->p[1]) >= 0 && kbu_hex_digit(r->p[2]) >= 0) ||
 		(r->len >= 2 && r->p[1] == '.'));
 }
 
 static int is_stop_reply(const struct rbuf *r)
 {
-	return r->len >= 3 && (r->p[0] == 'T' || r->p[0] == 'S') && hexval(r->p[1]) >= 0 &&
-	       hexval(r->p[2]) >= 0;
+	return r->len >= 3 && (r->p[0] == 'T' || r->p[0] == 'S') && kbu_hex_digit(r->p[1]) >= 0 &&
+	       kbu_hex_digit(r->p[2]) >= 0;
 }
 
 /* ---- connect and handshake ---- */
@@ -937,8 +927,8 @@ static void parse_supported(struct kbu_gdb *g, const char *s, int *noack)
 		if (n > 11 && strncmp(s, "PacketSize=", 11) == 0) {
 			size_t v = 0;
 			size_t i = 11;
-			for (; i < n && hexval(s[i]) >= 0 && v < (1u << 24); i++)
-				v = v * 16 + (size_t)hexval(s[i]);
+			for (; i < n && kbu_hex_digit(s[i]) >= 0 && v < (1u << 24); i++)
+				v = v * 16 + (size_t)kbu_hex_digit(s[i]);
 			if (i == n && v >= 64)
 				g->packet_size = v < RSP_MAX_PACKET ? v : RSP_MAX_PACKET;
 		} else if (n == 16 && strncmp(s, "QStartNoAckMode+", 16) == 0) {
@@ -971,10 +961,10 @@ static int parse_threads(struct kbu_gdb *g, const struct rbuf *r, struct kbu_err
 		}
 		uint64_t v = 0;
 		int nd = 0;
-		for (; hexval(*s) >= 0; s++, nd++) {
+		for (; kbu_hex_digit(*s) >= 0; s++, nd++) {
 			if (nd >= 16)
 				return gdb_fail(g, err, "sent a thread id longer than 64 bits");
-			v = v << 4 | (uint64_t)hexval(*s);
+			v = v << 4 | (uint64_t)kbu_hex_digit(*s);
 		}
 		if (nd == 0 || (*s && *s != ','))
 			return gdb_fail(g, err, "sent a malformed thread list '%.40s'", r->p);
@@ -1302,14 +1292,14 @@ static int gdb_read(void *ctx, enum kbu_space space, uint64_t addr, void *buf, s
 			size_t got = r->len / 2;
 			int bad = r->len % 2 != 0 || got > want;
 			for (size_t k = 0; k < r->len && !bad; k++)
-				bad = hexval(r->p[k]) < 0;
+				bad = kbu_hex_digit(r->p[k]) < 0;
 			if (bad) {
 				reqs_free(req, n);
 				return gdb_fail(g, err, "answered 'm%llx,%zx' with '%.24s' (%zu characters)",
 						(unsigned long long)a, want, r->p, r->len);
 			}
 			for (size_t k = 0; k < got; k++)
-				out[done + k] = (unsigned char)(hexval(r->p[2 * k]) << 4 | hexval(r->p[2 * k + 1]));
+				out[done + k] = (unsigned char)(kbu_hex_digit(r->p[2 * k]) << 4 | kbu_hex_digit(r->p[2 * k + 1]));
 			done += got;
 			if (got < want)
 				break; /* a short reply: ask again from where it stopped */
@@ -1457,7 +1447,7 @@ static int gdb_monitor_text(struct kbu_gdb *g, const char *cmd, char **out, stru
 		size_t hl = r.len - start;
 		int bad = hl % 2 != 0;
 		for (size_t k = start; k < r.len && !bad; k++)
-			bad = hexval(r.p[k]) < 0;
+			bad = kbu_hex_digit(r.p[k]) < 0;
 		if (bad) {
 			gdb_fail(g, err, "answered monitor command '%s' with '%.24s'", cmd, r.p);
 			goto fail;
@@ -1469,7 +1459,7 @@ static int gdb_monitor_text(struct kbu_gdb *g, const char *cmd, char **out, stru
 		if (buf_reserve(&text, hl / 2, err))
 			goto fail;
 		for (size_t k = 0; k < hl / 2; k++)
-			text.p[text.len++] = (char)(hexval(r.p[start + 2 * k]) << 4 | hexval(r.p[start + 2 * k + 1]));
+			text.p[text.len++] = (char)(kbu_hex_digit(r.p[start + 2 * k]) << 4 | kbu_hex_digit(r.p[start + 2 * k + 1]));
 		text.p[text.len] = '\0';
 		if (start == 0)
 			break;
@@ -1778,7 +1768,7 @@ static int hex_le(const char *h, size_t nbytes, uint64_t *v)
 {
 	*v = 0;
 	for (size_t k = 0; k < nbytes; k++) {
-		int a = hexval(h[2 * k]), b = hexval(h[2 * k + 1]);
+		int a = kbu_hex_digit(h[2 * k]), b = kbu_hex_digit(h[2 * k + 1]);
 		if (a < 0 || b < 0)
 			return -1; /* 'xx': the stub does not have it */
 		*v |= (uint64_t)(a << 4 | b) << (8 * k);

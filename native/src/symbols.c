@@ -228,22 +228,12 @@ int kbu_symtab_load_elf(struct kbu_symtab *st, const struct kbu_elf *e, struct k
 	return load_symsec(st, e, elf, dynsym, &sh_dyn, err);
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Parses up to 16 hex digits; returns digits used (0: none, -1: too many). */
 static int parse_hex(const char *p, const char *end, uint64_t *out)
 {
 	uint64_t v = 0;
 	int n = 0, d;
-	while (p + n < end && (d = hexval((unsigned char)p[n])) >= 0) {
+	while (p + n < end && (d = kbu_hex_digit((unsigned char)p[n])) >= 0) {
 		if (n == 16)
 			return -1;
 		v = v << 4 | (uint64_t)d;

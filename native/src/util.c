@@ -12,17 +12,6 @@
 #include "kbu/symbols.h"
 #include "kbu/util.h"
 
-static int digit_value(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int kbu_parse_u64(const char *s, uint64_t *out, struct kbu_err *err)
 {
 	char buf[80];
@@ -50,7 +39,7 @@ int kbu_parse_u64(const char *s, uint64_t *out, struct kbu_err *err)
 		return kbu_err_set(err, KBU_EINVAL, "'%s' is not a number", s);
 	uint64_t v = 0;
 	for (; *p; p++) {
-		int d = digit_value((unsigned char)*p);
+		int d = kbu_hex_digit((unsigned char)*p);
 		if (d < 0 || (unsigned)d >= base)
 			return kbu_err_set(err, KBU_EINVAL, "'%s' is not a number", s);
 		if (v > (UINT64_MAX - (uint64_t)d) / base)

@@ -19,6 +19,18 @@ struct kbu_ctx;
  * separators are allowed (0xffffffff`80200000). Whole string or an error. */
 int kbu_parse_u64(const char *s, uint64_t *out, struct kbu_err *err);
 
+/* The value of one hex digit (either case), or -1 for any other character. */
+static inline int kbu_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* An address: a number, symbol[+off|-off] when ctx->syms is set, or $reg[+off|-off]
  * (rip, rsp, rbp, rax..r15, cr2, cr3, fs_base, gs_base, gdt, idt) from CPU 0. */
 int kbu_parse_addr(struct kbu_ctx *ctx, const char *s, uint64_t *out, struct kbu_err *err);
