@@ -6,76 +6,16 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "membuf.h"
 #include "kbu/command.h"
 #include "kbu/mem.h"
 #include "kbu/mptable.h"
 #include "kbu/report.h"
 
-/* ---- a memory source over a buffer: [0, size) exists, the rest does not ---- */
-
-struct fake {
-	uint8_t *mem;
-	size_t size;
-	const char *monitor_text; /* NULL: no monitor */
-};
-
-static int fake_read(void *ctx, enum kbu_space space, uint64_t addr, void *buf, size_t len,
-		     struct kbu_err *err)
-{
-	struct fake *f = ctx;
-	if (space != KBU_PHYS)
-		return kbu_err_set(err, KBU_EUNSUPPORTED, "fake: no virtual reads");
-	if (addr > f->size || len > f->size - addr)
-		return kbu_err_set(err, KBU_EFAULT, "fake: 0x%llx+0x%zx outside memory",
-				   (unsigned long long)addr, len);
-	memcpy(buf, f->mem + addr, len);
-	return 0;
-}
-
-static int fake_monitor(void *ctx, const char *cmd, char **out, struct kbu_err *err)
-{
-	struct fake *f = ctx;
-	if (!f->monitor_text)
-		return kbu_err_set(err, KBU_EUNSUPPORTED, "fake: no monitor");
-	*out = strdup(f->monitor_text);
-	return 0;
-}
-
-static int fake_ranges(void *ctx, uint64_t *start, uint64_t *end, int max)
-{
-	struct fake *f = ctx;
-	if (max < 1)
-		return 0;
-	start[0] = 0;
-	end[0] = f->size;
-	return 1;
-}
-
-static void fake_close(void *ctx)
-{
-	struct fake *f = ctx;
-	free(f->mem);
-	free(f);
-}
-
-static const struct kbu_mem_ops fake_ops = {
-	.kind = "fake", .read = fake_read, .ranges = fake_ranges, .close = fake_close,
-};
-static const struct kbu_mem_ops fake_ops_mon = {
-	.kind = "fake", .read = fake_read, .ranges = fake_ranges, .monitor = fake_monitor,
-	.close = fake_close,
-};
-
-/* Takes a copy of img. */
+/* A memory source over a copy of img: [0, size) exists, the rest does not. */
 static struct kbu_mem *fake_mem(const uint8_t *img, size_t size, const char *monitor)
 {
-	struct fake *f = calloc(1, sizeof(*f));
-	f->mem = malloc(size);
-	memcpy(f->mem, img, size);
-	f->size = size;
-	f->monitor_text = monitor;
-	struct kbu_err e;
-	return kbu_mem_new(monitor ? &fake_ops_mon : &fake_ops, f, &e);
+	return membuf_new(img, size, monitor, 0, NULL);
 }
 
 /* ---- table builder ---- */

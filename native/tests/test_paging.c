@@ -3,53 +3,20 @@
 #include <string.h>
 
 #include "check.h"
+#include "membuf.h"
 #include "kbu/mem.h"
 #include "kbu/paging.h"
 
 #define MEM_SIZE (64 * 4096)
 
-struct buf_source {
-	uint8_t mem[MEM_SIZE];
-	struct kbu_regs regs;
-	int have_regs;
-};
-
-static int buf_read(void *ctx, enum kbu_space s, uint64_t addr, void *out, size_t len,
-		    struct kbu_err *err)
+/* Zeroed physical memory [0, MEM_SIZE); CPU 0's registers once b->have_regs is set. */
+static struct kbu_mem *new_mem(struct membuf **out)
 {
-	struct buf_source *b = ctx;
-	if (s != KBU_PHYS)
-		return kbu_err_set(err, KBU_EUNSUPPORTED, "physical only");
-	if (addr >= MEM_SIZE || len > MEM_SIZE - addr)
-		return kbu_err_set(err, KBU_EFAULT, "not in the buffer");
-	memcpy(out, b->mem + addr, len);
-	return 0;
+	return membuf_new(NULL, MEM_SIZE, NULL, 1, out);
 }
 
-static int buf_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *err)
-{
-	struct buf_source *b = ctx;
-	if (!b->have_regs || cpu != 0)
-		return kbu_err_set(err, KBU_ENOTFOUND, "no CPU %d", cpu);
-	*out = b->regs;
-	return 0;
-}
-
-static void buf_close(void *ctx) { free(ctx); }
-
-static const struct kbu_mem_ops buf_ops = {
-	.kind = "buffer", .read = buf_read, .regs = buf_regs, .close = buf_close,
-};
-
-static struct kbu_mem *new_mem(struct buf_source **out)
-{
-	struct buf_source *b = calloc(1, sizeof *b);
-	*out = b;
-	return kbu_mem_new(&buf_ops, b, NULL);
-}
-
-static void put64(struct buf_source *b, uint64_t pa, uint64_t v) { memcpy(b->mem + pa, &v, 8); }
-static void put32(struct buf_source *b, uint64_t pa, uint32_t v) { memcpy(b->mem + pa, &v, 4); }
+static void put64(struct membuf *b, uint64_t pa, uint64_t v) { memcpy(b->mem + pa, &v, 8); }
+static void put32(struct membuf *b, uint64_t pa, uint32_t v) { memcpy(b->mem + pa, &v, 4); }
 
 #define P 1ull
 #define RW 2ull
@@ -60,7 +27,7 @@ static void put32(struct buf_source *b, uint64_t pa, uint32_t v) { memcpy(b->mem
 /* 0xffffffff80201234: PML4 511, PDPT 510, PD 1, PT 1, offset 0x234 */
 #define KVA 0xffffffff80201234ull
 
-static void build_4level(struct buf_source *b)
+static void build_4level(struct membuf *b)
 {
 	put64(b, 0x1000 + 511 * 8, 0x2000 | P | RW);
 	put64(b, 0x2000 + 510 * 8, 0x3000 | P | RW);
@@ -73,7 +40,7 @@ static void build_4level(struct buf_source *b)
 
 TEST(walk_4level_4k)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	build_4level(b);
 	struct kbu_walk w;
@@ -100,7 +67,7 @@ TEST(walk_4level_4k)
 
 TEST(walk_4level_large_pages)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	build_4level(b);
 	struct kbu_walk w;
@@ -123,7 +90,7 @@ TEST(walk_4level_large_pages)
 
 TEST(walk_not_present_names_level)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	build_4level(b);
 	struct kbu_walk w;
@@ -143,7 +110,7 @@ TEST(walk_not_present_names_level)
 
 TEST(walk_errors)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	build_4level(b);
 	struct kbu_walk w;
@@ -162,7 +129,7 @@ TEST(walk_errors)
 
 TEST(walk_5level)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	build_4level(b);
 	/* PML5 at 0x6000: index 511 -> the 4-level PML4 at 0x1000 */
@@ -195,7 +162,7 @@ TEST(walk_5level)
 
 TEST(walk_pae)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	/* PDPT at 0x5020 (32-byte aligned), entry 3 -> PD 0x7000 */
 	put64(b, 0x5020 + 3 * 8, 0x7000 | P);
@@ -222,7 +189,7 @@ TEST(walk_pae)
 
 TEST(walk_32bit)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	put32(b, 0x9000 + 0x300 * 4, 0x00c00000 | P | RW | PS); /* 4 MiB page for 0xc0000000 */
 	put32(b, 0x9000 + 0x001 * 4, 0xa000 | P | RW);           /* 0x00400000 -> PT */
@@ -268,7 +235,7 @@ TEST(paging_mode_from_registers)
 
 TEST(virtual_reads_walk_the_tables)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	build_4level(b);
 	b->regs.have = KBU_HAVE_CR | KBU_HAVE_EFER;
@@ -299,7 +266,7 @@ TEST(virtual_reads_walk_the_tables)
  * with the entry address, and its record is consistent. */
 TEST(random_walks_are_consistent)
 {
-	struct buf_source *b;
+	struct membuf *b;
 	struct kbu_mem *m = new_mem(&b);
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	for (size_t i = 0; i < MEM_SIZE; i += 8) {

@@ -7,79 +7,27 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "membuf.h"
 #include "kbu/command.h"
 #include "kbu/mem.h"
 #include "kbu/pvh.h"
 #include "kbu/report.h"
 #include "kbu/symbols.h"
 
-/* ---- a memory source over a buffer: [0, size) exists ---- */
-
-struct fake {
-	uint8_t *mem;
-	size_t size;
-	int have_regs;
-	uint64_t rbx;
-};
-
-static int fake_read(void *ctx, enum kbu_space space, uint64_t addr, void *buf, size_t len,
-		     struct kbu_err *err)
-{
-	struct fake *f = ctx;
-	if (space != KBU_PHYS)
-		return kbu_err_set(err, KBU_EUNSUPPORTED, "fake: no virtual reads");
-	if (addr > f->size || len > f->size - addr)
-		return kbu_err_set(err, KBU_EFAULT, "fake: 0x%llx outside memory",
-				   (unsigned long long)addr);
-	memcpy(buf, f->mem + addr, len);
-	return 0;
-}
-
-static int fake_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *err)
-{
-	struct fake *f = ctx;
-	if (!f->have_regs || cpu != 0)
-		return kbu_err_set(err, KBU_EUNSUPPORTED, "fake: no registers");
-	memset(out, 0, sizeof(*out));
-	out->have = KBU_HAVE_GPR | KBU_HAVE_CR;
-	out->bits = 32;
-	out->rbx = f->rbx;
-	out->cr0 = 0x11; /* PE, no paging: the PVH entry state */
-	return 0;
-}
-
-static int fake_ranges(void *ctx, uint64_t *start, uint64_t *end, int max)
-{
-	struct fake *f = ctx;
-	if (max < 1)
-		return 0;
-	start[0] = 0;
-	end[0] = f->size;
-	return 1;
-}
-
-static void fake_close(void *ctx)
-{
-	struct fake *f = ctx;
-	free(f->mem);
-	free(f);
-}
-
-static const struct kbu_mem_ops fake_ops = {
-	.kind = "fake", .read = fake_read, .regs = fake_regs, .ranges = fake_ranges,
-	.close = fake_close,
-};
-
+/* A memory source over a copy of img: [0, size) exists; CPU 0 (when have_regs)
+ * is at the PVH entry: 32-bit protected mode, no paging, %ebx = rbx. */
 static struct kbu_mem *fake_mem(const uint8_t *img, size_t size, int have_regs, uint64_t rbx)
 {
-	struct fake *f = calloc(1, sizeof(*f));
-	f->mem = malloc(size);
-	memcpy(f->mem, img, size);
-	f->size = size;
-	f->have_regs = have_regs;
-	f->rbx = rbx;
-	struct kbu_err e;
-	return kbu_mem_new(&fake_ops, f, &e);
+	struct membuf *b = NULL;
+	struct kbu_mem *m = membuf_new(img, size, NULL, 1, &b);
+	if (m) {
+		b->have_regs = have_regs;
+		b->regs.have = KBU_HAVE_GPR | KBU_HAVE_CR;
+		b->regs.bits = 32;
+		b->regs.rbx = rbx;
+		b->regs.cr0 = 0x11; /* PE, no paging: the PVH entry state */
+	}
+	return m;
 }
 
 static void put32(uint8_t *p, uint32_t v)
