@@ -5,9 +5,8 @@ root-fs panic both ways. Ratios are against those limits."""
 import os
 import statistics
 import sys
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from benchlib import boot_times, linux_target  # also puts tests/ on the path
 import kbutest  # noqa: E402
 
 GUEST_LIMIT = 2.0
@@ -16,16 +15,7 @@ RUNS = 3
 
 
 def time_boot(kernel, append, final, memory, limit, **kw):
-    times = []
-    for _ in range(RUNS):
-        q = kbutest.Qemu(kernel, memory=memory, append=append, **kw)
-        t0 = time.monotonic()
-        try:
-            q.start()
-            q.wait_serial(final, timeout=max(60, limit * 2))
-            times.append(time.monotonic() - t0)
-        finally:
-            q.stop()
+    times = boot_times(kernel, append, final, memory, RUNS, max(60, limit * 2), **kw)
     return statistics.median(times), max(times)
 
 
@@ -38,11 +28,7 @@ def main():
             rows.append(("guest " + sc, med, worst, GUEST_LIMIT))
     else:
         print("   guest kernel not built (%s): skipped" % kbutest.GUEST_KERNEL)
-    try:
-        target = kbutest.fetch_linux_target()
-    except kbutest.LinuxTargetError as e:
-        print("   no Linux target: %s" % e)
-        target = None
+    target = linux_target()
     if target:
         for image, kernel in (("elf (PVH)", target.vmlinux), ("bzImage", target.bzimage)):
             med, worst = time_boot(kernel, kbutest.linux.DEFAULT_APPEND, kbutest.PANIC_END,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from benchlib import boot_times, linux_target  # also puts tests/ on the path
 import kbutest  # noqa: E402
 
 TRIAGE = os.path.join(kbutest.ROOT, "scripts", "kbu-triage")
@@ -21,17 +21,7 @@ LINUX = "pvh-entry,timecounter-stuck,where-are-my-cpus,tsc-not-initialized,lapic
 
 
 def bare(kernel, append, final, memory, runs, **kw):
-    times = []
-    for _ in range(runs):
-        q = kbutest.Qemu(kernel, memory=memory, append=append, smp=2, **kw)
-        t0 = time.monotonic()
-        try:
-            q.start()
-            q.wait_serial(final, timeout=180)
-            times.append(time.monotonic() - t0)
-        finally:
-            q.stop()
-    return statistics.median(times)
+    return statistics.median(boot_times(kernel, append, final, memory, runs, 180, smp=2, **kw))
 
 
 def triage(args, runs):
@@ -57,11 +47,7 @@ def main():
             rows.append(("%s (%s)" % (recipe, sc), b, t, rc))
     else:
         print("   guest kernel not built (%s): skipped" % kbutest.GUEST_KERNEL)
-    try:
-        target = kbutest.fetch_linux_target()
-    except kbutest.LinuxTargetError as e:
-        print("   no Linux target: %s" % e)
-        target = None
+    target = linux_target()
     if target:
         b = bare(target.vmlinux, "console=ttyS0", kbutest.PANIC_END, "256M", 1)
         t, rc = triage([LINUX, "--smp", "2", "--timeout", "120", "--symbols", target.system_map,

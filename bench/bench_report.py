@@ -15,18 +15,17 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("KBU_BUILD", os.path.join(ROOT, "build"))
+from benchlib import BUILD, linux_target_paths, run_main
+from benchlib import skip as _skip
+
 SYM_TARGET = 0.25
 X_TARGET = 1.0
 
 
 def skip(why):
-    print(f"report: skipped: {why}")
-    sys.exit(0)
+    _skip("report", why)
 
 
 def cpu(argv, runs=5):
@@ -47,12 +46,8 @@ def system_map():
     path = os.path.expanduser("~/.cache/kbu/linux/current/System.map")
     if os.path.exists(path):
         return path
-    script = os.path.join(ROOT, "scripts", "linux-target")
-    if not os.access(script, os.X_OK):
-        return None
-    out = subprocess.run([script, "--quiet"], capture_output=True, text=True, timeout=900)
-    paths = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    return paths.get("system_map")
+    paths, _ = linux_target_paths()
+    return (paths or {}).get("system_map")
 
 
 def main():
@@ -95,8 +90,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except RuntimeError as ex:
-        print(f"report: failed: {ex}")
-        sys.exit(1)
+    run_main("report", main)

@@ -13,65 +13,23 @@ second by address and by name. Exits 1 if a load misses the target.
 import os
 import shutil
 import subprocess
-import sys
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("KBU_BUILD", os.path.join(ROOT, "build"))
+from benchlib import BUILD, best_wall, build_libkbu_bench, linux_target_paths, run_main
+from benchlib import skip as _skip
+
 TARGET = 0.5
 
 
 def skip(why):
-    print(f"symbols: skipped: {why}")
-    sys.exit(0)
+    _skip("symbols", why)
 
 
 def linux_inputs():
     """key=value paths printed by scripts/linux-target (fetches on first use)."""
-    script = os.path.join(ROOT, "scripts", "linux-target")
-    if not os.access(script, os.X_OK):
-        skip("scripts/linux-target is missing")
-    try:
-        out = subprocess.run([script, "--quiet"], capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        skip("scripts/linux-target took more than 15 minutes")
-    if out.returncode != 0:
-        skip("scripts/linux-target failed: " + (out.stderr.strip().splitlines() or ["?"])[-1])
-    paths = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    paths, why = linux_target_paths()
+    if paths is None:
+        skip(why)
     return paths
-
-
-def build_symbench():
-    lib = os.path.join(BUILD, "libkbu.a")
-    if not os.path.exists(lib):
-        subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "native"), f"BUILD={BUILD}",
-                        lib], check=False)
-    if not os.path.exists(lib):
-        skip(f"{lib} is missing and could not be built")
-    exe = os.path.join(BUILD, "bench", "symbench")
-    os.makedirs(os.path.dirname(exe), exist_ok=True)
-    libs = subprocess.run(["pkg-config", "--libs", "libelf", "capstone"], capture_output=True,
-                          text=True).stdout.split()
-    cc = os.environ.get("CC", "cc")
-    r = subprocess.run([cc, "-O2", "-std=c11", "-D_GNU_SOURCE",
-                        "-I", os.path.join(ROOT, "native", "include"),
-                        os.path.join(ROOT, "bench", "symbench.c"), lib, *libs, "-o", exe],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        skip("symbench did not build: " + r.stderr.strip()[:300])
-    return exe
-
-
-def best_wall(argv, runs=5):
-    best = None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        t = time.perf_counter() - t0
-        if r.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {r.stderr.decode()[:300]}")
-        best = t if best is None else min(best, t)
-    return best
 
 
 def symbench(exe, kind, path):
@@ -90,7 +48,7 @@ def main():
         skip("no real System.map (the -dbg package was not fetched)")
     if not vdbg or not os.path.exists(vdbg):
         skip("no unstripped vmlinux (the -dbg package was not fetched)")
-    exe = build_symbench()
+    exe = build_libkbu_bench("symbols", "symbench")
     kbu = os.path.join(BUILD, "kbu")
     version = paths.get("version", "?")
     print(f"symbols: inputs: Debian linux-image-{version} System.map and vmlinux from its -dbg "
@@ -124,8 +82,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except RuntimeError as ex:
-        print(f"symbols: failed: {ex}")
-        sys.exit(1)
+    run_main("symbols", main)

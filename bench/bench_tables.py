@@ -13,39 +13,16 @@ Exits 1 if a dump measurement misses the target.
 """
 import os
 import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("KBU_BUILD", os.path.join(ROOT, "build"))
+from benchlib import BUILD, best_wall, build_libkbu_bench, run_main
+from benchlib import skip as _skip
+
 TARGET_S = 0.050
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 
 def skip(why):
-    print(f"tables: skipped: {why}")
-    sys.exit(0)
-
-
-def build_bench():
-    lib = os.path.join(BUILD, "libkbu.a")
-    if not os.path.exists(lib):
-        subprocess.run(["make", "-s", "-C", os.path.join(ROOT, "native"), f"BUILD={BUILD}", lib],
-                       check=False)
-    if not os.path.exists(lib):
-        skip(f"{lib} is missing and could not be built")
-    exe = os.path.join(BUILD, "bench", "tablesbench")
-    os.makedirs(os.path.dirname(exe), exist_ok=True)
-    libs = subprocess.run(["pkg-config", "--libs", "libelf", "capstone"], capture_output=True,
-                          text=True).stdout.split()
-    r = subprocess.run([os.environ.get("CC", "cc"), "-O2", "-std=c11", "-D_GNU_SOURCE",
-                        "-I", os.path.join(ROOT, "native", "include"),
-                        os.path.join(ROOT, "bench", "tablesbench.c"), lib, *libs, "-o", exe],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        skip("tablesbench did not build: " + r.stderr.strip()[:300])
-    return exe
+    _skip("tables", why)
 
 
 def run_bench(exe, kind, where, rounds, smap):
@@ -54,18 +31,6 @@ def run_bench(exe, kind, where, rounds, smap):
     if r.returncode != 0:
         raise RuntimeError(f"tablesbench {kind}: {r.stderr.strip()}")
     return {k: float(v) for k, v in (f.split("=") for f in r.stdout.split())}
-
-
-def best_wall(argv, runs=5):
-    best = None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        t = time.perf_counter() - t0
-        if r.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {r.stderr.decode()[:300]}")
-        best = t if best is None else min(best, t)
-    return best
 
 
 def main():
@@ -78,7 +43,7 @@ def main():
     except kbutest.LinuxTargetError as ex:
         skip(str(ex))
     smap = target.system_map if os.path.getsize(target.system_map) > 100000 else None
-    exe = build_bench()
+    exe = build_libkbu_bench("tables", "tablesbench")
     kbu = os.path.join(BUILD, "kbu")
     missed = 0
     with tempfile.TemporaryDirectory(prefix="kbu-bench-tables-") as tmp:
@@ -119,8 +84,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except RuntimeError as ex:
-        print(f"tables: failed: {ex}")
-        sys.exit(1)
+    run_main("tables", main)

@@ -23,10 +23,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.environ.get("KBU_BUILD", os.path.join(ROOT, "build"))
+from benchlib import BUILD
+from benchlib import skip as _skip
+
 KBU = os.path.join(BUILD, "kbu")
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
@@ -36,8 +36,7 @@ PAGE = mmap.PAGESIZE
 
 
 def skip(why):
-    print(f"triage: skipped: {why}")
-    sys.exit(0)
+    _skip("triage", why)
 
 
 def drop_cache(path):

@@ -10,7 +10,7 @@ import re
 import statistics
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from benchlib import linux_target  # also puts tests/ on the path
 import kbutest  # noqa: E402
 
 RUNS = 3
@@ -170,11 +170,7 @@ def main():
                            "%d stops, seeds/000 style" % hits)]
     else:
         print("   guest kernel not built: skipped")
-    try:
-        target = kbutest.fetch_linux_target()
-    except kbutest.LinuxTargetError as e:
-        print("   no Linux target: %s" % e)
-        target = None
+    target = linux_target()
     if target:
         plain, watched, stores = [], [], []
         for _ in range(LINUX_RUNS):
