@@ -50,8 +50,8 @@ int kbu_read_kva(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t addr,
 	return -1;
 }
 
-static int read_uint(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr, uint32_t size,
-		     uint64_t *out, struct kbu_err *err)
+int kbu_read_kva_uint(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr, uint32_t size,
+		      uint64_t *out, struct kbu_err *err)
 {
 	uint8_t b[8] = {0};
 	if (size == 0 || size > 8)
@@ -73,7 +73,7 @@ static int read_field(struct kbu_mem *m, const struct kbu_elf *k, const struct k
 	struct kbu_os_field f;
 	if (kbu_os_field(p, "msgbuf", name, &f, err) < 0)
 		return -1;
-	if (read_uint(m, k, base + f.offset, f.size, out, err) < 0)
+	if (kbu_read_kva_uint(m, k, base + f.offset, f.size, out, err) < 0)
 		return kbu_err_prefix(err, "%s.%s at 0x%" PRIx64, kbu_os_get(p, "layout.msgbuf", "struct")
 				      ? kbu_os_get(p, "layout.msgbuf", "struct") : "msgbuf",
 				      *f.cname ? f.cname : name, base + f.offset);
@@ -421,7 +421,7 @@ int kbu_dmesg_read(struct kbu_mem *m, const struct kbu_elf *kernel, const struct
 				   kbu_os_name(p));
 	uint64_t hdr = s->addr;
 	if (kbu_os_role_num(p, "msgbuf_pointer", 0)) {
-		if (read_uint(m, kernel, s->addr, 8, &hdr, err) < 0)
+		if (kbu_read_kva_uint(m, kernel, s->addr, 8, &hdr, err) < 0)
 			return kbu_err_prefix(err, "%s at 0x%" PRIx64, symname, s->addr);
 		if (hdr == 0)
 			return kbu_err_set(err, KBU_ENOTFOUND, "%s (at 0x%" PRIx64 ") is NULL: the message "

@@ -23,22 +23,6 @@
 
 /* ---- kernel variables through the profile ---- */
 
-static int read_uint(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr, uint32_t size,
-		     uint64_t *out, struct kbu_err *err)
-{
-	uint8_t b[8] = {0};
-	if (size == 0 || size > 8)
-		return kbu_err_set(err, KBU_EINVAL, "field size %u at 0x%" PRIx64 " is not 1..8",
-				   size, addr);
-	if (kbu_read_kva(m, k, addr, b, size, err) < 0)
-		return -1;
-	uint64_t v = 0;
-	for (uint32_t i = 0; i < size; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	*out = v;
-	return 0;
-}
-
 /* A NUL-terminated string at a kernel address, byte by byte (it may end at a page end). */
 static int read_kstr(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr, char *buf,
 		     size_t len, struct kbu_err *err)
@@ -85,7 +69,7 @@ static int var_read(struct kbu_mem *m, const struct kbu_elf *k, struct kbu_triag
 		    uint32_t size)
 {
 	struct kbu_err e = {0};
-	if (read_uint(m, k, v->addr, size, &v->value, &e) < 0) {
+	if (kbu_read_kva_uint(m, k, v->addr, size, &v->value, &e) < 0) {
 		v->state = KBU_TRIAGE_VAR_UNREADABLE;
 		snprintf(v->why, sizeof v->why, "%s at 0x%" PRIx64 ": %s", v->symbol, v->addr, e.msg);
 		return -1;
@@ -119,7 +103,7 @@ static void read_timesource(struct kbu_mem *m, const struct kbu_elf *k,
 	struct kbu_err e = {0};
 	if (kbu_os_field(p, "timesource", "name", &f, &e) == 0) {
 		uint64_t np;
-		if (read_uint(m, k, base + f.offset, 8, &np, &e) < 0 ||
+		if (kbu_read_kva_uint(m, k, base + f.offset, 8, &np, &e) < 0 ||
 		    read_kstr(m, k, np, o->ts_name, sizeof o->ts_name, &e) < 0) {
 			v->state = KBU_TRIAGE_VAR_UNREADABLE;
 			snprintf(v->why, sizeof v->why, "the name of the time source at 0x%" PRIx64
@@ -130,7 +114,7 @@ static void read_timesource(struct kbu_mem *m, const struct kbu_elf *k,
 	}
 	if (kbu_os_field(p, "timesource", "quality", &f, &e) == 0 && f.size && f.size <= 8) {
 		uint64_t q;
-		if (read_uint(m, k, base + f.offset, f.size, &q, &e) == 0) {
+		if (kbu_read_kva_uint(m, k, base + f.offset, f.size, &q, &e) == 0) {
 			/* sign-extend from the field's width */
 			if (f.size < 8 && (q >> (8 * f.size - 1)) & 1)
 				q |= ~0ull << (8 * f.size);
@@ -139,7 +123,7 @@ static void read_timesource(struct kbu_mem *m, const struct kbu_elf *k,
 		}
 	}
 	if (kbu_os_field(p, "timesource", "frequency", &f, &e) == 0 && f.size && f.size <= 8 &&
-	    read_uint(m, k, base + f.offset, f.size, &o->ts_freq, &e) == 0)
+	    kbu_read_kva_uint(m, k, base + f.offset, f.size, &o->ts_freq, &e) == 0)
 		o->ts_have_freq = 1;
 }
 

@@ -51,6 +51,9 @@ void kbu_dmesg_free(struct kbu_dmesg *d);
 /* Reads guest kernel memory: KBU_VIRT, else through the kernel's segments. */
 int kbu_read_kva(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t addr, void *buf,
 		 size_t len, struct kbu_err *err);
+/* A little-endian unsigned field of size 1..8 bytes at a kernel address. */
+int kbu_read_kva_uint(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t addr,
+		      uint32_t size, uint64_t *out, struct kbu_err *err);
 
 #ifdef __cplusplus
 }
