@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "support.h"
 #include "kbu/dmesg.h"
 #include "kbu/mem.h"
 #include "kbu/os.h"
@@ -61,26 +62,6 @@ static void put(uint8_t *p, uint64_t v, int n)
 {
 	for (int i = 0; i < n; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static struct kbu_symtab *symtab_of(const char *lines)
-{
-	char path[] = "/tmp/kbu-test-dmesg-XXXXXX";
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return NULL;
-	FILE *f = fdopen(fd, "w");
-	fputs(lines, f);
-	fclose(f);
-	struct kbu_err err = {0};
-	struct kbu_symtab *st = kbu_symtab_new();
-	if (kbu_symtab_load_map(st, path, &err) < 0 || kbu_symtab_finish(st, &err) < 0) {
-		fprintf(stderr, "symtab: %s\n", err.msg);
-		kbu_symtab_free(st);
-		st = NULL;
-	}
-	unlink(path);
-	return st;
 }
 
 struct run {

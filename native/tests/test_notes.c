@@ -1,7 +1,7 @@
 /* Note decoding: every Xen type by name and value, other owners, and the notes/layout commands. */
-#include <stdarg.h>
 
 #include "check.h"
+#include "support.h"
 #include "elf_fixture.h"
 #include "kbu/command.h"
 #include "kbu/elf.h"
@@ -144,17 +144,6 @@ static const char *freebsd_like(char *path, size_t plen, int with_syms)
 	return path;
 }
 
-static int run(struct kbu_ctx *ctx, int json, char **out, struct kbu_err *err, int argc, ...)
-{
-	char *argv[8];
-	va_list ap;
-	va_start(ap, argc);
-	for (int i = 0; i < argc; i++)
-		argv[i] = va_arg(ap, char *);
-	va_end(ap);
-	return kbu_run(ctx, argc, argv, json, out, err);
-}
-
 TEST(pvh_entry_is_found_or_clearly_missing)
 {
 	char path[256];
@@ -189,7 +178,7 @@ TEST(notes_command_lists_every_note_and_calls_out_the_pvh_entry)
 	struct kbu_ctx *ctx = kbu_ctx_new();
 	struct kbu_err err = {0};
 	char *out = NULL;
-	int rc = run(ctx, 0, &out, &err, 2, "notes", path);
+	int rc = run_cmd(ctx, 0, &out, &err, 2, "notes", path);
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "GUEST_OS");
 	CHECK_CONTAINS(out, "FreeBSD");
@@ -198,19 +187,19 @@ TEST(notes_command_lists_every_note_and_calls_out_the_pvh_entry)
 	CHECK_CONTAINS(out, "PVH entry (PHYS32_ENTRY): 0x200040");
 	CHECK_CONTAINS(out, "xen_start32");
 	kbu_free(out);
-	rc = run(ctx, 1, &out, &err, 2, "notes", path);
+	rc = run_cmd(ctx, 1, &out, &err, 2, "notes", path);
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "\"pvh_entry\": 2097216");
 	CHECK_CONTAINS(out, "\"pvh_entry_symbol\": \"xen_start32\"");
 	CHECK_CONTAINS(out, "\"name\": \"GUEST_OS\"");
 	kbu_free(out);
 	/* No such file: an input error, exit 2, one line. */
-	rc = run(ctx, 0, &out, &err, 2, "notes", "/nonexistent.elf");
+	rc = run_cmd(ctx, 0, &out, &err, 2, "notes", "/nonexistent.elf");
 	CHECK_EQ_U64(rc, 2);
 	CHECK_CONTAINS(err.msg, "/nonexistent.elf: cannot open");
 	kbu_free(out);
 	/* No ELF at all. */
-	rc = run(ctx, 0, &out, &err, 1, "notes");
+	rc = run_cmd(ctx, 0, &out, &err, 1, "notes");
 	CHECK_EQ_U64(rc, 2);
 	CHECK_CONTAINS(err.msg, "needs a kernel image");
 	kbu_free(out);
@@ -234,13 +223,13 @@ TEST(lying_notes_are_problems_with_strict)
 	struct kbu_ctx *ctx = kbu_ctx_new();
 	struct kbu_err err = {0};
 	char *out = NULL;
-	int rc = run(ctx, 0, &out, &err, 2, "notes", path);
+	int rc = run_cmd(ctx, 0, &out, &err, 2, "notes", path);
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "! error: PT_NOTE segment 1: note at file offset 0x200 (type 18)");
 	CHECK_CONTAINS(out, "descsz 4096");
 	kbu_free(out);
 	ctx->strict = 1;
-	rc = run(ctx, 0, &out, &err, 2, "notes", path);
+	rc = run_cmd(ctx, 0, &out, &err, 2, "notes", path);
 	CHECK_EQ_U64(rc, 1);
 	kbu_free(out);
 	kbu_ctx_free(ctx);
@@ -253,7 +242,7 @@ TEST(layout_shows_link_and_load_and_the_high_map)
 	struct kbu_ctx *ctx = kbu_ctx_new();
 	struct kbu_err err = {0};
 	char *out = NULL;
-	int rc = run(ctx, 0, &out, &err, 2, "layout", path);
+	int rc = run_cmd(ctx, 0, &out, &err, 2, "layout", path);
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "ELF64 x86-64 EXEC, OS ABI FreeBSD");
 	CHECK_CONTAINS(out, "0xffffffff80200000");
@@ -263,13 +252,13 @@ TEST(layout_shows_link_and_load_and_the_high_map)
 	CHECK_CONTAINS(out, "symbol:       btext");
 	CHECK_CONTAINS(out, "symbol:       xen_start32");
 	kbu_free(out);
-	rc = run(ctx, 1, &out, &err, 2, "layout", path);
+	rc = run_cmd(ctx, 1, &out, &err, 2, "layout", path);
 	CHECK_CONTAINS(out, "\"offset\": 18446744071562067968"); /* 0xffffffff80000000 */
 	CHECK_CONTAINS(out, "\"link\": 18446744071564165184");  /* 0xffffffff80200040 */
 	kbu_free(out);
 	/* The same through --kernel instead of the positional ELF. */
 	CHECK(kbu_ctx_load_kernel(ctx, path, &err) == 0);
-	rc = run(ctx, 0, &out, &err, 1, "layout");
+	rc = run_cmd(ctx, 0, &out, &err, 1, "layout");
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "symbol:       xen_start32");
 	kbu_free(out);
@@ -313,14 +302,14 @@ TEST(a_kernel_with_every_xen_note_lists_them_all)
 	struct kbu_err err = {0};
 	char *out = NULL;
 	ctx->strict = 1;
-	int rc = run(ctx, 0, &out, &err, 2, "notes", path);
+	int rc = run_cmd(ctx, 0, &out, &err, 2, "notes", path);
 	CHECK_EQ_U64(rc, 0); /* every note well-formed: no problem */
 	CHECK_CONTAINS(out, "0xffffffff80000000");
 	CHECK_CONTAINS(out, "mask 0x1 value 0x1");
 	CHECK_CONTAINS(out, "0x00000001 (writable_page_tables)");
 	CHECK_CONTAINS(out, "PVH entry (PHYS32_ENTRY): 0x1\n");
 	kbu_free(out);
-	rc = run(ctx, 1, &out, &err, 2, "notes", path);
+	rc = run_cmd(ctx, 1, &out, &err, 2, "notes", path);
 	CHECK_EQ_U64(rc, 0);
 	for (uint32_t t = 0; t < 20; t++) {
 		char want[96];

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "support.h"
 #include "kbu/os.h"
 #include "kbu/symbols.h"
 
@@ -353,27 +354,6 @@ TEST(role_words)
 	CHECK(kbu_os_role(p, "missing") == NULL);
 	CHECK_EQ_U64(kbu_os_role_num(p, "missing", 7), 7);
 	kbu_os_free(p);
-}
-
-/* A symbol table from nm-format lines, through a temporary map file. */
-static struct kbu_symtab *symtab_of(const char *lines)
-{
-	char path[] = "/tmp/kbu-test-os-XXXXXX";
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return NULL;
-	FILE *f = fdopen(fd, "w");
-	fputs(lines, f);
-	fclose(f);
-	struct kbu_err err = {0};
-	struct kbu_symtab *st = kbu_symtab_new();
-	if (kbu_symtab_load_map(st, path, &err) < 0 || kbu_symtab_finish(st, &err) < 0) {
-		fprintf(stderr, "symtab: %s\n", err.msg);
-		kbu_symtab_free(st);
-		st = NULL;
-	}
-	unlink(path);
-	return st;
 }
 
 static void check_detect(const char *map, const char *want)

@@ -1,7 +1,7 @@
 /* Symbol tables: nm maps with bad lines, ELF symbols, merging, look-ups, and kbu sym. */
-#include <stdarg.h>
 
 #include "check.h"
+#include "support.h"
 #include "elf_fixture.h"
 #include "kbu/command.h"
 #include "kbu/elf.h"
@@ -338,17 +338,6 @@ TEST(mutated_maps_never_crash)
 	free(m);
 }
 
-static int run(struct kbu_ctx *ctx, int json, char **out, struct kbu_err *err, int argc, ...)
-{
-	char *argv[8];
-	va_list ap;
-	va_start(ap, argc);
-	for (int i = 0; i < argc; i++)
-		argv[i] = va_arg(ap, char *);
-	va_end(ap);
-	return kbu_run(ctx, argc, argv, json, out, err);
-}
-
 TEST(sym_command_resolves_lists_and_flags)
 {
 	char path[256], mpath[256];
@@ -356,13 +345,13 @@ TEST(sym_command_resolves_lists_and_flags)
 	struct kbu_err err = {0};
 	char *out = NULL;
 	/* No symbols at all. */
-	int rc = run(ctx, 0, &out, &err, 2, "sym", "startup_64");
+	int rc = run_cmd(ctx, 0, &out, &err, 2, "sym", "startup_64");
 	CHECK_EQ_U64(rc, 2);
 	CHECK_CONTAINS(err.msg, "needs symbols");
 	kbu_free(out);
 	fx_write("cmd.map", map_text, strlen(map_text), mpath, sizeof(mpath));
 	CHECK(kbu_ctx_load_symbols(ctx, mpath, &err) == 0);
-	rc = run(ctx, 0, &out, &err, 4, "sym", "startup_64", "0xffffffff81000010", "nosuch");
+	rc = run_cmd(ctx, 0, &out, &err, 4, "sym", "startup_64", "0xffffffff81000010", "nosuch");
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "0xffffffff81000000");
 	CHECK_CONTAINS(out, "startup_64+0x10");
@@ -370,32 +359,32 @@ TEST(sym_command_resolves_lists_and_flags)
 	CHECK_CONTAINS(out, "3 map lines not in nm format were skipped");
 	kbu_free(out);
 	/* symbol+off and symbol-off are addresses too. */
-	rc = run(ctx, 0, &out, &err, 4, "sym", "startup_64+0x10", "pvh_start_xen-1", "nosuch+4");
+	rc = run_cmd(ctx, 0, &out, &err, 4, "sym", "startup_64+0x10", "pvh_start_xen-1", "nosuch+4");
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "startup_64+0x10  0xffffffff81000010  startup_64+0x10");
 	CHECK_CONTAINS(out, "0xffffffff810002ff  secondary_startup_64+0x28f");
 	CHECK_CONTAINS(out, "'nosuch+4': no symbol 'nosuch'");
 	kbu_free(out);
 	ctx->strict = 1;
-	rc = run(ctx, 0, &out, &err, 2, "sym", "nosuch");
+	rc = run_cmd(ctx, 0, &out, &err, 2, "sym", "nosuch");
 	CHECK_EQ_U64(rc, 1);
 	kbu_free(out);
 	ctx->strict = 0;
-	rc = run(ctx, 1, &out, &err, 2, "sym", "ffffffff81000010h");
+	rc = run_cmd(ctx, 1, &out, &err, 2, "sym", "ffffffff81000010h");
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "\"symbol\": \"startup_64+0x10\", \"offset\": 16, \"size\": 112");
 	kbu_free(out);
-	rc = run(ctx, 0, &out, &err, 4, "sym", "--list", "--match", "*start*");
+	rc = run_cmd(ctx, 0, &out, &err, 4, "sym", "--list", "--match", "*start*");
 	CHECK_EQ_U64(rc, 0);
 	CHECK_CONTAINS(out, "secondary_startup_64");
 	CHECK_CONTAINS(out, "pvh_start_xen");
 	CHECK(strstr(out, "some_data") == NULL);
 	CHECK_CONTAINS(out, "matched:");
 	kbu_free(out);
-	rc = run(ctx, 1, &out, &err, 2, "sym", "--list");
+	rc = run_cmd(ctx, 1, &out, &err, 2, "sym", "--list");
 	CHECK_CONTAINS(out, "\"name\": \"last_one\", \"source\": \"map\"");
 	kbu_free(out);
-	rc = run(ctx, 0, &out, &err, 1, "sym");
+	rc = run_cmd(ctx, 0, &out, &err, 1, "sym");
 	CHECK_EQ_U64(rc, 2);
 	CHECK_CONTAINS(err.msg, "give NAME or ADDR");
 	kbu_free(out);
@@ -403,13 +392,13 @@ TEST(sym_command_resolves_lists_and_flags)
 	/* A stripped kernel alone: the reason, not "no such symbol". */
 	ctx = kbu_ctx_new();
 	CHECK(kbu_ctx_load_kernel(ctx, write_elf("stripped2.elf", 0, 0, path, sizeof(path)), &err) == 0);
-	rc = run(ctx, 0, &out, &err, 2, "sym", "startup_64");
+	rc = run_cmd(ctx, 0, &out, &err, 2, "sym", "startup_64");
 	CHECK_EQ_U64(rc, 2);
 	CHECK_CONTAINS(err.msg, "ELF has no symbol table");
 	kbu_free(out);
 	/* The map added later fills in. */
 	CHECK(kbu_ctx_load_symbols(ctx, mpath, &err) == 0);
-	rc = run(ctx, 0, &out, &err, 2, "sym", "startup_64");
+	rc = run_cmd(ctx, 0, &out, &err, 2, "sym", "startup_64");
 	CHECK_EQ_U64(rc, 0);
 	kbu_free(out);
 	kbu_ctx_free(ctx);
