@@ -85,20 +85,8 @@ static void entry_point(struct kbu_node *root, const struct kbu_image *img, cons
 static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
 		      struct kbu_err *err)
 {
-	static const struct kbu_opt opts[] = {{NULL, 0, 0}};
-	struct kbu_getopt g = KBU_GETOPT_INIT;
-	const char *path = NULL;
-	int i;
-	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
-		if (i == KBU_OPT_ERR)
-			return -1;
-		if (path)
-			return kbu_err_set(err, KBU_EINVAL, "one ELF at a time ('%s' and '%s')",
-					   path, g.arg);
-		path = g.arg;
-	}
 	struct kbu_image img;
-	if (kbu_image_get(ctx, path, &img, err) != 0)
+	if (kbu_image_from_args(ctx, argc, argv, &img, err) != 0)
 		return -1;
 	const struct kbu_elf *e = img.elf;
 	struct kbu_node *root = kbu_report_root(r);

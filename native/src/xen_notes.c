@@ -10,6 +10,7 @@
 #include "kbu/command.h"
 #include "kbu/elf.h"
 #include "kbu/symbols.h"
+#include "kbu/util.h"
 #include "kbu/xen.h"
 
 enum vt { V_RAW, V_STR, V_NUM, V_FEAT, V_BITS, V_PAIRS, V_RELOC };
@@ -413,6 +414,24 @@ int kbu_image_get(struct kbu_ctx *ctx, const char *path, struct kbu_image *img,
 	img->elf = ctx->kernel;
 	img->syms = ctx->syms && kbu_symtab_count(ctx->syms) ? ctx->syms : NULL;
 	return 0;
+}
+
+int kbu_image_from_args(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_image *img,
+			struct kbu_err *err)
+{
+	static const struct kbu_opt opts[] = {{NULL, 0, 0}};
+	struct kbu_getopt g = KBU_GETOPT_INIT;
+	const char *path = NULL;
+	int i;
+	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
+		if (i == KBU_OPT_ERR)
+			return -1;
+		if (path)
+			return kbu_err_set(err, KBU_EINVAL, "one ELF at a time ('%s' and '%s')",
+					   path, g.arg);
+		path = g.arg;
+	}
+	return kbu_image_get(ctx, path, img, err);
 }
 
 void kbu_image_put(struct kbu_image *img)

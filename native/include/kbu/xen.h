@@ -87,6 +87,10 @@ struct kbu_image {
 };
 int kbu_image_get(struct kbu_ctx *ctx, const char *path, struct kbu_image *img,
 		  struct kbu_err *err);
+/* For a command whose only argument is an optional ELF path: parses argv
+ * (no options, at most one path) and gets the image as kbu_image_get does. */
+int kbu_image_from_args(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_image *img,
+			struct kbu_err *err);
 void kbu_image_put(struct kbu_image *img);
 /* "name+0xoff" for a link address, "" when no symbol spans or precedes it closely. */
 const char *kbu_image_symbol(const struct kbu_image *img, uint64_t vaddr, char *buf, size_t len);
