@@ -107,33 +107,23 @@ static const char *skip_ws(const char *p)
 	return p;
 }
 
-static int hex_after(const char *p, const char *tag, uint32_t *v)
+/* The number (in base) after the first tag in p, if it fits in 32 bits. */
+static int num_after(const char *p, const char *tag, int base, uint32_t *v)
 {
 	const char *q = strstr(p, tag);
 	if (!q)
 		return -1;
 	q = skip_ws(q + strlen(tag));
 	char *end;
-	unsigned long long x = strtoull(q, &end, 16);
+	unsigned long long x = strtoull(q, &end, base);
 	if (end == q || x > 0xffffffffull)
 		return -1;
 	*v = (uint32_t)x;
 	return 0;
 }
 
-static int dec_after(const char *p, const char *tag, uint32_t *v)
-{
-	const char *q = strstr(p, tag);
-	if (!q)
-		return -1;
-	q = skip_ws(q + strlen(tag));
-	char *end;
-	unsigned long long x = strtoull(q, &end, 10);
-	if (end == q || x > 0xffffffffull)
-		return -1;
-	*v = (uint32_t)x;
-	return 0;
-}
+static int hex_after(const char *p, const char *tag, uint32_t *v) { return num_after(p, tag, 16, v); }
+static int dec_after(const char *p, const char *tag, uint32_t *v) { return num_after(p, tag, 10, v); }
 
 /* "ISR\t 34 48(level) " or "(none)": sets the bitmap words at base and TMR marks. */
 static int parse_vectors(const char *p, const char *eol, struct kbu_lapic_state *s, unsigned base,
