@@ -163,17 +163,28 @@ static uint8_t *read_block(struct kbu_mem *m, const struct kbu_elf *k, uint64_t 
 	return buf;
 }
 
-static int read_freebsd(struct kbu_mem *m, const struct kbu_elf *k, const struct kbu_os_profile *p,
-			uint64_t hdr, struct kbu_dmesg *d, struct kbu_err *err)
+/* The header's magic field against the profile's magic_value; sname names the struct. */
+static int check_magic(struct kbu_mem *m, const struct kbu_elf *k, const struct kbu_os_profile *p,
+		       uint64_t hdr, const char *sname, struct kbu_err *err)
 {
-	uint64_t magic, want, ptr, size, wseq, rseq, seqmod;
+	uint64_t magic, want;
 	if (kbu_os_layout_num(p, "msgbuf", "magic_value", &want, err) < 0 ||
 	    read_field(m, k, p, hdr, "magic", &magic, err) < 0)
 		return -1;
 	if (magic != want)
 		return kbu_err_set(err, KBU_EFORMAT,
-				   "msgbuf at 0x%" PRIx64 " has magic 0x%" PRIx64 ", not 0x%" PRIx64
-				   " (not initialised yet, or not a struct msgbuf)", hdr, magic, want);
+				   "%s at 0x%" PRIx64 " has magic 0x%" PRIx64 ", not 0x%" PRIx64
+				   " (not initialised yet, or not a struct %s)", sname, hdr, magic, want,
+				   sname);
+	return 0;
+}
+
+static int read_freebsd(struct kbu_mem *m, const struct kbu_elf *k, const struct kbu_os_profile *p,
+			uint64_t hdr, struct kbu_dmesg *d, struct kbu_err *err)
+{
+	uint64_t ptr, size, wseq, rseq, seqmod;
+	if (check_magic(m, k, p, hdr, "msgbuf", err) < 0)
+		return -1;
 	if (read_field(m, k, p, hdr, "ptr", &ptr, err) < 0 ||
 	    read_field(m, k, p, hdr, "size", &size, err) < 0 ||
 	    read_field(m, k, p, hdr, "wseq", &wseq, err) < 0 ||
@@ -212,14 +223,9 @@ static int read_freebsd(struct kbu_mem *m, const struct kbu_elf *k, const struct
 static int read_netbsd(struct kbu_mem *m, const struct kbu_elf *k, const struct kbu_os_profile *p,
 		       uint64_t hdr, struct kbu_dmesg *d, struct kbu_err *err)
 {
-	uint64_t magic, want, bufx, bufs, bufc;
-	if (kbu_os_layout_num(p, "msgbuf", "magic_value", &want, err) < 0 ||
-	    read_field(m, k, p, hdr, "magic", &magic, err) < 0)
+	uint64_t bufx, bufs, bufc;
+	if (check_magic(m, k, p, hdr, "kern_msgbuf", err) < 0)
 		return -1;
-	if (magic != want)
-		return kbu_err_set(err, KBU_EFORMAT,
-				   "kern_msgbuf at 0x%" PRIx64 " has magic 0x%" PRIx64 ", not 0x%" PRIx64
-				   " (not initialised yet, or not a struct kern_msgbuf)", hdr, magic, want);
 	if (read_field(m, k, p, hdr, "bufx", &bufx, err) < 0 ||
 	    read_field(m, k, p, hdr, "bufs", &bufs, err) < 0 || field_off(p, "bufc", &bufc, err) < 0)
 		return -1;
