@@ -418,14 +418,21 @@ void kbu_str(struct kbu_node *o, const char *key, const char *label, const char 
 		set_str(n, val ? val : "");
 }
 
+/* A node of type t whose text is fmt formatted; NULL when o is NULL or out of memory. */
+static struct kbu_node *add_vformatted(struct kbu_node *o, enum node_type t, const char *key,
+				       const char *label, const char *fmt, va_list ap)
+{
+	struct kbu_node *n = add_node(o, t, key, label);
+	if (n)
+		n->s = vformat(n->rep, &n->slen, fmt, ap);
+	return n;
+}
+
 void kbu_strf(struct kbu_node *o, const char *key, const char *label, const char *fmt, ...)
 {
-	struct kbu_node *n = add_node(o, N_STR, key, label);
-	if (!n)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	n->s = vformat(n->rep, &n->slen, fmt, ap);
+	add_vformatted(o, N_STR, key, label, fmt, ap);
 	va_end(ap);
 }
 
@@ -481,25 +488,20 @@ void kbu_bytes(struct kbu_node *o, const char *key, const char *label, const voi
 
 void kbu_textf(struct kbu_node *o, const char *fmt, ...)
 {
-	struct kbu_node *n = add_node(o, N_TEXT, NULL, NULL);
-	if (!n)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	n->s = vformat(n->rep, &n->slen, fmt, ap);
+	add_vformatted(o, N_TEXT, NULL, NULL, fmt, ap);
 	va_end(ap);
 }
 
 void kbu_problem(struct kbu_node *o, enum kbu_severity sev, const char *fmt, ...)
 {
-	struct kbu_node *n = add_node(o, N_PROBLEM, NULL, NULL);
-	if (!n)
-		return;
-	n->sev = sev;
 	va_list ap;
 	va_start(ap, fmt);
-	n->s = vformat(n->rep, &n->slen, fmt, ap);
+	struct kbu_node *n = add_vformatted(o, N_PROBLEM, NULL, NULL, fmt, ap);
 	va_end(ap);
+	if (n)
+		n->sev = sev;
 }
 
 static int count_problems(const struct kbu_node *n)
