@@ -28,6 +28,23 @@ def timer(pid):
             "python print('ELAPSED %%.3f CPU %%.3f' %% (time.monotonic() - kbu_bench_t0, "
             "%s - kbu_bench_c0))" % cpu)
 
+def elapsed(out):
+    """(wall, cpu) from the ELAPSED line the timed GDB commands print."""
+    m = re.search(r"ELAPSED ([\d.]+) CPU ([\d.]+)", out)
+    if not m:
+        raise RuntimeError("no timing in GDB output:\n" + out[-2000:])
+    return float(m.group(1)), float(m.group(2))
+
+
+def watch_cmds(mode):
+    """The kbu watch commands of a run: none (plain), both watches, or both with --stores."""
+    if mode == "watched":
+        return ["kbu watch x2apic", "kbu watch timecounter"]
+    if mode == "stores":
+        return ["kbu watch x2apic --stores", "kbu watch timecounter --stores"]
+    return []
+
+
 LOOP = """python
 import gdb, time
 import os
@@ -60,21 +77,15 @@ def run_guest(mode, final_addr, hot=None, x2apic=None):
             cmds.append(LOOP.format(hot=hot, end=final_addr, x2apic=x2apic,
                                     cpu=CPU % (q.pid, q.pid)))
         else:
-            if mode == "watched":
-                cmds += ["kbu watch x2apic", "kbu watch timecounter"]
-            if mode == "stores":
-                cmds += ["kbu watch x2apic --stores", "kbu watch timecounter --stores"]
+            cmds += watch_cmds(mode)
             cmds += ["break *0x%x" % final_addr, t0, "continue", t1]
             if mode != "plain":
                 cmds += ["kbu watch report"]
         out = kbutest.gdb_kbu(kernel, q.port, cmds, timeout=600)
     finally:
         q.stop()
-    m = re.search(r"ELAPSED ([\d.]+) CPU ([\d.]+)", out)
-    if not m:
-        raise RuntimeError("no timing in GDB output:\n" + out[-2000:])
     hits = re.search(r"LOOP-HITS (\d+)", out)
-    return (float(m.group(1)), float(m.group(2))), int(hits.group(1)) if hits else None, out
+    return elapsed(out), int(hits.group(1)) if hits else None, out
 
 
 LINUX_LOOP = """python
@@ -106,10 +117,7 @@ def run_linux_loop(target):
         out = kbutest.gdb_kbu(target.vmlinux, q.port, [cmd], timeout=900)
     finally:
         q.stop()
-    m = re.search(r"ELAPSED ([\d.]+) CPU ([\d.]+)", out)
-    if not m:
-        raise RuntimeError("no timing in GDB output:\n" + out[-2000:])
-    return (float(m.group(1)), float(m.group(2))), int(re.search(r"LOOP-HITS (\d+)", out).group(1))
+    return elapsed(out), int(re.search(r"LOOP-HITS (\d+)", out).group(1))
 
 
 def run_linux(target, mode):
@@ -117,19 +125,13 @@ def run_linux(target, mode):
     try:
         panic = target.symbol("panic")
         cmds = ["set kbu symbols %s" % target.system_map]
-        if mode == "watched":
-            cmds += ["kbu watch x2apic", "kbu watch timecounter"]
-        elif mode == "stores":
-            cmds += ["kbu watch x2apic --stores", "kbu watch timecounter --stores"]
+        cmds += watch_cmds(mode)
         t0, t1 = timer(q.pid)
         cmds += ["break *0x%x" % panic, t0, "continue", t1]
         out = kbutest.gdb_kbu(target.vmlinux, q.port, cmds, timeout=600)
     finally:
         q.stop()
-    m = re.search(r"ELAPSED ([\d.]+) CPU ([\d.]+)", out)
-    if not m:
-        raise RuntimeError("no timing in GDB output:\n" + out[-2000:])
-    return float(m.group(1)), float(m.group(2))
+    return elapsed(out)
 
 
 def sym(name):
