@@ -9,6 +9,7 @@
 
 #include "kbu/elf.h"
 #include "kbu/symbols.h"
+#include "kbu/util.h"
 
 #define PT_LOAD_TYPE 1
 #define PF_X_FLAG 1
@@ -38,11 +39,7 @@ static int xref_push(struct kbu_xrefs *x, const struct kbu_xref *r, struct kbu_e
 	return 0;
 }
 
-static int32_t rd32(const uint8_t *p)
-{
-	return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-			 (uint32_t)p[3] << 24);
-}
+static int32_t rd32(const uint8_t *p) { return (int32_t)kbu_le32(p); }
 
 /* An executable segment's file bytes. */
 struct text {

@@ -57,12 +57,6 @@ struct core_source {
 	int nprstatus, nqemu;
 };
 
-static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
 static int core_read(void *ctx, enum kbu_space s, uint64_t addr, void *buf, size_t len,
 		     struct kbu_err *err)
@@ -165,7 +159,7 @@ static void prstatus64(struct kbu_regs *r, const uint8_t *d)
 	const uint8_t *g = d + PRSTATUS64_REGS;
 	uint64_t v[27];
 	for (int i = 0; i < 27; i++)
-		v[i] = rd64(g + 8 * i);
+		v[i] = kbu_le64(g + 8 * i);
 	r->r15 = v[0], r->r14 = v[1], r->r13 = v[2], r->r12 = v[3];
 	r->rbp = v[4], r->rbx = v[5], r->r11 = v[6], r->r10 = v[7];
 	r->r9 = v[8], r->r8 = v[9], r->rax = v[10], r->rcx = v[11];
@@ -181,11 +175,11 @@ static void prstatus64(struct kbu_regs *r, const uint8_t *d)
 static void prstatus32(struct kbu_regs *r, const uint8_t *d)
 {
 	const uint8_t *g = d + PRSTATUS32_REGS;
-	r->rbx = rd32(g + 0), r->rcx = rd32(g + 4), r->rdx = rd32(g + 8);
-	r->rsi = rd32(g + 12), r->rdi = rd32(g + 16), r->rbp = rd32(g + 20), r->rax = rd32(g + 24);
-	r->ds = rd16(g + 28), r->es = rd16(g + 32), r->fs = rd16(g + 36), r->gs = rd16(g + 40);
-	r->rip = rd32(g + 48), r->cs = rd16(g + 52), r->rflags = rd32(g + 56);
-	r->rsp = rd32(g + 60), r->ss = rd16(g + 64);
+	r->rbx = kbu_le32(g + 0), r->rcx = kbu_le32(g + 4), r->rdx = kbu_le32(g + 8);
+	r->rsi = kbu_le32(g + 12), r->rdi = kbu_le32(g + 16), r->rbp = kbu_le32(g + 20), r->rax = kbu_le32(g + 24);
+	r->ds = kbu_le16(g + 28), r->es = kbu_le16(g + 32), r->fs = kbu_le16(g + 36), r->gs = kbu_le16(g + 40);
+	r->rip = kbu_le32(g + 48), r->cs = kbu_le16(g + 52), r->rflags = kbu_le32(g + 56);
+	r->rsp = kbu_le32(g + 60), r->ss = kbu_le16(g + 64);
 	r->have |= KBU_HAVE_GPR | KBU_HAVE_SEG;
 	r->bits = 32;
 }
@@ -194,7 +188,7 @@ static void qemu_state(struct kbu_regs *r, const uint8_t *d, uint32_t size)
 {
 	uint64_t g[18];
 	for (int i = 0; i < 18; i++)
-		g[i] = rd64(d + QS_GPR + 8 * i);
+		g[i] = kbu_le64(d + QS_GPR + 8 * i);
 	r->rax = g[0], r->rbx = g[1], r->rcx = g[2], r->rdx = g[3];
 	r->rsi = g[4], r->rdi = g[5], r->rsp = g[6], r->rbp = g[7];
 	r->r8 = g[8], r->r9 = g[9], r->r10 = g[10], r->r11 = g[11];
@@ -205,20 +199,20 @@ static void qemu_state(struct kbu_regs *r, const uint8_t *d, uint32_t size)
 	uint16_t *sel[6] = {&r->cs, &r->ds, &r->es, &r->fs, &r->gs, &r->ss};
 	uint64_t *base[6] = {&r->cs_base, &r->ds_base, &r->es_base, &r->fs_base, &r->gs_base, &r->ss_base};
 	for (int i = 0; i < 6; i++) {
-		*sel[i] = (uint16_t)rd32(s + QS_SEG_SIZE * i);
-		*base[i] = rd64(s + QS_SEG_SIZE * i + 16);
+		*sel[i] = (uint16_t)kbu_le32(s + QS_SEG_SIZE * i);
+		*base[i] = kbu_le64(s + QS_SEG_SIZE * i + 16);
 	}
-	uint32_t cs_flags = rd32(s + 8);
-	r->gdt_limit = rd32(s + QS_SEG_SIZE * 8 + 4);
-	r->gdt_base = rd64(s + QS_SEG_SIZE * 8 + 16);
-	r->idt_limit = rd32(s + QS_SEG_SIZE * 9 + 4);
-	r->idt_base = rd64(s + QS_SEG_SIZE * 9 + 16);
-	r->cr0 = rd64(d + QS_CR);
-	r->cr2 = rd64(d + QS_CR + 16);
-	r->cr3 = rd64(d + QS_CR + 24);
-	r->cr4 = rd64(d + QS_CR + 32);
+	uint32_t cs_flags = kbu_le32(s + 8);
+	r->gdt_limit = kbu_le32(s + QS_SEG_SIZE * 8 + 4);
+	r->gdt_base = kbu_le64(s + QS_SEG_SIZE * 8 + 16);
+	r->idt_limit = kbu_le32(s + QS_SEG_SIZE * 9 + 4);
+	r->idt_base = kbu_le64(s + QS_SEG_SIZE * 9 + 16);
+	r->cr0 = kbu_le64(d + QS_CR);
+	r->cr2 = kbu_le64(d + QS_CR + 16);
+	r->cr3 = kbu_le64(d + QS_CR + 24);
+	r->cr4 = kbu_le64(d + QS_CR + 32);
 	if (size >= QS_KGS + 8)
-		r->kernel_gs_base = rd64(d + QS_KGS);
+		r->kernel_gs_base = kbu_le64(d + QS_KGS);
 	r->have |= KBU_HAVE_GPR | KBU_HAVE_SEG | KBU_HAVE_SEGBASE | KBU_HAVE_CR | KBU_HAVE_DT;
 	/* EFER is not in the dump; a 64-bit code segment means long mode. */
 	if (cs_flags & DESC_L)
@@ -232,7 +226,7 @@ static int parse_notes(struct core_source *c, uint64_t off, uint64_t len, struct
 	uint64_t pos = 0;
 	while (len - pos >= 12) {
 		const uint8_t *h = c->map + off + pos;
-		uint32_t namesz = rd32(h), descsz = rd32(h + 4), type = rd32(h + 8);
+		uint32_t namesz = kbu_le32(h), descsz = kbu_le32(h + 4), type = kbu_le32(h + 8);
 		uint64_t name_pad = ((uint64_t)namesz + 3) & ~3ull;
 		uint64_t desc_pad = ((uint64_t)descsz + 3) & ~3ull;
 		if (12 + name_pad > len - pos || desc_pad > len - pos - 12 - name_pad)
@@ -258,15 +252,15 @@ static int parse_notes(struct core_source *c, uint64_t off, uint64_t len, struct
 			cpu->prstatus = 1;
 			c->nprstatus++;
 		} else if (is_qemu) {
-			if (descsz < QS_BASE_SIZE || rd32(desc + 4) < QS_BASE_SIZE || rd32(desc + 4) > descsz)
+			if (descsz < QS_BASE_SIZE || kbu_le32(desc + 4) < QS_BASE_SIZE || kbu_le32(desc + 4) > descsz)
 				return kbu_err_set(err, KBU_EFORMAT,
 						   "%s: QEMU CPU note at file offset 0x%" PRIx64 " is %u bytes and says %u (at least %u needed)",
-						   c->path, off + pos, descsz, descsz >= 8 ? rd32(desc + 4) : 0,
+						   c->path, off + pos, descsz, descsz >= 8 ? kbu_le32(desc + 4) : 0,
 						   QS_BASE_SIZE);
 			struct core_cpu *cpu = cpu_slot(c, c->nqemu, err);
 			if (!cpu)
 				return -1;
-			qemu_state(&cpu->regs, desc, rd32(desc + 4));
+			qemu_state(&cpu->regs, desc, kbu_le32(desc + 4));
 			cpu->qemu = 1;
 			c->nqemu++;
 		}
@@ -286,8 +280,8 @@ static struct core_source *parse_core(struct core_source *c, struct kbu_err *err
 	size_t ehsize = c->elfclass == 64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
 	if (c->size < ehsize)
 		return kbu_err_set(err, KBU_EFORMAT, "%s: truncated ELF header (%zu bytes)", c->path, c->size), NULL;
-	uint16_t type = rd16(m + 16);
-	c->machine = rd16(m + 18);
+	uint16_t type = kbu_le16(m + 16);
+	c->machine = kbu_le16(m + 18);
 	if (type != ET_CORE)
 		return kbu_err_set(err, KBU_EFORMAT,
 				   "%s: not a core dump (ELF type %u); a kernel image goes with --kernel", c->path, type),
@@ -297,15 +291,15 @@ static struct core_source *parse_core(struct core_source *c, struct kbu_err *err
 	uint64_t phoff, shoff;
 	uint32_t phentsize, phnum;
 	if (c->elfclass == 64) {
-		phoff = rd64(m + 32);
-		shoff = rd64(m + 40);
-		phentsize = rd16(m + 54);
-		phnum = rd16(m + 56);
+		phoff = kbu_le64(m + 32);
+		shoff = kbu_le64(m + 40);
+		phentsize = kbu_le16(m + 54);
+		phnum = kbu_le16(m + 56);
 	} else {
-		phoff = rd32(m + 28);
-		shoff = rd32(m + 32);
-		phentsize = rd16(m + 42);
-		phnum = rd16(m + 44);
+		phoff = kbu_le32(m + 28);
+		shoff = kbu_le32(m + 32);
+		phentsize = kbu_le16(m + 42);
+		phnum = kbu_le16(m + 44);
 	}
 	size_t want_ph = c->elfclass == 64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
 	if (phnum == PN_XNUM) {
@@ -313,7 +307,7 @@ static struct core_source *parse_core(struct core_source *c, struct kbu_err *err
 		size_t shsz = c->elfclass == 64 ? sizeof(Elf64_Shdr) : sizeof(Elf32_Shdr);
 		if (shoff == 0 || shoff > c->size || shsz > c->size - shoff)
 			return kbu_err_set(err, KBU_EFORMAT, "%s: PN_XNUM without a section header", c->path), NULL;
-		phnum = rd32(m + shoff + (c->elfclass == 64 ? 44 : 28));
+		phnum = kbu_le32(m + shoff + (c->elfclass == 64 ? 44 : 28));
 	}
 	if (phnum == 0)
 		return kbu_err_set(err, KBU_EFORMAT, "%s: no program headers (no memory, no notes)", c->path), NULL;
@@ -330,12 +324,12 @@ static struct core_source *parse_core(struct core_source *c, struct kbu_err *err
 	int nnotes = 0;
 	for (uint32_t i = 0; i < phnum; i++) {
 		const uint8_t *p = m + phoff + (uint64_t)i * phentsize;
-		uint32_t ptype = rd32(p);
+		uint32_t ptype = kbu_le32(p);
 		uint64_t off, paddr, filesz, memsz;
 		if (c->elfclass == 64) {
-			off = rd64(p + 8), paddr = rd64(p + 24), filesz = rd64(p + 32), memsz = rd64(p + 40);
+			off = kbu_le64(p + 8), paddr = kbu_le64(p + 24), filesz = kbu_le64(p + 32), memsz = kbu_le64(p + 40);
 		} else {
-			off = rd32(p + 4), paddr = rd32(p + 12), filesz = rd32(p + 16), memsz = rd32(p + 20);
+			off = kbu_le32(p + 4), paddr = kbu_le32(p + 12), filesz = kbu_le32(p + 16), memsz = kbu_le32(p + 20);
 		}
 		if (ptype != PT_LOAD && ptype != PT_NOTE)
 			continue;

@@ -8,23 +8,9 @@
 #include <string.h>
 
 #include "kbu/mem.h"
+#include "kbu/util.h"
 
 #define PAGE 4096ull
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 static uint8_t sum8(const uint8_t *p, size_t n)
 {
@@ -92,7 +78,7 @@ static void decode_fp(const uint8_t *b, uint64_t addr, const char *where, struct
 	memset(fp, 0, sizeof(*fp));
 	fp->addr = addr;
 	fp->where = where;
-	fp->physptr = le32(b + 4);
+	fp->physptr = kbu_le32(b + 4);
 	fp->length = b[8];
 	fp->spec_rev = b[9];
 	fp->checksum = b[10];
@@ -239,8 +225,8 @@ static void decode_entry(struct kbu_mp_entry *en, const uint8_t *b)
 		en->u.proc.apic_id = b[1];
 		en->u.proc.version = b[2];
 		en->u.proc.flags = b[3];
-		en->u.proc.signature = le32(b + 4);
-		en->u.proc.features = le32(b + 8);
+		en->u.proc.signature = kbu_le32(b + 4);
+		en->u.proc.features = kbu_le32(b + 8);
 		break;
 	case KBU_MP_BUS: {
 		en->u.bus.id = b[1];
@@ -257,12 +243,12 @@ static void decode_entry(struct kbu_mp_entry *en, const uint8_t *b)
 		en->u.ioapic.id = b[1];
 		en->u.ioapic.version = b[2];
 		en->u.ioapic.flags = b[3];
-		en->u.ioapic.addr = le32(b + 4);
+		en->u.ioapic.addr = kbu_le32(b + 4);
 		break;
 	case KBU_MP_IOINT:
 	case KBU_MP_LINT:
 		en->u.intr.itype = b[1];
-		en->u.intr.flags = le16(b + 2);
+		en->u.intr.flags = kbu_le16(b + 2);
 		en->u.intr.src_bus = b[4];
 		en->u.intr.src_irq = b[5];
 		en->u.intr.dst_apic = b[6];
@@ -271,8 +257,8 @@ static void decode_entry(struct kbu_mp_entry *en, const uint8_t *b)
 	case KBU_MP_EXT_SASM:
 		en->u.sasm.bus = b[2];
 		en->u.sasm.addr_type = b[3];
-		en->u.sasm.base = le64(b + 4);
-		en->u.sasm.length = le64(b + 12);
+		en->u.sasm.base = kbu_le64(b + 4);
+		en->u.sasm.length = kbu_le64(b + 12);
 		break;
 	case KBU_MP_EXT_BHD:
 		en->u.bhd.bus = b[2];
@@ -282,7 +268,7 @@ static void decode_entry(struct kbu_mp_entry *en, const uint8_t *b)
 	case KBU_MP_EXT_CBASM:
 		en->u.cbasm.bus = b[2];
 		en->u.cbasm.modifier = b[3];
-		en->u.cbasm.range_list = le32(b + 4);
+		en->u.cbasm.range_list = kbu_le32(b + 4);
 		break;
 	default:
 		break;
@@ -442,16 +428,16 @@ static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 		return;
 	}
 	t->have_header = 1;
-	h->base_len = le16(hb + 4);
+	h->base_len = kbu_le16(hb + 4);
 	h->spec_rev = hb[6];
 	h->checksum = hb[7];
 	copy_str(h->oem_id, hb + 8, 8);
 	copy_str(h->product_id, hb + 16, 12);
-	h->oem_table = le32(hb + 28);
-	h->oem_table_size = le16(hb + 32);
-	h->entry_count = le16(hb + 34);
-	h->lapic_addr = le32(hb + 36);
-	h->ext_len = le16(hb + 40);
+	h->oem_table = kbu_le32(hb + 28);
+	h->oem_table_size = kbu_le16(hb + 32);
+	h->entry_count = kbu_le16(hb + 34);
+	h->lapic_addr = kbu_le32(hb + 36);
+	h->ext_len = kbu_le16(hb + 40);
 	h->ext_checksum = hb[42];
 
 	if (h->spec_rev != 1 && h->spec_rev != 4)

@@ -12,19 +12,10 @@
 #include "kbu/paging.h"
 #include "kbu/regs.h"
 #include "kbu/symbols.h"
+#include "kbu/util.h"
 
 #define MIB (1024ull * 1024ull)
 #define PAGE 4096ull
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
 
 static void problem(struct kbu_pvh *p, int sev, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -184,10 +175,10 @@ static void decode_modules(struct kbu_mem *m, struct kbu_pvh *p)
 			break;
 		}
 		struct kbu_pvh_module *md = &p->modules[i];
-		md->paddr = le64(b);
-		md->size = le64(b + 8);
-		md->cmdline_paddr = le64(b + 16);
-		md->reserved = le64(b + 24);
+		md->paddr = kbu_le64(b);
+		md->size = kbu_le64(b + 8);
+		md->cmdline_paddr = kbu_le64(b + 16);
+		md->reserved = kbu_le64(b + 24);
 		p->nmodules = i + 1;
 		char what[64];
 		snprintf(what, sizeof(what), "module %" PRIu32 " cmdline_paddr", i);
@@ -245,10 +236,10 @@ static void decode_memmap(struct kbu_mem *m, struct kbu_pvh *p)
 			break;
 		}
 		struct kbu_pvh_memmap_entry *me = &p->memmap[i];
-		me->addr = le64(b);
-		me->size = le64(b + 8);
-		me->type = le32(b + 16);
-		me->reserved = le32(b + 20);
+		me->addr = kbu_le64(b);
+		me->size = kbu_le64(b + 8);
+		me->type = kbu_le32(b + 16);
+		me->reserved = kbu_le32(b + 20);
 		p->nmemmap = i + 1;
 		const char *tn = kbu_e820_type_name(me->type);
 		if (me->size == 0)
@@ -296,7 +287,7 @@ static void decode_rsdp(struct kbu_mem *m, struct kbu_pvh *p)
 	for (int i = 5; i >= 0 && (p->rsdp_oem[i] == ' ' || p->rsdp_oem[i] == 0); i--)
 		p->rsdp_oem[i] = 0;
 	p->rsdp_revision = b[15];
-	p->rsdt_paddr = le32(b + 16);
+	p->rsdt_paddr = kbu_le32(b + 16);
 	unsigned sum = 0;
 	for (int i = 0; i < 20; i++)
 		sum += b[i];
@@ -311,8 +302,8 @@ static void decode_rsdp(struct kbu_mem *m, struct kbu_pvh *p)
 				p->rsdp_revision, p->rsdp_paddr);
 			return;
 		}
-		p->xsdt_paddr = le64(b + 24);
-		uint32_t len = le32(b + 20);
+		p->xsdt_paddr = kbu_le64(b + 24);
+		uint32_t len = kbu_le32(b + 20);
 		if (len != 36)
 			problem(p, KBU_SEV_WARN, "RSDP length is %" PRIu32 ", expected 36", len);
 		sum = 0;
@@ -334,26 +325,26 @@ int kbu_pvh_decode(struct kbu_mem *m, uint64_t addr, struct kbu_pvh *p, struct k
 	if (kbu_mem_read(m, KBU_PHYS, addr, b, KBU_PVH_V0_SIZE, err) != 0)
 		return kbu_err_prefix(err, "start info at 0x%" PRIx64, addr);
 	p->addr = addr;
-	p->magic = le32(b);
+	p->magic = kbu_le32(b);
 	if (p->magic != KBU_PVH_MAGIC)
 		return kbu_err_set(err, KBU_EFORMAT,
 				   "no start info at 0x%" PRIx64 ": magic is 0x%08" PRIx32
 				   ", expected 0x%08x",
 				   addr, p->magic, KBU_PVH_MAGIC);
-	p->version = le32(b + 4);
-	p->flags = le32(b + 8);
-	p->nr_modules = le32(b + 12);
-	p->modlist_paddr = le64(b + 16);
-	p->cmdline_paddr = le64(b + 24);
-	p->rsdp_paddr = le64(b + 32);
+	p->version = kbu_le32(b + 4);
+	p->flags = kbu_le32(b + 8);
+	p->nr_modules = kbu_le32(b + 12);
+	p->modlist_paddr = kbu_le64(b + 16);
+	p->cmdline_paddr = kbu_le64(b + 24);
+	p->rsdp_paddr = kbu_le64(b + 32);
 	if (p->version >= 1) {
 		struct kbu_err e;
 		if (kbu_mem_read(m, KBU_PHYS, addr + KBU_PVH_V0_SIZE, b + KBU_PVH_V0_SIZE,
 				 KBU_PVH_V1_SIZE - KBU_PVH_V0_SIZE, &e) == 0) {
 			p->has_v1 = 1;
-			p->memmap_paddr = le64(b + 40);
-			p->memmap_entries = le32(b + 48);
-			p->reserved = le32(b + 52);
+			p->memmap_paddr = kbu_le64(b + 40);
+			p->memmap_entries = kbu_le32(b + 48);
+			p->reserved = kbu_le32(b + 52);
 		} else {
 			problem(p, KBU_SEV_ERROR,
 				"version %" PRIu32 " but the v1 fields at 0x%" PRIx64
@@ -402,14 +393,14 @@ int kbu_pvh_plausible(struct kbu_mem *m, uint64_t addr)
 	struct kbu_err e;
 	if (kbu_mem_read(m, KBU_PHYS, addr, b, KBU_PVH_V0_SIZE, &e) != 0)
 		return 0;
-	if (le32(b) != KBU_PVH_MAGIC)
+	if (kbu_le32(b) != KBU_PVH_MAGIC)
 		return 0;
-	uint32_t version = le32(b + 4), nmod = le32(b + 12);
+	uint32_t version = kbu_le32(b + 4), nmod = kbu_le32(b + 12);
 	if (version > 1 || nmod > KBU_PVH_MAX_MODULES)
 		return 0;
-	if (nmod && !readable(m, le64(b + 16), (size_t)nmod * KBU_PVH_MOD_SIZE))
+	if (nmod && !readable(m, kbu_le64(b + 16), (size_t)nmod * KBU_PVH_MOD_SIZE))
 		return 0;
-	uint64_t cmd = le64(b + 24);
+	uint64_t cmd = kbu_le64(b + 24);
 	if (cmd) {
 		struct kbu_pvh_str s;
 		read_cstr(m, cmd, &s);
@@ -418,17 +409,17 @@ int kbu_pvh_plausible(struct kbu_mem *m, uint64_t addr)
 		if (!ok)
 			return 0;
 	}
-	uint64_t rsdp = le64(b + 32);
+	uint64_t rsdp = kbu_le64(b + 32);
 	if (rsdp && !readable(m, rsdp, 8))
 		return 0;
 	if (version == 1) {
 		if (kbu_mem_read(m, KBU_PHYS, addr + KBU_PVH_V0_SIZE, b + KBU_PVH_V0_SIZE,
 				 KBU_PVH_V1_SIZE - KBU_PVH_V0_SIZE, &e) != 0)
 			return 0;
-		uint32_t n = le32(b + 48);
+		uint32_t n = kbu_le32(b + 48);
 		if (n > KBU_PVH_MAX_MEMMAP)
 			return 0;
-		if (n && !readable(m, le64(b + 40), (size_t)n * KBU_PVH_MEMMAP_ENTRY_SIZE))
+		if (n && !readable(m, kbu_le64(b + 40), (size_t)n * KBU_PVH_MEMMAP_ENTRY_SIZE))
 			return 0;
 	}
 	return 1;
@@ -513,7 +504,7 @@ int kbu_kvar_follow(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t va
 	uint8_t b[8];
 	if (read_kvar(m, kernel, var, b) != 0)
 		return out->kind = KBU_KVAR_UNREADABLE;
-	out->value = le64(b);
+	out->value = kbu_le64(b);
 	uint64_t cand[4];
 	int n = kva_to_pa(m, kernel, var, cand, 4);
 	/* The variable is the structure itself (Linux copies the start info). */
@@ -619,7 +610,7 @@ static int scan_range(struct kbu_mem *m, uint64_t start, uint64_t end, uint64_t 
 		}
 		*scanned += n;
 		for (size_t off = 0; off + 4 <= n; off += 8) {
-			if (le32(buf + off) != KBU_PVH_MAGIC)
+			if (kbu_le32(buf + off) != KBU_PVH_MAGIC)
 				continue;
 			if (*first_magic == UINT64_MAX)
 				*first_magic = a + off;

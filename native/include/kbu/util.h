@@ -19,6 +19,22 @@ struct kbu_ctx;
  * separators are allowed (0xffffffff`80200000). Whole string or an error. */
 int kbu_parse_u64(const char *s, uint64_t *out, struct kbu_err *err);
 
+/* Little-endian unsigned integers from bytes (guest and file structures). */
+static inline uint16_t kbu_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t kbu_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t kbu_le64(const uint8_t *p)
+{
+	return (uint64_t)kbu_le32(p) | (uint64_t)kbu_le32(p + 4) << 32;
+}
+
 /* The value of one hex digit (either case), or -1 for any other character. */
 static inline int kbu_hex_digit(int c)
 {
