@@ -50,6 +50,15 @@ int kbu_read_kva(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t addr,
 	return -1;
 }
 
+/* A little-endian unsigned integer of n (at most 8) bytes. */
+static uint64_t le(const uint8_t *b, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)b[i] << (8 * i);
+	return v;
+}
+
 int kbu_read_kva_uint(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr, uint32_t size,
 		      uint64_t *out, struct kbu_err *err)
 {
@@ -59,10 +68,7 @@ int kbu_read_kva_uint(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr,
 				   addr);
 	if (kbu_read_kva(m, k, addr, b, size, err) < 0)
 		return -1;
-	uint64_t v = 0;
-	for (uint32_t i = 0; i < size; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	*out = v;
+	*out = le(b, size);
 	return 0;
 }
 
@@ -276,14 +282,6 @@ static int prb_layout(const struct kbu_os_profile *p, struct prb_layout *l, stru
 				   ", info %" PRIu64 ") do not hold their fields", kbu_os_name(p),
 				   l->desc_size, l->info_size);
 	return 0;
-}
-
-static uint64_t le(const uint8_t *b, size_t n)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
 }
 
 /* Appends one record as the console prints it: "[    s.uuuuuu] " before each line. */

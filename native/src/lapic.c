@@ -6,6 +6,7 @@
 
 #include "kbu/lapic.h"
 #include "kbu/report.h"
+#include "kbu/util.h"
 
 static const struct kbu_lapic_reg regs[] = {
 	{"ID", 0x020, 0x802, KBU_LREG_PLAIN, NULL},
@@ -242,9 +243,7 @@ void kbu_lapic_from_page(const uint8_t page[0x400], struct kbu_lapic_state *s)
 	s->cpu = -1;
 	for (size_t i = 0; i < NREGS; i++) {
 		unsigned off = regs[i].offset;
-		uint32_t v = (uint32_t)page[off] | (uint32_t)page[off + 1] << 8 |
-			     (uint32_t)page[off + 2] << 16 | (uint32_t)page[off + 3] << 24;
-		kbu_lapic_set(s, off, v);
+		kbu_lapic_set(s, off, kbu_le32(page + off));
 	}
 }
 

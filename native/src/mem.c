@@ -9,6 +9,7 @@
 
 #include "kbu/mem.h"
 #include "kbu/paging.h"
+#include "kbu/util.h"
 
 #define PAGE 4096ull
 #define PAGE_MASK (~(PAGE - 1))
@@ -394,7 +395,7 @@ int kbu_mem_read_u16(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint16_t *
 	uint8_t b[2];
 	if (kbu_mem_read(m, s, a, b, 2, e) < 0)
 		return -1;
-	*v = (uint16_t)(b[0] | b[1] << 8);
+	*v = kbu_le16(b);
 	return 0;
 }
 
@@ -403,7 +404,7 @@ int kbu_mem_read_u32(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint32_t *
 	uint8_t b[4];
 	if (kbu_mem_read(m, s, a, b, 4, e) < 0)
 		return -1;
-	*v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	*v = kbu_le32(b);
 	return 0;
 }
 
@@ -412,10 +413,7 @@ int kbu_mem_read_u64(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint64_t *
 	uint8_t b[8];
 	if (kbu_mem_read(m, s, a, b, 8, e) < 0)
 		return -1;
-	uint64_t x = 0;
-	for (int i = 7; i >= 0; i--)
-		x = x << 8 | b[i];
-	*v = x;
+	*v = kbu_le64(b);
 	return 0;
 }
 
