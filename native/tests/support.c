@@ -26,6 +26,12 @@ struct kbu_symtab *symtab_of(const char *lines)
 	return st;
 }
 
+void put_le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n && i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 int run_cmd(struct kbu_ctx *ctx, int json, char **out, struct kbu_err *err, int argc, ...)
 {
 	char *argv[8];

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "support.h"
 #include "kbu/command.h"
 #include "kbu/disasm.h"
 #include "kbu/elf.h"
@@ -28,16 +29,7 @@
 #define F_D (TEXT + 0xe0)
 #define VAR (RODATA + 0xc0)   /* a 4-byte variable */
 
-static void put32(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
+static void put32(uint8_t *p, uint64_t v) { put_le(p, v, 4); }
 
 static char elf_path[64], map_path[64];
 
@@ -48,24 +40,24 @@ static void build_image(int with_text)
 	/* ELF header */
 	memcpy(f, "\x7f" "ELF", 4);
 	f[4] = 2; f[5] = 1; f[6] = 1; f[7] = 9; /* ELFCLASS64, LSB, FreeBSD OSABI */
-	put(f + 16, 2, 2);          /* ET_EXEC */
-	put(f + 18, 62, 2);         /* EM_X86_64 */
-	put(f + 20, 1, 4);
-	put(f + 24, F_A, 8);        /* entry */
-	put(f + 32, 64, 8);         /* phoff */
-	put(f + 52, 64, 2);         /* ehsize */
-	put(f + 54, 56, 2);         /* phentsize */
-	put(f + 56, 2, 2);          /* phnum */
-	put(f + 58, 64, 2);         /* shentsize */
+	put_le(f + 16, 2, 2);          /* ET_EXEC */
+	put_le(f + 18, 62, 2);         /* EM_X86_64 */
+	put_le(f + 20, 1, 4);
+	put_le(f + 24, F_A, 8);        /* entry */
+	put_le(f + 32, 64, 8);         /* phoff */
+	put_le(f + 52, 64, 2);         /* ehsize */
+	put_le(f + 54, 56, 2);         /* phentsize */
+	put_le(f + 56, 2, 2);          /* phnum */
+	put_le(f + 58, 64, 2);         /* shentsize */
 	/* PT_LOAD text R+X (or R only), PT_LOAD rodata R */
 	uint8_t *ph = f + 64;
-	put(ph + 0, 1, 4); put(ph + 4, with_text ? 5 : 4, 4); put(ph + 8, 0x1000, 8);
-	put(ph + 16, TEXT, 8); put(ph + 24, 0x200000, 8); put(ph + 32, 0x100, 8);
-	put(ph + 40, 0x100, 8); put(ph + 48, 0x1000, 8);
+	put_le(ph + 0, 1, 4); put_le(ph + 4, with_text ? 5 : 4, 4); put_le(ph + 8, 0x1000, 8);
+	put_le(ph + 16, TEXT, 8); put_le(ph + 24, 0x200000, 8); put_le(ph + 32, 0x100, 8);
+	put_le(ph + 40, 0x100, 8); put_le(ph + 48, 0x1000, 8);
 	ph += 56;
-	put(ph + 0, 1, 4); put(ph + 4, 4, 4); put(ph + 8, 0x2000, 8);
-	put(ph + 16, RODATA, 8); put(ph + 24, 0x300000, 8); put(ph + 32, 0x100, 8);
-	put(ph + 40, 0x100, 8); put(ph + 48, 0x1000, 8);
+	put_le(ph + 0, 1, 4); put_le(ph + 4, 4, 4); put_le(ph + 8, 0x2000, 8);
+	put_le(ph + 16, RODATA, 8); put_le(ph + 24, 0x300000, 8); put_le(ph + 32, 0x100, 8);
+	put_le(ph + 40, 0x100, 8); put_le(ph + 48, 0x1000, 8);
 
 	uint8_t *t = f + 0x1000;
 	/* func_a: push rbp; lea rdi,[rip+S1]; call panic; pop rbp; ret */
@@ -248,7 +240,7 @@ TEST(image_without_text_is_a_clear_error)
 	close_image(&i);
 }
 
-static char *run_cmd(int argc, char **argv, int *rc)
+static char *run_argv(int argc, char **argv, int *rc)
 {
 	struct kbu_err err = {0};
 	struct kbu_ctx *ctx = kbu_ctx_new();
@@ -271,7 +263,7 @@ TEST(asserts_and_msgrefs_commands)
 {
 	int rc;
 	char *a[] = {"asserts", "--os", "freebsd"};
-	char *out = run_cmd(3, a, &rc);
+	char *out = run_argv(3, a, &rc);
 	CHECK(rc == 0);
 	CHECK_CONTAINS(out, "func_a");
 	CHECK_CONTAINS(out, "\"TSC not initialized\"");
@@ -281,7 +273,7 @@ TEST(asserts_and_msgrefs_commands)
 	free(out);
 
 	char *b[] = {"asserts", "func_b"};         /* FreeBSD detected from mi_startup */
-	out = run_cmd(2, b, &rc);
+	out = run_argv(2, b, &rc);
 	CHECK(rc == 0);
 	CHECK_CONTAINS(out, "freebsd");
 	CHECK(out && !strstr(out, "func_a "));
@@ -289,20 +281,20 @@ TEST(asserts_and_msgrefs_commands)
 	free(out);
 
 	char *c[] = {"asserts", "no_such_function"};
-	out = run_cmd(2, c, &rc);
+	out = run_argv(2, c, &rc);
 	CHECK(rc == 2);
 	CHECK_CONTAINS(out, "no function 'no_such_function'");
 	free(out);
 
 	char *d[] = {"msgrefs", "Statistical"};
-	out = run_cmd(2, d, &rc);
+	out = run_argv(2, d, &rc);
 	CHECK(rc == 0);
 	CHECK_CONTAINS(out, "0xffffffff80300080");
 	CHECK_CONTAINS(out, "no instruction references these strings");
 	free(out);
 
 	char *w[] = {"msgrefs", "--data", "var:4"};
-	out = run_cmd(3, w, &rc);
+	out = run_argv(3, w, &rc);
 	CHECK(rc == 0);
 	CHECK_CONTAINS(out, "func_d ");
 	CHECK_CONTAINS(out, "write");
@@ -310,7 +302,7 @@ TEST(asserts_and_msgrefs_commands)
 	free(out);
 
 	char *e[] = {"msgrefs", "TSC not"};
-	out = run_cmd(2, e, &rc);
+	out = run_argv(2, e, &rc);
 	CHECK(rc == 0);
 	CHECK_CONTAINS(out, "func_a+0x1");
 	CHECK_CONTAINS(out, "rip-relative");

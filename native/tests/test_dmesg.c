@@ -58,12 +58,6 @@ static const struct kbu_mem_ops fake_ops = {
 	.kind = "fake", .read = fake_read, .close = fake_close,
 };
 
-static void put(uint8_t *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 struct run {
 	struct kbu_dmesg d;
 	int rc;
@@ -97,14 +91,14 @@ static struct run read_with(struct fake *f, const char *os, const char *map)
 static struct fake *freebsd_guest(const char *text, uint32_t size, uint32_t wseq, uint32_t magic)
 {
 	struct fake *f = calloc(1, sizeof(*f));
-	put(region(f, 0xffffffff80a00000, 8), 0xfffff80000100000, 8);
+	put_le(region(f, 0xffffffff80a00000, 8), 0xfffff80000100000, 8);
 	uint8_t *h = region(f, 0xfffff80000100000, 64);
-	put(h + 0, 0xfffff80000200000, 8);
-	put(h + 8, magic, 4);
-	put(h + 12, size, 4);
-	put(h + 16, wseq, 4);
-	put(h + 20, 0, 4);
-	put(h + 28, size * 16, 4);
+	put_le(h + 0, 0xfffff80000200000, 8);
+	put_le(h + 8, magic, 4);
+	put_le(h + 12, size, 4);
+	put_le(h + 16, wseq, 4);
+	put_le(h + 20, 0, 4);
+	put_le(h + 28, size * 16, 4);
 	uint8_t *b = region(f, 0xfffff80000200000, size ? size : 1);
 	/* Write text as the kernel does: byte at seq % size. */
 	size_t n = size ? strlen(text) : 0;
@@ -162,7 +156,7 @@ TEST(freebsd_bad_header_is_an_error)
 
 	/* msgbufp points nowhere. */
 	f = calloc(1, sizeof(*f));
-	put(region(f, 0xffffffff80a00000, 8), 0xdead0000, 8);
+	put_le(region(f, 0xffffffff80a00000, 8), 0xdead0000, 8);
 	r = read_with(f, "freebsd", FBSD_SYM);
 	CHECK(r.rc < 0);
 	CHECK_CONTAINS(r.err.msg, "0xdead0008");
@@ -179,17 +173,17 @@ TEST(netbsd_wrapped_and_unwrapped)
 {
 	for (int wrap = 0; wrap < 2; wrap++) {
 		struct fake *f = calloc(1, sizeof(*f));
-		put(region(f, 0xffffffff80e00000, 8), 0xffff800000a00000, 8);
+		put_le(region(f, 0xffffffff80e00000, 8), 0xffff800000a00000, 8);
 		uint8_t *h = region(f, 0xffff800000a00000, 32 + 16);
-		put(h, 0x063061, 8);
-		put(h + 24, 16, 8);
+		put_le(h, 0x063061, 8);
+		put_le(h + 24, 16, 8);
 		if (!wrap) {
 			memcpy(h + 32, "boot\nok\n", 8);
-			put(h + 8, 8, 8);
+			put_le(h + 8, 8, 8);
 		} else {
 			/* Ring of 16 after "AAAA\nboot\nok\nclock\n": bufx = 19 % 16 = 3. */
 			memcpy(h + 32, "ck\nA\nboot\nok\nclo", 16);
-			put(h + 8, 3, 8);
+			put_le(h + 8, 3, 8);
 		}
 		struct run r = read_with(f, "netbsd", NBSD_SYM);
 		CHECK(r.rc == 0);
@@ -201,10 +195,10 @@ TEST(netbsd_wrapped_and_unwrapped)
 		kbu_dmesg_free(&r.d);
 	}
 	struct fake *f = calloc(1, sizeof(*f));
-	put(region(f, 0xffffffff80e00000, 8), 0xffff800000a00000, 8);
+	put_le(region(f, 0xffffffff80e00000, 8), 0xffff800000a00000, 8);
 	uint8_t *h = region(f, 0xffff800000a00000, 64);
-	put(h, 0x063061, 8);
-	put(h + 24, 1ull << 40, 8);
+	put_le(h, 0x063061, 8);
+	put_le(h + 24, 1ull << 40, 8);
 	struct run r = read_with(f, "netbsd", NBSD_SYM);
 	CHECK(r.rc < 0);
 	CHECK_CONTAINS(r.err.msg, "msg_bufs 1099511627776 is not in");
@@ -227,16 +221,16 @@ static struct lx lx_guest(unsigned cbits, unsigned sbits)
 {
 	struct lx g;
 	g.f = calloc(1, sizeof(*g.f));
-	put(region(g.f, 0xffffffff82000000, 8), LX_RB, 8);
+	put_le(region(g.f, 0xffffffff82000000, 8), LX_RB, 8);
 	g.rb = region(g.f, LX_RB, 88);
 	g.descs = region(g.f, LX_DESCS, 24u << cbits);
 	g.infos = region(g.f, LX_INFOS, 88u << cbits);
 	g.data = region(g.f, LX_DATA, 1u << sbits);
-	put(g.rb + 0, cbits, 4);
-	put(g.rb + 8, LX_DESCS, 8);
-	put(g.rb + 16, LX_INFOS, 8);
-	put(g.rb + 48, sbits, 4);
-	put(g.rb + 56, LX_DATA, 8);
+	put_le(g.rb + 0, cbits, 4);
+	put_le(g.rb + 8, LX_DESCS, 8);
+	put_le(g.rb + 16, LX_INFOS, 8);
+	put_le(g.rb + 48, sbits, 4);
+	put_le(g.rb + 56, LX_DATA, 8);
 	g.lpos = 0;
 	return g;
 }
@@ -253,18 +247,18 @@ static void lx_add(struct lx *g, unsigned cbits, unsigned sbits, uint64_t id, ui
 		next = ((begin >> sbits) + 1) * size + need; /* wraps: data at 0 */
 	uint64_t off = (begin >> sbits) == (next >> sbits) ? (begin & (size - 1)) : 0;
 	if (state != 0) { /* a reserved record's data is not written yet */
-		put(g->data + off, id, 8);
+		put_le(g->data + off, id, 8);
 		memcpy(g->data + off + 8, text, len);
 	}
 	g->lpos = next;
 	uint64_t idx = id & ((1ull << cbits) - 1);
 	uint8_t *d = g->descs + idx * 24, *in = g->infos + idx * 88;
-	put(d, ((uint64_t)state << 62) | id, 8);
-	put(d + 8, begin, 8);
-	put(d + 16, next, 8);
-	put(in, seq, 8);
-	put(in + 8, ts, 8);
-	put(in + 16, len, 2);
+	put_le(d, ((uint64_t)state << 62) | id, 8);
+	put_le(d + 8, begin, 8);
+	put_le(d + 16, next, 8);
+	put_le(in, seq, 8);
+	put_le(in + 8, ts, 8);
+	put_le(in + 16, len, 2);
 }
 
 TEST(linux_records_in_order_with_console_prefix)
@@ -273,8 +267,8 @@ TEST(linux_records_in_order_with_console_prefix)
 	lx_add(&g, 3, 7, 0, 0, 0, "Linux version 6.1.0", 2);
 	lx_add(&g, 3, 7, 1, 1, 1500000, "two\nlines", 2);
 	lx_add(&g, 3, 7, 2, 2, 2000001000ull, "VFS: Unable to mount root fs", 1);
-	put(g.rb + 24, 2, 8); /* head */
-	put(g.rb + 32, 0, 8); /* tail */
+	put_le(g.rb + 24, 2, 8); /* head */
+	put_le(g.rb + 32, 0, 8); /* tail */
 	struct run r = read_with(g.f, "linux", LX_SYM);
 	CHECK(r.rc == 0);
 	if (r.rc)
@@ -299,8 +293,8 @@ TEST(linux_wrapped_ring_and_unfinished_records)
 	lx_add(&g, 2, 6, 5, 5, 5000, "fifth record", 2);       /* 32..56 */
 	lx_add(&g, 2, 6, 6, 6, 6000, "sixth record!!!!!", 2);  /* needs 32: wraps to 0 */
 	lx_add(&g, 2, 6, 7, 7, 7000, "partial", 0);
-	put(g.rb + 24, 7, 8);
-	put(g.rb + 32, 5, 8);
+	put_le(g.rb + 24, 7, 8);
+	put_le(g.rb + 32, 5, 8);
 	struct run r = read_with(g.f, "linux", LX_SYM);
 	CHECK(r.rc == 0);
 	if (r.rc)
@@ -317,14 +311,14 @@ TEST(linux_wrapped_ring_and_unfinished_records)
 TEST(linux_corrupt_ring_is_refused)
 {
 	struct lx g = lx_guest(2, 6);
-	put(g.rb + 24, 100, 8);
-	put(g.rb + 32, 1, 8);
+	put_le(g.rb + 24, 100, 8);
+	put_le(g.rb + 32, 1, 8);
 	struct run r = read_with(g.f, "linux", LX_SYM);
 	CHECK(r.rc < 0);
 	CHECK_CONTAINS(r.err.msg, "exceeds the 4 descriptors");
 
 	g = lx_guest(2, 6);
-	put(g.rb + 0, 40, 4);
+	put_le(g.rb + 0, 40, 4);
 	r = read_with(g.f, "linux", LX_SYM);
 	CHECK(r.rc < 0);
 	CHECK_CONTAINS(r.err.msg, "count_bits 40");
@@ -332,9 +326,9 @@ TEST(linux_corrupt_ring_is_refused)
 	/* A descriptor whose block claims more than the ring holds is skipped, not read. */
 	g = lx_guest(2, 6);
 	lx_add(&g, 2, 6, 0, 0, 0, "ok", 2);
-	put(g.descs + 16, 5000, 8); /* next: 5000 is many wraps past begin 0 */
-	put(g.rb + 24, 0, 8);
-	put(g.rb + 32, 0, 8);
+	put_le(g.descs + 16, 5000, 8); /* next: 5000 is many wraps past begin 0 */
+	put_le(g.rb + 24, 0, 8);
+	put_le(g.rb + 32, 0, 8);
 	r = read_with(g.f, "linux", LX_SYM);
 	CHECK(r.rc == 0);
 	CHECK_STR(r.d.text, "");

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "membuf.h"
+#include "support.h"
 #include "kbu/command.h"
 #include "kbu/mem.h"
 #include "kbu/mptable.h"
@@ -25,9 +26,9 @@ struct tb {
 	size_t fp, tab, len; /* len: bytes of entries written so far after the header */
 };
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
-static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
+static void put16(uint8_t *p, uint16_t v) { put_le(p, v, 2); }
+static void put32(uint8_t *p, uint32_t v) { put_le(p, v, 4); }
+static void put64(uint8_t *p, uint64_t v) { put_le(p, v, 8); }
 
 static uint8_t sum(const uint8_t *p, size_t n)
 {

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "membuf.h"
+#include "support.h"
 #include "kbu/command.h"
 #include "kbu/mem.h"
 #include "kbu/pvh.h"
@@ -30,17 +31,8 @@ static struct kbu_mem *fake_mem(const uint8_t *img, size_t size, int have_regs, 
 	return m;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
+static void put32(uint8_t *p, uint32_t v) { put_le(p, v, 4); }
+static void put64(uint8_t *p, uint64_t v) { put_le(p, v, 8); }
 
 #define MEMSZ (4u * 1024 * 1024)
 #define SI 0xf31e0u
