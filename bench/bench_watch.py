@@ -45,52 +45,10 @@ def watch_cmds(mode):
     return []
 
 
+# seeds/000's loop: stop at every {hot}, read x2apic_mode, until {end} (at most {cap} stops).
 LOOP = """python
-import gdb, time
-import os
-bp = gdb.Breakpoint("{hot}", internal=True)
-end = gdb.Breakpoint("*0x{end:x}", internal=True)
-hits = 0
-t0 = time.monotonic()
-c0 = {cpu}
-while True:
-    gdb.execute("continue", to_string=True)
-    if end.hit_count:
-        break
-    hits += 1
-    mode = int(gdb.parse_and_eval("*(int *)0x{x2apic:x}"))
-print("ELAPSED %.3f CPU %.3f" % (time.monotonic() - t0, {cpu} - c0))
-print("LOOP-HITS %d" % hits)
-end
-"""
-
-
-def run_guest(mode, final_addr, hot=None, x2apic=None):
-    kernel = kbutest.GUEST_KERNEL
-    q = kbutest.Qemu(kernel, memory="128M", smp=2, paused=True,
-                     append="console=ttyS0 kbu.scenario=ok")
-    try:
-        q.start()
-        cmds = []
-        t0, t1 = timer(q.pid)
-        if mode == "loop":
-            cmds.append(LOOP.format(hot=hot, end=final_addr, x2apic=x2apic,
-                                    cpu=CPU % (q.pid, q.pid)))
-        else:
-            cmds += watch_cmds(mode)
-            cmds += ["break *0x%x" % final_addr, t0, "continue", t1]
-            if mode != "plain":
-                cmds += ["kbu watch report"]
-        out = kbutest.gdb_kbu(kernel, q.port, cmds, timeout=600)
-    finally:
-        q.stop()
-    hits = re.search(r"LOOP-HITS (\d+)", out)
-    return elapsed(out), int(hits.group(1)) if hits else None, out
-
-
-LINUX_LOOP = """python
 import gdb, os, time
-bp = gdb.Breakpoint("*0x{hot:x}", internal=True)
+bp = gdb.Breakpoint("{hot}", internal=True)
 end = gdb.Breakpoint("*0x{end:x}", internal=True)
 hits = 0
 t0 = time.monotonic()
@@ -103,7 +61,32 @@ while hits < {cap}:
     mode = int(gdb.parse_and_eval("*(int *)0x{x2apic:x}"))
 print("ELAPSED %.3f CPU %.3f" % (time.monotonic() - t0, {cpu} - c0))
 print("LOOP-HITS %d" % hits)
-"""
+{tail}"""
+
+
+def run_guest(mode, final_addr, hot=None, x2apic=None):
+    kernel = kbutest.GUEST_KERNEL
+    q = kbutest.Qemu(kernel, memory="128M", smp=2, paused=True,
+                     append="console=ttyS0 kbu.scenario=ok")
+    try:
+        q.start()
+        cmds = []
+        t0, t1 = timer(q.pid)
+        if mode == "loop":
+            cmds.append(LOOP.format(hot=hot, end=final_addr, x2apic=x2apic, cap=10 ** 9,
+                                    cpu=CPU % (q.pid, q.pid), tail="end\n"))
+        else:
+            cmds += watch_cmds(mode)
+            cmds += ["break *0x%x" % final_addr, t0, "continue", t1]
+            if mode != "plain":
+                cmds += ["kbu watch report"]
+        out = kbutest.gdb_kbu(kernel, q.port, cmds, timeout=600)
+    finally:
+        q.stop()
+    hits = re.search(r"LOOP-HITS (\d+)", out)
+    return elapsed(out), int(hits.group(1)) if hits else None, out
+
+
 LOOP_CAP = 3000
 
 
@@ -111,9 +94,9 @@ def run_linux_loop(target):
     """seeds/000's loop on Linux: stop on every native_apic_mem_write, read x2apic_mode."""
     q = kbutest.boot_linux(target, image="elf", smp=1, append="", paused=True)
     try:
-        cmd = LINUX_LOOP.format(hot=target.symbol("native_apic_mem_write"),
-                                end=target.symbol("panic"), x2apic=target.symbol("x2apic_mode"),
-                                cap=LOOP_CAP, cpu=CPU % (q.pid, q.pid))
+        cmd = LOOP.format(hot="*0x%x" % target.symbol("native_apic_mem_write"),
+                          end=target.symbol("panic"), x2apic=target.symbol("x2apic_mode"),
+                          cap=LOOP_CAP, cpu=CPU % (q.pid, q.pid), tail="")
         out = kbutest.gdb_kbu(target.vmlinux, q.port, [cmd], timeout=900)
     finally:
         q.stop()
