@@ -137,6 +137,8 @@ def test_linux_kaslr_panic_breakpoint_follows_the_slide(linux_qemu, linux_target
         "set kbu symbols %s" % linux_target.system_map,
         interrupt_when(q.serial_path, "Linux version"), "continue",
         "kbu break assert", "continue", console_check(q, "Unable to mount root")], timeout=240)
+    # The kernel prints its offset while it panics, after GDB has let it go.
+    q.wait_serial(r"Kernel Offset:", timeout=120)
     offset = kbutest.kernel_offset(q.serial_text())
     assert offset, "expected a KASLR offset on the console"
     armed = re.search(r"breaking on panic \(0x([0-9a-f]+), breakpoint \d+\)", out)

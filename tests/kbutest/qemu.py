@@ -311,6 +311,11 @@ class Qemu:
             if m:
                 return m
             if not self.alive():
+                # It may have written the line just before it exited: look once more.
+                text = self.serial_text()
+                m = pat.search(text)
+                if m:
+                    return m
                 raise QemuError("QEMU exited (%s) before the serial output matched %r; last output:\n%s\n%s"
                                 % (self.proc.returncode if self.proc else "never started",
                                    pat.pattern, _tail(text), self._stderr_text().strip()))
