@@ -75,7 +75,7 @@ def test_vtop_and_x_on_panic_dump(linux_dump, linux_target):
     assert text.split(b"\0")[0].decode().split(" (")[0] in d.serial
 
 
-def test_cpus_before_the_first_instruction(linux_qemu, tmp_path):
+def test_cpus_before_the_first_instruction(linux_qemu, linux_target, tmp_path):
     q = linux_qemu(paused=True)
     path = q.dump(str(tmp_path / "early.core"))
     # QEMU marks a dump taken outside long mode as i386 (e_machine 3). On microvm the
@@ -95,6 +95,10 @@ def test_cpus_before_the_first_instruction(linux_qemu, tmp_path):
     assert cs["selector"] == 0xf000 and cs["base"] == 0xffff0000
     notes = [p["message"] for p in obj["problems"] if p["path"] == "cpus[0]"]
     assert any("reset vector" in n for n in notes)
+    # With Linux's map, the reset vector is not named after per-CPU data that
+    # happens to be linked at a small address.
+    obj = run_json("cpus", "--core", path, "--symbols", linux_target.system_map, asan=True)
+    assert "rip_symbol" not in obj["cpus"][0], obj["cpus"][0]
 
 
 def test_cpus_live_agrees_with_gdb(linux_qemu, linux_target):

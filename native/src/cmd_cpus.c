@@ -92,7 +92,9 @@ static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu, cons
 		kbu_hex(row, "rip", "RIP", r->rip, w);
 		uint64_t off = 0;
 		const struct kbu_sym *s = ctx->syms ? kbu_sym_by_addr(ctx->syms, r->rip, &off) : NULL;
-		if (s && (!s->size || off < s->size))
+		/* RIP is code: only a text symbol names it (Linux's per-CPU data and
+		 * absolute constants sit at small addresses such as the reset vector). */
+		if (s && s->type && strchr("TtWw", s->type) && (!s->size || off < s->size))
 			kbu_strf(row, "rip_symbol", "Where", off ? "%s+0x%" PRIx64 : "%s", s->name, off);
 	}
 	if (r->have & KBU_HAVE_CR)
