@@ -126,9 +126,7 @@ static int run_vtop(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 	if (ctx->syms) {
 		uint64_t off = 0;
 		const struct kbu_sym *s = kbu_sym_by_addr(ctx->syms, va, &off);
-		/* Absolute symbols ('a', 'A': constants such as a vector number)
-		 * name no place in memory: 0x1234 is not "vec+0x1214". */
-		if (s && s->type != 'a' && s->type != 'A' && (!s->size || off < s->size))
+		if (s && (!s->size || off < s->size))
 			kbu_strf(root, "symbol", "Symbol", off ? "%s+0x%" PRIx64 : "%s", s->name, off);
 	}
 	kbu_str(root, "mode", "Paging", kbu_paging_mode_name(mode));

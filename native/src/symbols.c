@@ -423,6 +423,7 @@ static int letter_class(char t)
 }
 
 static int is_global(char t) { return t >= 'A' && t <= 'Z'; }
+static int is_absolute(const struct kbu_sym *s) { return s->type == 'A' || s->type == 'a'; }
 
 /* Among symbols at one address, the one to name it by: sized, global, from the ELF. */
 static int better_alias(const struct kbu_sym *a, const struct kbu_sym *b)
@@ -708,13 +709,14 @@ const struct kbu_sym *kbu_sym_by_addr(const struct kbu_symtab *st, uint64_t addr
 			hi = mid;
 	}
 	/* The nearest sized symbol containing addr: among the aliases at lo (best
-	 * first, sized ones before unsized), else up the chain of enclosing ones. */
+	 * first, sized ones before unsized), else up the chain of enclosing ones.
+	 * Absolute symbols are constants, not places: they never name an address. */
 	const struct kbu_sym *best = NULL;
 	size_t first = st->run[lo];
 	for (int steps = 0; steps < 64 && !best; steps++) {
 		for (size_t i = first; i < st->n && st->syms[i].addr == st->syms[first].addr &&
 				       st->syms[i].size; i++)
-			if (addr - st->syms[i].addr < st->syms[i].size) {
+			if (addr - st->syms[i].addr < st->syms[i].size && !is_absolute(&st->syms[i])) {
 				best = &st->syms[i];
 				break;
 			}
@@ -722,8 +724,11 @@ const struct kbu_sym *kbu_sym_by_addr(const struct kbu_symtab *st, uint64_t addr
 			break;
 		first = st->run[st->parent[first] - 1];
 	}
+	for (size_t i = lo + 1; !best && i-- > 0;)
+		if (!is_absolute(&st->syms[st->run[i]]))
+			best = &st->syms[st->run[i]];
 	if (!best)
-		best = &st->syms[st->run[lo]];
+		return NULL;
 	if (off)
 		*off = addr - best->addr;
 	return best;

@@ -229,6 +229,9 @@ TEST(slid_copy_moves_every_symbol_but_absolute_ones)
 		uint64_t off = 0;
 		const struct kbu_sym *s = kbu_sym_by_addr(sl, 0xffffffffa5200304ull, &off);
 		CHECK(s && strcmp(s->name, "pvh_start_xen") == 0 && off == 4);
+		/* an absolute symbol is a constant: it names no address */
+		CHECK(kbu_sym_by_addr(sl, 0x1000, &off) == NULL);
+		CHECK(kbu_sym_by_addr(st, 0x1004, &off) == NULL);
 		/* the original is untouched */
 		CHECK_EQ_U64(kbu_sym_by_name(st, "startup_64")->addr, 0xffffffff81000000ull);
 	}
