@@ -25,6 +25,7 @@ struct kbu_node {
 	const char *label; /* interned; text caption; NULL: the key; "": JSON only */
 	const char *title; /* objects and lists */
 	const char *s;     /* string value, text line, problem message */
+	const char *code;  /* interned; a finding's stable code ("mptable.entry_count_zero") */
 	size_t slen;       /* strlen(s) */
 	uint64_t u;
 	int64_t i;
@@ -502,6 +503,20 @@ void kbu_problem(struct kbu_node *o, enum kbu_severity sev, const char *fmt, ...
 	va_end(ap);
 	if (n)
 		n->sev = sev;
+}
+
+struct kbu_node *kbu_finding(struct kbu_node *o, enum kbu_severity sev, const char *code,
+			     const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	struct kbu_node *n = add_vformatted(o, N_PROBLEM, NULL, NULL, fmt, ap);
+	va_end(ap);
+	if (n) {
+		n->sev = sev;
+		n->code = intern(n->rep, code);
+	}
+	return n;
 }
 
 static int count_problems(const struct kbu_node *n)
@@ -1004,9 +1019,16 @@ static void json_problems(struct sbuf *b, const struct kbu_node *n, int *first)
 			json_str(b, sev[c->sev < 0 ? 0 : c->sev > 2 ? 2 : c->sev]);
 			sb_puts(b, ", \"path\": ");
 			json_str(b, path.p ? path.p : "");
+			sb_puts(b, ", \"code\": ");
+			if (c->code)
+				json_str(b, c->code);
+			else
+				sb_puts(b, "null");
 			sb_puts(b, ", \"message\": ");
 			json_str(b, c->s);
-			sb_putc(b, '}');
+			sb_puts(b, ", \"fields\": {");
+			json_fields(b, c, 1);
+			sb_puts(b, "}}");
 			free(path.p);
 		}
 		json_problems(b, c, first);

@@ -9,8 +9,8 @@
 /* What the renderer printed for build_mixed(1000) before it was made fast. */
 #define PIN_TEXT_LEN 100915
 #define PIN_TEXT_HASH 0x23d2aea609c5b02eull
-#define PIN_JSON_LEN 129193
-#define PIN_JSON_HASH 0x16ebd8e930b26023ull
+#define PIN_JSON_LEN 129809
+#define PIN_JSON_HASH 0x43af01cd0e802311ull
 
 TEST(text_aligns_key_values)
 {
@@ -78,10 +78,40 @@ TEST(json_has_command_fields_and_problem_paths)
 	CHECK_STR(j, "{\"command\": \"cpus\", \"cpus\": [{\"cr3\": 4096, \"long_mode\": true, "
 		     "\"efer\": null, \"cr0\": {}}], \"raw\": \"01ab\", \"delta\": -5, "
 		     "\"items\": [\"a\", 7], \"notes\": [\"tab\\there\"], \"problems\": ["
-		     "{\"severity\": \"warning\", \"path\": \"cpus[0].cr0\", \"message\": \"paging \\\"off\\\"\"}, "
-		     "{\"severity\": \"note\", \"path\": \"\", \"message\": \"a note\"}]}\n");
+		     "{\"severity\": \"warning\", \"path\": \"cpus[0].cr0\", \"code\": null, "
+		     "\"message\": \"paging \\\"off\\\"\", \"fields\": {}}, "
+		     "{\"severity\": \"note\", \"path\": \"\", \"code\": null, \"message\": \"a note\", "
+		     "\"fields\": {}}]}\n");
 	kbu_free(j);
 	/* A note is not a problem. */
+	CHECK_EQ_U64(kbu_report_problems(r), 1);
+	kbu_report_free(r);
+}
+
+TEST(findings_carry_code_and_fields)
+{
+	struct kbu_report *r = kbu_report_new("mptable");
+	struct kbu_node *root = kbu_report_root(r);
+	struct kbu_node *h = kbu_obj(root, "header", "Header");
+	kbu_u64(h, "entry_count", "entry_count", 0);
+	struct kbu_node *f = kbu_finding(h, KBU_SEV_NOTE, "mptable.entry_count_zero",
+					 "entry_count is 0; the table holds %d entries", 21);
+	kbu_u64(f, "entries", "entries", 21);
+	kbu_bool(f, "by_length", NULL, 1);
+	kbu_finding(root, KBU_SEV_WARN, "mptable.checksum_bad", "checksum bad");
+	char *t = kbu_report_render(r, 0);
+	/* Text shows the message, never the finding's fields. */
+	CHECK_STR(t, "Header\n  entry_count: 0\n  note: entry_count is 0; the table holds 21 entries\n"
+		     "! checksum bad\n");
+	kbu_free(t);
+	char *j = kbu_report_render(r, 1);
+	CHECK_CONTAINS(j, "{\"severity\": \"note\", \"path\": \"header\", "
+			  "\"code\": \"mptable.entry_count_zero\", \"message\": \"entry_count is 0; "
+			  "the table holds 21 entries\", \"fields\": {\"entries\": 21, \"by_length\": true}}");
+	CHECK_CONTAINS(j, "\"code\": \"mptable.checksum_bad\"");
+	/* The finding's fields stay out of the header object itself. */
+	CHECK_CONTAINS(j, "\"header\": {\"entry_count\": 0}");
+	kbu_free(j);
 	CHECK_EQ_U64(kbu_report_problems(r), 1);
 	kbu_report_free(r);
 }
@@ -355,6 +385,7 @@ int main(void)
 	RUN(text_aligns_key_values);
 	RUN(text_sections_and_tables);
 	RUN(json_has_command_fields_and_problem_paths);
+	RUN(findings_carry_code_and_fields);
 	RUN(json_escapes_guest_bytes);
 	RUN(json_only_sections_leave_no_blank_lines);
 	RUN(empty_list_says_none);

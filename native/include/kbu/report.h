@@ -65,6 +65,18 @@ void kbu_textf(struct kbu_node *o, const char *fmt, ...) __attribute__((format(p
 void kbu_problem(struct kbu_node *o, enum kbu_severity sev, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * A finding: what kbu concluded at this node, with a stable code that scripts
+ * match on ("mptable.entry_count_zero", "timesource.placeholder") and fields
+ * that hold its values. Returns the finding's field object: add its values
+ * with kbu_u64/kbu_hex/kbu_str/... (JSON only: text prints the message).
+ * A finding kbu can explain by a known cause is a NOTE whose message names
+ * the cause. JSON: {"severity", "path", "code", "message", "fields"} in the
+ * root's "problems" (kbu_problem's entries have code null).
+ */
+struct kbu_node *kbu_finding(struct kbu_node *o, enum kbu_severity sev, const char *code,
+			     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Number of problems of severity >= KBU_SEV_WARN. */
 int kbu_report_problems(const struct kbu_report *r);
 
