@@ -51,7 +51,7 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 	if (only_func && !kbu_sym_by_name(ctx->syms, only_func))
 		return kbu_err_set(err, KBU_ENOTFOUND, "no function '%s' in the symbols",
 				   only_func);
-	struct kbu_os_profile *p = kbu_os_select(os, profile, ctx->syms, err);
+	struct kbu_os_profile *p = kbu_ctx_profile(ctx, os, profile, err);
 	if (!p)
 		return -1;
 	struct kbu_node *root = kbu_report_root(r);

@@ -27,7 +27,7 @@ static int dmesg_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		else
 			quiet = 1;
 	}
-	struct kbu_os_profile *p = kbu_os_select(os, profile, ctx->syms, err);
+	struct kbu_os_profile *p = kbu_ctx_profile(ctx, os, profile, err);
 	if (!p)
 		return -1;
 	struct kbu_dmesg d;

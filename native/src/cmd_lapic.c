@@ -49,7 +49,7 @@ static int kernel_x2apic(struct kbu_ctx *ctx, uint64_t slide, int *val, char *na
 	struct kbu_err e;
 	if (!ctx->syms || !ctx->mem)
 		return 0;
-	struct kbu_os_profile *p = kbu_os_select(ctx->os, NULL, ctx->syms, &e);
+	struct kbu_os_profile *p = kbu_ctx_profile(ctx, NULL, NULL, &e);
 	if (!p)
 		return 0;
 	const char *role = kbu_os_role(p, "x2apic");

@@ -56,7 +56,7 @@ static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report
 	struct kbu_os_profile *prof = NULL;
 	if (!have_addr && ctx->syms) {
 		struct kbu_err e;
-		prof = kbu_os_select(ctx->os, profile, ctx->syms, profile ? err : &e);
+		prof = kbu_ctx_profile(ctx, NULL, profile, profile ? err : &e);
 		if (!prof && profile)
 			return -1;
 		if (prof) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kbu/command.h"
+#include "kbu/os.h"
 #include "kbu/elf.h"
 #include "kbu/mem.h"
 #include "kbu/report.h"
@@ -216,4 +217,11 @@ int kbu_run(struct kbu_ctx *ctx, int argc, char **argv, int json, char **out, st
 		return 2;
 	}
 	return problems && ctx->strict ? 1 : 0;
+}
+
+struct kbu_os_profile *kbu_ctx_profile(const struct kbu_ctx *ctx, const char *os,
+				       const char *profile, struct kbu_err *err)
+{
+	struct kbu_os_evidence ev = {ctx->syms, ctx->kernel};
+	return kbu_os_select(os ? os : ctx->os, profile, &ev, err);
 }

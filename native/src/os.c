@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "kbu/elf.h"
 #include "kbu/symbols.h"
+#include "kbu/xen.h"
 
 /*
  * The built-in profiles, byte for byte the files under profiles/ (the unit
@@ -22,8 +25,14 @@ static const char builtin_freebsd[] =
 	"[profile]\n"
 	"name = freebsd\n"
 	"description = FreeBSD/amd64\n"
-	"# Any clause (separated by |) whose symbols all exist selects this profile.\n"
-	"detect = kassert_panic | mi_startup | msgbufp msgbuf_addchar\n"
+	"# What says \"FreeBSD\" besides the roles: EI_OSABI 9 (ELFOSABI_FREEBSD), the\n"
+	"# Xen GUEST_OS note of the PVH entry code (sys/amd64/amd64/xen-locore.S), and\n"
+	"# names only FreeBSD has. FreeBSD also has a local start_kernel: names alone\n"
+	"# never decide.\n"
+	"elf_osabi = 9\n"
+	"xen_guest_os = FreeBSD\n"
+	"note_owner = FreeBSD\n"
+	"markers = mi_startup hammer_time msgbuf_addchar\n"
 	"\n"
 	"[roles]\n"
 	"x2apic = x2apic_mode\n"
@@ -33,6 +42,7 @@ static const char builtin_freebsd[] =
 	"timesource_list = timecounters\n"
 	"timesource_list_kind = pointer\n"
 	"time_register = tc_init\n"
+	"# FreeBSD 14 kernels built without kassert_panic: KASSERT calls panic -> vpanic.\n"
 	"asserts = kassert_panic vpanic panic\n"
 	"printf_entries = kassert_panic panic\n"
 	"vprintf_entries = vpanic\n"
@@ -72,7 +82,13 @@ static const char builtin_netbsd[] =
 	"[profile]\n"
 	"name = netbsd\n"
 	"description = NetBSD/amd64\n"
-	"detect = kern_assert hvm_start_paddr | kern_assert ncpu\n"
+	"# What says \"NetBSD\" besides the roles: the Xen GUEST_OS note of its PVH\n"
+	"# entry (sys/arch/amd64/amd64/locore.S), its .note.netbsd.ident notes, and\n"
+	"# names only NetBSD has: kern_assert (sys/lib/libkern/kern_assert.c),\n"
+	"# idle_loop (sys/kern/kern_idle.c), uvm_init (sys/uvm/uvm_init.c).\n"
+	"xen_guest_os = NetBSD\n"
+	"note_owner = NetBSD\n"
+	"markers = kern_assert idle_loop uvm_init\n"
 	"\n"
 	"[roles]\n"
 	"x2apic = x2apic_mode\n"
@@ -122,7 +138,12 @@ static const char builtin_linux[] =
 	"[profile]\n"
 	"name = linux\n"
 	"description = Linux/x86-64 6.1\n"
-	"detect = linux_banner | start_kernel\n"
+	"# What says \"Linux\" besides the roles: the Xen GUEST_OS note\n"
+	"# (arch/x86/xen/xen-head.S), its \"Linux\" notes (build salt), and names only\n"
+	"# Linux has (start_kernel is not one: FreeBSD has a local start_kernel).\n"
+	"xen_guest_os = linux\n"
+	"note_owner = Linux\n"
+	"markers = linux_banner init_task do_one_initcall\n"
 	"\n"
 	"[roles]\n"
 	"x2apic = x2apic_mode\n"
@@ -174,7 +195,6 @@ static const struct {
 	const char *name;
 	const char *text;
 } builtins[] = {
-	/* Detection order: the most specific rule first. */
 	{ "linux", builtin_linux },
 	{ "netbsd", builtin_netbsd },
 	{ "freebsd", builtin_freebsd },
@@ -501,63 +521,244 @@ int kbu_os_layout_num(const struct kbu_os_profile *p, const char *layout, const 
 	return 0;
 }
 
-int kbu_os_matches(const struct kbu_os_profile *p, const struct kbu_symtab *st)
+/* The roles whose words are kernel symbols: what a profile needs to work. */
+static const char *const symbol_roles[] = {
+	"x2apic", "timesource", "timesource_list", "time_register", "asserts",
+	"msgbuf", "start_info", "ncpus", "panicstr",
+};
+
+const char *kbu_os_symbol_role(size_t i)
 {
-	const char *rule = kbu_os_get(p, "profile", "detect");
-	if (!rule || !st)
-		return 0;
-	/* Clauses separated by '|': a clause matches if all its symbols exist. */
-	while (*rule) {
-		const char *bar = strchr(rule, '|');
-		size_t n = bar ? (size_t)(bar - rule) : strlen(rule);
-		char clause[512], w[128];
-		if (n < sizeof(clause)) {
-			memcpy(clause, rule, n);
-			clause[n] = 0;
-			int all = 1, any = 0;
-			for (size_t i = 0; nth_word(clause, i, w, sizeof(w)); i++) {
-				any = 1;
-				if (!kbu_sym_by_name(st, w))
-					all = 0;
-			}
-			if (any && all)
-				return 1;
-		}
-		if (!bar)
-			break;
-		rule = bar + 1;
-	}
+	return i < sizeof(symbol_roles) / sizeof(symbol_roles[0]) ? symbol_roles[i] : NULL;
+}
+
+static void append(char *buf, size_t len, const char *fmt, const char *a, const char *b)
+{
+	size_t n = strlen(buf);
+	if (n + 1 < len)
+		snprintf(buf + n, len - n, fmt, a, b);
+}
+
+/* 1 if any word of the space-separated list equals s (case-insensitive when ci). */
+static int list_has(const char *list, const char *s, int ci)
+{
+	char w[128];
+	for (size_t i = 0; nth_word(list, i, w, sizeof(w)); i++)
+		if (ci ? strcasecmp(w, s) == 0 : strcmp(w, s) == 0)
+			return 1;
 	return 0;
 }
 
-struct kbu_os_profile *kbu_os_detect(const struct kbu_symtab *st, struct kbu_err *err)
+void kbu_os_score(const struct kbu_os_profile *p, const struct kbu_os_evidence *ev,
+		  struct kbu_os_candidate *c)
 {
-	if (!st || kbu_symtab_count(st) == 0) {
-		const char *why = st ? kbu_symtab_why_empty(st) : NULL;
-		kbu_err_set(err, KBU_ENOTFOUND,
-			    "cannot tell the OS without symbols%s%s%s: give --kernel/--symbols or --os",
-			    why ? " (" : "", why ? why : "", why ? ")" : "");
-		return NULL;
+	memset(c, 0, sizeof(*c));
+	snprintf(c->name, sizeof(c->name), "%s", p->name);
+	const struct kbu_symtab *st = ev ? ev->syms : NULL;
+	char w[128];
+	for (size_t r = 0; kbu_os_symbol_role(r); r++) {
+		const char *role = kbu_os_symbol_role(r);
+		if (!kbu_os_role(p, role))
+			continue;
+		c->roles_named++;
+		int found = 0;
+		for (size_t i = 0; !found && kbu_os_role_word(p, role, i, w, sizeof(w)); i++)
+			found = st && kbu_sym_by_name(st, w) != NULL;
+		if (found) {
+			c->roles_resolved++;
+		} else {
+			append(c->missing, sizeof(c->missing), "%s%s", *c->missing ? ", " : "", role);
+		}
 	}
-	for (size_t i = 0; i < NBUILTIN; i++) {
+	const char *markers = kbu_os_get(p, "profile", "markers");
+	for (size_t i = 0; nth_word(markers, i, w, sizeof(w)); i++) {
+		c->markers_named++;
+		if (st && kbu_sym_by_name(st, w))
+			c->markers_found++;
+	}
+	const struct kbu_elf *e = ev ? ev->elf : NULL;
+	if (e) {
+		uint64_t abi;
+		if (kbu_elf_osabi(e) != 0 &&
+		    parse_u64(kbu_os_get(p, "profile", "elf_osabi"), &abi) == 0 &&
+		    abi == (uint64_t)kbu_elf_osabi(e))
+			c->named_by |= KBU_OS_BY_OSABI;
+		const char *gos = kbu_os_get(p, "profile", "xen_guest_os");
+		const char *owner = kbu_os_get(p, "profile", "note_owner");
+		for (size_t i = 0; i < kbu_elf_nnotes(e); i++) {
+			const struct kbu_note *n = kbu_elf_note(e, i);
+			if (!n->owner)
+				continue;
+			if (owner && list_has(owner, n->owner, 0))
+				c->named_by |= KBU_OS_BY_NOTE;
+			if (gos && strcmp(n->owner, "Xen") == 0 &&
+			    n->type == KBU_XEN_ELFNOTE_GUEST_OS) {
+				struct kbu_note_value v;
+				kbu_note_decode(n, &v);
+				if (v.kind == KBU_NOTE_STRING && list_has(gos, v.text, 1))
+					c->named_by |= KBU_OS_BY_GUEST_OS;
+			}
+		}
+	}
+	/* Enough to use the profile: at least 3 roles and half of them resolve. */
+	c->fits = c->roles_resolved >= 3 && 2 * c->roles_resolved >= c->roles_named;
+}
+
+/* Evidence about the ELF itself, for the report. */
+static void elf_evidence(const struct kbu_elf *e, struct kbu_os_ident *id)
+{
+	id->osabi = e ? kbu_elf_osabi(e) : -1;
+	if (!e)
+		return;
+	for (size_t i = 0; i < kbu_elf_nnotes(e); i++) {
+		const struct kbu_note *n = kbu_elf_note(e, i);
+		if (!n->owner)
+			continue;
+		if (strcmp(n->owner, "Xen") == 0 && n->type == KBU_XEN_ELFNOTE_GUEST_OS &&
+		    !*id->guest_os) {
+			struct kbu_note_value v;
+			kbu_note_decode(n, &v);
+			if (v.kind == KBU_NOTE_STRING)
+				snprintf(id->guest_os, sizeof(id->guest_os), "%.63s", v.text);
+		} else if (strcmp(n->owner, "Xen") != 0 && strcmp(n->owner, "GNU") != 0 &&
+			   !list_has(id->note_owners, n->owner, 0)) {
+			append(id->note_owners, sizeof(id->note_owners), "%s%s",
+			       *id->note_owners ? " " : "", n->owner);
+		}
+	}
+}
+
+static const char *named_by_text(unsigned by, char *buf, size_t len)
+{
+	buf[0] = 0;
+	if (by & KBU_OS_BY_OSABI)
+		append(buf, len, "%s%s", *buf ? ", " : "", "its ELF OS ABI");
+	if (by & KBU_OS_BY_GUEST_OS)
+		append(buf, len, "%s%s", *buf ? ", " : "", "its Xen GUEST_OS note");
+	if (by & KBU_OS_BY_NOTE)
+		append(buf, len, "%s%s", *buf ? ", " : "", "its ELF notes' owner");
+	return buf;
+}
+
+/* Roles resolved as a fraction, compared without division: 1 if a beats b. */
+static int better_roles(const struct kbu_os_candidate *a, const struct kbu_os_candidate *b)
+{
+	uint64_t x = (uint64_t)a->roles_resolved * (b->roles_named ? b->roles_named : 1);
+	uint64_t y = (uint64_t)b->roles_resolved * (a->roles_named ? a->roles_named : 1);
+	if (x != y)
+		return x > y;
+	if (a->roles_resolved != b->roles_resolved)
+		return a->roles_resolved > b->roles_resolved;
+	return a->markers_found > b->markers_found;
+}
+
+static int same_roles(const struct kbu_os_candidate *a, const struct kbu_os_candidate *b)
+{
+	return !better_roles(a, b) && !better_roles(b, a);
+}
+
+static void checked_text(const struct kbu_os_ident *id, char *buf, size_t len)
+{
+	buf[0] = 0;
+	for (size_t i = 0; i < id->ncand; i++) {
+		const struct kbu_os_candidate *c = &id->cand[i];
+		size_t n = strlen(buf);
+		if (n + 1 < len)
+			snprintf(buf + n, len - n, "%s%s %u/%u roles", i ? ", " : "", c->name,
+				 c->roles_resolved, c->roles_named);
+	}
+}
+
+struct kbu_os_profile *kbu_os_identify(const struct kbu_os_evidence *ev,
+				       struct kbu_os_ident *id, struct kbu_err *err)
+{
+	memset(id, 0, sizeof(*id));
+	id->chosen = -1;
+	const struct kbu_symtab *st = ev ? ev->syms : NULL;
+	id->nsyms = st ? kbu_symtab_count(st) : 0;
+	elf_evidence(ev ? ev->elf : NULL, id);
+	for (size_t i = 0; i < NBUILTIN && i < KBU_OS_MAX_CANDIDATES; i++) {
 		struct kbu_os_profile *p = kbu_os_parse(builtins[i].text, "built-in", err);
 		if (!p)
 			return NULL;
-		if (kbu_os_matches(p, st))
-			return p;
+		kbu_os_score(p, ev, &id->cand[id->ncand++]);
 		kbu_os_free(p);
 	}
-	kbu_err_set(err, KBU_ENOTFOUND,
-		    "the symbols match no known OS (freebsd, netbsd, linux): give --os or --profile");
-	return NULL;
+	/* Identity evidence first: the profiles it names, if they agree. */
+	int named = -1, conflict = 0;
+	for (size_t i = 0; i < id->ncand; i++) {
+		if (!id->cand[i].named_by)
+			continue;
+		if (named >= 0)
+			conflict = 1;
+		else
+			named = (int)i;
+	}
+	char by[128], checked[256];
+	if (named >= 0 && !conflict) {
+		const struct kbu_os_candidate *c = &id->cand[named];
+		int any_fits = 0;
+		for (size_t i = 0; i < id->ncand; i++)
+			any_fits |= id->cand[i].fits;
+		if (id->nsyms == 0 || c->fits || !any_fits) {
+			id->chosen = named;
+			if (id->nsyms)
+				snprintf(id->how, sizeof(id->how), "%s; %u of its %u roles resolve",
+					 named_by_text(c->named_by, by, sizeof(by)), c->roles_resolved,
+					 c->roles_named);
+			else
+				snprintf(id->how, sizeof(id->how), "%s (no symbols: roles not checked)",
+					 named_by_text(c->named_by, by, sizeof(by)));
+		}
+	}
+	if (id->chosen < 0) {
+		if (id->nsyms == 0) {
+			const char *why = st ? kbu_symtab_why_empty(st) : NULL;
+			kbu_err_set(err, KBU_ENOTFOUND,
+				    "cannot tell the OS without symbols%s%s%s%s: give --kernel/--symbols "
+				    "or --os",
+				    why ? " (" : "", why ? why : "", why ? ")" : "",
+				    ev && ev->elf ? " and the ELF names no OS (OS ABI, Xen GUEST_OS)"
+						  : "");
+			return NULL;
+		}
+		int best = -1;
+		for (size_t i = 0; i < id->ncand; i++)
+			if (id->cand[i].fits && (best < 0 || better_roles(&id->cand[i], &id->cand[best])))
+				best = (int)i;
+		checked_text(id, checked, sizeof(checked));
+		if (best < 0) {
+			kbu_err_set(err, KBU_ENOTFOUND,
+				    "the kernel fits no known OS profile (roles resolved: %s; a profile "
+				    "fits when at least half of its roles resolve): give --os or --profile",
+				    checked);
+			return NULL;
+		}
+		for (size_t i = 0; i < id->ncand; i++)
+			if ((int)i != best && id->cand[i].fits && same_roles(&id->cand[i], &id->cand[best])) {
+				kbu_err_set(err, KBU_EINVAL,
+					    "the kernel fits both the %s and the %s profile equally (%s) "
+					    "and nothing else tells them apart: give --os",
+					    id->cand[best].name, id->cand[i].name, checked);
+				return NULL;
+			}
+		id->chosen = best;
+		const struct kbu_os_candidate *c = &id->cand[best];
+		snprintf(id->how, sizeof(id->how), "%u of its %u roles resolve%s%s", c->roles_resolved,
+			 c->roles_named, conflict ? " (the ELF's OS evidence disagrees with itself: "
+			 "ignored)" : "", named >= 0 && !conflict ? " (the OS the ELF names fits too "
+			 "few roles)" : "");
+	}
+	return kbu_os_builtin(id->cand[id->chosen].name, err);
 }
 
 struct kbu_os_profile *kbu_os_select(const char *os, const char *profile_path,
-				     const struct kbu_symtab *st, struct kbu_err *err)
+				     const struct kbu_os_evidence *ev, struct kbu_err *err)
 {
 	if (profile_path && *profile_path)
 		return kbu_os_load_file(profile_path, err);
 	if (os && *os && strcmp(os, "auto") != 0)
 		return kbu_os_builtin(os, err);
-	return kbu_os_detect(st, err);
+	struct kbu_os_ident id;
+	return kbu_os_identify(ev, &id, err);
 }

@@ -31,6 +31,7 @@ struct kbu_node {
 	int64_t i;
 	int width;
 	int sev;
+	int text_only;     /* shown in text, left out of JSON (kbu_display) */
 	const unsigned char *bytes;
 	size_t nbytes;
 	size_t index; /* position of a row or item in its list */
@@ -437,6 +438,16 @@ void kbu_strf(struct kbu_node *o, const char *key, const char *label, const char
 	va_end(ap);
 }
 
+void kbu_display(struct kbu_node *o, const char *key, const char *label, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	struct kbu_node *n = add_vformatted(o, N_STR, key, label, fmt, ap);
+	va_end(ap);
+	if (n)
+		n->text_only = 1;
+}
+
 void kbu_u64(struct kbu_node *o, const char *key, const char *label, uint64_t v)
 {
 	struct kbu_node *n = add_node(o, N_U64, key, label);
@@ -642,6 +653,17 @@ static void put_line(struct sbuf *b, struct sbuf *line, int always)
 		sb_putc(b, '\n');
 }
 
+/* A list of plain values titled "": JSON only, never printed. */
+static int json_only_list(const struct kbu_node *l)
+{
+	if (l->type != N_LIST || !l->title || l->title[0])
+		return 0;
+	for (const struct kbu_node *c = l->first; c; c = c->next)
+		if (c->type == N_OBJ)
+			return 0;
+	return 1;
+}
+
 static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 {
 	struct column cols[MAX_COLS];
@@ -688,7 +710,7 @@ static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 	int nested = 0;
 	for (const struct kbu_node *row = l->first; row && !nested; row = row->next)
 		for (const struct kbu_node *c = row->type == N_OBJ ? row->first : NULL; c; c = c->next)
-			nested |= c->type == N_OBJ || c->type == N_LIST;
+			nested |= c->type == N_OBJ || (c->type == N_LIST && !json_only_list(c));
 	for (const struct kbu_node *row = l->first; row; row = row->next) {
 		if (row->type != N_OBJ)
 			continue;
@@ -763,6 +785,9 @@ static void text_list(struct sbuf *b, const struct kbu_node *l, int indent)
 		else if (is_scalar(c))
 			has_items = 1;
 	}
+	/* A list of plain values titled "" is JSON-only, like a scalar labelled "". */
+	if (json_only_list(l))
+		return;
 	if (!has_rows && has_items) {
 		sb_pad(b, (size_t)indent);
 		sb_printf(b, "%s:", title);
@@ -941,7 +966,7 @@ static void json_scalar(struct sbuf *b, const struct kbu_node *n)
 static void json_fields(struct sbuf *b, const struct kbu_node *o, int first)
 {
 	for (const struct kbu_node *c = o->first; c; c = c->next) {
-		if (c->type == N_TEXT || c->type == N_PROBLEM || !c->key)
+		if (c->type == N_TEXT || c->type == N_PROBLEM || !c->key || c->text_only)
 			continue;
 		if (!first)
 			sb_puts(b, ", ");

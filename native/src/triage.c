@@ -581,7 +581,8 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 	struct kbu_err pe = {0};
 	struct kbu_os_profile *p = NULL;
 	if (nsyms)
-		p = kbu_os_select(o->os, o->profile, syms, &pe);
+		p = kbu_os_select(o->os, o->profile,
+				  &(struct kbu_os_evidence){syms, ctx->kernel}, &pe);
 	else
 		kbu_err_set(&pe, KBU_ENOTFOUND, "%s",
 			    ctx->syms && kbu_symtab_why_empty(ctx->syms)

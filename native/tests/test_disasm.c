@@ -272,7 +272,7 @@ TEST(asserts_and_msgrefs_commands)
 	CHECK_CONTAINS(out, "not in this kernel");
 	free(out);
 
-	char *b[] = {"asserts", "func_b"};         /* FreeBSD detected from mi_startup */
+	char *b[] = {"asserts", "func_b"};         /* FreeBSD: its ELF OS ABI says so */
 	out = run_argv(2, b, &rc);
 	CHECK(rc == 0);
 	CHECK_CONTAINS(out, "freebsd");

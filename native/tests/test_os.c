@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "elf_fixture.h"
 #include "support.h"
+#include "kbu/elf.h"
 #include "kbu/os.h"
 #include "kbu/symbols.h"
 
@@ -356,48 +358,236 @@ TEST(role_words)
 	kbu_os_free(p);
 }
 
-static void check_detect(const char *map, const char *want)
+/* Symbol sets as nm -n prints them. */
+
+/* FreeBSD 14.2 FIRECRACKER (names and types from its kernel.syms): no
+ * kassert_panic, a LOCAL start_kernel in the PVH entry code, static
+ * start_info and timecounters. */
+static const char freebsd_syms[] =
+	"ffffffff80539410 T mi_startup\n"
+	"ffffffff805b5260 T panic\n"
+	"ffffffff805b5360 T vpanic\n"
+	"ffffffff805c95d0 T tc_init\n"
+	"ffffffff806078f0 T msgbuf_addchar\n"
+	"ffffffff809000ac t start_kernel\n"
+	"ffffffff80900c30 T hammer_time\n"
+	"ffffffff80e48d90 D timecounter\n"
+	"ffffffff80e49068 d timecounters\n"
+	"ffffffff80f4d9f0 B panicstr\n"
+	"ffffffff80f6bfd8 B msgbufp\n"
+	"ffffffff80f7c188 B mp_ncpus\n"
+	"ffffffff81077bd8 B x2apic_mode\n"
+	"ffffffff81078500 b start_info\n";
+
+/* NetBSD/amd64, names from NetBSD's sources: kern_assert
+ * (sys/lib/libkern/kern_assert.c), panic/vpanic/panicstr (sys/kern/subr_prf.c),
+ * msgbufp (sys/kern/subr_log.c), timecounter/timecounters/tc_init
+ * (sys/kern/kern_tc.c), x2apic_mode (sys/arch/x86/x86/lapic.c),
+ * hvm_start_paddr (sys/arch/xen/xen/hypervisor.c), ncpu (sys/kern/subr_cpu.c),
+ * idle_loop (sys/kern/kern_idle.c), uvm_init (sys/uvm/uvm_init.c),
+ * start_pvh (sys/arch/amd64/amd64/locore.S). */
+static const char netbsd_syms[] =
+	"ffffffff8020b440 T start_pvh\n"
+	"ffffffff80210000 T kern_assert\n"
+	"ffffffff80220000 T panic\n"
+	"ffffffff80220100 T vpanic\n"
+	"ffffffff80230000 T tc_init\n"
+	"ffffffff80240000 T idle_loop\n"
+	"ffffffff80250000 T uvm_init\n"
+	"ffffffff80a00000 B timecounter\n"
+	"ffffffff80a00008 b timecounters\n"
+	"ffffffff80a00010 B msgbufp\n"
+	"ffffffff80a00018 B panicstr\n"
+	"ffffffff80a00020 B ncpu\n"
+	"ffffffff80a00028 B x2apic_mode\n"
+	"ffffffff80a00030 B hvm_start_paddr\n";
+
+/* Linux 6.1 (Debian's System.map): the names the linux profile plays roles with. */
+static const char linux_syms[] =
+	"ffffffff81000000 T startup_64\n"
+	"ffffffff81001000 T do_one_initcall\n"
+	"ffffffff81002000 T panic\n"
+	"ffffffff81003000 T __warn\n"
+	"ffffffff81004000 T __clocksource_register_scale\n"
+	"ffffffff82000000 D linux_banner\n"
+	"ffffffff82001000 D init_task\n"
+	"ffffffff82002000 d clocksource_list\n"
+	"ffffffff82003000 b curr_clocksource\n"
+	"ffffffff82004000 d prb\n"
+	"ffffffff82005000 D pvh_start_info\n"
+	"ffffffff82006000 D __num_online_cpus\n"
+	"ffffffff82007000 B x2apic_mode\n"
+	"ffffffff83000000 T start_kernel\n";
+
+static struct kbu_os_profile *identify(const char *map, const struct kbu_elf *elf,
+				       struct kbu_os_ident *id, struct kbu_err *err)
 {
-	struct kbu_err err = {0};
-	struct kbu_symtab *st = symtab_of(map);
-	CHECK(st);
-	if (!st)
-		return;
-	struct kbu_os_profile *p = kbu_os_detect(st, &err);
-	if (want) {
-		CHECK(p);
-		if (p)
-			CHECK_STR(kbu_os_name(p), want);
-	} else {
-		CHECK(p == NULL);
-		CHECK_CONTAINS(err.msg, "match no known OS");
-	}
-	kbu_os_free(p);
+	struct kbu_symtab *st = map ? symtab_of(map) : NULL;
+	struct kbu_os_evidence ev = {st, elf};
+	struct kbu_os_profile *p = kbu_os_identify(&ev, id, err);
 	kbu_symtab_free(st);
+	return p;
 }
 
-TEST(detects_os_from_symbols)
+static const struct kbu_os_candidate *cand(const struct kbu_os_ident *id, const char *name)
 {
-	check_detect("ffffffff81000000 T start_kernel\nffffffff82000000 D x2apic_mode\n", "linux");
-	check_detect("ffffffff80200000 T kern_assert\nffffffff80300000 B hvm_start_paddr\n"
-		     "ffffffff80300010 B msgbufp\n", "netbsd");
-	check_detect("ffffffff80200000 T kassert_panic\nffffffff80300010 B msgbufp\n", "freebsd");
-	/* FreeBSD 15 has no kassert_panic symbol: mi_startup still says FreeBSD. */
-	check_detect("ffffffff80200000 T mi_startup\nffffffff80200100 T panic\n", "freebsd");
-	check_detect("ffffffff80200000 T main\nffffffff80200100 T panic\n", NULL);
+	for (size_t i = 0; i < id->ncand; i++)
+		if (strcmp(id->cand[i].name, name) == 0)
+			return &id->cand[i];
+	return NULL;
+}
+
+static void check_identify(const char *map, const char *want)
+{
 	struct kbu_err err = {0};
-	CHECK(kbu_os_detect(NULL, &err) == NULL);
+	struct kbu_os_ident id;
+	struct kbu_os_profile *p = identify(map, NULL, &id, &err);
+	CHECK(p);
+	if (p)
+		CHECK_STR(kbu_os_name(p), want);
+	kbu_os_free(p);
+}
+
+TEST(identifies_os_from_roles_not_one_symbol)
+{
+	/* FreeBSD's local start_kernel does not make it Linux. */
+	check_identify(freebsd_syms, "freebsd");
+	check_identify(netbsd_syms, "netbsd");
+	check_identify(linux_syms, "linux");
+
+	struct kbu_err err = {0};
+	struct kbu_os_ident id;
+	struct kbu_os_profile *p = identify(freebsd_syms, NULL, &id, &err);
+	const struct kbu_os_candidate *f = cand(&id, "freebsd"), *n = cand(&id, "netbsd"),
+				      *l = cand(&id, "linux");
+	CHECK(f && n && l);
+	if (f && n && l) {
+		CHECK_EQ_U64(f->roles_resolved, f->roles_named);
+		CHECK_EQ_U64(f->markers_found, 3);
+		/* NetBSD shares most names; its start info and CPU count are missing. */
+		CHECK(n->roles_resolved < n->roles_named);
+		CHECK_CONTAINS(n->missing, "start_info");
+		CHECK_CONTAINS(n->missing, "ncpus");
+		/* Linux: start_kernel is no role, only x2apic_mode and panic resolve. */
+		CHECK_EQ_U64(l->roles_resolved, 2);
+		CHECK(!l->fits);
+		CHECK_STR(id.cand[id.chosen].name, "freebsd");
+		CHECK_CONTAINS(id.how, "9 of its 9 roles resolve");
+		CHECK_EQ_U64(id.osabi, (uint64_t)-1); /* a symbol map has no ELF */
+	}
+	kbu_os_free(p);
+}
+
+TEST(identify_says_what_it_checked)
+{
+	struct kbu_err err = {0};
+	struct kbu_os_ident id;
+	/* Fits none: the error lists every profile's score. */
+	CHECK(identify("ffffffff80200000 T main\nffffffff80200100 T panic\n", NULL, &id, &err) ==
+	      NULL);
+	CHECK_EQ_U64(err.code, KBU_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "fits no known OS profile");
+	CHECK_CONTAINS(err.msg, "freebsd 1/9 roles");
+	CHECK_CONTAINS(err.msg, "linux 1/8 roles");
+	/* Two fit equally and nothing tells them apart: ask for --os. */
+	kbu_err_clear(&err);
+	CHECK(identify("ffffffff80200000 T panic\nffffffff80200100 T vpanic\n"
+		       "ffffffff80200200 T tc_init\nffffffff80300000 B timecounter\n"
+		       "ffffffff80300008 B timecounters\nffffffff80300010 B msgbufp\n"
+		       "ffffffff80300018 B x2apic_mode\nffffffff80300020 B panicstr\n",
+		       NULL, &id, &err) == NULL);
+	CHECK_EQ_U64(err.code, KBU_EINVAL);
+	CHECK_CONTAINS(err.msg, "give --os");
+	CHECK_CONTAINS(err.msg, "netbsd");
+	CHECK_CONTAINS(err.msg, "freebsd");
+	/* No symbols and no ELF. */
+	kbu_err_clear(&err);
+	CHECK(identify(NULL, NULL, &id, &err) == NULL);
 	CHECK_CONTAINS(err.msg, "without symbols");
-	/* an empty table (a stripped kernel, no map) says so, not "no known OS" */
+	/* An empty table (a stripped kernel, no map) says so, not "no known OS". */
 	struct kbu_symtab *empty = kbu_symtab_new();
 	kbu_symtab_finish(empty, &err);
 	kbu_err_clear(&err);
-	CHECK(kbu_os_detect(empty, &err) == NULL);
+	struct kbu_os_evidence ev = {empty, NULL};
+	CHECK(kbu_os_identify(&ev, &id, &err) == NULL);
 	CHECK_CONTAINS(err.msg, "without symbols");
 	kbu_symtab_free(empty);
 }
 
-TEST(select_prefers_file_then_name_then_detection)
+/* A small kernel ELF with the given OS ABI, notes and symbols. */
+static struct kbu_elf *elf_with(uint8_t osabi, const struct fx_note *notes, int nnotes,
+				const struct fx_sym *syms, int nsyms, const char *name)
+{
+	static const uint8_t code[16];
+	struct fx_spec s = {.vaddr = 0xffffffff80200000ull, .paddr = 0x200000,
+			    .entry = 0xffffffff80200000ull, .notes = notes, .nnotes = nnotes,
+			    .syms = syms, .nsyms = nsyms, .osabi = osabi};
+	(void)code;
+	size_t len;
+	uint8_t *img = fx_build(&s, &len);
+	char path[256];
+	fx_write(name, img, len, path, sizeof(path));
+	free(img);
+	struct kbu_err err = {0};
+	struct kbu_elf *e = kbu_elf_open(path, &err);
+	CHECK(e);
+	return e;
+}
+
+TEST(identity_from_the_elf)
+{
+	struct kbu_err err = {0};
+	struct kbu_os_ident id;
+	/* FreeBSD's OS ABI and GUEST_OS note decide, even with roles Linux also has. */
+	static const struct fx_note fbsd_notes[] = {{"Xen", 6, "FreeBSD", 8}};
+	struct kbu_elf *e = elf_with(ELFOSABI_FREEBSD, fbsd_notes, 1, NULL, 0, "os-fbsd.elf");
+	struct kbu_os_profile *p = identify(freebsd_syms, e, &id, &err);
+	CHECK(p && strcmp(kbu_os_name(p), "freebsd") == 0);
+	CHECK_EQ_U64(id.osabi, ELFOSABI_FREEBSD);
+	CHECK_STR(id.guest_os, "FreeBSD");
+	const struct kbu_os_candidate *f = cand(&id, "freebsd");
+	CHECK(f && f->named_by == (KBU_OS_BY_OSABI | KBU_OS_BY_GUEST_OS));
+	CHECK_CONTAINS(id.how, "its ELF OS ABI, its Xen GUEST_OS note; 9 of its 9 roles resolve");
+	kbu_os_free(p);
+	/* A stripped ELF: identity alone, and it says the roles were not checked. */
+	p = identify(NULL, e, &id, &err);
+	CHECK(p && strcmp(kbu_os_name(p), "freebsd") == 0);
+	CHECK_CONTAINS(id.how, "roles not checked");
+	kbu_os_free(p);
+	kbu_elf_close(e);
+
+	/* Linux: SYSV OS ABI, GUEST_OS "linux" and a "Linux" note owner. */
+	static const struct fx_note linux_notes[] = {{"Xen", 6, "linux", 6},
+						     {"Linux", 0x100, "6.1.0\0\0", 8}};
+	e = elf_with(0, linux_notes, 2, NULL, 0, "os-linux.elf");
+	p = identify(linux_syms, e, &id, &err);
+	CHECK(p && strcmp(kbu_os_name(p), "linux") == 0);
+	CHECK_STR(id.note_owners, "Linux");
+	f = cand(&id, "linux");
+	CHECK(f && f->named_by == (KBU_OS_BY_GUEST_OS | KBU_OS_BY_NOTE));
+	kbu_os_free(p);
+	/* The ELF names an OS whose roles mostly do not resolve: roles decide. */
+	kbu_err_clear(&err);
+	p = identify(freebsd_syms, e, &id, &err);
+	CHECK(p && strcmp(kbu_os_name(p), "freebsd") == 0);
+	CHECK_CONTAINS(id.how, "the OS the ELF names fits too few roles");
+	kbu_os_free(p);
+	kbu_elf_close(e);
+
+	/* Equal roles, but the GUEST_OS note tells NetBSD from FreeBSD. */
+	static const struct fx_note nb_notes[] = {{"Xen", 6, "NetBSD", 7}};
+	e = elf_with(0, nb_notes, 1, NULL, 0, "os-netbsd.elf");
+	p = identify("ffffffff80200000 T panic\nffffffff80200100 T vpanic\n"
+		     "ffffffff80200200 T tc_init\nffffffff80300000 B timecounter\n"
+		     "ffffffff80300008 B timecounters\nffffffff80300010 B msgbufp\n"
+		     "ffffffff80300018 B x2apic_mode\nffffffff80300020 B panicstr\n", e, &id, &err);
+	CHECK(p && strcmp(kbu_os_name(p), "netbsd") == 0);
+	kbu_os_free(p);
+	kbu_elf_close(e);
+	fx_cleanup();
+}
+
+TEST(select_prefers_file_then_name_then_identification)
 {
 	struct kbu_err err = {0};
 	char path[] = "/tmp/kbu-test-prof-XXXXXX";
@@ -405,7 +595,7 @@ TEST(select_prefers_file_then_name_then_detection)
 	CHECK(fd >= 0);
 	if (fd < 0)
 		return;
-	const char *text = "[profile]\nname = myos\ndetect = my_start\n[roles]\n"
+	const char *text = "[profile]\nname = myos\nmarkers = my_start\n[roles]\n"
 			   "x2apic = my_x2apic\n[layout.timesource]\nname = 16 8 clk_name\n";
 	CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
 	close(fd);
@@ -416,8 +606,14 @@ TEST(select_prefers_file_then_name_then_detection)
 		CHECK_STR(kbu_os_origin(p), path);
 		CHECK_STR(kbu_os_role(p, "x2apic"), "my_x2apic");
 		check_field(p, "timesource", "name", 16, 8, "clk_name");
-		struct kbu_symtab *st = symtab_of("ffffffff80200000 T my_start\n");
-		CHECK(st && kbu_os_matches(p, st));
+		struct kbu_symtab *st = symtab_of("ffffffff80200000 T my_start\n"
+						  "ffffffff80300000 B my_x2apic\n");
+		struct kbu_os_evidence ev = {st, NULL};
+		struct kbu_os_candidate c;
+		kbu_os_score(p, &ev, &c);
+		CHECK_EQ_U64(c.roles_resolved, 1);
+		CHECK_EQ_U64(c.roles_named, 1);
+		CHECK_EQ_U64(c.markers_found, 1);
 		kbu_symtab_free(st);
 	}
 	kbu_os_free(p);
@@ -426,8 +622,9 @@ TEST(select_prefers_file_then_name_then_detection)
 	p = kbu_os_select("netbsd", NULL, NULL, &err);
 	CHECK(p && strcmp(kbu_os_name(p), "netbsd") == 0);
 	kbu_os_free(p);
-	struct kbu_symtab *st = symtab_of("ffffffff81000000 T linux_banner\n");
-	p = kbu_os_select("auto", NULL, st, &err);
+	struct kbu_symtab *st = symtab_of(linux_syms);
+	struct kbu_os_evidence ev = {st, NULL};
+	p = kbu_os_select("auto", NULL, &ev, &err);
 	CHECK(p && strcmp(kbu_os_name(p), "linux") == 0);
 	kbu_os_free(p);
 	kbu_symtab_free(st);
@@ -441,7 +638,9 @@ int main(void)
 	RUN(profile_files_are_the_builtins);
 	RUN(parse_errors_say_where);
 	RUN(role_words);
-	RUN(detects_os_from_symbols);
-	RUN(select_prefers_file_then_name_then_detection);
+	RUN(identifies_os_from_roles_not_one_symbol);
+	RUN(identify_says_what_it_checked);
+	RUN(identity_from_the_elf);
+	RUN(select_prefers_file_then_name_then_identification);
 	CHECK_DONE("test_os");
 }

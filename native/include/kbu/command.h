@@ -39,6 +39,11 @@ int kbu_ctx_load_symbols(struct kbu_ctx *ctx, const char *path, struct kbu_err *
 int kbu_ctx_need_mem(struct kbu_ctx *ctx, struct kbu_err *err);
 int kbu_ctx_need_kernel(struct kbu_ctx *ctx, struct kbu_err *err);
 int kbu_ctx_need_syms(struct kbu_ctx *ctx, struct kbu_err *err);
+/* The OS profile a command uses: the file `profile` if given, else the
+ * built-in `os` names (NULL: ctx->os), else the one identified from the
+ * context's kernel ELF and symbols (kbu_os_identify). */
+struct kbu_os_profile *kbu_ctx_profile(const struct kbu_ctx *ctx, const char *os,
+				       const char *profile, struct kbu_err *err);
 
 enum kbu_cmd_needs {
 	KBU_NEEDS_NOTHING = 0,

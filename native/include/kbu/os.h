@@ -8,12 +8,15 @@
  * writes for another kernel. Code that uses a profile asks for roles and
  * layout fields by their generic key and never for an OS by name.
  *
- *   [profile]  name, description, detect = "A B | C" (any clause whose
- *              symbols all exist selects the profile)
+ *   [profile]  name, description, and what identifies the OS: elf_osabi
+ *              (EI_OSABI number), xen_guest_os (the Xen GUEST_OS note),
+ *              note_owner (owner of the OS's own ELF notes), markers (names
+ *              only this OS has)
  *   [roles]    x2apic, x2apic_type (int|bool), timesource, timesource_pointer,
  *              time_register, asserts, printf_entries, vprintf_entries,
  *              msgbuf, msgbuf_pointer, msgbuf_format (freebsd|netbsd|linux-prb),
- *              start_info, start_info_kind (pointer|paddr|struct), ncpus
+ *              start_info, start_info_kind (pointer|paddr|struct), ncpus,
+ *              panicstr
  *   [layout.X] field = "OFFSET SIZE [C-NAME]", struct = C struct name
  */
 #ifndef KBU_OS_H
@@ -70,18 +73,74 @@ int kbu_os_field(const struct kbu_os_profile *p, const char *layout, const char 
 int kbu_os_layout_num(const struct kbu_os_profile *p, const char *layout, const char *key,
 		      uint64_t *out, struct kbu_err *err);
 
-/* 1 if the profile's detect rule matches the symbols. */
-int kbu_os_matches(const struct kbu_os_profile *p, const struct kbu_symtab *st);
-/* The built-in profile whose detect rule matches (linux, netbsd, freebsd in
- * that order); NULL with KBU_ENOTFOUND if none does. */
-struct kbu_os_profile *kbu_os_detect(const struct kbu_symtab *st, struct kbu_err *err);
+/*
+ * Identification: which built-in profile fits a kernel. One symbol never
+ * decides (FreeBSD has a local text symbol start_kernel). Weighed are:
+ *  - identity evidence, when the ELF is at hand: its EI_OSABI ([profile]
+ *    elf_osabi), the Xen GUEST_OS note (xen_guest_os) and the owners of its
+ *    other notes (note_owner);
+ *  - the profile's roles: how many of its symbol roles resolve in the
+ *    symbols (a role resolves when any of its words is a symbol);
+ *  - markers: names only that OS has ([profile] markers), a tie-breaker.
+ * A profile fits when at least 3 and at least half of its roles resolve. A
+ * profile that identity evidence names wins when it fits, when none fits or
+ * when there are no symbols to check; otherwise the fitting profile with the
+ * most roles resolved (as a fraction) wins, markers breaking a tie. Two
+ * candidates still tied: ambiguous, ask for --os.
+ */
+struct kbu_elf;
+
+struct kbu_os_evidence {
+	const struct kbu_symtab *syms; /* NULL: none */
+	const struct kbu_elf *elf;     /* NULL: no ELF (a symbol map only) */
+};
+
+enum kbu_os_named_by {
+	KBU_OS_BY_OSABI = 1,    /* the ELF's EI_OSABI */
+	KBU_OS_BY_GUEST_OS = 2, /* the Xen GUEST_OS note */
+	KBU_OS_BY_NOTE = 4,     /* a note owned by the OS ("Linux", "FreeBSD", "NetBSD") */
+};
+
+#define KBU_OS_MAX_CANDIDATES 8
+
+struct kbu_os_candidate {
+	char name[32];
+	unsigned roles_named, roles_resolved;
+	char missing[256];  /* roles that did not resolve, "start_info, ncpus" */
+	unsigned markers_named, markers_found;
+	unsigned named_by;  /* enum kbu_os_named_by bits */
+	int fits;           /* at least 3 and half of its roles resolve */
+};
+
+struct kbu_os_ident {
+	int osabi;             /* EI_OSABI, -1 without an ELF */
+	char guest_os[64];     /* the Xen GUEST_OS note, "" if none */
+	char note_owners[128]; /* owners of the ELF's notes other than Xen/GNU, space separated */
+	size_t nsyms;          /* symbols weighed (0: none) */
+	size_t ncand;
+	struct kbu_os_candidate cand[KBU_OS_MAX_CANDIDATES];
+	int chosen;            /* index into cand, -1 if none */
+	char how[320];         /* how the choice was made, one line */
+};
+
+/* The symbol roles that identification weighs (NULL past the end). */
+const char *kbu_os_symbol_role(size_t i);
+
+/* Weighs every built-in profile. Fills id (also when it fails, for a report);
+ * returns the chosen profile, or NULL with KBU_ENOTFOUND (none fits: the
+ * message says what was checked) or KBU_EINVAL (two fit: give --os). */
+struct kbu_os_profile *kbu_os_identify(const struct kbu_os_evidence *ev,
+				       struct kbu_os_ident *id, struct kbu_err *err);
+/* Scores one profile against the evidence (roles, markers, identity). */
+void kbu_os_score(const struct kbu_os_profile *p, const struct kbu_os_evidence *ev,
+		  struct kbu_os_candidate *c);
 
 /*
  * The profile a command uses: a profile file if given, else the built-in named
- * by os ("freebsd"...), else detection from st ("auto", "" or NULL).
+ * by os ("freebsd"...), else identification from ev ("auto", "" or NULL).
  */
 struct kbu_os_profile *kbu_os_select(const char *os, const char *profile_path,
-				     const struct kbu_symtab *st, struct kbu_err *err);
+				     const struct kbu_os_evidence *ev, struct kbu_err *err);
 
 #ifdef __cplusplus
 }

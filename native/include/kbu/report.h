@@ -38,7 +38,8 @@ struct kbu_node *kbu_report_root(struct kbu_report *r);
 
 /* Nested object, rendered as a section titled `title` (NULL: key). */
 struct kbu_node *kbu_obj(struct kbu_node *parent, const char *key, const char *title);
-/* List of rows, rendered as a table titled `title`. */
+/* List of rows, rendered as a table titled `title` ("": untitled). A list of
+ * plain values (kbu_item_*) titled "" is JSON-only. */
 struct kbu_node *kbu_list(struct kbu_node *parent, const char *key, const char *title);
 /* Appends a row (an object) to a list. */
 struct kbu_node *kbu_row(struct kbu_node *list);
@@ -49,6 +50,10 @@ void kbu_item_u64(struct kbu_node *list, uint64_t v);
 
 void kbu_str(struct kbu_node *o, const char *key, const char *label, const char *val);
 void kbu_strf(struct kbu_node *o, const char *key, const char *label, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* A field shown in text only: how a porter reads values that JSON holds as
+ * numbers in other fields ("9/9" for roles_resolved and roles_named). */
+void kbu_display(struct kbu_node *o, const char *key, const char *label, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void kbu_u64(struct kbu_node *o, const char *key, const char *label, uint64_t v);
 void kbu_i64(struct kbu_node *o, const char *key, const char *label, int64_t v);
