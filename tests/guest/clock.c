@@ -47,7 +47,6 @@ KERNEL_FN void i8254_init(void)
 			break;
 		}
 	}
-	printf("i8254: %s\n", i8254_present ? "counter 0 running at 1193182 Hz" : "not responding");
 }
 
 /* TSC cycles per second over 10 ms of PIT ticks. */
@@ -68,14 +67,11 @@ static uint64_t tsc_rate_10ms(void)
  */
 KERNEL_FN void tsc_calibrate_i8254(void)
 {
-	if (!i8254_present || (cpu_feature & CPUID_TSC) == 0) {
-		printf("TSC: cannot calibrate (%s)\n", i8254_present ? "no TSC" : "no i8254");
+	if (!i8254_present || (cpu_feature & CPUID_TSC) == 0)
 		return;
-	}
 	uint64_t a = tsc_rate_10ms(), b = tsc_rate_10ms(), c = tsc_rate_10ms();
 	uint64_t lo = a < b ? a : b, hi = a < b ? b : a;
 	tsc_freq = c < lo ? lo : c > hi ? hi : c;
 	if (tsc_freq == 0)
 		tsc_freq = hi;
-	printf("TSC: calibrated against i8254: %ju Hz\n", (uintmax_t)tsc_freq);
 }

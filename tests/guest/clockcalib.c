@@ -91,8 +91,6 @@ KERNEL_FN int clockcalib(uint32_t (*clk)(void), const char *clkname, uint64_t *f
 			*freq = (est[0] + est[1]) / 2;
 			return 0;
 		}
-		printf("%s: calibration against \"%s\" disagrees: %ju vs %ju Hz\n",
-		    clkname, tc->tc_name, (uintmax_t)est[0], (uintmax_t)est[1]);
 	}
 	printf("Statistical %s calibration failed!  Clocks might be ticking at variable rates.\n",
 	    clkname);

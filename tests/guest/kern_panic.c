@@ -1,21 +1,22 @@
-/* panic(9) the FreeBSD way: KASSERT -> kassert_panic -> panic -> vpanic -> halt. */
+/* panic(9) the FreeBSD way: panic -> vpanic, the message kept in vpanic's static buffer. */
 #include "guest.h"
 
 const char *panicstr;
-static char panic_buf[256];
-static char kassert_buf[256];
 
 KERNEL_FN void vpanic(const char *fmt, va_list ap)
 {
+	static char buf[256];
+
 	disable_intr();
 	if (panicstr == NULL) {
-		vsnprintf(panic_buf, sizeof(panic_buf), fmt, ap);
-		panicstr = panic_buf;
-		/* One final line for whoever reads the console: "panic: <msg>". */
-		size_t n = strnlen(panic_buf, sizeof(panic_buf));
-		while (n > 0 && panic_buf[n - 1] == '\n')
-			panic_buf[--n] = '\0';
-		printf("panic: %s\n", panic_buf);
+		vsnprintf(buf, sizeof(buf), fmt, ap);
+		panicstr = buf;
+		size_t n = strnlen(buf, sizeof(buf));
+		while (n > 0 && buf[n - 1] == '\n')
+			buf[--n] = '\0';
+		printf("panic: %s\n", buf);
+		printf("cpuid = 0\n");
+		printf("time = 1\n");
 	} else {
 		printf("panic: nested panic\n");
 	}
@@ -27,13 +28,4 @@ KERNEL_FN void panic(const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	vpanic(fmt, ap);
-}
-
-KERNEL_FN void kassert_panic(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(kassert_buf, sizeof(kassert_buf), fmt, ap);
-	va_end(ap);
-	panic("%s", kassert_buf);
 }

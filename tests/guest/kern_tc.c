@@ -17,7 +17,7 @@ static struct timecounter dummy_timecounter = {
 };
 
 struct timecounter *volatile timecounter = &dummy_timecounter;
-struct timecounter *timecounters = &dummy_timecounter;
+static struct timecounter *timecounters = &dummy_timecounter;
 
 /* FreeBSD picks the new counter when its quality beats the active one's. */
 KERNEL_FN void tc_init(struct timecounter *tc)

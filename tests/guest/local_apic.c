@@ -60,12 +60,9 @@ KERNEL_FN void lapic_x2apic_enable(void)
 {
 	int cpuid_x2apic = (cpu_feature2 & CPUID2_X2APIC) != 0;
 
-	printf("lapic: CPUID.1:ECX.x2APIC = %d\n", cpuid_x2apic);
 	if (cpuid_x2apic) {
 		wrmsr(MSR_APICBASE, rdmsr(MSR_APICBASE) | APICBASE_X2APIC);
 		x2apic_hw = 1;
-	} else {
-		printf("lapic: x2APIC not offered by the CPU; x2apic_mode set, MSR untouched\n");
 	}
 	x2apic_mode = 1;
 }
@@ -94,8 +91,6 @@ KERNEL_FN void lapic_init(vm_paddr_t addr)
 	lapic_write32(LAPIC_SVR, APIC_SVR_ENABLE | 0xff);
 	lapic_version = lapic_read32(LAPIC_VERSION);
 	lapic_id = lapic_read32(LAPIC_ID) >> (x2apic_hw ? 0 : 24);
-	printf("lapic: id %u at 0x%lx version 0x%x (%u LVT entries)%s\n", lapic_id, addr,
-	    lapic_version & 0xff, ((lapic_version >> 16) & 0xff) + 1, x2apic_mode ? " x2APIC mode" : "");
 	printf("Event timer \"LAPIC\" quality 600\n");
 
 	/* As FreeBSD's SMP path: the IPI wait loop is calibrated with the TSC. */
@@ -115,6 +110,5 @@ KERNEL_FN void lapic_calibrate_timer(void)
 	lapic_write32(LAPIC_LVT_TIMER, APIC_LVT_M);
 	lapic_write32(LAPIC_DCR_TIMER, APIC_TDCR_1);
 	lapic_write32(LAPIC_ICR_TIMER, 0xffffffff);
-	if (clockcalib(lapic_timer_upcount, "lapic", &lapic_timer_freq) == 0)
-		printf("lapic: timer frequency %ju Hz\n", (uintmax_t)lapic_timer_freq);
+	(void)clockcalib(lapic_timer_upcount, "lapic", &lapic_timer_freq);
 }

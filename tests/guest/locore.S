@@ -9,7 +9,7 @@
 /* Unwind info goes to .debug_frame: the linker script drops .eh_frame. */
 	.cfi_sections .debug_frame
 
-#define XEN_ELFNOTE_ENTRY          1
+#define XEN_ELFNOTE_HYPERCALL_PAGE 2
 #define XEN_ELFNOTE_VIRT_BASE      3
 #define XEN_ELFNOTE_PADDR_OFFSET   4
 #define XEN_ELFNOTE_XEN_VERSION    5
@@ -19,6 +19,8 @@
 #define XEN_ELFNOTE_PAE_MODE       9
 #define XEN_ELFNOTE_FEATURES       10
 #define XEN_ELFNOTE_BSD_SYMTAB     11
+#define XEN_ELFNOTE_HV_START_LOW   12
+#define XEN_ELFNOTE_L1_MFN_VALID   13
 #define XEN_ELFNOTE_SUSPEND_CANCEL 14
 #define XEN_ELFNOTE_PHYS32_ENTRY   18
 
@@ -36,18 +38,21 @@
 	.popsection
 .endm
 
-	ELFNOTE XEN_ELFNOTE_GUEST_OS,       .asciz, "kbu-guest"
-	ELFNOTE XEN_ELFNOTE_GUEST_VERSION,  .asciz, "1.0"
+/* The notes of a FreeBSD 14.2 amd64 kernel (sys/amd64/amd64/xen-locore.S), in its order. */
+	ELFNOTE XEN_ELFNOTE_GUEST_OS,       .asciz, "FreeBSD"
+	ELFNOTE XEN_ELFNOTE_GUEST_VERSION,  .asciz, "0x156490"
 	ELFNOTE XEN_ELFNOTE_XEN_VERSION,    .asciz, "xen-3.0"
 	ELFNOTE XEN_ELFNOTE_VIRT_BASE,      .quad,  KERNBASE
-	ELFNOTE XEN_ELFNOTE_PADDR_OFFSET,   .quad,  KERNBASE
-	ELFNOTE XEN_ELFNOTE_ENTRY,          .quad,  xen_start32
-	ELFNOTE XEN_ELFNOTE_PHYS32_ENTRY,   .long,  xen_start32 - KERNBASE
-	ELFNOTE XEN_ELFNOTE_FEATURES,       .asciz, "auto_translated_physmap|supervisor_mode_kernel"
+	ELFNOTE XEN_ELFNOTE_PADDR_OFFSET,   .quad,  0
+	ELFNOTE XEN_ELFNOTE_HYPERCALL_PAGE, .quad,  hypercall_page
+	ELFNOTE XEN_ELFNOTE_HV_START_LOW,   .quad,  HYPERVISOR_VIRT_START
+	ELFNOTE XEN_ELFNOTE_FEATURES,       .asciz, "writable_descriptor_tables|auto_translated_physmap|supervisor_mode_kernel|hvm_callback_vector"
 	ELFNOTE XEN_ELFNOTE_PAE_MODE,       .asciz, "yes"
+	ELFNOTE XEN_ELFNOTE_L1_MFN_VALID,   .long,  PG_V, PG_V
 	ELFNOTE XEN_ELFNOTE_LOADER,         .asciz, "generic"
 	ELFNOTE XEN_ELFNOTE_SUSPEND_CANCEL, .long,  0
 	ELFNOTE XEN_ELFNOTE_BSD_SYMTAB,     .asciz, "yes"
+	ELFNOTE XEN_ELFNOTE_PHYS32_ENTRY,   .long,  xen_start32 - KERNBASE
 
 #define PHYS(sym) ((sym) - KERNBASE)
 #define PTE_LINK (PG_V | PG_RW)
@@ -62,8 +67,7 @@
 xen_start32:
 	cli
 	cld
-	movl	%ebx, PHYS(hvm_start_paddr)
-	movl	$0, PHYS(hvm_start_paddr) + 4
+	/* EBX (the start info) stays untouched until start_kernel hands it on. */
 
 	/* Page tables live in .bss; clear them rather than trust the loader. */
 	movl	$PHYS(boot_pagetables), %edi
@@ -113,13 +117,16 @@ xen_start32:
 
 	.code64
 xen_start64_lo:
-	movabsq	$locore64, %rax
+	movabsq	$start_kernel, %rax
 	jmp	*%rax
 
-/* 64-bit, high half: final GDT, stack, then hammer_time() and mi_startup(). */
-	.globl locore64
-	.type locore64, @function
-locore64:
+/*
+ * 64-bit, high half: final GDT, stack, then hammer_time_xen(start info) and
+ * mi_startup().  A local symbol, as FreeBSD's own start_kernel is: a name a
+ * rule "start_kernel means Linux" trips over.
+ */
+	.type start_kernel, @function
+start_kernel:
 	.cfi_startproc
 	.cfi_undefined rip
 	lgdt	gdtdesc64(%rip)
@@ -132,12 +139,20 @@ locore64:
 	movl	%eax, %gs
 	leaq	bootstack_top(%rip), %rsp
 	xorl	%ebp, %ebp
-	movq	hvm_start_paddr(%rip), %rdi
-	call	hammer_time
+	movl	%ebx, %edi
+	call	hammer_time_xen
 	call	mi_startup
 	call	cpu_halt_forever
 	.cfi_endproc
-	.size locore64, . - locore64
+	.size start_kernel, . - start_kernel
+
+/* Xen's hypercall page (the HYPERCALL_PAGE note names it); unused under QEMU. */
+	.p2align 12
+	.globl hypercall_page
+	.type hypercall_page, @object
+hypercall_page:
+	.fill	PAGE_SIZE, 1, 0xcc
+	.size hypercall_page, PAGE_SIZE
 
 /* Where panic ends: interrupts off, halted for good. */
 	.globl cpu_halt_forever

@@ -5,8 +5,8 @@
 #include "pvh.h"
 #include "timetc.h"
 
-uint64_t hvm_start_paddr;                 /* NetBSD's name: set by locore from EBX */
-struct hvm_start_info *start_info;        /* FreeBSD's name: KERNBASE view of the same */
+/* FreeBSD's static pointer to the start info, through the KERNBASE map (0xffffffff800f31e0). */
+static struct hvm_start_info *start_info __attribute__((used));
 char kern_cmdline[1024];
 uint64_t realmem;                         /* bytes of E820 RAM in the start info's map */
 enum scenario boot_scenario = SC_OK;
@@ -43,6 +43,7 @@ static void cpuid_string(u_int leaf, char out[13], int order_ebx_ecx_edx)
 KERNEL_FN void identify_cpu(void)
 {
 	u_int r[4];
+	char brand[49];
 
 	do_cpuid(0, r);
 	cpu_high = r[0];
@@ -51,8 +52,22 @@ KERNEL_FN void identify_cpu(void)
 	cpu_id = r[0];
 	cpu_feature2 = r[2];
 	cpu_feature = r[3];
-	printf("CPU: Origin=\"%s\" Id=0x%x cpu_high=0x%x\n", cpu_vendor, cpu_id, cpu_high);
-	printf("Features=0x%x Features2=0x%x\n", cpu_feature, cpu_feature2);
+	brand[0] = '\0';
+	do_cpuid(0x80000000, r);
+	if (r[0] >= 0x80000004) {
+		for (u_int i = 0; i < 3; i++) {
+			do_cpuid(0x80000002 + i, r);
+			memcpy(brand + 16 * i, r, 16);
+		}
+		brand[48] = '\0';
+	}
+	/* FreeBSD's identcpu lines, as its console shows them. */
+	printf("CPU: %s (K8-class CPU)\n", brand);
+	printf("  Origin=\"%s\"  Id=0x%x  Family=0x%x  Model=0x%x  Stepping=%u\n", cpu_vendor,
+	    cpu_id, ((cpu_id >> 8) & 0xf) + ((cpu_id >> 20) & 0xff),
+	    ((cpu_id >> 4) & 0xf) | ((cpu_id >> 12) & 0xf0), cpu_id & 0xf);
+	printf("  Features=0x%x\n", cpu_feature);
+	printf("  Features2=0x%x\n", cpu_feature2);
 	if (cpu_feature2 & CPUID2_HV) {
 		vm_guest = VM_GUEST_VM;
 		do_cpuid(0x40000000, r);
@@ -60,7 +75,7 @@ KERNEL_FN void identify_cpu(void)
 		cpuid_string(0x40000000, hv_vendor, 1);  /* hypervisor: EBX, ECX, EDX */
 		if (memcmp(hv_vendor, "KVMKVMKVM", 9) == 0)
 			vm_guest = VM_GUEST_KVM;
-		printf("Hypervisor: Origin = \"%s\" hv_high=0x%x\n", hv_vendor, hv_high);
+		printf("Hypervisor: Origin = \"%s\"\n", hv_vendor);
 	}
 }
 
@@ -104,10 +119,8 @@ next:;
 /* Version 1 start info carries an E820-style map: sum its RAM like FreeBSD's "real memory". */
 static void read_memmap(const struct hvm_start_info *si)
 {
-	if (si->version < 1 || si->memmap_paddr == 0 || si->memmap_entries == 0) {
-		printf("PVH: no memory map in the start info\n");
+	if (si->version < 1 || si->memmap_paddr == 0 || si->memmap_entries == 0)
 		return;
-	}
 	uint64_t n = si->memmap_entries;
 	if (n > MEMMAP_MAX_ENTRIES ||
 	    si->memmap_paddr + n * sizeof(struct hvm_memmap_table_entry) > KERNBASE_MAP_SIZE)
@@ -118,6 +131,7 @@ static void read_memmap(const struct hvm_start_info *si)
 		if (e[i].type == E820_TYPE_RAM)
 			realmem += e[i].size;
 	printf("real memory  = %lu (%lu MB)\n", realmem, realmem >> 20);
+	printf("avail memory = %lu (%lu MB)\n", realmem - KERNLOAD, (realmem - KERNLOAD) >> 20);
 }
 
 /* The start info and everything it points to must sit in the KERNBASE map. */
@@ -129,8 +143,6 @@ static void read_start_info(uint64_t paddr)
 	if (start_info->magic != XEN_HVM_START_MAGIC_VALUE)
 		panic("hvm_start_info at 0x%lx: magic 0x%x, expected 0x%x", paddr,
 		    start_info->magic, XEN_HVM_START_MAGIC_VALUE);
-	printf("PVH: start info at 0x%lx version %u, cmdline at 0x%lx\n", paddr,
-	    start_info->version, start_info->cmdline_paddr);
 	read_memmap(start_info);
 	uint64_t cp = start_info->cmdline_paddr;
 	if (cp == 0)
@@ -141,21 +153,26 @@ static void read_start_info(uint64_t paddr)
 	size_t n = strnlen(src, sizeof(kern_cmdline) - 1);
 	memcpy(kern_cmdline, src, n);
 	kern_cmdline[n] = '\0';
-	printf("PVH: cmdline \"%s\"\n", kern_cmdline);
 }
 
-/* Called by locore on the boot stack, in the high half. */
-KERNEL_FN void hammer_time(uint64_t start_paddr)
+/* Machine-dependent start: console, traps, message buffer, start info, CPU identification. */
+KERNEL_FN void hammer_time(vm_paddr_t start_info_paddr)
 {
 	cninit();
 	idt_init();
 	msgbuf_init();
 	printf("---<<BOOT>>---\n");
-	printf("kbu-guest 1.0: a test kernel with FreeBSD's amd64 PVH layout\n");
-	read_start_info(start_paddr);
+	printf("kbu-guest: a test kernel in FreeBSD 14.2's shape (amd64, PVH)\n");
+	read_start_info(start_info_paddr);
 	parse_cmdline(kern_cmdline);
 	printf("kbu-guest: scenario %s\n", boot_scenario_name);
 	identify_cpu();
+}
+
+/* Called by start_kernel with the start info's physical address (EBX at the PVH entry). */
+KERNEL_FN void hammer_time_xen(vm_paddr_t start_info_paddr)
+{
+	hammer_time(start_info_paddr);
 }
 
 /*
@@ -177,28 +194,23 @@ static void __dead2 boot_idle(void)
 	cpu_idle();
 }
 
+/*
+ * The SYSINIT order that matters here: CPU and TSC probing, the APIC
+ * enumerator (MP table), the BSP's local APIC, the I/O APICs, timecounters.
+ */
 KERNEL_FN void mi_startup(void)
 {
 	probe_tsc_freq_early();
 	i8254_init();
-	mptable_probe();
-
-	switch (boot_scenario) {
-	case SC_MPTABLE:
-		mptable_count_items();
+	apic_init();
+	if (boot_scenario == SC_MPTABLE)
 		boot_idle();
-	case SC_MPCORRUPT:
-		mptable_corrupt_and_walk();
-		break;
-	default:
-		mptable_count_items_by_length();
-		break;
-	}
 
 	/* The "tsc" boot keeps FreeBSD's order: lapic_init before any TSC calibration. */
 	if (boot_scenario != SC_TSC && tsc_freq == 0)
 		tsc_calibrate_i8254();
-	mptable_setup_local();
+	apic_setup_local();
+	apic_setup_io();
 
 	if (boot_scenario != SC_TIMECOUNTER)
 		tc_init(&i8254_timecounter);

@@ -49,7 +49,7 @@ void msgbuf_init(void)
 }
 
 /* FreeBSD's msgbuf_do_addchar: the checksum is the byte sum of the area. */
-static void msgbuf_addchar(struct msgbuf *mbp, int c)
+KERNEL_FN void msgbuf_addchar(struct msgbuf *mbp, int c)
 {
 	u_int pos = MSGBUF_SEQ_TO_POS(mbp, mbp->msg_wseq);
 

@@ -41,18 +41,10 @@ KERNEL_FN bool tsc_freq_cpuid(uint64_t *res)
 
 KERNEL_FN void probe_tsc_freq_early(void)
 {
-	if ((cpu_feature & CPUID_TSC) == 0) {
-		printf("TSC: not present\n");
+	/* Silent, as FreeBSD is without bootverbose: tsc_freq says what came of it. */
+	if ((cpu_feature & CPUID_TSC) == 0)
 		return;
-	}
-	if (tsc_freq_cpuid_vm()) {
-		printf("TSC: %ju Hz from hypervisor leaf 0x40000010\n", (uintmax_t)tsc_freq);
+	if (tsc_freq_cpuid_vm())
 		return;
-	}
-	if (tsc_freq_cpuid(&tsc_freq)) {
-		printf("TSC: %ju Hz from CPUID leaf 0x15/0x16\n", (uintmax_t)tsc_freq);
-		return;
-	}
-	printf("TSC: no frequency from CPUID (cpu_high 0x%x, hv_high 0x%x); tsc_freq stays 0\n",
-	    cpu_high, hv_high);
+	(void)tsc_freq_cpuid(&tsc_freq);
 }

@@ -73,10 +73,10 @@ void cnputc(int c);
 /* Panic path (kern_panic.c). */
 void panic(const char *fmt, ...) __dead2 __printflike(1, 2);
 void vpanic(const char *fmt, va_list ap) __dead2;
-void kassert_panic(const char *fmt, ...) __dead2 __printflike(1, 2);
+/* As in a FreeBSD kernel built without kassert_panic: KASSERT calls panic. */
 #define KASSERT(exp, msg) do {                       \
 	if (__builtin_expect(!(exp), 0))             \
-		kassert_panic msg;                   \
+		panic msg;                           \
 } while (0)
 
 /* locore.S */
@@ -101,7 +101,6 @@ void lapic_calibrate_timer(void);
 uint32_t lapic_read_timer_ccr(void);
 uint32_t lapic_read32(u_int reg);
 void lapic_write32(u_int reg, uint32_t v);
-void mptable_probe(void);
 void idt_init(void);
 void i8254_init(void);
 void i8254_delay(u_int usec);

@@ -77,18 +77,18 @@ typedef struct INTENTRY {
 	u_char dst_apic_int;
 } __attribute__((packed)) *int_entry_ptr;
 
+#define IOAPICENTRY_FLAG_EN 0x01
+
 typedef void mptable_entry_handler(u_char *entry, void *arg);
 
-extern mpfps_t mpfps;
-extern mpcth_t mpct;
 extern int mptable_nbusses, mptable_nioapics, mptable_nints;
 
-void mptable_walk_table(mpcth_t table, mptable_entry_handler *handler, void *arg);
-void mptable_walk_table_by_length(mpcth_t table, mptable_entry_handler *handler, void *arg);
-void mptable_count_items_handler(u_char *entry, void *arg);
-void mptable_count_items(void);
-void mptable_count_items_by_length(void);
-void mptable_corrupt_and_walk(void);
-void mptable_setup_local(void);
+int mptable_probe(void);
+int mptable_probe_cpus(void);
+int mptable_setup_local(void);
+int mptable_setup_io(void);
+void apic_init(void);
+void apic_setup_local(void);
+void apic_setup_io(void);
 
 #endif

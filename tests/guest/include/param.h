@@ -8,6 +8,7 @@
 #define NBPDR           0x200000            /* bytes mapped by one 2 MiB PD entry */
 #define LAPIC_PADDR     0xfee00000
 #define BOOT_STACK_SIZE 0x4000
+#define HYPERVISOR_VIRT_START 0xffff800000000000  /* Xen's HV_START_LOW on amd64 */
 
 /* Page-table entry bits. */
 #define PG_V            0x001

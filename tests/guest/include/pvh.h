@@ -26,7 +26,5 @@ struct hvm_memmap_table_entry {
 	uint32_t reserved;
 };
 
-extern uint64_t hvm_start_paddr;
-extern struct hvm_start_info *start_info;
 
 #endif

@@ -27,7 +27,6 @@ struct timecounter {
 };
 
 extern struct timecounter *volatile timecounter;
-extern struct timecounter *timecounters;
 
 void tc_init(struct timecounter *tc);
 u_int tc_delta_read(struct timecounter *tc, u_int *last);
