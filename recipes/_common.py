@@ -195,6 +195,10 @@ class Run:
         """
         core.need_live("kbu recipe")
         core.need_kernel("kbu recipe")
+        if not (self.profile().get("identification") or {}).get("symbols", 1):
+            # The OS may be known from the ELF's notes, but entries and variables are not.
+            raise KbuError("the kernel has no symbols, so its panic entries and variables "
+                           "cannot be found")
         if self.end is not None:
             return self.end
         if _last["end"] is not None and _last["at"] == _stands_at():

@@ -222,8 +222,12 @@ def test_pvh_recipe_text(guest_kernel):
 def test_panic_recipe_tsc_chain(guest_kernel):
     j = verdict(cached("panic-triage", guest_kernel, "tsc"), 1)
     assert j["facts"]["message"] == "TSC not initialized"
-    assert j["facts"]["call_chain"][:4] == ["kassert_panic", "lapic_init", "mptable_setup_local",
-                                            "mi_startup"]
+    # The chain FACTS.md gives for the real FreeBSD 14.2 kernel, with DWARF.
+    chain = ["panic", "lapic_init", "mptable_setup_local", "apic_setup_local", "mi_startup",
+             "start_kernel"]
+    assert j["facts"]["call_chain"][:6] == chain
+    with open(os.path.join(os.path.dirname(__file__), "targets", "freebsd-14.2", "FACTS.md")) as f:
+        assert " ← ".join(chain) in " ".join(f.read().split())
     assert "tsc-not-initialized" in j["verdict"]["next"]
 
 

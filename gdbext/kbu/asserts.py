@@ -153,7 +153,11 @@ def backtrace(frame):
         look = pc if not frames else pc - 1  # a return address points after the call
         if frames and not profile.is_code(look):
             break  # the unwinder ran off the stack (no CFI for this frame)
-        frames.append((pc, profile.symbolize(look), profile.source_line(look)))
+        sym = profile.symbolize(look)
+        if f.type() == gdb.INLINE_FRAME and f.name():
+            # GDB's frame of a function inlined here: its name, not the host's symbol.
+            sym = "%s (inlined in %s)" % (f.name(), sym.split("+")[0])
+        frames.append((pc, sym, profile.source_line(look)))
         try:
             f = f.older()
         except gdb.error:
@@ -245,8 +249,9 @@ class AssertBreaks:
                  "  message:   %s" % msg]
         if fmt is not None and fmt != msg:
             lines.append("  format:    %s" % fmt)
+        asserting = profile.function_text(ret - 1)
         lines.append("  asserting: %s%s  (returns to 0x%x)"
-                     % (caller.split("+")[0], "  " + line if line else "", ret))
+                     % (asserting, "  " + line if line else "", ret))
         lines.append("  backtrace:")
         frames = backtrace(frame)
         if len(frames) < 2:  # no unwinder for this frame: at least the caller
@@ -254,8 +259,10 @@ class AssertBreaks:
         for i, (pc, sym, src) in enumerate(frames):
             lines.append("    #%-2d 0x%016x  %s%s" % (i, pc, sym, "  " + src if src else ""))
         gdb.write("\n".join(lines) + "\n")
+        inner = profile.inlined_at(ret - 1)
         self.last = {"entry": bp.entry, "message": msg, "format": fmt,
-                     "caller": caller.split("+")[0], "cpu": cpu}
+                     "caller": inner[0] if inner else caller.split("+")[0],
+                     "caller_symbol": caller.split("+")[0], "cpu": cpu}
         return True
 
 

@@ -219,6 +219,39 @@ def source_line(addr):
     return ""
 
 
+def inlined_at(addr):
+    """Functions inlined at a runtime address, innermost first (['mptable_walk_table']
+    when the walker is inlined into mptable_probe_cpus), from DWARF; [] if none or no
+    debug information. A symbol table names only the function they are inlined into."""
+    names = []
+    try:
+        block = gdb.block_for_pc(addr)
+    except (gdb.error, RuntimeError, OverflowError, ValueError):
+        return names
+    while block is not None and block.function is None:
+        block = block.superblock
+    # Each inlined subroutine is a block whose function is the inlined one, nested
+    # inside the block of the function it was inlined into.
+    while block is not None and block.function is not None:
+        parent = block.superblock
+        while parent is not None and parent.function is None:
+            parent = parent.superblock
+        if parent is None or parent.function is None or parent.function == block.function:
+            break
+        names.append(block.function.name)
+        block = parent
+    return names
+
+
+def function_text(addr):
+    """'func' or 'inlined (inlined in func)' for a code address."""
+    outer = symbolize(addr).split("+")[0]
+    inner = inlined_at(addr)
+    if inner:
+        return "%s (inlined in %s)" % (inner[0], outer)
+    return outer
+
+
 def inferior():
     return gdb.selected_inferior()
 

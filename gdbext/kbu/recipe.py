@@ -89,7 +89,8 @@ def run_one(name, timeout=20.0, here=False, console=None, also_watch=()):
             r.verdict(common.UNDECIDED, "the recipe reached no verdict")
     except (KbuError, gdb.error, KeyboardInterrupt) as e:
         msg = str(e) or "interrupted"
-        if ("no known OS" in msg or "without symbols" in msg) and not settings.get("symbols"):
+        if ("no known OS" in msg or "without symbols" in msg or "has no symbols" in msg) \
+                and not settings.get("symbols"):
             msg += " (a stripped kernel such as Linux's vmlinux needs its System.map: " \
                    "set kbu symbols FILE, or kbu-triage --symbols FILE)"
         r.verdict(common.UNDECIDED, "could not run: %s" % msg)

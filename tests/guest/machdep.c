@@ -188,8 +188,6 @@ KERNEL_FN void uart_bus_attach(void)
 
 static void __dead2 boot_idle(void)
 {
-	printf("kbu-guest: timecounter \"%s\" x2apic_mode %d mp_ncpus %d tsc_freq %ju\n",
-	    timecounter->tc_name, x2apic_mode, mp_ncpus, (uintmax_t)tsc_freq);
 	printf("kbu-guest: idle\n");
 	cpu_idle();
 }
