@@ -11,7 +11,8 @@ static const char *const roles[] = {
 	"x2apic", "x2apic_type", "timesource", "timesource_pointer", "timesource_list",
 	"timesource_list_kind", "time_register", "asserts",
 	"printf_entries", "vprintf_entries", "msgbuf", "msgbuf_pointer", "msgbuf_format",
-	"start_info", "start_info_kind", "ncpus", "panicstr",
+	"start_info", "start_info_kind", "ncpus", "panicstr", "tsc_freq", "tsc_freq_size",
+	"tsc_freq_unit", "idle", "timesource_placeholders", "mp_parser",
 };
 
 static const char *osabi_name(int abi)
@@ -188,7 +189,7 @@ static int os_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report 
 	struct kbu_node *sl = kbu_list(root, "symbols", "Symbols");
 	char w[128];
 	const char *role;
-	for (size_t k = 0; (role = kbu_os_symbol_role(k)) != NULL; k++)
+	for (size_t k = 0; (role = kbu_os_symbol_role(k, NULL)) != NULL; k++)
 		for (size_t j = 0; kbu_os_role_word(p, role, j, w, sizeof(w)); j++) {
 			struct kbu_node *row = kbu_row(sl);
 			kbu_str(row, "role", "role", role);

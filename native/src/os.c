@@ -54,6 +54,16 @@ static const char builtin_freebsd[] =
 	"ncpus = mp_ncpus\n"
 	"# the pointer to the panic message, set when the kernel panics\n"
 	"panicstr = panicstr\n"
+	"# the TSC frequency the kernel uses (sys/x86/x86/tsc.c: uint64_t, Hz)\n"
+	"tsc_freq = tsc_freq\n"
+	"tsc_freq_size = 8\n"
+	"tsc_freq_unit = 1\n"
+	"# where a healthy boot idles (sys/amd64/amd64/machdep.c)\n"
+	"idle = cpu_idle\n"
+	"# time sources that count nothing real (sys/kern/kern_tc.c: dummy_timecounter)\n"
+	"timesource_placeholders = dummy\n"
+	"# the kernel's MP table reader (sys/x86/x86/mptable.c)\n"
+	"mp_parser = mptable_probe\n"
 	"\n"
 	"[layout.timesource]\n"
 	"struct = timecounter\n"
@@ -109,6 +119,16 @@ static const char builtin_netbsd[] =
 	"ncpus = ncpu\n"
 	"# the pointer to the panic message, set when the kernel panics\n"
 	"panicstr = panicstr\n"
+	"# the TSC frequency the kernel uses (sys/arch/x86/x86/tsc.c: uint64_t, Hz)\n"
+	"tsc_freq = tsc_freq\n"
+	"tsc_freq_size = 8\n"
+	"tsc_freq_unit = 1\n"
+	"# where a healthy boot idles (sys/kern/kern_idle.c)\n"
+	"idle = idle_loop\n"
+	"# time sources that count nothing real (sys/kern/kern_tc.c: dummy_timecounter)\n"
+	"timesource_placeholders = dummy\n"
+	"# the kernel's MP table reader (sys/arch/x86/x86/mpbios.c)\n"
+	"mp_parser = mpbios_scan\n"
 	"\n"
 	"[layout.timesource]\n"
 	"struct = timecounter\n"
@@ -162,6 +182,15 @@ static const char builtin_linux[] =
 	"start_info = pvh_start_info\n"
 	"start_info_kind = struct\n"
 	"ncpus = __num_online_cpus\n"
+	"# the TSC frequency the kernel uses (arch/x86/kernel/tsc.c: unsigned int, kHz)\n"
+	"tsc_freq = tsc_khz\n"
+	"tsc_freq_size = 4\n"
+	"tsc_freq_unit = 1000\n"
+	"# no idle role: Linux's boot CPU idles in do_idle long before init finishes\n"
+	"# clock sources that follow jiffies, not hardware (kernel/time/jiffies.c)\n"
+	"timesource_placeholders = jiffies refined-jiffies\n"
+	"# the MP table reader, present only with CONFIG_X86_MPPARSE (arch/x86/kernel/mpparse.c)\n"
+	"mp_parser = smp_scan_config mpf_found\n"
 	"\n"
 	"[layout.timesource]\n"
 	"struct = clocksource\n"
@@ -521,15 +550,28 @@ int kbu_os_layout_num(const struct kbu_os_profile *p, const char *layout, const 
 	return 0;
 }
 
-/* The roles whose words are kernel symbols: what a profile needs to work. */
-static const char *const symbol_roles[] = {
-	"x2apic", "timesource", "timesource_list", "time_register", "asserts",
-	"msgbuf", "start_info", "ncpus", "panicstr",
+/*
+ * The roles whose words are kernel symbols. The first ones are what every
+ * kernel of the OS has and identification weighs; the others are looked up
+ * when a rule needs them (a kernel built without its MP-table reader is
+ * still that OS).
+ */
+static const struct {
+	const char *role;
+	int weighed;
+} symbol_roles[] = {
+	{"x2apic", 1}, {"timesource", 1}, {"timesource_list", 1}, {"time_register", 1},
+	{"asserts", 1}, {"msgbuf", 1}, {"start_info", 1}, {"ncpus", 1}, {"panicstr", 1},
+	{"tsc_freq", 0}, {"idle", 0}, {"mp_parser", 0},
 };
 
-const char *kbu_os_symbol_role(size_t i)
+const char *kbu_os_symbol_role(size_t i, int *weighed)
 {
-	return i < sizeof(symbol_roles) / sizeof(symbol_roles[0]) ? symbol_roles[i] : NULL;
+	if (i >= sizeof(symbol_roles) / sizeof(symbol_roles[0]))
+		return NULL;
+	if (weighed)
+		*weighed = symbol_roles[i].weighed;
+	return symbol_roles[i].role;
 }
 
 static void append(char *buf, size_t len, const char *fmt, const char *a, const char *b)
@@ -556,9 +598,10 @@ void kbu_os_score(const struct kbu_os_profile *p, const struct kbu_os_evidence *
 	snprintf(c->name, sizeof(c->name), "%s", p->name);
 	const struct kbu_symtab *st = ev ? ev->syms : NULL;
 	char w[128];
-	for (size_t r = 0; kbu_os_symbol_role(r); r++) {
-		const char *role = kbu_os_symbol_role(r);
-		if (!kbu_os_role(p, role))
+	const char *role;
+	int weighed;
+	for (size_t r = 0; (role = kbu_os_symbol_role(r, &weighed)) != NULL; r++) {
+		if (!weighed || !kbu_os_role(p, role))
 			continue;
 		c->roles_named++;
 		int found = 0;

@@ -16,7 +16,8 @@
  *              time_register, asserts, printf_entries, vprintf_entries,
  *              msgbuf, msgbuf_pointer, msgbuf_format (freebsd|netbsd|linux-prb),
  *              start_info, start_info_kind (pointer|paddr|struct), ncpus,
- *              panicstr
+ *              panicstr, tsc_freq (+ _size in bytes, _unit in Hz), idle,
+ *              timesource_placeholders (names), mp_parser
  *   [layout.X] field = "OFFSET SIZE [C-NAME]", struct = C struct name
  */
 #ifndef KBU_OS_H
@@ -123,8 +124,9 @@ struct kbu_os_ident {
 	char how[320];         /* how the choice was made, one line */
 };
 
-/* The symbol roles that identification weighs (NULL past the end). */
-const char *kbu_os_symbol_role(size_t i);
+/* The i-th role whose words are kernel symbols (NULL past the end); *weighed
+ * (if not NULL) says whether identification counts it. */
+const char *kbu_os_symbol_role(size_t i, int *weighed);
 
 /* Weighs every built-in profile. Fills id (also when it fails, for a report);
  * returns the chosen profile, or NULL with KBU_ENOTFOUND (none fits: the
