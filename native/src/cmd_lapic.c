@@ -74,16 +74,16 @@ static void mode_section(struct kbu_node *root, const struct kbu_lapic_state *s,
 	struct kbu_node *m = kbu_obj(root, "mode", "APIC mode");
 	int svr_known = kbu_lapic_known(s, 0x0f0);
 	int sw_on = svr_known && ((s->reg[0x0f0 >> 4] >> 8) & 1);
-	const char *mode = "unknown";
+	struct kbu_lapic_mode lm;
+	kbu_lapic_mode(s, have_cpuid, cpuid1_ecx, have_kx2, kx2, &lm);
+	const char *mode = lm.mode;
 	if (have_cpuid) {
 		int x2 = (cpuid1_ecx >> 21) & 1;
 		kbu_str(m, "cpuid_x2apic", "CPUID.1:ECX.x2APIC[21]", x2 ? "1 (x2APIC supported)" :
 			"0 (no x2APIC: xAPIC only)");
 		kbu_u64(m, "cpuid_apic_id", "CPUID.1:EBX initial APIC ID", cpuid1_ebx >> 24);
-		if (!x2)
-			mode = svr_known ? (sw_on ? "xAPIC" : "xAPIC, software-disabled") : "xAPIC";
-		if (have_kx2 && kx2 && !x2)
-			kbu_problem(m, KBU_SEV_WARN,
+		if (lm.flag_without_cpu)
+			kbu_finding(m, KBU_SEV_WARN, "lapic.x2apic_flag_without_cpu",
 				    "the kernel's %s says x2APIC but CPUID has no x2APIC bit: the kernel "
 				    "will use MSRs 0x800+ that fault", kname);
 	} else {
@@ -91,10 +91,6 @@ static void mode_section(struct kbu_node *root, const struct kbu_lapic_state *s,
 	}
 	if (have_kx2) {
 		kbu_strf(m, "kernel_x2apic", "kernel", "%s = %d", kname, kx2);
-		if (kx2 && (!have_cpuid || ((cpuid1_ecx >> 21) & 1)))
-			mode = "x2APIC (as the kernel set it)";
-		else if (!kx2 && strcmp(mode, "unknown") == 0)
-			mode = svr_known && !sw_on ? "xAPIC, software-disabled" : "xAPIC (as the kernel set it)";
 	} else {
 		kbu_str(m, "kernel_x2apic", "kernel", "no x2APIC flag known (no symbols or no profile)");
 	}

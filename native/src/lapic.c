@@ -450,3 +450,22 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 	else
 		kbu_textf(sec, "%s agrees with %s on every register both show", other_source, source);
 }
+
+void kbu_lapic_mode(const struct kbu_lapic_state *s, int have_cpuid, uint32_t cpuid1_ecx,
+		    int have_kflag, int kflag, struct kbu_lapic_mode *out)
+{
+	int svr_known = s && kbu_lapic_known(s, 0x0f0);
+	int sw_on = svr_known && ((s->reg[0x0f0 >> 4] >> 8) & 1);
+	int x2 = have_cpuid && ((cpuid1_ecx >> 21) & 1);
+	out->mode = "unknown";
+	out->flag_without_cpu = have_cpuid && have_kflag && kflag && !x2;
+	if (have_cpuid && !x2)
+		out->mode = svr_known && !sw_on ? "xAPIC, software-disabled" : "xAPIC";
+	if (have_kflag) {
+		if (kflag && (!have_cpuid || x2))
+			out->mode = "x2APIC (as the kernel set it)";
+		else if (!kflag && strcmp(out->mode, "unknown") == 0)
+			out->mode = svr_known && !sw_on ? "xAPIC, software-disabled"
+							: "xAPIC (as the kernel set it)";
+	}
+}

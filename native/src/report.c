@@ -506,6 +506,16 @@ void kbu_textf(struct kbu_node *o, const char *fmt, ...)
 	va_end(ap);
 }
 
+void kbu_textline(struct kbu_node *o, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	struct kbu_node *n = add_vformatted(o, N_TEXT, NULL, NULL, fmt, ap);
+	va_end(ap);
+	if (n)
+		n->text_only = 1;
+}
+
 void kbu_problem(struct kbu_node *o, enum kbu_severity sev, const char *fmt, ...)
 {
 	va_list ap;
@@ -977,7 +987,7 @@ static void json_fields(struct sbuf *b, const struct kbu_node *o, int first)
 	}
 	int notes = 0;
 	for (const struct kbu_node *c = o->first; c; c = c->next) {
-		if (c->type != N_TEXT)
+		if (c->type != N_TEXT || c->text_only)
 			continue;
 		if (!notes) {
 			if (!first)

@@ -90,6 +90,21 @@ unsigned kbu_lapic_divisor(uint32_t dcr);
 void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, const char *source,
 		      const struct kbu_lapic_state *other, const char *other_source);
 
+/*
+ * Which mode the APIC is in, from what can be known without IA32_APIC_BASE:
+ * CPUID.1:ECX[21] (x2APIC offered), the kernel's own flag, and SVR bit 8.
+ * s may be NULL (no registers read). mode is "xAPIC", "xAPIC, software-disabled",
+ * "x2APIC (as the kernel set it)", "xAPIC (as the kernel set it)" or "unknown";
+ * flag_without_cpu is set when the kernel says x2APIC and CPUID has no x2APIC
+ * bit (its MSR accesses 0x800+ will fault).
+ */
+struct kbu_lapic_mode {
+	const char *mode;
+	int flag_without_cpu;
+};
+void kbu_lapic_mode(const struct kbu_lapic_state *s, int have_cpuid, uint32_t cpuid1_ecx,
+		    int have_kflag, int kflag, struct kbu_lapic_mode *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -66,6 +66,9 @@ void kbu_bytes(struct kbu_node *o, const char *key, const char *label, const voi
 
 /* A free line of text inside a section (text only; JSON gets it in "notes"). */
 void kbu_textf(struct kbu_node *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A line of text only (not in JSON): a report laid out by hand, whose values
+ * JSON holds in fields of their own. */
+void kbu_textline(struct kbu_node *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An anomaly found at this node. */
 void kbu_problem(struct kbu_node *o, enum kbu_severity sev, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
