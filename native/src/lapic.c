@@ -469,3 +469,13 @@ void kbu_lapic_mode(const struct kbu_lapic_state *s, int have_cpuid, uint32_t cp
 							: "xAPIC (as the kernel set it)";
 	}
 }
+
+void kbu_lapic_decode_text(unsigned offset, uint32_t v, char *buf, size_t len)
+{
+	const struct kbu_lapic_reg *r = kbu_lapic_reg_at(offset);
+	if (!len)
+		return;
+	buf[0] = '\0';
+	if (r)
+		decode_reg(r, v, buf, len);
+}

@@ -1243,6 +1243,384 @@ static void q_x2apic(struct run *v)
 	       "is unknown (CPUID not run)", symbol, flag);
 }
 
+/* ---- pvh-entry ---- */
+
+static void size_text(uint64_t n, char *buf, size_t len)
+{
+	static const struct {
+		const char *unit;
+		uint64_t div;
+	} u[] = {{"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10}};
+	for (size_t i = 0; i < 3; i++)
+		if (n >= u[i].div) {
+			if (n % u[i].div)
+				snprintf(buf, len, "%.1f %s", (double)n / (double)u[i].div, u[i].unit);
+			else
+				snprintf(buf, len, "%" PRIu64 " %s", n / u[i].div, u[i].unit);
+			return;
+		}
+	snprintf(buf, len, "%" PRIu64 " bytes", n);
+}
+
+static void q_pvh(struct run *v)
+{
+	uint64_t entry = 0;
+	struct kbu_err e = {0};
+	if (!v->ctx->kernel || kbu_xen_pvh_entry(v->ctx->kernel, &entry, &e) < 0) {
+		if (v->ctx->kernel && e.code == KBU_ENOTFOUND)
+			decide(v, KBU_VERDICT_PROBLEM, "pvh.no_entry_note",
+			       "add the note (type 18) with the 32-bit physical entry address",
+			       "the kernel has no XEN_ELFNOTE_PHYS32_ENTRY note: QEMU cannot boot it through PVH");
+		else
+			decide(v, KBU_VERDICT_UNDECIDED, NULL, NULL, "cannot read the kernel's notes: %s",
+			       v->ctx->kernel ? e.msg : "no kernel ELF");
+		return;
+	}
+	kbu_u64(v->facts, "phys32_entry", "", entry);
+	evidence(v, "PHYS32_ENTRY note", "0x%" PRIx64, entry);
+	const char *reached = live_str(v, "entry.reached");
+	if (reached && strcmp(reached, "hit") != 0) {
+		decide(v, KBU_VERDICT_PROBLEM, "pvh.entry_not_reached",
+		       "check that QEMU boots the ELF through PVH (-kernel with the note, -M microvm) and "
+		       "not as a multiboot or Linux image",
+		       "the guest never reached the PVH entry 0x%" PRIx64 " (%s)", entry, reached);
+		return;
+	}
+	int at_entry = kbu_json_get_bool(live(v, "entry"), "at_entry", 0);
+	uint64_t rip = 0, ebx = 0, cr0 = 0;
+	int have_rip = live_u64(v, "entry.rip", &rip) == 0;
+	int have_ebx = live_u64(v, "entry.ebx", &ebx) == 0;
+	int have_cr0 = live_u64(v, "entry.cr0", &cr0) == 0;
+	ebx &= 0xffffffffu;
+	if (at_entry) {
+		if (have_rip) {
+			kbu_u64(v->facts, "rip", "", rip);
+			evidence(v, "RIP", "0x%" PRIx64, rip);
+		}
+		if (have_ebx) {
+			kbu_u64(v->facts, "ebx", "", ebx);
+			evidence(v, "EBX", "0x%" PRIx64 "  (the start info, by the PVH protocol)", ebx);
+		}
+		if (have_cr0) {
+			kbu_u64(v->facts, "cr0", "", cr0);
+			evidence(v, "CR0", "0x%" PRIx64 "  (PE=%d PG=%d)", cr0, (int)(cr0 & 1),
+				 (int)(cr0 >> 31 & 1));
+		}
+	} else {
+		evidence(v, "entry", "the guest is past its entry: the start info is found through the "
+			 "kernel's saved pointer or by its magic");
+	}
+	if (!v->ctx->mem) {
+		decide(v, KBU_VERDICT_UNDECIDED, NULL, NULL, "no guest memory to read the start info from");
+		return;
+	}
+	struct kbu_pvh p;
+	memset(&p, 0, sizeof p);
+	int rc = at_entry && have_ebx && ebx ? kbu_pvh_decode(v->ctx->mem, ebx, &p, &e)
+					     : kbu_pvh_find(v->ctx->mem, v->syms, v->ctx->kernel, 0, &p, &e);
+	if (rc < 0) {
+		char where[64] = "found";
+		if (at_entry && have_ebx)
+			snprintf(where, sizeof where, "at EBX 0x%" PRIx64, ebx);
+		decide(v, at_entry ? KBU_VERDICT_PROBLEM : KBU_VERDICT_UNDECIDED,
+		       at_entry ? "pvh.no_start_info" : NULL,
+		       "the loader must pass the start info in EBX (magic 0x336ec578)",
+		       "no valid hvm_start_info %s: %s", where, e.msg);
+		kbu_pvh_free(&p);
+		return;
+	}
+	kbu_u64(v->facts, "start_info", "", p.addr);
+	evidence(v, "start info", "0x%" PRIx64 ", version %u, magic 0x%x", p.addr, p.version, p.magic);
+	const char *cmd = p.cmdline.state == KBU_PVH_STR_OK || p.cmdline.state == KBU_PVH_STR_UNTERMINATED
+				  ? (p.cmdline.text ? p.cmdline.text : "") : NULL;
+	if (cmd) {
+		kbu_str(v->facts, "cmdline", "", cmd);
+		evidence(v, "command line", "\"%s\"", cmd);
+	} else {
+		kbu_null(v->facts, "cmdline", "");
+		evidence(v, "command line", "(none)");
+	}
+	struct kbu_node *ml = kbu_list(v->facts, "memmap", "");
+	char mt[2048] = "";
+	uint64_t ram = 0;
+	size_t nreal = 0;
+	for (size_t i = 0; i < p.nmemmap; i++) {
+		const struct kbu_pvh_memmap_entry *m = &p.memmap[i];
+		if (!m->size)
+			continue;
+		nreal++;
+		if (m->type == 1)
+			ram += m->size;
+		struct kbu_node *row = kbu_row(ml);
+		kbu_u64(row, "addr", "", m->addr);
+		kbu_u64(row, "end", "", m->addr + m->size - 1);
+		kbu_u64(row, "size", "", m->size);
+		kbu_u64(row, "type", "", m->type);
+		kbu_str(row, "type_name", "", kbu_e820_type_name(m->type));
+		char sz[32];
+		size_text(m->size, sz, sizeof sz);
+		cat(mt, sizeof mt, "%s0x%09" PRIx64 "-0x%09" PRIx64 "  %-9s %s", nreal > 1 ? "\n" : "",
+		    m->addr, m->addr + m->size - 1, kbu_e820_type_name(m->type), sz);
+	}
+	evidence(v, "memory map", "%s", mt[0] ? mt : "(none)");
+	char rs[32];
+	size_text(ram, rs, sizeof rs);
+	kbu_u64(v->facts, "ram_bytes", "", ram);
+	evidence(v, "RAM", "%s", rs);
+	kbu_u64(v->facts, "modules", "", p.nr_modules);
+	evidence(v, "modules", "%u", p.nr_modules);
+	if (p.rsdp_paddr) {
+		kbu_u64(v->facts, "rsdp", "", p.rsdp_paddr);
+		evidence(v, "RSDP", "0x%" PRIx64 "%s%s%s", p.rsdp_paddr, p.rsdp_sig_ok == 1 ? " (OEM '" : "",
+			 p.rsdp_sig_ok == 1 ? p.rsdp_oem : "", p.rsdp_sig_ok == 1 ? "')" : "");
+	} else {
+		kbu_null(v->facts, "rsdp", "");
+		evidence(v, "RSDP", "none (no ACPI)");
+	}
+	char bad[2048] = "", warn[1024] = "";
+	for (size_t i = 0; i < p.nproblems; i++) {
+		const struct kbu_pvh_problem *pp = &p.problems[i];
+		if (pp->sev >= KBU_SEV_ERROR)
+			cat(bad, sizeof bad, "%s%s", bad[0] ? "; " : "", pp->msg);
+		if (pp->sev == KBU_SEV_WARN) {
+			size_t n = strcspn(pp->msg, ":");
+			cat(warn, sizeof warn, "%s%.*s", warn[0] ? "; " : "", (int)n, pp->msg);
+		}
+		if (pp->sev >= KBU_SEV_WARN)
+			finding(v, "pvh.start_info", "start info: %s", pp->msg);
+	}
+	char wrong[2048] = "";
+	if (p.magic != 0x336ec578u)
+		cat(wrong, sizeof wrong, "magic 0x%x is not 0x336ec578", p.magic);
+	if (at_entry && have_cr0 && (cr0 >> 31 & 1))
+		cat(wrong, sizeof wrong, "%spaging is on at the entry (CR0.PG=1): this is not a PVH entry",
+		    wrong[0] ? "; " : "");
+	if (at_entry && have_cr0 && !(cr0 & 1))
+		cat(wrong, sizeof wrong, "%sthe CPU is in real mode at the entry (CR0.PE=0)",
+		    wrong[0] ? "; " : "");
+	if (!nreal)
+		cat(wrong, sizeof wrong, "%sthe memory map is empty", wrong[0] ? "; " : "");
+	if (bad[0])
+		cat(wrong, sizeof wrong, "%s%s", wrong[0] ? "; " : "", bad);
+	if (wrong[0]) {
+		decide(v, KBU_VERDICT_PROBLEM, "pvh.handover",
+		       "compare with the PVH boot protocol (xen/arch/x86 docs: hvm_start_info)",
+		       "the PVH handover is wrong: %s", wrong);
+	} else {
+		char where[256] = "start info ";
+		if (at_entry)
+			snprintf(where, sizeof where, "entered at 0x%" PRIx64 " in 32-bit protected mode with "
+				 "paging off, EBX = 0x%" PRIx64 " -> ", entry, ebx);
+		decide(v, KBU_VERDICT_OK, NULL, NULL, "%shvm_start_info v%u at 0x%" PRIx64 ": command line "
+		       "\"%s\", %zu memory map entries (%s RAM), %u module(s)%s%s", where, p.version,
+		       p.addr, cmd ? cmd : "", nreal, rs, p.nr_modules, warn[0] ? "; note: " : "", warn);
+	}
+	kbu_pvh_free(&p);
+}
+
+/* ---- lapic-state ---- */
+
+struct lapic_cpu {
+	int cpu, read;
+	struct kbu_lapic_state s;
+	char why[512];
+};
+
+/* CPU n's local APIC: the registers the debugger read (live "lapic"), else QEMU's monitor. */
+static void read_lapic(struct run *v, int cpu, struct lapic_cpu *out)
+{
+	memset(out, 0, sizeof *out);
+	out->cpu = cpu;
+	const struct kbu_json *l = live(v, "lapic");
+	for (size_t i = 0; i < kbu_json_len(l); i++) {
+		const struct kbu_json *c = kbu_json_at(l, i);
+		if (kbu_json_get_u64(c, "cpu", (uint64_t)-1) != (uint64_t)cpu)
+			continue;
+		const struct kbu_json *regs = kbu_json_get(c, "registers");
+		for (size_t k = 0; k < kbu_json_len(regs); k++) {
+			uint64_t off, val;
+			const char *key = kbu_json_key(regs, k);
+			char *end;
+			off = key ? strtoull(key, &end, 0) : 0;
+			if (key && !*end && kbu_json_u64(kbu_json_at(regs, k), &val) == 0 && off < 0x400)
+				kbu_lapic_set(&out->s, (unsigned)off, (uint32_t)val);
+		}
+		out->read = out->s.known != 0;
+		if (!out->read)
+			snprintf(out->why, sizeof out->why, "%s", kbu_json_get_str(c, "error", "no registers"));
+		return;
+	}
+	char cmd[32], *text = NULL;
+	struct kbu_err e = {0};
+	snprintf(cmd, sizeof cmd, "info lapic %d", cpu);
+	if (!v->ctx->mem || kbu_mem_monitor(v->ctx->mem, cmd, &text, &e) < 0) {
+		snprintf(out->why, sizeof out->why, "%s", v->ctx->mem ? e.msg : "no memory source");
+		return;
+	}
+	if (kbu_lapic_parse_qemu(text, &out->s, &e) == 0)
+		out->read = 1;
+	else
+		snprintf(out->why, sizeof out->why, "%s", e.msg);
+	free(text);
+}
+
+static void q_lapic(struct run *v)
+{
+	struct kbu_cpuid_set set;
+	int have_cpuid = live_cpuid(v, &set) == 0 && kbu_cpuid_find(&set, 1, 0);
+	uint32_t ecx = have_cpuid ? kbu_cpuid_find(&set, 1, 0)->ecx : 0;
+	if (!have_cpuid)
+		evidence(v, "CPUID.1", "not run: %s", live_str(v, "cpuid_error") ? live_str(v, "cpuid_error")
+						       : "the debugger gave no CPUID values");
+	uint64_t ncpus = 0;
+	if (live_u64(v, "vcpus", &ncpus) < 0 || !ncpus)
+		ncpus = v->ctx->mem && kbu_mem_ncpus(v->ctx->mem) > 0 ? (uint64_t)kbu_mem_ncpus(v->ctx->mem)
+									  : 1;
+	const struct kbu_triage_kstate *ks = kstate(v);
+	int have_kflag = ks->x2apic.state == KBU_TRIAGE_VAR_OK;
+	int ran_on = kbu_json_get_bool(live(v, "end"), "ran_on", 0);
+	static const char ran_on_text[] =
+		"read after the panic was let run on, and a panicking kernel disables its local APIC "
+		"(run lapic-state before panic-triage, or on its own)";
+	char first[1024] = "", also[1024] = "";
+	size_t nalso = 0;
+	struct kbu_node *cl = kbu_list(v->facts, "cpus", "");
+	int nread = 0, bsp_enabled = -1, bsp_masked = -1;
+	uint32_t bsp_init = 0, bsp_cur = 0;
+	char bsp_mode[64] = "", bsp_timer[160] = "";
+	for (uint64_t cpu = 0; cpu < ncpus && cpu < 64; cpu++) {
+		struct lapic_cpu lc;
+		read_lapic(v, (int)cpu, &lc);
+		char lab[32];
+		snprintf(lab, sizeof lab, "CPU %" PRIu64, cpu);
+		if (!lc.read) {
+			evidence(v, lab, "not read: %s", lc.why);
+			continue;
+		}
+		nread++;
+		const struct kbu_lapic_state *s = &lc.s;
+		struct kbu_lapic_mode lm;
+		kbu_lapic_mode(s, have_cpuid, ecx, have_kflag, (int)ks->x2apic.value, &lm);
+		char mode[64];
+		snprintf(mode, sizeof mode, "%s", lm.mode);
+		char *paren = strstr(mode, " (");
+		if (paren)
+			*paren = '\0';
+		int svr_known = kbu_lapic_known(s, 0x0f0), timer_known = kbu_lapic_known(s, 0x320);
+		uint32_t svr = s->reg[0x0f0 >> 4], timer = s->reg[0x320 >> 4], esr = s->reg[0x280 >> 4];
+		uint32_t init = s->reg[0x380 >> 4], cur = s->reg[0x390 >> 4], dcr = s->reg[0x3e0 >> 4];
+		int enabled = svr_known ? (int)((svr >> 8) & 1) : -1;
+		int masked = timer_known ? (int)((timer >> 16) & 1) : -1;
+		char svr_t[160], timer_t[160], dcr_t[64], esr_t[160];
+		kbu_lapic_decode_text(0x0f0, svr, svr_t, sizeof svr_t);
+		kbu_lapic_decode_text(0x320, timer, timer_t, sizeof timer_t);
+		kbu_lapic_decode_text(0x3e0, dcr, dcr_t, sizeof dcr_t);
+		kbu_lapic_decode_text(0x280, esr, esr_t, sizeof esr_t);
+		struct kbu_node *row = kbu_row(cl);
+		kbu_u64(row, "cpu", "", cpu);
+		kbu_str(row, "mode", "", mode);
+		if (enabled >= 0)
+			kbu_bool(row, "enabled", "", enabled);
+		else
+			kbu_null(row, "enabled", "");
+		kbu_u64(row, "svr", "", svr);
+		kbu_str(row, "timer", "", timer_t);
+		if (masked >= 0)
+			kbu_bool(row, "timer_masked", "", masked);
+		else
+			kbu_null(row, "timer_masked", "");
+		kbu_u64(row, "initial_count", "", init);
+		kbu_u64(row, "current_count", "", cur);
+		kbu_str(row, "divide", "", dcr_t);
+		kbu_u64(row, "esr", "", esr);
+		evidence(v, lab, "%s; SVR 0x%x: %s", mode, svr, svr_t);
+		evidence(v, "  timer", "%s; initial count %u, current %u, %s", timer_t, init, cur, dcr_t);
+		if (esr)
+			evidence(v, "  ESR", "%s", esr_t);
+		if (lm.flag_without_cpu)
+			finding(v, "lapic.x2apic_flag_without_cpu", "the kernel's %s says x2APIC but CPUID has "
+				"no x2APIC bit: the kernel will use MSRs 0x800+ that fault", ks->x2apic.symbol);
+		if (cpu == 0) {
+			bsp_enabled = enabled;
+			bsp_masked = masked;
+			bsp_init = init;
+			bsp_cur = cur;
+			snprintf(bsp_mode, sizeof bsp_mode, "%s", mode);
+			snprintf(bsp_timer, sizeof bsp_timer, "%s", timer_t);
+			if (enabled == 0)
+				snprintf(first, sizeof first, "the boot CPU's local APIC is software-disabled (SVR "
+					 "0x%x, bit 8 clear): %s", svr, ran_on ? ran_on_text
+					 : "the kernel has not enabled it");
+			if (masked == 1 && !init && !ran_on) {
+				const char *t = "the boot CPU's APIC timer is not running (LVT masked, initial "
+						"count 0): the kernel has not set it up, or has shut it down";
+				if (!first[0])
+					snprintf(first, sizeof first, "%s", t);
+				else if (nalso++ < 2)
+					cat(also, sizeof also, "%s%s", also[0] ? "; " : "", t);
+			}
+			if (lm.flag_without_cpu) {
+				char t[256];
+				snprintf(t, sizeof t, "the kernel's %s says x2APIC but CPUID has no x2APIC bit: "
+					 "the kernel will use MSRs 0x800+ that fault", ks->x2apic.symbol);
+				if (!first[0])
+					snprintf(first, sizeof first, "%s", t);
+				else if (nalso++ < 2)
+					cat(also, sizeof also, "%s%s", also[0] ? "; " : "", t);
+			}
+		} else if (enabled == 0) {
+			evidence(v, "", "(CPU %" PRIu64 " is as after reset: an AP the kernel has not started)",
+				 cpu);
+		}
+		if (esr) {
+			char t[256];
+			snprintf(t, sizeof t, "CPU %" PRIu64 " has APIC errors: %s", cpu, esr_t);
+			if (!first[0])
+				snprintf(first, sizeof first, "%s", t);
+			else if (nalso++ < 2)
+				cat(also, sizeof also, "%s%s", also[0] ? "; " : "", t);
+		}
+	}
+	struct lines tl = log_lines(v, "(\\bx?apic\\b|lapic)", 1);
+	log_fact(v, &tl, 8);
+	lines_free(&tl);
+	if (!nread) {
+		decide(v, KBU_VERDICT_UNDECIDED, NULL, NULL, "no local APIC could be read (needs QEMU's "
+		       "monitor through the stub, or the vCPU's own reads)");
+		return;
+	}
+	if (ran_on && bsp_enabled == 0) {
+		decide(v, KBU_VERDICT_UNDECIDED, NULL,
+		       "run lapic-state on its own, or before panic-triage, to read it at the panic",
+		       "the boot CPU's local APIC is software-disabled, but it was read after the panic was "
+		       "let run on, and a panicking kernel disables its local APIC itself%s%s",
+		       also[0] ? "; also: " : "", also);
+		return;
+	}
+	if (first[0]) {
+		char where[512] = "";
+		if (strcmp(end_kind(v), "panic") == 0)
+			snprintf(where, sizeof where, " (the kernel stopped in a panic in %s: \"%s\")",
+				 live_str(v, "end.function") ? live_str(v, "end.function")
+							      : live_str(v, "end.where"),
+				 live_str(v, "end.message") ? live_str(v, "end.message") : "");
+		decide(v, KBU_VERDICT_PROBLEM, "lapic.state",
+		       "see `kbu lapic` for every register and the kernel log lines above; kbu recipe "
+		       "x2apic-mode for the mode, panic-triage for the panic",
+		       "%s%s%s%s", first, where, also[0] ? "; also: " : "", also);
+		return;
+	}
+	char timer[256];
+	snprintf(timer, sizeof timer, "timer %s", bsp_masked == 1 ? "masked" : bsp_timer);
+	if (bsp_masked != 1 && bsp_init)
+		cat(timer, sizeof timer, ", counting (%u of %u)", bsp_cur, bsp_init);
+	char others[64] = "";
+	if (nread > 1)
+		snprintf(others, sizeof others, "; %d other CPU(s) read", nread - 1);
+	decide(v, KBU_VERDICT_OK, NULL, NULL, "the boot CPU's local APIC is software-enabled in %s mode, "
+	       "%s%s", bsp_mode[0] ? bsp_mode : "an unknown", timer, others);
+}
+
 /* ---- the table of questions ---- */
 
 static const struct kbu_question questions[] = {
@@ -1254,9 +1632,13 @@ static const struct kbu_question questions[] = {
 	 "never registered, or fine", 0},
 	{"x2apic-mode", "who switched the kernel's x2APIC flag, and whether the CPU offers x2APIC "
 	 "at all", 0},
+	{"pvh-entry", "the start info and command line the kernel gets at its PVH entry point", 0},
+	{"lapic-state", "each local APIC at the end state: enabled?, mode, timer (mode, vector, "
+	 "mask, count), errors", 0},
 };
 
-static void (*const rules[])(struct run *) = {q_panic, q_tsc, q_timecounter, q_x2apic};
+static void (*const rules[])(struct run *) = {q_panic, q_tsc, q_timecounter, q_x2apic, q_pvh,
+					      q_lapic};
 
 size_t kbu_question_count(void) { return sizeof questions / sizeof questions[0]; }
 

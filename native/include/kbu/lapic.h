@@ -82,6 +82,9 @@ struct kbu_lapic_lvt {
 	const char *timer_mode; /* one-shot, periodic, TSC-deadline, reserved; NULL if not the timer */
 };
 void kbu_lapic_decode_lvt(uint32_t v, int is_timer, struct kbu_lapic_lvt *out);
+/* A register's value as the report words it ("APIC software-enabled, spurious vector
+ * 255"); "" for a register with no decoding or an unknown offset. */
+void kbu_lapic_decode_text(unsigned offset, uint32_t v, char *buf, size_t len);
 /* DCR to the divisor: 1, 2, 4, ... 128. */
 unsigned kbu_lapic_divisor(uint32_t dcr);
 
