@@ -1,9 +1,10 @@
 """`kbu recipe NAME`: run a triage recipe (recipes/*.py) against the attached guest.
 
 The recipes live in <repo>/recipes (or $KBU_RECIPES) and are imported as the
-package `kbu_recipes`. Each one prints the evidence it gathered and a VERDICT;
-its status (0 no problem, 1 problem found, 2 could not run or undecided) is
-left in the convenience variable $kbu_recipe_status for scripts.
+package `kbu_recipes`. A recipe drives the guest and gathers what only a
+debugger sees (kbu/runtime.py); libkbu's `kbu verdict` judges it and prints
+the evidence and a VERDICT. The status (0 no problem, 1 problem found, 2
+could not run or undecided) is left in $kbu_recipe_status for scripts.
 """
 import importlib
 import importlib.util
@@ -14,7 +15,7 @@ import traceback
 
 import gdb
 
-from . import core, native, settings
+from . import core, native, runtime, settings
 from .core import KbuCommand, KbuError
 
 PACKAGE = "kbu_recipes"
@@ -67,7 +68,7 @@ def load(name):
         if core.debug_enabled():
             gdb.write(traceback.format_exc(), gdb.STDERR)
         raise KbuError("recipe %s does not load: %s: %s" % (name, type(e).__name__, e))
-    for attr in ("NAME", "SUMMARY", "run"):
+    for attr in ("NAME", "gather"):
         if not hasattr(mod, attr):
             raise KbuError("recipe %s has no %s" % (name, attr))
     return mod
@@ -77,29 +78,28 @@ def _set_status(st):
     gdb.execute("set $kbu_recipe_status = %d" % st, False, True)
 
 
-def run_one(name, timeout=20.0, here=False, console=None, also_watch=()):
-    """Runs recipe NAME; returns its Run (status 2 and the error if it failed)."""
+def run_one(name, timeout=20.0, here=False, console=None, also_watch=(), as_json=False):
+    """Runs recipe NAME and asks libkbu for its verdict; returns (status, json, text)."""
     mod = load(name)
-    common = importlib.import_module(PACKAGE + "._common")
-    r = common.Run(mod.NAME, mod.SUMMARY, timeout=timeout, here=here, console=console,
-                   also_watch=also_watch)
+    r = runtime.Run(mod.NAME, timeout=timeout, here=here, console=console,
+                    also_watch=also_watch)
     try:
-        mod.run(r)
-        if r.status is None:
-            r.verdict(common.UNDECIDED, "the recipe reached no verdict")
+        mod.gather(r)
+        status = r.ask(as_json)
+        return status, r.result, r.text
     except (KbuError, gdb.error, KeyboardInterrupt) as e:
         msg = str(e) or "interrupted"
-        if ("no known OS" in msg or "without symbols" in msg or "has no symbols" in msg) \
-                and not settings.get("symbols"):
-            msg += " (a stripped kernel such as Linux's vmlinux needs its System.map: " \
-                   "set kbu symbols FILE, or kbu-triage --symbols FILE)"
-        r.verdict(common.UNDECIDED, "could not run: %s" % msg)
     except Exception as e:
         if core.debug_enabled():
             gdb.write(traceback.format_exc(), gdb.STDERR)
-        r.verdict(common.UNDECIDED, "could not run: internal error: %s: %s"
-                  % (type(e).__name__, e))
-    return r
+        msg = "internal error: %s: %s" % (type(e).__name__, e)
+    if not settings.get("symbols") and isinstance(msg, str) and \
+            ("no known OS" in msg or "without symbols" in msg or "has no symbols" in msg):
+        msg += " (a stripped kernel such as Linux's vmlinux needs its System.map: " \
+               "set kbu symbols FILE, or kbu-triage --symbols FILE)"
+    summary = runtime.questions().get(mod.NAME, "")
+    return (runtime.UNDECIDED, runtime.undecided(mod.NAME, msg),
+            runtime.undecided_text(mod.NAME, summary, msg))
 
 
 class Recipe(KbuCommand):
@@ -131,9 +131,10 @@ given separated by commas; they share the end state."""
     def run(self, a):
         if a.list:
             rows = []
+            summaries = runtime.questions()
             for n in names():
                 try:
-                    rows.append((n, load(n).SUMMARY))
+                    rows.append((n, summaries.get(load(n).NAME, "(no question of that name in libkbu)")))
                 except KbuError as e:
                     rows.append((n, "! %s" % e))
             if a.json:
@@ -153,7 +154,6 @@ given separated by commas; they share the end state."""
         for n in wanted:   # an unknown name fails before the guest runs
             mods.append(load(n))
             kinds += [k for k in getattr(mods[-1], "WATCH", ()) if k not in kinds]
-        common = importlib.import_module(PACKAGE + "._common")
         # Recipes that let the guest run on past the end state (LAST = True) go
         # after the others, so those see the state the end state left; the
         # report keeps the order asked for.
@@ -161,17 +161,17 @@ given separated by commas; they share the end state."""
         runs = [None] * len(wanted)
         try:
             for i in order:
-                runs[i] = run_one(wanted[i], a.timeout, a.here, a.console, kinds)
+                runs[i] = run_one(wanted[i], a.timeout, a.here, a.console, kinds, a.json)
         finally:
-            common.release_watches()
-        status = max(r.as_dict()["status"] for r in runs)
+            runtime.release_watches()
+        status = max(st for st, _, _ in runs)
         if a.json:
             if len(runs) == 1:
-                text = json.dumps(runs[0].as_dict())
+                text = json.dumps(runs[0][1])
             else:
-                text = json.dumps({"status": status, "recipes": [r.as_dict() for r in runs]})
+                text = json.dumps({"status": status, "recipes": [j for _, j, _ in runs]})
         else:
-            text = "\n".join(r.render() for r in runs)
+            text = "\n".join(t.rstrip("\n") + "\n" for _, _, t in runs)
         self._emit(text, a.output)
         _set_status(status)
 

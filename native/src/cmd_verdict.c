@@ -6,6 +6,7 @@
 
 #include "kbu/command.h"
 #include "kbu/json.h"
+#include "kbu/report.h"
 #include "kbu/util.h"
 #include "kbu/verdict.h"
 
@@ -61,11 +62,12 @@ static int verdict_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 		       struct kbu_err *err)
 {
 	static const struct kbu_opt opts[] = {{"live", 0, 1}, {"live-file", 0, 1}, {"os", 0, 1},
-					      {"profile", 0, 1}, {"here", 0, 0}, {0}};
+					      {"profile", 0, 1}, {"here", 0, 0}, {"list", 0, 0},
+					      {0}};
 	struct kbu_getopt g = KBU_GETOPT_INIT;
 	struct kbu_verdict_opts o = {ctx->os, NULL, 0};
 	const char *question = NULL, *text = NULL, *file = NULL;
-	int i;
+	int i, list = 0;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
 		if (i == KBU_OPT_ERR)
 			return -1;
@@ -81,9 +83,24 @@ static int verdict_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 			o.os = g.arg;
 		} else if (i == 3) {
 			o.profile = g.arg;
-		} else {
+		} else if (i == 4) {
 			o.here = 1;
+		} else {
+			list = 1;
 		}
+	}
+	if (list) {
+		if (question)
+			return kbu_err_set(err, KBU_EINVAL, "--list takes no question");
+		struct kbu_node *l = kbu_list(kbu_report_root(r), "questions", "Questions");
+		for (size_t k = 0; k < kbu_question_count(); k++) {
+			const struct kbu_question *q = kbu_question_at(k);
+			struct kbu_node *row = kbu_row(l);
+			kbu_str(row, "name", "question", q->name);
+			kbu_str(row, "summary", "what it answers", q->summary);
+			kbu_bool(row, "live_only", "", q->live_only);
+		}
+		return 0;
 	}
 	if (!question)
 		return kbu_err_set(err, KBU_EINVAL, "which question? (kbu verdict --help lists them)");
@@ -123,14 +140,15 @@ static struct kbu_command cmd_verdict = {
 	.help = "usage: kbu verdict QUESTION [--live JSON | --live-file FILE|-] [--os OS]\n"
 		"                   [--profile FILE] [--here] [--core F|--phys F|--gdb STUB]\n"
 		"                   [--kernel ELF] [--symbols MAP]\n"
+		"       kbu verdict --list\n"
 		"\n"
 		"Every rule kbu judges a guest by lives here: the recipes in GDB drive the guest\n"
 		"to a stop, gather what only a debugger sees (the stop itself, watches from boot,\n"
 		"CPUID run on the vCPU) and hand it over as --live JSON; kbu reads the rest from\n"
 		"memory itself (the firmware's tables, the kernel's variables through its OS\n"
 		"profile, its message buffer). Prints the evidence and the verdict: no problem,\n"
-		"problem (with the cause and the next step) or undecided. Questions:\n"
-		"panic-triage, tsc-not-initialized.\n",
+		"problem (with the cause and the next step) or undecided; --list names the\n"
+		"questions. The live facts are described in native/include/kbu/verdict.h.\n",
 	.needs = KBU_NEEDS_NOTHING,
 	.run = verdict_run,
 };
