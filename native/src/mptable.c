@@ -9,6 +9,7 @@
 
 #include "kbu/mem.h"
 #include "kbu/util.h"
+#include "readmem.h"
 
 #define PAGE 4096ull
 
@@ -42,26 +43,6 @@ static void problem(struct kbu_mptable *t, int sev, int section, const char *fmt
 	t->nproblems++;
 }
 
-/* Reads as much of [addr, addr+len) as memory holds, page by page; returns the
- * length of the readable prefix. */
-static size_t read_prefix(struct kbu_mem *m, uint64_t addr, uint8_t *buf, size_t len)
-{
-	struct kbu_err e;
-	if (kbu_mem_read(m, KBU_PHYS, addr, buf, len, &e) == 0)
-		return len;
-	size_t got = 0;
-	while (got < len) {
-		uint64_t a = addr + got;
-		size_t n = (size_t)(PAGE - (a & (PAGE - 1)));
-		if (n > len - got)
-			n = len - got;
-		if (kbu_mem_read(m, KBU_PHYS, a, buf + got, n, &e) != 0)
-			break;
-		got += n;
-	}
-	return got;
-}
-
 /* Hex of bytes [from, to) of buf into out. */
 static void hex_bytes(const uint8_t *buf, size_t from, size_t to, char *out, size_t outlen)
 {
@@ -87,16 +68,25 @@ static void decode_fp(const uint8_t *b, uint64_t addr, const char *where, struct
 
 /*
  * Searches [start, start+len) on 16-byte boundaries. Returns 1 with a valid
- * pointer, 2 with a signature whose checksum or length is wrong (the first such
- * is kept in *bad if bad->addr is 0), 0 with nothing.
+ * pointer, 0 without one (the first signature whose checksum or length is
+ * wrong is kept in *bad), -1 when the source failed (err set). *searched
+ * grows by the bytes that memory held.
  */
 static int search_region(struct kbu_mem *m, uint64_t start, size_t len, const char *where,
-			 struct kbu_mp_fp *fp, struct kbu_mp_fp *bad, int *have_bad)
+			 struct kbu_mp_fp *fp, struct kbu_mp_fp *bad, int *have_bad,
+			 size_t *searched, struct kbu_err *err)
 {
 	uint8_t *buf = malloc(len);
 	if (!buf)
-		return 0;
-	size_t n = read_prefix(m, start, buf, len);
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory searching %s", where);
+	size_t n;
+	if (kbu_read_prefix(m, start, buf, len, &n, err) == KBU_READ_FAILED) {
+		free(buf);
+		return kbu_err_prefix(err, "searching %s (0x%" PRIx64 "-0x%" PRIx64
+				      ") for the MP floating pointer",
+				      where, start, start + len - 1);
+	}
+	*searched += n;
 	int ret = 0;
 	for (size_t off = 0; off + KBU_MP_FP_SIZE <= n; off += 16) {
 		if (memcmp(buf + off, "_MP_", 4) != 0)
@@ -130,28 +120,48 @@ static int find_fp(struct kbu_mem *m, struct kbu_mptable *t, struct kbu_mp_fp *f
 	int have_bad = 0;
 	uint16_t ebda_seg = 0, basemem_kb = 0;
 	struct kbu_err e;
-	int bda_ok = kbu_mem_read_u16(m, KBU_PHYS, 0x40e, &ebda_seg, &e) == 0 &&
-		     kbu_mem_read_u16(m, KBU_PHYS, 0x413, &basemem_kb, &e) == 0;
-	if (!bda_ok && t)
+	uint8_t bda[2][2];
+	int r0 = kbu_try_read(m, 0x40e, bda[0], 2, &e);
+	int r1 = r0 == KBU_READ_FAILED ? r0 : kbu_try_read(m, 0x413, bda[1], 2, &e);
+	if (r0 == KBU_READ_FAILED || r1 == KBU_READ_FAILED) {
+		*err = e;
+		return kbu_err_prefix(err, "reading the BIOS data area (0x40e, 0x413)");
+	}
+	int bda_ok = r0 == KBU_READ_OK && r1 == KBU_READ_OK;
+	if (bda_ok) {
+		ebda_seg = kbu_le16(bda[0]);
+		basemem_kb = kbu_le16(bda[1]);
+	} else if (t) {
 		problem(t, KBU_SEV_NOTE, KBU_MP_SEC_FP,
 			"BIOS data area (0x40e, 0x413) not readable: EBDA and base-memory "
 			"searches skipped");
+	}
+	size_t searched = 0;
+	int r;
 	uint64_t ebda = (uint64_t)ebda_seg << 4;
-	if (ebda && search_region(m, ebda, 1024, "EBDA", fp, &bad, &have_bad))
-		return 0;
+	if (ebda && (r = search_region(m, ebda, 1024, "EBDA", fp, &bad, &have_bad, &searched,
+				       err)) != 0)
+		return r > 0 ? 0 : -1;
 	uint64_t top = (uint64_t)basemem_kb * 1024;
 	if (top >= 1024 && top != 0x9fc00 + 1024 && top != ebda + 1024 &&
-	    search_region(m, top - 1024, 1024, "last KiB of base memory", fp, &bad, &have_bad))
-		return 0;
-	if (ebda != 0x9fc00 && search_region(m, 0x9fc00, 1024, "0x9fc00 (639 KiB)", fp, &bad,
-					     &have_bad))
-		return 0;
-	if (search_region(m, 0xe0000, 0x20000, "BIOS ROM 0xe0000-0xfffff", fp, &bad, &have_bad))
-		return 0;
+	    (r = search_region(m, top - 1024, 1024, "last KiB of base memory", fp, &bad, &have_bad,
+			       &searched, err)) != 0)
+		return r > 0 ? 0 : -1;
+	if (ebda != 0x9fc00 && (r = search_region(m, 0x9fc00, 1024, "0x9fc00 (639 KiB)", fp, &bad,
+						  &have_bad, &searched, err)) != 0)
+		return r > 0 ? 0 : -1;
+	if ((r = search_region(m, 0xe0000, 0x20000, "BIOS ROM 0xe0000-0xfffff", fp, &bad,
+			       &have_bad, &searched, err)) != 0)
+		return r > 0 ? 0 : -1;
 	if (have_bad) {
 		*fp = bad;
 		return 0;
 	}
+	if (searched == 0)
+		return kbu_err_set(err, KBU_EFAULT,
+				   "cannot search for the MP floating pointer: neither 0x9fc00 nor "
+				   "0xe0000-0xfffff is in this %s source's memory",
+				   kbu_mem_kind(m));
 	return kbu_err_set(err, KBU_ENOTFOUND,
 			   "no MP floating pointer (\"_MP_\") in the EBDA (segment 0x%04x), the last "
 			   "KiB of base memory (%u KiB), 0x9fc00 or 0xe0000-0xfffff",
@@ -408,14 +418,17 @@ static void walk_ext(struct kbu_mptable *t, const uint8_t *eb, size_t len)
 	}
 }
 
-static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
+/* Returns -1 (err set) only when the source failed; a defect of the table is a problem. */
+static int read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa, struct kbu_err *err)
 {
 	uint8_t hb[KBU_MP_HEADER_SIZE];
-	struct kbu_err e;
-	if (kbu_mem_read(m, KBU_PHYS, pa, hb, sizeof(hb), &e) != 0) {
+	int rr = kbu_try_read(m, pa, hb, sizeof(hb), err);
+	if (rr == KBU_READ_FAILED)
+		return kbu_err_prefix(err, "reading the MP config table header at 0x%" PRIx64, pa);
+	if (rr == KBU_READ_ABSENT) {
 		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
 			"config table pointer 0x%08" PRIx64 " points outside memory", pa);
-		return;
+		return 0;
 	}
 	struct kbu_mp_header *h = &t->hdr;
 	h->addr = pa;
@@ -425,7 +438,7 @@ static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 		hex_bytes(hb, 0, 16, hex, sizeof(hex));
 		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
 			"no \"PCMP\" signature at config table pointer 0x%08" PRIx64 ": %s", pa, hex);
-		return;
+		return 0;
 	}
 	t->have_header = 1;
 	h->base_len = kbu_le16(hb + 4);
@@ -450,12 +463,16 @@ static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 			"base table length %u is shorter than the %d-byte header: no entries "
 			"walked",
 			h->base_len, KBU_MP_HEADER_SIZE);
-		return;
+		return 0;
 	}
 	uint8_t *tb = malloc(h->base_len);
 	if (!tb)
-		return;
-	size_t avail = read_prefix(m, pa, tb, h->base_len);
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory for the MP config table");
+	size_t avail;
+	if (kbu_read_prefix(m, pa, tb, h->base_len, &avail, err) == KBU_READ_FAILED) {
+		free(tb);
+		return kbu_err_prefix(err, "reading the MP config table at 0x%" PRIx64, pa);
+	}
 	if (avail < h->base_len) {
 		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
 			"base table length 0x%x runs past the end of memory: only 0x%zx bytes "
@@ -502,8 +519,12 @@ static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 		uint64_t ea = pa + h->base_len;
 		uint8_t *eb = malloc(h->ext_len);
 		if (!eb)
-			return;
-		size_t got = read_prefix(m, ea, eb, h->ext_len);
+			return kbu_err_set(err, KBU_ENOMEM, "out of memory for the extended table");
+		size_t got;
+		if (kbu_read_prefix(m, ea, eb, h->ext_len, &got, err) == KBU_READ_FAILED) {
+			free(eb);
+			return kbu_err_prefix(err, "reading the MP extended table at 0x%" PRIx64, ea);
+		}
 		if (got < h->ext_len) {
 			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER,
 				"extended table length 0x%x runs past the end of memory at 0x%08" PRIx64
@@ -523,6 +544,7 @@ static void read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa)
 		walk_ext(t, eb, got);
 		free(eb);
 	}
+	return 0;
 }
 
 /* ---- cross-checks ---- */
@@ -683,7 +705,11 @@ int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mpt
 		uint8_t *fb = malloc(flen);
 		if (!fb)
 			return kbu_err_set(err, KBU_ENOMEM, "out of memory");
-		size_t got = read_prefix(m, at, fb, flen);
+		size_t got;
+		if (kbu_read_prefix(m, at, fb, flen, &got, err) == KBU_READ_FAILED) {
+			free(fb);
+			return kbu_err_prefix(err, "MP floating pointer at 0x%" PRIx64, at);
+		}
 		t->fp.sum = sum8(fb, got);
 		free(fb);
 		if (got < flen)
@@ -696,8 +722,11 @@ int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mpt
 	}
 	t->have_fp = 1;
 	check_fp(t);
-	if (t->fp.feature[0] == 0 && t->fp.physptr != 0)
-		read_config(m, t, t->fp.physptr);
+	if (t->fp.feature[0] == 0 && t->fp.physptr != 0 &&
+	    read_config(m, t, t->fp.physptr, err) != 0) {
+		kbu_mptable_free(t);
+		return -1;
+	}
 	cross_check(m, t);
 	return 0;
 }
@@ -723,7 +752,10 @@ int kbu_mptable_read_config(struct kbu_mem *m, uint64_t addr, struct kbu_mptable
 				   "no MP config table at 0x%" PRIx64
 				   ": signature is %02x %02x %02x %02x, expected \"PCMP\"",
 				   addr, sig[0], sig[1], sig[2], sig[3]);
-	read_config(m, t, addr);
+	if (read_config(m, t, addr, err) != 0) {
+		kbu_mptable_free(t);
+		return -1;
+	}
 	cross_check(m, t);
 	return 0;
 }

@@ -623,6 +623,87 @@ TEST(mutated_tables_never_crash)
 	free(img);
 }
 
+/* A source that reads a buffer but fails with the given code inside [lo, hi):
+ * a stub that went away (KBU_ECONN) or memory that is not there (KBU_EFAULT). */
+struct faulty {
+	uint8_t *img;
+	size_t size;
+	uint64_t lo, hi;
+	int code;
+};
+
+static int faulty_read(void *ctx, enum kbu_space s, uint64_t addr, void *buf, size_t len,
+		       struct kbu_err *err)
+{
+	struct faulty *f = ctx;
+	if (s != KBU_PHYS)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "faulty: no virtual reads");
+	if (addr < f->hi && addr + len > f->lo)
+		return kbu_err_set(err, f->code, "%s", f->code == KBU_ECONN ?
+				   "gdb stub 127.0.0.1:1234 closed the connection" : "no memory there");
+	if (addr > f->size || len > f->size - addr)
+		return kbu_err_set(err, KBU_EFAULT, "outside memory");
+	memcpy(buf, f->img + addr, len);
+	return 0;
+}
+
+static void faulty_close(void *ctx) { free(ctx); }
+
+static const struct kbu_mem_ops faulty_ops = {
+	.kind = "gdb", .read = faulty_read, .close = faulty_close,
+};
+
+static struct kbu_mem *faulty_mem(uint8_t *img, size_t size, uint64_t lo, uint64_t hi, int code)
+{
+	struct faulty *f = calloc(1, sizeof *f);
+	*f = (struct faulty){img, size, lo, hi, code};
+	struct kbu_err e;
+	return kbu_mem_new(&faulty_ops, f, &e);
+}
+
+/* A transport fault while searching is reported as itself, never as "not found". */
+TEST(read_errors_reach_the_user_as_themselves)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	build_qboot(img, 2, &t);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	/* The stub dies while the BIOS area is searched (the table is not at 0x9fc00 here). */
+	memset(img + 0x9fc00, 0, 0x400);
+	struct kbu_mem *m = faulty_mem(img, MEMSZ, 0xf0000, 0xf1000, KBU_ECONN);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "closed the connection");
+	CHECK_CONTAINS(e.msg, "searching BIOS ROM 0xe0000-0xfffff");
+	CHECK(strstr(e.msg, "no MP floating pointer") == NULL);
+	kbu_mem_close(m);
+	/* ... or while the BIOS data area is read. */
+	m = faulty_mem(img, MEMSZ, 0x400, 0x500, KBU_ECONN);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "BIOS data area");
+	kbu_mem_close(m);
+	/* ... or while the config table is read, the pointer found. */
+	build_qboot(img, 2, &t);
+	memcpy(img + 0x80000, img + 0x9fc10, 0x200);
+	put32(img + 0x9fc00 + 4, 0x80000);
+	img[0x9fc00 + 10] = 0;
+	img[0x9fc00 + 10] = (uint8_t)-sum(img + 0x9fc00, 16);
+	m = faulty_mem(img, MEMSZ, 0x80040, 0x80041, KBU_ECONN);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "MP config table header at 0x80000");
+	kbu_mem_close(m);
+	/* Memory that is not there at all: nothing was searched, and it says so. */
+	m = faulty_mem(img, MEMSZ, 0, MEMSZ, KBU_EFAULT);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_EFAULT);
+	CHECK_CONTAINS(e.msg, "cannot search for the MP floating pointer");
+	kbu_mem_close(m);
+	free(img);
+}
+
 TEST(command_runs_through_kbu_run)
 {
 	uint8_t *img = calloc(1, MEMSZ);
@@ -732,6 +813,7 @@ int main(void)
 	RUN(problem_flood_is_capped);
 	RUN(not_found_and_bad_address);
 	RUN(mutated_tables_never_crash);
+	RUN(read_errors_reach_the_user_as_themselves);
 	RUN(command_runs_through_kbu_run);
 	RUN(kernel_copy_through_table_option);
 	CHECK_DONE("test_mptable");
