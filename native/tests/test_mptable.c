@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "faulty.h"
 #include "fc_mptable.h"
 #include "membuf.h"
 #include "support.h"
@@ -642,44 +643,6 @@ TEST(mutated_tables_never_crash)
 	CHECK(walked > 150);
 	free(work);
 	free(img);
-}
-
-/* A source that reads a buffer but fails with the given code inside [lo, hi):
- * a stub that went away (KBU_ECONN) or memory that is not there (KBU_EFAULT). */
-struct faulty {
-	uint8_t *img;
-	size_t size;
-	uint64_t lo, hi;
-	int code;
-};
-
-static int faulty_read(void *ctx, enum kbu_space s, uint64_t addr, void *buf, size_t len,
-		       struct kbu_err *err)
-{
-	struct faulty *f = ctx;
-	if (s != KBU_PHYS)
-		return kbu_err_set(err, KBU_EUNSUPPORTED, "faulty: no virtual reads");
-	if (addr < f->hi && addr + len > f->lo)
-		return kbu_err_set(err, f->code, "%s", f->code == KBU_ECONN ?
-				   "gdb stub 127.0.0.1:1234 closed the connection" : "no memory there");
-	if (addr > f->size || len > f->size - addr)
-		return kbu_err_set(err, KBU_EFAULT, "outside memory");
-	memcpy(buf, f->img + addr, len);
-	return 0;
-}
-
-static void faulty_close(void *ctx) { free(ctx); }
-
-static const struct kbu_mem_ops faulty_ops = {
-	.kind = "gdb", .read = faulty_read, .close = faulty_close,
-};
-
-static struct kbu_mem *faulty_mem(uint8_t *img, size_t size, uint64_t lo, uint64_t hi, int code)
-{
-	struct faulty *f = calloc(1, sizeof *f);
-	*f = (struct faulty){img, size, lo, hi, code};
-	struct kbu_err e;
-	return kbu_mem_new(&faulty_ops, f, &e);
 }
 
 /* A transport fault while searching is reported as itself, never as "not found". */
