@@ -938,6 +938,28 @@ int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mpt
 	return 0;
 }
 
+void kbu_mptable_check_vcpus(struct kbu_mptable *t, int vcpus, const char *cause)
+{
+	if (vcpus <= 0 || !t->have_header)
+		return;
+	size_t n = kbu_mptable_ncpus(t);
+	if (n == (size_t)vcpus)
+		return;
+	struct kbu_mp_problem *p = problem(
+		t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
+		n < (size_t)vcpus ? "mptable.fewer_cpus_than_vcpus" : "mptable.more_cpus_than_vcpus",
+		"the table lists %zu processor%s but the VM has %d vCPU%s%s%s", n, n == 1 ? "" : "s",
+		vcpus, vcpus == 1 ? "" : "s",
+		n < (size_t)vcpus ? ": a kernel that enumerates CPUs from the MP table starts " : "",
+		n < (size_t)vcpus ? (n == 1 ? "only the boot CPU" : "only those") : "");
+	if (p && cause) {
+		size_t l = strlen(p->msg);
+		snprintf(p->msg + l, sizeof(p->msg) - l, " (%s)", cause);
+	}
+	pfield(p, "cpus", n);
+	pfield(p, "vcpus", (uint64_t)vcpus);
+}
+
 int kbu_mptable_is_config(struct kbu_mem *m, uint64_t pa)
 {
 	char sig[4];

@@ -824,6 +824,40 @@ TEST(firecracker_older_count_zero_and_corrected_count)
 	free(img);
 }
 
+/* SeaBIOS's table (one processor whatever -smp says) on a VM with 4 vCPUs:
+ * the command names the firmware and says why the count differs. */
+TEST(command_names_the_firmware_and_compares_vcpus)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	tb_init(&t, img, 0xf4b70, 0xf4b80);
+	memcpy(img + 0xf4b80 + 8, "BOCHSCPU", 8);
+	memcpy(img + 0xf4b80 + 16, "0.1         ", 12);
+	tb_proc(&t, 0, 1);
+	tb_bus(&t, 0, "ISA   ");
+	tb_ioapic(&t, 1);
+	tb_finish(&t, 3);
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	kbu_ctx_set_mem(ctx, faulty_mem_ncpus(img, MEMSZ, 0, 0, KBU_ECONN, 4));
+	char *out = NULL;
+	struct kbu_err e;
+	kbu_err_clear(&e);
+	CHECK_EQ_U64(run_cmd(ctx, 0, &out, &e, 1, "mptable"), 0);
+	CHECK_CONTAINS(out, "Firmware\n  name:        SeaBIOS\n");
+	CHECK_CONTAINS(out, "! the table lists 1 processor but the VM has 4 vCPUs: a kernel that "
+			    "enumerates CPUs from the MP table starts only the boot CPU (SeaBIOS's MP "
+			    "table lists one processor whatever -smp says");
+	kbu_free(out);
+	out = NULL;
+	CHECK_EQ_U64(run_cmd(ctx, 1, &out, &e, 1, "mptable"), 0);
+	CHECK_CONTAINS(out, "\"code\": \"mptable.fewer_cpus_than_vcpus\"");
+	CHECK_CONTAINS(out, "\"fields\": {\"cpus\": 1, \"vcpus\": 4}");
+	CHECK_CONTAINS(out, "\"firmware\": {\"name\": \"SeaBIOS\"");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	free(img);
+}
+
 TEST(command_runs_through_kbu_run)
 {
 	uint8_t *img = calloc(1, MEMSZ);
@@ -936,6 +970,7 @@ int main(void)
 	RUN(read_errors_reach_the_user_as_themselves);
 	RUN(firecracker_count_reads_past_the_end);
 	RUN(firecracker_older_count_zero_and_corrected_count);
+	RUN(command_names_the_firmware_and_compares_vcpus);
 	RUN(command_runs_through_kbu_run);
 	RUN(kernel_copy_through_table_option);
 	CHECK_DONE("test_mptable");

@@ -179,6 +179,13 @@ int kbu_mptable_find_fp(struct kbu_mem *m, struct kbu_mp_fp *fp, struct kbu_err 
 /* Number of processor entries. */
 size_t kbu_mptable_ncpus(const struct kbu_mptable *t);
 
+/*
+ * Compares the table's processors with the VM's vCPU count (when the source
+ * knows it: vcpus > 0) and records a finding when they differ; `cause` (may be
+ * NULL) names why, e.g. the firmware's known quirk.
+ */
+void kbu_mptable_check_vcpus(struct kbu_mptable *t, int vcpus, const char *cause);
+
 /* "same", "short", "past_end", "unknown_type", "unreadable" or "none". */
 const char *kbu_mptable_count_outcome_name(int outcome);
 
