@@ -1259,7 +1259,8 @@ static void report_summary(const struct kbu_mptable *t, struct kbu_node *root)
 	else
 		kbu_null(o, "ioapic_hw_id", t->ioapic_hw_note[0] ? "" : "I/O APIC ID register");
 	if (t->ioapic_hw_note[0])
-		kbu_str(o, "ioapic_hw_id_source", t->ioapic_hw_id >= 0 ? "  read" : "I/O APIC ID register",
+		kbu_str(o, "ioapic_hw_id_source",
+			t->ioapic_hw_id >= 0 ? "ID register read" : "I/O APIC ID register",
 			t->ioapic_hw_note);
 
 	struct kbu_node *rt = kbu_list(o, "isa_irq_routing", "ISA IRQ routing");
