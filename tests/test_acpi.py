@@ -107,8 +107,8 @@ def check_seabios_mptable(obj, ncpus):
 def check_cpus(obj, q, ncpus):
     """kbu's vCPUs and their halted state against QEMU's `info registers -a` (the VM stopped)."""
     assert obj["ncpus"] == ncpus
-    assert "thread list" in obj["ncpus_from"]
-    assert obj["halted_from"].startswith("QEMU's monitor")
+    assert "thread list" in obj["vcpus"]["count_from"]
+    assert obj["vcpus"]["halted_from"].startswith("QEMU's monitor")
     assert [c["cpu"] for c in obj["cpus"]] == list(range(ncpus))
     hlt = qemu_halted(q, ncpus)
     for c in obj["cpus"]:
@@ -148,8 +148,8 @@ def test_seabios_under_the_test_kernel(qemu, guest_kernel, seabios, tmp_path):
     core = q.dump(str(tmp_path / "seabios.core"))
     assert run_json("acpi", "--core", core) == live
     dump_cpus = run_json("cpus", "--core", core)
-    assert dump_cpus["ncpus"] == 4 and "CPU notes" in dump_cpus["ncpus_from"]
-    assert dump_cpus["halted_from"].startswith("not recorded in a dump")
+    assert dump_cpus["ncpus"] == 4 and "CPU notes" in dump_cpus["vcpus"]["count_from"]
+    assert dump_cpus["vcpus"]["halted_from"].startswith("not recorded in a dump")
     assert all(c["halted_from"] != "monitor" for c in dump_cpus["cpus"])
 
 

@@ -297,21 +297,23 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 		n = 1;
 	}
 	kbu_u64(root, "ncpus", "CPUs", (uint64_t)n);
-	kbu_str(root, "ncpus_from", "counted from", count_from);
+	/* Where the count and the halted flags come from: apart, so "CPUs:" keeps its column. */
+	struct kbu_node *about = kbu_obj(root, "vcpus", "");
+	kbu_str(about, "count_from", "counted from", count_from);
 	/* Halted or running: QEMU's monitor knows (HLT= in `info registers -a`); a dump does not. */
 	char *regs_text = NULL;
 	struct kbu_err me = {0};
 	int have_monitor = kbu_mem_monitor(ctx->mem, "info registers -a", &regs_text, &me) == 0;
 	if (have_monitor)
-		kbu_str(root, "halted_from", "halted from",
+		kbu_str(about, "halted_from", "halted from",
 			"QEMU's monitor (HLT= in info registers -a)");
 	else if (me.code == KBU_EUNSUPPORTED)
-		kbu_str(root, "halted_from", "halted from",
+		kbu_str(about, "halted_from", "halted from",
 			strcmp(kind, "core") == 0
 				? "not recorded in a dump: inferred only where the byte before RIP is HLT"
 				: "no QEMU monitor here: inferred only where the byte before RIP is HLT");
 	else
-		kbu_strf(root, "halted_from", "halted from",
+		kbu_strf(about, "halted_from", "halted from",
 			 "the monitor failed (%s): inferred only where the byte before RIP is HLT",
 			 me.msg);
 	if (only >= n)
