@@ -144,9 +144,12 @@ def test_seabios_under_the_test_kernel(qemu, guest_kernel, seabios, tmp_path):
     assert [c["in"] for c in cpus["cpus"][1:]] == ["firmware"] * 3
     assert cpus["cpus"][0]["in"] == "kernel"
 
-    # A dump of the same moment says the same.
+    # A dump of the same moment says the same, and so does a raw image of its memory.
     core = q.dump(str(tmp_path / "seabios.core"))
     assert run_json("acpi", "--core", core) == live
+    raw = str(tmp_path / "seabios.raw")
+    q.monitor('pmemsave 0 0x8000000 "%s"' % raw)
+    assert run_json("acpi", "--phys", raw) == live
     dump_cpus = run_json("cpus", "--core", core)
     assert dump_cpus["ncpus"] == 4 and "CPU notes" in dump_cpus["vcpus"]["count_from"]
     assert dump_cpus["vcpus"]["halted_from"].startswith("not recorded in a dump")
@@ -249,6 +252,20 @@ def test_firecracker_table_walked_as_the_kernel_would(qemu, guest_kernel, tmp_pa
 
 
 # -- Debian's Linux ----------------------------------------------------------------------
+
+@pytest.mark.linux
+def test_qboot_with_acpi_under_linux(linux_dump):
+    """acpi=on with QEMU's default firmware: qboot passes QEMU's tables on. Linux,
+    which has no MP-table parser, took both CPUs from this MADT."""
+    dump = linux_dump(smp=2)
+    assert re.search(r"smp: Brought up \d+ nodes?, 2 CPUs", dump.serial), dump.serial
+    obj = run_json("acpi", "--core", dump.path)
+    assert obj["firmware"]["name"] == "qboot" and obj["firmware"]["acpi"] is True
+    assert obj["rsdp"]["oem_id"] == "BOCHS"
+    assert [c["apic_id"] for c in obj["madt"]["local_apics"]] == [0, 1]
+    assert obj["summary"]["checksums_not_ok"] == 0
+    assert not [p for p in obj["problems"] if p["severity"] != "note"], obj["problems"]
+
 
 @pytest.mark.linux
 @pytest.mark.slow
