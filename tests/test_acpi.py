@@ -134,14 +134,15 @@ def test_seabios_under_the_test_kernel(qemu, guest_kernel, seabios, tmp_path):
     # The APs were woken and parked by SeaBIOS in its own code, halted.
     assert out.count("halted in firmware (BIOS area)") == 3, out
 
-    # The CLI over the stub, the VM stopped so QEMU's monitor sees the same moment.
+    # The CLI over the stub once the kernel runs (FreeBSD's first console line), the VM
+    # stopped so that QEMU's monitor sees the same moment.
+    q.wait_serial(r"---<<BOOT>>---", timeout=120)
     q.qmp("stop")
     spec = "127.0.0.1:%d" % q.port
     live = run_json("acpi", "--gdb", spec)
     check_seabios_acpi(live, 4)
     check_seabios_mptable(run_json("mptable", "--gdb", spec), 4)
     cpus = check_cpus(run_json("cpus", "--gdb", spec, "--kernel", guest_kernel), q, 4)
-    assert [c["in"] for c in cpus["cpus"][1:]] == ["firmware"] * 3
     assert cpus["cpus"][0]["in"] == "kernel"
 
     # A dump of the same moment says the same, and so does a raw image of its memory.
@@ -149,7 +150,10 @@ def test_seabios_under_the_test_kernel(qemu, guest_kernel, seabios, tmp_path):
     assert run_json("acpi", "--core", core) == live
     raw = str(tmp_path / "seabios.raw")
     q.monitor('pmemsave 0 0x8000000 "%s"' % raw)
-    assert run_json("acpi", "--phys", raw) == live
+    image = run_json("acpi", "--phys", raw)
+    # An image has no registers: the start info is found by scanning, not through %ebx.
+    assert "start info" in image["rsdp"].pop("found") and "start info" in live["rsdp"].pop("found")
+    assert image == live
     dump_cpus = run_json("cpus", "--core", core)
     assert dump_cpus["ncpus"] == 4 and "CPU notes" in dump_cpus["vcpus"]["count_from"]
     assert dump_cpus["vcpus"]["halted_from"].startswith("not recorded in a dump")
