@@ -89,7 +89,8 @@ def check_seabios_acpi(obj, ncpus):
     # QEMU's microvm FADT: hardware-reduced, a DSDT through X_DSDT, no PM timer.
     fadt = obj["fadt"]
     assert fadt["hw_reduced"] is True
-    assert fadt["x_dsdt"] == [t for t in obj["tables"]["list"] if t["signature"] == "DSDT"][0]["address"]
+    dsdt = [t for t in obj["tables"]["list"] if t["signature"] == "DSDT"][0]
+    assert fadt["x_dsdt"] == dsdt["address"]
     assert "acpi.fadt_hw_reduced" in codes(obj)
     assert not [p for p in obj["problems"] if p["severity"] != "note"], obj["problems"]
     assert obj["devices"]["described"] == "ACPI"
@@ -125,8 +126,8 @@ def test_seabios_under_the_test_kernel(qemu, guest_kernel, seabios, tmp_path):
              append="console=ttyS0")
     entry = pvh_entry(guest_kernel)
     # Inside GDB at the kernel's first instruction (the forwarded libkbu commands).
-    out = kbutest.gdb_kbu(guest_kernel, q.port, ["hbreak *%#x" % entry, "continue",
-                                                 "kbu acpi", "kbu mptable", "kbu cpus"], timeout=120)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, ["hbreak *%#x" % entry, "continue", "kbu acpi",
+                                                 "kbu mptable", "kbu cpus"], timeout=120)
     assert "Traceback" not in out
     assert "name:        SeaBIOS" in out
     assert re.search(r"^  APIC  0x[0-9a-f]{8}\s+\d+\s+\d+\s+0x[0-9a-f]{2}\s+yes", out, re.M), out

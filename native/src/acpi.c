@@ -112,8 +112,10 @@ static int read_rsdp_at(struct kbu_mem *m, uint64_t addr, struct kbu_acpi_rsdp *
 	rr = kbu_try_read(m, addr, b, KBU_ACPI_RSDP_V2_SIZE, err);
 	if (rr == KBU_READ_FAILED)
 		return RSDP_FAILED;
-	if (rr == KBU_READ_ABSENT)
-		return RSDP_OK; /* the v2 part runs past memory: reported by check_rsdp */
+	if (rr == KBU_READ_ABSENT) {
+		r->v2_missing = 1; /* reported by check_rsdp */
+		return RSDP_OK;
+	}
 	r->length = kbu_le32(b + 20);
 	r->xsdt = kbu_le64(b + 24);
 	r->ext_checksum = b[32];
@@ -232,7 +234,7 @@ static void check_rsdp(struct kbu_acpi *a)
 		ffield(f, "sum", r->sum);
 	}
 	if (r->revision >= 2) {
-		if (r->length == 0 && r->xsdt == 0 && !r->ext_checked)
+		if (r->v2_missing)
 			finding(a, KBU_SEV_ERROR, KBU_ACPI_SEC_RSDP, "acpi.rsdp_truncated",
 				"RSDP revision %u at 0x%" PRIx64 ": its 36-byte form runs past guest "
 				"memory; XSDT address and extended checksum not read",

@@ -45,7 +45,7 @@ static void report_devices(const struct kbu_acpi *a, const struct kbu_pvh *p, in
 		: have_pvh && p->cmdline.state == KBU_PVH_STR_ABSENT ? "" : NULL;
 	const struct kbu_acpi_table *dsdt = a->found ? kbu_acpi_table(a, "DSDT", 0) : NULL;
 	struct kbu_devices_where w;
-	kbu_devices_where(cmdline, dsdt ? dsdt->state == KBU_ACPI_T_OK : a->found ? 0 : 0, &w);
+	kbu_devices_where(cmdline, dsdt && dsdt->state == KBU_ACPI_T_OK, &w);
 	struct kbu_node *o = kbu_obj(root, "devices", "Devices (virtio-mmio)");
 	kbu_str(o, "described", "described", kbu_devices_source_name(w.where));
 	kbu_str(o, "how", "how", w.how);

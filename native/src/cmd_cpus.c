@@ -102,8 +102,8 @@ static int hlt_before_rip(struct kbu_mem *m, const struct kbu_regs *r, enum kbu_
 	return b == 0xf4;
 }
 
-static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu, const struct kbu_regs *r,
-		       int halted)
+static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu,
+		       const struct kbu_regs *r, int halted)
 {
 	struct kbu_node *row = kbu_row(list);
 	enum kbu_paging_mode pm = kbu_regs_paging_mode(r);
@@ -135,7 +135,8 @@ static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu, cons
 		kbu_bool(row, "halted", "", vc.state == KBU_VCPU_HALTED);
 	else
 		kbu_null(row, "halted", "");
-	kbu_str(row, "halted_from", "", halted >= 0 ? "monitor" : vc.halted_inferred ? "hlt_before_rip" : "none");
+	kbu_str(row, "halted_from", "",
+		halted >= 0 ? "monitor" : vc.halted_inferred ? "hlt_before_rip" : "none");
 	kbu_str(row, "paging", "", pm == KBU_PG_UNKNOWN ? "unknown" : kbu_paging_mode_name(pm));
 	kbu_u64(row, "bits", "", (uint64_t)r->bits);
 	if (r->have & KBU_HAVE_GPR) {

@@ -685,7 +685,8 @@ static int read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa, st
 		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER, "mptable.spec_rev_unknown",
 			"spec revision %u is neither 1 (1.1) nor 4 (1.4)", h->spec_rev);
 	if (h->lapic_addr == 0)
-		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER, "mptable.lapic_address_zero", "local APIC address is 0");
+		problem(t, KBU_SEV_WARN, KBU_MP_SEC_HEADER, "mptable.lapic_address_zero",
+			"local APIC address is 0");
 	if (h->base_len < KBU_MP_HEADER_SIZE) {
 		problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER, "mptable.base_length_short",
 			"base table length %u is shorter than the %d-byte header: no entries "

@@ -308,7 +308,8 @@ TEST(standard_tables_are_found_and_decoded)
 	CHECK_CONTAINS(js, "\"checksum_ok\": true");
 	CHECK_CONTAINS(js, "\"x2apic_id\": 300");
 	CHECK_CONTAINS(js, "\"hw_reduced\": false");
-	CHECK_CONTAINS(js, "\"signatures\": [\"XSDT\", \"RSDT\", \"FACP\", \"APIC\", \"SSDT\", \"DSDT\", \"FACS\"]");
+	CHECK_CONTAINS(js, "\"signatures\": [\"XSDT\", \"RSDT\", \"FACP\", \"APIC\", \"SSDT\", "
+			   "\"DSDT\", \"FACS\"]");
 	kbu_free(js);
 	/* One table by signature; a signature that is not there is an error. */
 	txt = render(&a, "SSDT", 0);
@@ -532,7 +533,15 @@ TEST(lengths_past_the_end_and_tables_pointing_nowhere)
 	rsdp(img, RSDP_AT, 2, 0, 0);
 	CHECK(read_img(img, MEMSZ, NULL, &a, &e) == 0);
 	CHECK(find_code(&a, "acpi.rsdp_no_root") != NULL);
+	CHECK(find_code(&a, "acpi.rsdp_truncated") == NULL);
 	CHECK_EQ_U64(a.ntables, 0);
+	kbu_acpi_free(&a);
+	/* A revision 2 RSDP whose 36-byte form runs past the end of memory. */
+	rsdp(img, 0xfffe0, 2, RSDT_AT, XSDT_AT);
+	memset(img + RSDP_AT, 0, 36);
+	CHECK(read_img(img, 0x100000, NULL, &a, &e) == 0);
+	CHECK_EQ_U64(a.rsdp.addr, 0xfffe0);
+	CHECK(find_code(&a, "acpi.rsdp_truncated") != NULL);
 	kbu_acpi_free(&a);
 	free(img);
 }
@@ -664,7 +673,8 @@ TEST(no_acpi_unsearchable_and_transport_faults)
 	kbu_mem_close(m);
 	/* The stub dies during the search, during a table read, at the start info's pointer. */
 	uint64_t at[][2] = {{0xf5000, 0xf6000}, {MADT_AT, MADT_AT + 1}, {0x400, 0x401}};
-	const char *where[] = {"searching the BIOS area", "reading the ACPI table at 0x100000 (RSDP XSDT address)",
+	const char *where[] = {"searching the BIOS area",
+			       "reading the ACPI table at 0x100000 (RSDP XSDT address)",
 			       "reading the EBDA segment"};
 	for (int i = 0; i < 3; i++) {
 		m = faulty_mem(img, MEMSZ, at[i][0], at[i][1], KBU_ECONN);

@@ -69,6 +69,7 @@ struct kbu_acpi_rsdp {
 	uint8_t ext_checksum;
 	uint8_t ext_sum;      /* of `length` bytes: 0 when valid */
 	int ext_checked;      /* 1: the extended checksum was computed */
+	int v2_missing;       /* revision >= 2 but the 36-byte form runs past guest memory */
 };
 
 enum kbu_acpi_table_state {
