@@ -191,6 +191,18 @@ def test_qboot_has_no_acpi(qemu, guest_kernel):
     assert "mptable.fewer_cpus_than_vcpus" not in codes(mp)
 
 
+def test_before_the_firmware_ran(qemu, guest_kernel):
+    """Paused at reset: no table yet, and both commands say why."""
+    q = qemu(guest_kernel, smp=2, memory="128M", paused=True, append="console=ttyS0")
+    spec = "127.0.0.1:%d" % q.port
+    rc, text, err = kbutest.kbu("acpi", "--gdb", spec)
+    assert rc == 0, err
+    assert len(text.splitlines()) == 1 and "the firmware has not run yet" in text, text
+    assert run_json("acpi", "--gdb", spec)["firmware_ran"] is False
+    rc, _, err = kbutest.kbu("mptable", "--gdb", spec)
+    assert rc == 2 and "CPU 0 is still at its reset vector, the firmware has not run yet" in err
+
+
 # -- Firecracker -------------------------------------------------------------------------
 
 def firecracker_mptable(ncpus):

@@ -114,8 +114,13 @@ static int acpi_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 			goto out;
 		}
 		kbu_bool(root, "present", "", 0);
+		int not_run = kbu_firmware_not_run_yet(ctx->mem);
+		kbu_bool(root, "firmware_ran", "", !not_run);
 		struct kbu_node *f = kbu_finding(root, KBU_SEV_NOTE, "acpi.absent",
-						 "no ACPI: %s; firmware: %s (%s)", a.not_found,
+						 "no ACPI: %s; %s%s (%s)", a.not_found,
+						 not_run ? "CPU 0 is still at its reset vector: the "
+							   "firmware has not run yet; firmware: "
+							 : "firmware: ",
 						 fw.name, fw.how);
 		kbu_str(f, "where_looked", NULL, a.not_found);
 		kbu_firmware_report(&fw, root, 1);

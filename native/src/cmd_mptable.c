@@ -94,6 +94,9 @@ static int mptable_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 			return -1;
 		snprintf(t.config_how, sizeof(t.config_how), "%s", how);
 	} else if (kbu_mptable_read(ctx->mem, have_at, at, &t, err) != 0) {
+		if (!have_at && err->code == KBU_ENOTFOUND && kbu_firmware_not_run_yet(ctx->mem))
+			return kbu_err_prefix(err, "CPU 0 is still at its reset vector, the firmware "
+						   "has not run yet");
 		return -1;
 	}
 	if (!table) {

@@ -10,6 +10,7 @@
 #include "kbu/mptable.h"
 #include "kbu/pvh.h"
 #include "kbu/util.h"
+#include "kbu/vcpu.h"
 #include "readmem.h"
 
 static void facts_from_mp(const struct kbu_mptable *t, struct kbu_fw_facts *f)
@@ -180,6 +181,17 @@ void kbu_firmware_decide(const struct kbu_fw_facts *f, struct kbu_firmware *fw)
 		snprintf(fw->how + l, sizeof(fw->how) - l,
 			 "; the start info's memory map ends with qboot's zero-size entry");
 	}
+}
+
+int kbu_firmware_not_run_yet(struct kbu_mem *m)
+{
+	struct kbu_regs r;
+	struct kbu_err e;
+	if (kbu_mem_regs(m, 0, &r, &e) != 0)
+		return 0;
+	struct kbu_vcpu v;
+	kbu_vcpu_classify(&r, 0, NULL, &v);
+	return v.state == KBU_VCPU_RESET;
 }
 
 void kbu_firmware_report(const struct kbu_firmware *fw, struct kbu_node *node, int json_only)

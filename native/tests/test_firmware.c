@@ -227,11 +227,35 @@ TEST(report_text_and_json)
 	kbu_report_free(r);
 }
 
+TEST(firmware_not_run_yet_at_reset)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct membuf *mb;
+	struct kbu_mem *m = membuf_new(img, MEMSZ, NULL, 1, &mb);
+	CHECK_EQ_U64(kbu_firmware_not_run_yet(m), 0); /* no registers yet */
+	mb->have_regs = 1;
+	mb->regs.have = KBU_HAVE_GPR | KBU_HAVE_SEG | KBU_HAVE_SEGBASE | KBU_HAVE_CR;
+	mb->regs.bits = 32;
+	mb->regs.cs = 0xf000;
+	mb->regs.cs_base = 0xffff0000;
+	mb->regs.rip = 0xfff0;
+	mb->regs.cr0 = 0x60000010;
+	CHECK_EQ_U64(kbu_firmware_not_run_yet(m), 1);
+	mb->regs.rip = 0xfd668;
+	mb->regs.cs = 0x08;
+	mb->regs.cs_base = 0;
+	mb->regs.cr0 = 0x11;
+	CHECK_EQ_U64(kbu_firmware_not_run_yet(m), 0);
+	kbu_mem_close(m);
+	free(img);
+}
+
 int main(void)
 {
 	RUN(qboot_seabios_firecracker_by_their_mp_tables);
 	RUN(without_an_mp_table_acpi_and_the_memory_map_decide);
 	RUN(source_failures);
 	RUN(report_text_and_json);
+	RUN(firmware_not_run_yet_at_reset);
 	CHECK_DONE("test_firmware");
 }

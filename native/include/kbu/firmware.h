@@ -82,6 +82,10 @@ int kbu_firmware_identify(struct kbu_mem *m, const struct kbu_fw_known *known,
 /* The decision alone, from facts (no memory reads). */
 void kbu_firmware_decide(const struct kbu_fw_facts *facts, struct kbu_firmware *fw);
 
+/* 1 when CPU 0 still sits at its reset vector: the firmware has not run, so
+ * it has written no table yet (0 otherwise, or when the source has no registers). */
+int kbu_firmware_not_run_yet(struct kbu_mem *m);
+
 /* A "firmware" section; json_only: fields for JSON, nothing in text. */
 void kbu_firmware_report(const struct kbu_firmware *fw, struct kbu_node *node, int json_only);
 
