@@ -31,11 +31,14 @@ def run(r):
     r.fact("firmware_table", "firmware table", fhdr.get("address"),
            "config table at 0x%x: %s entries in %s bytes, entry_count %s, checksum %s" % (
                fhdr.get("address", 0), fhdr.get("entries_walked"), fhdr.get("base_table_length"),
-               fhdr.get("entry_count"), fhdr.get("checksum")))
+               fhdr.get("entry_count"), {True: "ok", False: "BAD"}.get(fhdr.get("checksum_ok"),
+                                                                    "not verified")))
     r.fact("firmware_cpus", "firmware CPUs", fsum.get("cpus"),
            "%s (APIC ids %s)" % (fsum.get("cpus"), ", ".join(str(i) for i in
                                                            fsum.get("cpu_apic_ids", []))))
-    r.fact("firmware_ioapics", "firmware I/O APICs", fsum.get("ioapics"))
+    ioapics = fsum.get("ioapics") or []
+    r.fact("firmware_ioapics", "firmware I/O APICs", ioapics,
+           ", ".join("id %d at 0x%08x" % (a["apic_id"], a["address"]) for a in ioapics) or "none")
     fw_errors = [p["message"] for p in fw.get("problems", []) if p.get("severity") == "error"]
     for p in fw.get("problems", []):
         if p.get("severity") != "note":

@@ -50,8 +50,8 @@ def pytest_runtest_call(item):
 
 @pytest.fixture
 def qemu():
-    """Factory: qemu(kernel, smp=1, memory="512M", append=..., paused=False, ...) -> started Qemu.
-    Every guest it made is killed and its files removed when the test ends."""
+    """Factory: qemu(kernel, smp=1, memory="512M", append=..., paused=False, bios=None, ...)
+    -> started Qemu. Every guest it made is killed and its files removed when the test ends."""
     made = []
 
     def start(kernel, timeout=30, **options):
@@ -84,13 +84,16 @@ def linux_target():
 @pytest.fixture
 def linux_qemu(linux_target):
     """Factory: linux_qemu(image="elf"|"bzimage", smp=1, append="", memory="256M", paused=False,
-    acpi=None) -> Qemu sitting in the "VFS: Unable to mount root fs" panic (or paused at reset).
-    acpi=None means on for smp > 1 (Debian's kernel only finds other CPUs in the MADT)."""
+    acpi=None, bios=None) -> Qemu sitting in the "VFS: Unable to mount root fs" panic (or paused
+    at reset). acpi=None means on for smp > 1 (Debian's kernel only finds other CPUs in the
+    MADT); bios is a -bios firmware image (None: QEMU's default)."""
     made = []
 
-    def boot(image="elf", smp=1, append="", memory="256M", paused=False, timeout=120, acpi=None):
+    def boot(image="elf", smp=1, append="", memory="256M", paused=False, timeout=120, acpi=None,
+             bios=None):
         q = kbutest.boot_linux(linux_target, image=image, smp=smp, append=append,
-                               memory=memory, paused=paused, timeout=timeout, acpi=acpi)
+                               memory=memory, paused=paused, timeout=timeout, acpi=acpi,
+                               extra=("-bios", bios) if bios else ())
         made.append(q)
         return q
 

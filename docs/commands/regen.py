@@ -16,8 +16,10 @@ holds links to the repository's build/, scripts/, gdbext/, recipes/, tests/
 and profiles/, so it reads as if run from the repository root; L is Debian's
 kernel directory (~/.cache/kbu/linux/current, from scripts/linux-target).
 The dumps the examples use (tsc.core, mpcorrupt.core, timecounter.core,
-x2apic.core, linux.core, linuxbz.core) and the bad-input files are made in
-the work directory when missing, each from a real boot on QEMU -M microvm.
+x2apic.core, linux.core, linuxbz.core, linux-seabios.core) and the bad-input
+files are made in the work directory when missing, each from a real boot on
+QEMU -M microvm; fc.raw is a 1 MiB raw image holding the MP table Firecracker
+writes (built as tests/test_acpi.py builds it: Firecracker cannot run here).
 
 OPTIONS, comma separated:
   head=N, tail=N      keep the first / last N lines ('...' marks the cut)
@@ -45,16 +47,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LINUX = os.path.join(os.environ.get("KBU_CACHE", os.path.expanduser("~/.cache/kbu")), "linux", "current")
 GUEST = "build/guest/kernel"
 LINUX_APPEND = "console=ttyS0 earlyprintk=ttyS0 tsc_early_khz=2500000"
+# -M microvm,acpi=on with SeaBIOS (QEMU's default bios-microvm.bin is qboot on Debian)
+SEABIOS = "/usr/share/seabios/bios-microvm.bin"
 
-# name: (kernel, smp, memory, command line)
+# name: (kernel, smp, memory, command line[, -bios image: boots with ACPI on])
 VMS = {
     "tsc": (GUEST, 2, "128M", "console=ttyS0 kbu.scenario=tsc"),
     "timecounter": (GUEST, 2, "128M", "console=ttyS0 kbu.scenario=timecounter"),
     "x2apic": (GUEST, 1, "128M", "console=ttyS0 kbu.scenario=x2apic"),
     "mpcorrupt": (GUEST, 2, "128M", "console=ttyS0 kbu.scenario=mpcorrupt"),
     "ok": (GUEST, 2, "128M", "console=ttyS0"),
+    "seabios": (GUEST, 4, "128M", "console=ttyS0", SEABIOS),
 }
-# dump file: (kernel, smp, memory, command line, console line that ends the boot)
+# dump file: (kernel, smp, memory, command line, console line that ends the boot[, -bios image])
 DUMPS = {
     "tsc.core": VMS["tsc"] + (r"panic:",),
     "mpcorrupt.core": VMS["mpcorrupt"] + (r"panic:",),
@@ -63,6 +68,8 @@ DUMPS = {
     "linux.core": (LINUX + "/vmlinux", 2, "256M", LINUX_APPEND + " kbu.token=doc-token-42",
                    r"end Kernel panic"),
     "linuxbz.core": (LINUX + "/bzImage", 1, "256M", LINUX_APPEND, r"end Kernel panic"),
+    "linux-seabios.core": (LINUX + "/vmlinux", 4, "256M", LINUX_APPEND, r"end Kernel panic",
+                           SEABIOS),
 }
 LINKS = ("build", "scripts", "gdbext", "recipes", "tests", "profiles")
 
@@ -95,12 +102,15 @@ def monitor(sock_path, *cmds, timeout=300):
 
 
 class Vm:
-    def __init__(self, work, kernel, smp, memory, append):
+    def __init__(self, work, kernel, smp, memory, append, bios=None):
         self.dir = os.path.join(work, "vm-%d-%d" % (os.getpid(), time.monotonic_ns()))
         os.makedirs(self.dir)
+        acpi = ["--acpi"] if bios else []
+        extra = ["--", "-bios", bios] if bios else []
         p = subprocess.run(["scripts/microvm", "--daemon", "--paused", "--gdb", "auto",
-                            "--smp", str(smp), "-m", memory, "--run-dir", self.dir, "-a", append,
-                            kernel], cwd=work, capture_output=True, text=True, timeout=60)
+                            "--smp", str(smp), "-m", memory, "--run-dir", self.dir, "-a", append]
+                           + acpi + [kernel] + extra,
+                           cwd=work, capture_output=True, text=True, timeout=60)
         self.info = dict(line.split("=", 1) for line in p.stdout.split("\n") if "=" in line)
         if "pid" not in self.info:
             raise SystemExit("regen: QEMU did not start: " + p.stdout + p.stderr)
@@ -147,17 +157,27 @@ def prepare(work):
         f.write(elf[:3000])
     with open(os.path.join(work, "kernel.freebsd"), "wb") as f:  # EI_OSABI 9: FreeBSD
         f.write(elf[:7] + b"\x09" + elf[8:])
-    for name, (kernel, smp, memory, append, end) in DUMPS.items():
+    for name, spec in DUMPS.items():
+        kernel, smp, memory, append, end = spec[:5]
         path = os.path.join(work, name)
         if os.path.exists(path):
             continue
         print("regen: booting for %s" % name, file=sys.stderr)
-        vm = Vm(work, kernel, smp, memory, append)
+        vm = Vm(work, kernel, smp, memory, append, *spec[5:])
         try:
             vm.run_until(end)
             monitor(vm.info["monitor"], "dump-guest-memory " + path)
         finally:
             vm.stop()
+    fc = os.path.join(work, "fc.raw")
+    if not os.path.exists(fc):
+        sys.path.insert(0, os.path.join(ROOT, "tests"))
+        from test_acpi import firecracker_mptable
+        img = bytearray(1 << 20)
+        table = firecracker_mptable(1) + b"\x44"  # the byte seeds/000's guest held after it
+        img[0x9fc00:0x9fc00 + len(table)] = table
+        with open(fc, "wb") as f:
+            f.write(img)
     tsc = os.path.join(work, "tsc.core")
     if not os.path.exists(os.path.join(work, "trunc.core")):
         with open(tsc, "rb") as f, open(os.path.join(work, "trunc.core"), "wb") as g:

@@ -1,6 +1,7 @@
 /* kbu cpus: per-CPU registers, CR0/CR4/EFER decoded, and the mode each CPU is in. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kbu/command.h"
@@ -9,6 +10,7 @@
 #include "kbu/report.h"
 #include "kbu/symbols.h"
 #include "kbu/util.h"
+#include "kbu/vcpu.h"
 
 struct flag_name {
 	int bit;
@@ -77,7 +79,31 @@ static int in_ranges(struct kbu_mem *m, uint64_t pa, int *known)
 	return 0;
 }
 
-static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu, const struct kbu_regs *r)
+/* 1 when the byte before RIP is HLT (0xf4): the CPU halted there; 0 not; -1 not readable. */
+static int hlt_before_rip(struct kbu_mem *m, const struct kbu_regs *r, enum kbu_paging_mode pm)
+{
+	if (pm == KBU_PG_UNKNOWN)
+		return -1;
+	uint64_t lin = r->rip + ((r->bits == 32 || pm < KBU_PG_4LEVEL) ? r->cs_base : 0);
+	if (pm < KBU_PG_4LEVEL)
+		lin &= 0xffffffffull;
+	uint64_t pa = lin;
+	if (pm != KBU_PG_OFF) {
+		struct kbu_walk walk;
+		struct kbu_err e = {0};
+		if (kbu_vtop(m, pm, r->cr3, lin, &walk, &e) < 0 || !walk.present)
+			return -1;
+		pa = walk.pa;
+	}
+	uint8_t b;
+	struct kbu_err e = {0};
+	if (pa == 0 || kbu_mem_read(m, KBU_PHYS, pa - 1, &b, 1, &e) != 0)
+		return -1;
+	return b == 0xf4;
+}
+
+static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu,
+		       const struct kbu_regs *r, int halted)
 {
 	struct kbu_node *row = kbu_row(list);
 	enum kbu_paging_mode pm = kbu_regs_paging_mode(r);
@@ -85,17 +111,39 @@ static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu, cons
 	mode_text(r, pm, mode, sizeof mode);
 	int w = r->bits == 32 ? 8 : 16;
 	kbu_u64(row, "cpu", "CPU", (uint64_t)cpu);
+
+	struct kbu_vcpu_facts facts = {.halted = halted, .hlt_before_rip = -1, .in_kernel_text = -1};
+	const struct kbu_sym *rip_sym = NULL;
+	uint64_t rip_off = 0;
+	if ((r->have & KBU_HAVE_GPR) && ctx->syms) {
+		const struct kbu_sym *s = kbu_sym_by_addr(ctx->syms, r->rip, &rip_off);
+		/* RIP is code: only a text symbol names it (Linux's per-CPU data and
+		 * absolute constants sit at small addresses such as the reset vector). */
+		if (s && s->type && strchr("TtWw", s->type) && (!s->size || rip_off < s->size))
+			rip_sym = s;
+		facts.in_kernel_text = rip_sym != NULL;
+	}
+	if (halted < 0 && (r->have & KBU_HAVE_GPR))
+		facts.hlt_before_rip = hlt_before_rip(ctx->mem, r, pm);
+	struct kbu_vcpu vc;
+	kbu_vcpu_classify(r, cpu, &facts, &vc);
 	kbu_str(row, "mode", "Mode", mode);
+	kbu_str(row, "state_text", "State", vc.text);
+	kbu_str(row, "state", "", kbu_vcpu_state_name(vc.state));
+	kbu_str(row, "in", "", kbu_vcpu_where_name(vc.where));
+	if (vc.state == KBU_VCPU_HALTED || vc.state == KBU_VCPU_RUNNING)
+		kbu_bool(row, "halted", "", vc.state == KBU_VCPU_HALTED);
+	else
+		kbu_null(row, "halted", "");
+	kbu_str(row, "halted_from", "",
+		halted >= 0 ? "monitor" : vc.halted_inferred ? "hlt_before_rip" : "none");
 	kbu_str(row, "paging", "", pm == KBU_PG_UNKNOWN ? "unknown" : kbu_paging_mode_name(pm));
 	kbu_u64(row, "bits", "", (uint64_t)r->bits);
 	if (r->have & KBU_HAVE_GPR) {
 		kbu_hex(row, "rip", "RIP", r->rip, w);
-		uint64_t off = 0;
-		const struct kbu_sym *s = ctx->syms ? kbu_sym_by_addr(ctx->syms, r->rip, &off) : NULL;
-		/* RIP is code: only a text symbol names it (Linux's per-CPU data and
-		 * absolute constants sit at small addresses such as the reset vector). */
-		if (s && s->type && strchr("TtWw", s->type) && (!s->size || off < s->size))
-			kbu_strf(row, "rip_symbol", "Where", off ? "%s+0x%" PRIx64 : "%s", s->name, off);
+		if (rip_sym)
+			kbu_strf(row, "rip_symbol", "Where", rip_off ? "%s+0x%" PRIx64 : "%s", rip_sym->name,
+				 rip_off);
 	}
 	if (r->have & KBU_HAVE_CR)
 		kbu_hex(row, "cr3", "CR3", r->cr3, w);
@@ -170,11 +218,14 @@ static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu, cons
 	}
 
 	/* Consistency checks a porter would otherwise do by hand. */
-	if ((r->have & KBU_HAVE_GPR) && (r->have & KBU_HAVE_SEG) && r->cs == 0xf000 &&
-	    r->rip == 0xfff0 && (!(r->have & KBU_HAVE_CR) || !(r->cr0 & 1)))
-		kbu_problem(row, KBU_SEV_NOTE, "%s", cpu == 0 ?
-			    "CPU 0 is at the reset vector (f000:fff0): nothing has run yet" :
-			    "this CPU is in its INIT state (f000:fff0, waiting for SIPI): never started, or parked with INIT by the kernel (some kernels do so when they stop the other CPUs on panic)");
+	if (vc.state == KBU_VCPU_RESET)
+		kbu_finding(row, KBU_SEV_NOTE, "cpus.reset_vector",
+			    "CPU 0 is at the reset vector (f000:fff0): nothing has run yet");
+	else if (vc.state == KBU_VCPU_WAIT_SIPI)
+		kbu_finding(row, KBU_SEV_NOTE, "cpus.wait_for_sipi",
+			    "this CPU is in its INIT state (f000:fff0, waiting for SIPI): never started, "
+			    "or parked with INIT by the kernel (some kernels do so when they stop the "
+			    "other CPUs on panic)");
 	if (!(r->have & KBU_HAVE_CR))
 		return;
 	if ((r->cr0 & (1ull << 31)) && !(r->cr0 & 1))
@@ -232,7 +283,13 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 	}
 	int n = kbu_mem_ncpus(ctx->mem);
 	struct kbu_node *root = kbu_report_root(r);
-	kbu_str(root, "source", "Source", kbu_mem_kind(ctx->mem));
+	const char *kind = kbu_mem_kind(ctx->mem);
+	kbu_str(root, "source", "Source", kind);
+	const char *count_from = n <= 0 ? "no CPU list in this source: CPU 0 only"
+		: strcmp(kind, "core") == 0 ? "the dump's CPU notes (one NT_PRSTATUS per vCPU)"
+		: strcmp(kind, "gdb") == 0 ? "the stub's thread list (one thread per vCPU)"
+		: strcmp(kind, "callback") == 0 ? "GDB's thread list (one thread per vCPU)"
+						: "the source's CPU list";
 	if (n <= 0) {
 		/* Sources that cannot count CPUs still answer for CPU 0. */
 		struct kbu_regs probe;
@@ -241,6 +298,25 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 		n = 1;
 	}
 	kbu_u64(root, "ncpus", "CPUs", (uint64_t)n);
+	/* Where the count and the halted flags come from: apart, so "CPUs:" keeps its column. */
+	struct kbu_node *about = kbu_obj(root, "vcpus", "");
+	kbu_str(about, "count_from", "counted from", count_from);
+	/* Halted or running: QEMU's monitor knows (HLT= in `info registers -a`); a dump does not. */
+	char *regs_text = NULL;
+	struct kbu_err me = {0};
+	int have_monitor = kbu_mem_monitor(ctx->mem, "info registers -a", &regs_text, &me) == 0;
+	if (have_monitor)
+		kbu_str(about, "halted_from", "halted from",
+			"QEMU's monitor (HLT= in info registers -a)");
+	else if (me.code == KBU_EUNSUPPORTED)
+		kbu_str(about, "halted_from", "halted from",
+			strcmp(kind, "core") == 0
+				? "not recorded in a dump: inferred only where the byte before RIP is HLT"
+				: "no QEMU monitor here: inferred only where the byte before RIP is HLT");
+	else
+		kbu_strf(about, "halted_from", "halted from",
+			 "the monitor failed (%s): inferred only where the byte before RIP is HLT",
+			 me.msg);
 	if (only >= n)
 		return kbu_err_set(err, KBU_EINVAL, "--cpu %d: the source has %d CPU%s", only, n,
 				   n == 1 ? "" : "s");
@@ -262,8 +338,10 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 			kbu_problem(row, KBU_SEV_ERROR, "CPU %d: %s", cpu, e.msg);
 			continue;
 		}
-		report_cpu(ctx, list, cpu, &regs);
+		report_cpu(ctx, list, cpu, &regs,
+			   have_monitor ? kbu_qemu_cpu_halted(regs_text, cpu) : -1);
 	}
+	free(regs_text);
 	struct kbu_mem_stats st = kbu_mem_get_stats(ctx->mem);
 	struct kbu_node *io = kbu_obj(root, "reads", "");
 	kbu_u64(io, "source_reads", "", st.source_reads);
@@ -276,7 +354,12 @@ static struct kbu_command cmd_cpus = {
 	.summary = "per-CPU registers, CR0/CR4/EFER decoded, and the mode and paging level each CPU is in",
 	.help = "usage: kbu cpus [--cpu N]   (with --core, --phys or --gdb)\n"
 		"\n"
-		"Shows every CPU's registers from a QEMU dump or a live stub: the mode it\n"
+		"Shows every vCPU of the VM (counted from a dump's CPU notes or the stub's\n"
+		"thread list) and its state: at the reset vector, waiting for SIPI (INIT\n"
+		"state: CS base 0xffff0000, RIP 0xfff0), halted (QEMU's monitor shows HLT=1\n"
+		"in `info registers -a`; a dump records no halted flag, so there a HLT just\n"
+		"before RIP is the only hint, and said so) or running, in kernel or firmware\n"
+		"code. Then its registers: the mode it\n"
 		"is in (real, protected, long) and its paging level, derived from CR0.PE/PG,\n"
 		"CR4.PAE/LA57 and EFER.LMA; CR0, CR4 and EFER decoded into flag names;\n"
 		"segments, GDT and IDT. With symbols, RIP is shown as symbol+offset.\n"

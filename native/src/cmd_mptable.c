@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kbu/command.h"
+#include "kbu/firmware.h"
 #include "kbu/mem.h"
 #include "kbu/mptable.h"
 #include "kbu/pvh.h"
@@ -93,7 +94,24 @@ static int mptable_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 			return -1;
 		snprintf(t.config_how, sizeof(t.config_how), "%s", how);
 	} else if (kbu_mptable_read(ctx->mem, have_at, at, &t, err) != 0) {
+		if (!have_at && err->code == KBU_ENOTFOUND && kbu_firmware_not_run_yet(ctx->mem))
+			return kbu_err_prefix(err, "CPU 0 is still at its reset vector, the firmware "
+						   "has not run yet");
 		return -1;
+	}
+	if (!table) {
+		/* Whose table this is, and what that firmware is known to get wrong. */
+		struct kbu_firmware fw;
+		struct kbu_fw_known known = {.mp = &t};
+		if (kbu_firmware_identify(ctx->mem, &known, &fw, err) != 0) {
+			kbu_mptable_free(&t);
+			return -1;
+		}
+		kbu_firmware_report(&fw, kbu_report_root(r), 0);
+		kbu_mptable_check_vcpus(&t, kbu_mem_ncpus(ctx->mem),
+					fw.kind == KBU_FW_SEABIOS ? fw.quirk : NULL);
+	} else {
+		kbu_mptable_check_vcpus(&t, kbu_mem_ncpus(ctx->mem), NULL);
 	}
 	kbu_mptable_report(&t, kbu_report_root(r));
 	kbu_mptable_free(&t);
@@ -111,11 +129,16 @@ static struct kbu_command cmd_mptable = {
 		"prints it, the config table header and every entry (Processors, Bus, I/O\n"
 		"APICs, I/O Ints, Local Ints, extended entries), then a summary: CPUs, BSP,\n"
 		"I/O APICs and ISA IRQ routing. The table is walked by its base table length,\n"
-		"not by its entry count (QEMU's microvm firmware writes 0 there); checksums,\n"
-		"lengths, unknown entry types, BSP count and duplicate APIC ids are checked and\n"
-		"every anomaly is reported on its own line marked '!'. Over a live stub with a\n"
-		"monitor, the I/O APIC's own ID and version registers are compared with the\n"
-		"table.\n"
+		"not by its entry count (QEMU's qboot writes 0 there); checksums, lengths,\n"
+		"unknown entry types, BSP count and duplicate APIC ids are checked and every\n"
+		"anomaly is a finding on its own line marked '!'. It also walks the table as\n"
+		"a kernel that trusts entry_count does (FreeBSD's mptable_walk_table) and says\n"
+		"what that walker reads: fewer entries than the table holds, or the bytes\n"
+		"past its end, read from guest memory, and the entry type it meets there.\n"
+		"The firmware that wrote the table is named (qboot, SeaBIOS, Firecracker)\n"
+		"with its known quirk, and the table's processors are compared with the VM's\n"
+		"vCPUs when the source knows them. Over a live stub with a monitor, the I/O\n"
+		"APIC's own ID and version registers are compared with the table.\n"
 		"\n"
 		"--table walks a config table (\"PCMP\") with no floating pointer: at a physical\n"
 		"address, or a kernel's own copy named by a symbol (an array holding the table,\n"

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "faulty.h"
+#include "fc_mptable.h"
 #include "membuf.h"
 #include "support.h"
 #include "kbu/command.h"
@@ -146,6 +148,14 @@ static int has_problem(const struct kbu_mptable *t, const char *needle)
 	return 0;
 }
 
+static const struct kbu_mp_problem *find_code(const struct kbu_mptable *t, const char *code)
+{
+	for (size_t i = 0; i < t->nproblems; i++)
+		if (t->problems[i].code && strcmp(t->problems[i].code, code) == 0)
+			return &t->problems[i];
+	return NULL;
+}
+
 static char *render(const struct kbu_mptable *t, int json)
 {
 	struct kbu_report *r = kbu_report_new("mptable");
@@ -180,7 +190,7 @@ TEST(qboot_zero_count_still_lists_cpus)
 	CHECK_CONTAINS(txt, "I/O Ints");
 	CHECK_CONTAINS(txt, "Local Ints");
 	CHECK_CONTAINS(txt, "ExtINT");
-	CHECK_CONTAINS(txt, "'QBOOT'");
+	CHECK_CONTAINS(txt, "OEM ID:                  QBOOT\n");
 	CHECK_CONTAINS(txt, "! entry count is 0");
 	CHECK_CONTAINS(txt, "not cross-checked");
 	char *js = render(&mt, 1);
@@ -336,9 +346,18 @@ TEST(count_patched_in_place_is_recognised)
 	struct kbu_mptable mt;
 	struct kbu_err e;
 	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
-	CHECK(has_problem(&mt, "base table checksum bad"));
-	CHECK(has_problem(&mt, "the checksum would be right with entry count 0: the count (21)"));
+	/* A note naming the cause, not an error: nothing else is wrong with the table. */
+	const struct kbu_mp_problem *p = find_code(&mt, "mptable.checksum_after_count_rewrite");
+	CHECK(p != NULL);
+	CHECK(p && p->sev == KBU_SEV_NOTE);
+	CHECK(p && strstr(p->msg, "the checksum would be right with entry count 0: the count (21)"));
+	CHECK(find_code(&mt, "mptable.checksum_bad") == NULL);
 	CHECK(!has_problem(&mt, "entry count is"));
+	CHECK_EQ_U64(mt.count_walk.outcome, KBU_MP_COUNT_SAME);
+	struct kbu_report *r = kbu_report_new("mptable");
+	kbu_mptable_report(&mt, kbu_report_root(r));
+	CHECK_EQ_U64(kbu_report_problems(r), 0);
+	kbu_report_free(r);
 	kbu_mptable_free(&mt);
 	kbu_mem_close(m);
 	free(img);
@@ -359,7 +378,10 @@ TEST(base_length_past_end_of_memory)
 	CHECK(has_problem(&mt, "checksum not verified"));
 	CHECK(!mt.hdr.sum_checked);
 	char *txt = render(&mt, 0);
-	CHECK_CONTAINS(txt, "(not verified)");
+	CHECK_CONTAINS(txt, "checksum ok:             -\n");
+	kbu_free(txt);
+	txt = render(&mt, 1);
+	CHECK_CONTAINS(txt, "\"checksum_ok\": null");
 	kbu_free(txt);
 	/* What is readable is still walked: the real entries, then zero bytes (type 0
 	 * processors) until an entry runs into missing memory. */
@@ -623,6 +645,219 @@ TEST(mutated_tables_never_crash)
 	free(img);
 }
 
+/* A transport fault while searching is reported as itself, never as "not found". */
+TEST(read_errors_reach_the_user_as_themselves)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	build_qboot(img, 2, &t);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	/* The stub dies while the BIOS area is searched (the table is not at 0x9fc00 here). */
+	memset(img + 0x9fc00, 0, 0x400);
+	struct kbu_mem *m = faulty_mem(img, MEMSZ, 0xf0000, 0xf1000, KBU_ECONN);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "closed the connection");
+	CHECK_CONTAINS(e.msg, "searching BIOS ROM 0xe0000-0xfffff");
+	CHECK(strstr(e.msg, "no MP floating pointer") == NULL);
+	kbu_mem_close(m);
+	/* ... or while the BIOS data area is read. */
+	m = faulty_mem(img, MEMSZ, 0x400, 0x500, KBU_ECONN);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "BIOS data area");
+	kbu_mem_close(m);
+	/* ... or while the config table is read, the pointer found. */
+	build_qboot(img, 2, &t);
+	memcpy(img + 0x80000, img + 0x9fc10, 0x200);
+	put32(img + 0x9fc00 + 4, 0x80000);
+	img[0x9fc00 + 10] = 0;
+	img[0x9fc00 + 10] = (uint8_t)-sum(img + 0x9fc00, 16);
+	m = faulty_mem(img, MEMSZ, 0x80040, 0x80041, KBU_ECONN);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "MP config table header at 0x80000");
+	kbu_mem_close(m);
+	/* Memory that is not there at all: nothing was searched, and it says so. */
+	m = faulty_mem(img, MEMSZ, 0, MEMSZ, KBU_EFAULT);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_EFAULT);
+	CHECK_CONTAINS(e.msg, "cannot search for the MP floating pointer");
+	kbu_mem_close(m);
+	free(img);
+}
+
+/* Firecracker's table (tests/fc_mptable.c follows its source; it cannot run
+ * here): one vCPU, 288 bytes, 29 entries, entry_count 30. A walker that
+ * trusts the count reads the byte after the table as an entry type. */
+TEST(firecracker_count_reads_past_the_end)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	size_t len = fc_mptable_build(img, 1, FC_COUNT_WITH_FP);
+	CHECK_EQ_U64(len, 288);
+	img[FC_MPTABLE_TABLE + len] = 0x44; /* what the devlog's guest held there */
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.fp.addr, 0x9fc00);
+	CHECK_EQ_U64(mt.fp.sum, 0);
+	CHECK_EQ_U64(mt.hdr.sum, 0); /* the firmware's checksum covers its count of 30 */
+	CHECK_STR(mt.hdr.oem_id, "FC");
+	CHECK_STR(mt.hdr.product_id, "000000000000");
+	CHECK_EQ_U64(mt.hdr.entry_count, 30);
+	CHECK_EQ_U64(mt.nbase, 29);
+	CHECK(mt.walk_complete);
+	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 1);
+	CHECK_EQ_U64(mt.count_walk.outcome, KBU_MP_COUNT_UNKNOWN_TYPE);
+	CHECK_EQ_U64(mt.count_walk.entries_read, 29);
+	CHECK_EQ_U64(mt.count_walk.stop_offset, 288);
+	CHECK_EQ_U64(mt.count_walk.stop_addr, 0x9fd30);
+	CHECK_EQ_U64(mt.count_walk.stop_type, 68);
+	const struct kbu_mp_problem *p = find_code(&mt, "mptable.entry_count_past_end");
+	CHECK(p && p->sev == KBU_SEV_ERROR);
+	CHECK_STR(p ? p->msg : NULL,
+		  "entry_count 30 counts one entry more than the 288-byte table holds; a walker "
+		  "that trusts it reads byte 0x44 (68) after the table (phys 0x9fd30): 'Unknown MP "
+		  "Config Entry 68'");
+	CHECK(find_code(&mt, "mptable.checksum_bad") == NULL);
+	/* The I/O APIC id is ncpus + 1; ISA IRQ i goes to pin i. */
+	int io = 0;
+	for (size_t i = 0; i < mt.nentries; i++)
+		if (mt.entries[i].type == KBU_MP_IOAPIC)
+			io += mt.entries[i].u.ioapic.id == 2;
+	CHECK_EQ_U64(io, 1);
+	char *js = render(&mt, 1);
+	CHECK_CONTAINS(js, "\"code\": \"mptable.entry_count_past_end\"");
+	CHECK_CONTAINS(js, "\"fields\": {\"byte\": 68, \"address\": 654640, \"entry_count\": 30, "
+			   "\"entries\": 29, \"table_length\": 288, \"entries_read\": 29}");
+	CHECK_CONTAINS(js, "\"count_walk\": {\"outcome\": \"unknown_type\", \"entries_read\": 29");
+	CHECK_CONTAINS(js, "\"stop_type\": 68");
+	kbu_free(js);
+	char *txt = render(&mt, 0);
+	CHECK_CONTAINS(txt, "! error: entry_count 30 counts one entry more than the 288-byte table");
+	kbu_free(txt);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+
+	/* The byte is read from memory, not assumed: a zero there is a processor
+	 * entry, a phantom CPU the walker would start. */
+	img[FC_MPTABLE_TABLE + len] = 0;
+	m = fake_mem(img, MEMSZ, NULL);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.count_walk.outcome, KBU_MP_COUNT_PAST_END);
+	CHECK_EQ_U64(mt.count_walk.entries_past_end, 1);
+	CHECK_EQ_U64(mt.count_walk.cpus, 2);
+	p = find_code(&mt, "mptable.entry_count_past_end");
+	CHECK(p && strstr(p->msg, "reads 1 entry past the end of the table from whatever memory "
+				  "follows (1 of them processor entries)"));
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+
+	/* A count far past the table over zeroes that end with memory at 0xa0000:
+	 * 36 phantom processors, then the walker runs off memory. */
+	put16(img + FC_MPTABLE_TABLE + 34, 200);
+	m = fake_mem(img, 0xa0000, NULL);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.count_walk.outcome, KBU_MP_COUNT_UNREADABLE);
+	CHECK_EQ_U64(mt.count_walk.entries_past_end, 36);
+	CHECK(has_problem(&mt, "entry_count 200 counts 171 entries more than the 288-byte table "
+			       "holds; a walker that trusts it runs past guest memory at 0xa0000"));
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+
+	/* A stub that fails while the walker reads past the table: its error, not a finding. */
+	m = faulty_mem(img, MEMSZ, 0xa0000, 0xa1000, KBU_ECONN);
+	CHECK(kbu_mptable_read(m, 1, 0x9fc00, &mt, &e) != 0);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "reading past the MP config table at 0xa0000");
+	CHECK_CONTAINS(e.msg, "closed the connection");
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(firecracker_older_count_zero_and_corrected_count)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	size_t len = fc_mptable_build(img, 4, FC_COUNT_ZERO);
+	CHECK_EQ_U64(len, 44 + 4 * 20 + 8 + 8 + 24 * 8 + 16);
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 4);
+	CHECK_EQ_U64(mt.count_walk.outcome, KBU_MP_COUNT_SHORT);
+	CHECK_EQ_U64(mt.count_walk.entries_read, 0);
+	const struct kbu_mp_problem *p = find_code(&mt, "mptable.entry_count_zero");
+	CHECK(p && p->sev == KBU_SEV_WARN);
+	CHECK(p && strstr(p->msg, "entry count is 0 but the table holds 32 entries"));
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+
+	/* A later release's count of 33, corrected to 32 in place by a kernel: the
+	 * checksum no longer adds up, and the note says why. */
+	fc_mptable_build(img, 4, FC_COUNT_WITH_FP);
+	put16(img + FC_MPTABLE_TABLE + 34, 32);
+	m = fake_mem(img, MEMSZ, NULL);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_EQ_U64(mt.count_walk.outcome, KBU_MP_COUNT_SAME);
+	p = find_code(&mt, "mptable.checksum_after_count_rewrite");
+	CHECK(p && p->sev == KBU_SEV_NOTE);
+	CHECK(p && strstr(p->msg, "would be right with entry count 33: the count (32)"));
+	CHECK(p && strstr(p->msg, "Firecracker counts its floating pointer"));
+	CHECK(find_code(&mt, "mptable.checksum_bad") == NULL);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+
+	/* A count below the entries: the walker sees the first ones only. */
+	fc_mptable_build(img, 4, FC_COUNT_ZERO);
+	put16(img + FC_MPTABLE_TABLE + 34, 2);
+	m = fake_mem(img, MEMSZ, NULL);
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	p = find_code(&mt, "mptable.entry_count_short");
+	CHECK(p && strstr(p->msg, "reads only the first 2: 2 of the 4 processors, no I/O APIC"));
+	/* The checksum covered 0: a note, not an error. */
+	CHECK(find_code(&mt, "mptable.checksum_after_count_rewrite") != NULL);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+/* SeaBIOS's table (one processor whatever -smp says) on a VM with 4 vCPUs:
+ * the command names the firmware and says why the count differs. */
+TEST(command_names_the_firmware_and_compares_vcpus)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	tb_init(&t, img, 0xf4b70, 0xf4b80);
+	memcpy(img + 0xf4b80 + 8, "BOCHSCPU", 8);
+	memcpy(img + 0xf4b80 + 16, "0.1         ", 12);
+	tb_proc(&t, 0, 1);
+	tb_bus(&t, 0, "ISA   ");
+	tb_ioapic(&t, 1);
+	tb_finish(&t, 3);
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	kbu_ctx_set_mem(ctx, faulty_mem_ncpus(img, MEMSZ, 0, 0, KBU_ECONN, 4));
+	char *out = NULL;
+	struct kbu_err e;
+	kbu_err_clear(&e);
+	CHECK_EQ_U64(run_cmd(ctx, 0, &out, &e, 1, "mptable"), 0);
+	CHECK_CONTAINS(out, "Firmware\n  name:        SeaBIOS\n");
+	CHECK_CONTAINS(out, "! the table lists 1 processor but the VM has 4 vCPUs: a kernel that "
+			    "enumerates CPUs from the MP table starts only the boot CPU (SeaBIOS's MP "
+			    "table lists one processor whatever -smp says");
+	kbu_free(out);
+	out = NULL;
+	CHECK_EQ_U64(run_cmd(ctx, 1, &out, &e, 1, "mptable"), 0);
+	CHECK_CONTAINS(out, "\"code\": \"mptable.fewer_cpus_than_vcpus\"");
+	CHECK_CONTAINS(out, "\"fields\": {\"cpus\": 1, \"vcpus\": 4}");
+	CHECK_CONTAINS(out, "\"firmware\": {\"name\": \"SeaBIOS\"");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	free(img);
+}
+
 TEST(command_runs_through_kbu_run)
 {
 	uint8_t *img = calloc(1, MEMSZ);
@@ -732,6 +967,10 @@ int main(void)
 	RUN(problem_flood_is_capped);
 	RUN(not_found_and_bad_address);
 	RUN(mutated_tables_never_crash);
+	RUN(read_errors_reach_the_user_as_themselves);
+	RUN(firecracker_count_reads_past_the_end);
+	RUN(firecracker_older_count_zero_and_corrected_count);
+	RUN(command_names_the_firmware_and_compares_vcpus);
 	RUN(command_runs_through_kbu_run);
 	RUN(kernel_copy_through_table_option);
 	CHECK_DONE("test_mptable");

@@ -153,7 +153,7 @@ class Qemu:
     """One QEMU microvm guest.
 
     Qemu(kernel, smp=1, memory="512M", append="console=ttyS0", cpu="max",
-         acpi=False, paused=False, gdb=True, extra=(), workdir=None, name="vm")
+         acpi=False, paused=False, gdb=True, extra=(), workdir=None, name="vm", bios=None)
     .start(timeout)            boots (returns self); the stub listens on .port
     .wait_serial(regex, timeout) -> re.Match over the whole serial text
     .serial_text()             everything the guest printed so far
@@ -165,7 +165,7 @@ class Qemu:
     """
 
     def __init__(self, kernel, smp=1, memory="512M", append="console=ttyS0", cpu="max",
-                 acpi=False, paused=False, gdb=True, extra=(), workdir=None, name="vm"):
+                 acpi=False, paused=False, gdb=True, extra=(), workdir=None, name="vm", bios=None):
         if not os.path.isfile(kernel):
             raise QemuError("kernel %s does not exist" % kernel)
         self.kernel = kernel
@@ -176,6 +176,7 @@ class Qemu:
         self.acpi = acpi
         self.paused = paused
         self.gdb = gdb
+        self.bios = bios  # a firmware image for -bios (None: QEMU's default, qboot on microvm)
         self.extra = list(extra)
         self.name = name
         self._own_dir = workdir is None
@@ -201,6 +202,8 @@ class Qemu:
                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
         if port is not None:
             cmd += ["-gdb", "tcp:127.0.0.1:%d" % port]
+        if self.bios:
+            cmd += ["-bios", self.bios]
         if self.paused:
             cmd.append("-S")
         return cmd + self.extra

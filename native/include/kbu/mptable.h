@@ -7,8 +7,14 @@
  * base_table_length (not entry_count, which QEMU 7.2 microvm's firmware
  * leaves at 0), verifies both checksums, stops cleanly at an unknown entry
  * type and reports the bytes around it, and reports any length that runs past
- * the table or past memory. Everything it finds wrong is a problem in the
- * result, never a crash or a silent partial answer.
+ * the table or past memory. Everything it finds wrong is a finding with a
+ * stable code in the result, never a crash or a silent partial answer.
+ *
+ * It also walks the table the way a kernel that trusts entry_count does
+ * (FreeBSD's mptable_walk_table): how many entries that walker reads, whether
+ * it stops short (qboot's 0) or runs past the end of the table (Firecracker's
+ * count of 30 for 29 entries), and which byte it meets there, read from guest
+ * memory.
  */
 #ifndef KBU_MPTABLE_H
 #define KBU_MPTABLE_H
@@ -89,10 +95,40 @@ struct kbu_mp_entry {
 	uint8_t raw[20];      /* the first min(len, 20) bytes */
 };
 
+#define KBU_MP_MAX_FIELDS 6
+
+/* A finding: severity, stable code ("mptable.entry_count_zero"), message and
+ * the values behind it (JSON "fields"). */
 struct kbu_mp_problem {
 	int sev;              /* enum kbu_severity */
 	int section;          /* KBU_MP_SEC_* : where it attaches in the report */
+	const char *code;     /* static string */
 	char msg[320];
+	int nfields;
+	struct { const char *key; uint64_t value; } fields[KBU_MP_MAX_FIELDS];
+};
+
+/* What a walker that trusts entry_count reads (FreeBSD's mptable_walk_table:
+ * entry_count entries, each as long as its type says, panicking on a type it
+ * does not know). */
+enum kbu_mp_count_outcome {
+	KBU_MP_COUNT_NONE = 0,     /* not walked: no header, or a base length shorter than it */
+	KBU_MP_COUNT_SAME,         /* it reads exactly the entries the table holds */
+	KBU_MP_COUNT_SHORT,        /* it stops before the end of the table */
+	KBU_MP_COUNT_PAST_END,     /* it reads entries past the end of the table */
+	KBU_MP_COUNT_UNKNOWN_TYPE, /* it meets a type it does not know ("Unknown MP Config Entry N") */
+	KBU_MP_COUNT_UNREADABLE,   /* it runs into memory that is not there */
+};
+
+struct kbu_mp_count_walk {
+	int outcome;              /* enum kbu_mp_count_outcome */
+	size_t entries_read;      /* entries it hands to its handler */
+	size_t entries_past_end;  /* of them, entries that start at or past base_table_length */
+	size_t cpus;              /* processor entries among them */
+	size_t ioapics;           /* I/O APIC entries among them */
+	uint32_t stop_offset;     /* UNKNOWN_TYPE, UNREADABLE: where it stops, from the table start */
+	uint64_t stop_addr;       /* the same, physical */
+	uint8_t stop_type;        /* UNKNOWN_TYPE: the byte it reads as the entry type */
 };
 
 enum { KBU_MP_SEC_FP = 0, KBU_MP_SEC_HEADER, KBU_MP_SEC_ENTRIES, KBU_MP_SEC_SUMMARY };
@@ -111,6 +147,7 @@ struct kbu_mptable {
 	int ioapic_hw_version; /* the same source's version register, -1 if not read */
 	char ioapic_hw_note[160];
 	char config_how[200];  /* how a config table given without a pointer was found */
+	struct kbu_mp_count_walk count_walk;
 	struct kbu_mp_problem *problems;
 	size_t nproblems;
 	size_t nsuppressed;   /* problems beyond KBU_MP_MAX_PROBLEMS, counted only */
@@ -119,9 +156,11 @@ struct kbu_mptable {
 /*
  * Finds the floating pointer (at `at` if have_at, otherwise where the MP spec
  * says: first KiB of the EBDA, last KiB of base memory, 0x9fc00,
- * 0xE0000-0xFFFFF), then decodes the configuration table. Fails only when no
- * floating pointer exists (KBU_ENOTFOUND) or `at` is unreadable/not "_MP_";
- * every other defect is a problem in t.
+ * 0xE0000-0xFFFFF), then decodes the configuration table. Fails when no
+ * floating pointer exists (KBU_ENOTFOUND), when none of those places is in
+ * the source's memory (KBU_EFAULT), when `at` is unreadable or not "_MP_",
+ * and when the source itself fails (its own error, e.g. KBU_ECONN); every
+ * defect of the table is a finding in t.
  */
 int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mptable *t,
 		     struct kbu_err *err);
@@ -137,8 +176,18 @@ int kbu_mptable_is_config(struct kbu_mem *m, uint64_t pa);
 /* Searches for the floating pointer only. */
 int kbu_mptable_find_fp(struct kbu_mem *m, struct kbu_mp_fp *fp, struct kbu_err *err);
 
-/* Number of processor entries, and of those with the BP flag. */
+/* Number of processor entries. */
 size_t kbu_mptable_ncpus(const struct kbu_mptable *t);
+
+/*
+ * Compares the table's processors with the VM's vCPU count (when the source
+ * knows it: vcpus > 0) and records a finding when they differ; `cause` (may be
+ * NULL) names why, e.g. the firmware's known quirk.
+ */
+void kbu_mptable_check_vcpus(struct kbu_mptable *t, int vcpus, const char *cause);
+
+/* "same", "short", "past_end", "unknown_type", "unreadable" or "none". */
+const char *kbu_mptable_count_outcome_name(int outcome);
 
 void kbu_mptable_report(const struct kbu_mptable *t, struct kbu_node *node);
 
