@@ -24,7 +24,7 @@ static int find_start_info(struct kbu_ctx *ctx, struct kbu_pvh *p)
 	char label[64] = "";
 	struct kbu_os_profile *prof = NULL;
 	struct kbu_err e;
-	if (ctx->syms && (prof = kbu_os_select(ctx->os, NULL, ctx->syms, &e)) != NULL) {
+	if (ctx->syms && (prof = kbu_ctx_profile(ctx, NULL, NULL, &e)) != NULL) {
 		role = kbu_os_role(prof, "start_info");
 		snprintf(label, sizeof(label), "%s profile's", kbu_os_name(prof));
 	}
