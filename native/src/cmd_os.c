@@ -12,7 +12,8 @@ static const char *const roles[] = {
 	"timesource_list_kind", "time_register", "asserts",
 	"printf_entries", "vprintf_entries", "msgbuf", "msgbuf_pointer", "msgbuf_format",
 	"start_info", "start_info_kind", "ncpus", "panicstr", "tsc_freq", "tsc_freq_size",
-	"tsc_freq_unit", "idle", "timesource_placeholders", "mp_parser",
+	"tsc_freq_unit", "idle", "timesource_placeholders", "mp_parser", "mp_parser_option",
+	"mp_table",
 };
 
 static const char *osabi_name(int abi)

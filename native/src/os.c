@@ -62,8 +62,10 @@ static const char builtin_freebsd[] =
 	"idle = cpu_idle\n"
 	"# time sources that count nothing real (sys/kern/kern_tc.c: dummy_timecounter)\n"
 	"timesource_placeholders = dummy\n"
-	"# the kernel's MP table reader (sys/x86/x86/mptable.c)\n"
+	"# the kernel's MP table reader (sys/x86/x86/mptable.c) and its pointer to the\n"
+	"# config table it walks (a static mpcth_t)\n"
 	"mp_parser = mptable_probe\n"
+	"mp_table = mpct\n"
 	"\n"
 	"[layout.timesource]\n"
 	"struct = timecounter\n"
@@ -191,6 +193,7 @@ static const char builtin_linux[] =
 	"timesource_placeholders = jiffies refined-jiffies\n"
 	"# the MP table reader, present only with CONFIG_X86_MPPARSE (arch/x86/kernel/mpparse.c)\n"
 	"mp_parser = smp_scan_config mpf_found\n"
+	"mp_parser_option = CONFIG_X86_MPPARSE\n"
 	"\n"
 	"[layout.timesource]\n"
 	"struct = clocksource\n"
@@ -562,7 +565,7 @@ static const struct {
 } symbol_roles[] = {
 	{"x2apic", 1}, {"timesource", 1}, {"timesource_list", 1}, {"time_register", 1},
 	{"asserts", 1}, {"msgbuf", 1}, {"start_info", 1}, {"ncpus", 1}, {"panicstr", 1},
-	{"tsc_freq", 0}, {"idle", 0}, {"mp_parser", 0},
+	{"tsc_freq", 0}, {"idle", 0}, {"mp_parser", 0}, {"mp_table", 0},
 };
 
 const char *kbu_os_symbol_role(size_t i, int *weighed)

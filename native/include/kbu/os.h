@@ -17,7 +17,9 @@
  *              msgbuf, msgbuf_pointer, msgbuf_format (freebsd|netbsd|linux-prb),
  *              start_info, start_info_kind (pointer|paddr|struct), ncpus,
  *              panicstr, tsc_freq (+ _size in bytes, _unit in Hz), idle,
- *              timesource_placeholders (names), mp_parser
+ *              timesource_placeholders (names), mp_parser, mp_parser_option
+ *              (the build option that brings it), mp_table (the kernel's
+ *              pointer to the MP config table it walks)
  *   [layout.X] field = "OFFSET SIZE [C-NAME]", struct = C struct name
  */
 #ifndef KBU_OS_H
