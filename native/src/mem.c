@@ -39,6 +39,7 @@ struct kbu_mem {
 	enum kbu_paging_mode mode;
 	uint64_t cr3;
 	struct tlb_entry tlb[TLB_SIZE];
+	struct kbu_err source_err; /* first failure that was not missing memory */
 };
 
 static const char *space_name(enum kbu_space s) { return s == KBU_VIRT ? "virtual" : "physical"; }
@@ -324,8 +325,50 @@ static int read_translated(struct kbu_mem *m, uint64_t addr, unsigned char *buf,
 	return 0;
 }
 
+int kbu_mem_source_error(const struct kbu_mem *m, struct kbu_err *out)
+{
+	if (!m || m->source_err.code == KBU_OK)
+		return 0;
+	if (out)
+		*out = m->source_err;
+	return 1;
+}
+
+void kbu_mem_clear_source_error(struct kbu_mem *m)
+{
+	if (m)
+		kbu_err_clear(&m->source_err);
+}
+
+/* Remembers a failure that is about the source, not about the address. */
+static int note_failure(struct kbu_mem *m, enum kbu_space space, const struct kbu_err *e)
+{
+	int code = e ? e->code : KBU_OK;
+	int about_source = code == KBU_ECONN || code == KBU_EIO || code == KBU_ENOMEM ||
+			   (code == KBU_EUNSUPPORTED && space == KBU_PHYS);
+	if (about_source && m->source_err.code == KBU_OK)
+		m->source_err = *e;
+	return -1;
+}
+
+static int mem_read(struct kbu_mem *m, enum kbu_space space, uint64_t addr, void *buf, size_t len,
+		    struct kbu_err *err);
+
 int kbu_mem_read(struct kbu_mem *m, enum kbu_space space, uint64_t addr, void *buf, size_t len,
 		 struct kbu_err *err)
+{
+	if (!m)
+		return kbu_err_set(err, KBU_EINVAL, "no memory source");
+	struct kbu_err local;
+	if (!err)
+		err = &local;
+	if (mem_read(m, space, addr, buf, len, err) == 0)
+		return 0;
+	return note_failure(m, space, err);
+}
+
+static int mem_read(struct kbu_mem *m, enum kbu_space space, uint64_t addr, void *buf, size_t len,
+		    struct kbu_err *err)
 {
 	if (!m)
 		return kbu_err_set(err, KBU_EINVAL, "no memory source");

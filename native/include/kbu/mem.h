@@ -98,6 +98,17 @@ int kbu_mem_read_u64(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint64_t *
 int kbu_mem_read_str(struct kbu_mem *m, enum kbu_space s, uint64_t a, char *buf, size_t max,
 		     struct kbu_err *e);
 
+/*
+ * The first read failure since open (or the last clear) that was not missing
+ * memory: a transport fault (KBU_ECONN), an I/O error, no memory, or a
+ * physical read the source cannot do (KBU_EUNSUPPORTED). Returns 1 and
+ * copies it into *out (may be NULL), 0 if there was none. A scan that skips
+ * unreadable memory checks this before it concludes "not found": a dead stub
+ * is not an empty page.
+ */
+int kbu_mem_source_error(const struct kbu_mem *m, struct kbu_err *out);
+void kbu_mem_clear_source_error(struct kbu_mem *m);
+
 /* Drops every cached page (the guest ran or was written). */
 void kbu_mem_flush(struct kbu_mem *m);
 struct kbu_mem_stats kbu_mem_get_stats(const struct kbu_mem *m);
