@@ -13,6 +13,7 @@
 #include "kbu/gdbrsp.h"
 #include "kbu/mem.h"
 #include "kbu/report.h"
+#include "kbu/symbols.h"
 #include "kbu/util.h"
 
 struct globals {
@@ -185,6 +186,27 @@ static void source_warnings(const char *cmd, struct kbu_gdb *conn)
 			dups == 1 ? "" : "s", kbu_gdb_ncpus(conn), kbu_gdb_ncpus(conn) == 1 ? "" : "s");
 }
 
+/*
+ * A stub without a physical mode: the kernel's own variable naming its direct
+ * map is the first place to read physical memory through (Linux randomises
+ * it with KASLR). A hint only: struct kbu_mem proves it before using it.
+ */
+static void hint_direct_map(struct kbu_ctx *ctx)
+{
+	static const struct { const char *sym, *what; } vars[] = {
+		{"page_offset_base", "Linux's page_offset_base"},
+		{"pmap_direct_base", "NetBSD's pmap_direct_base"},
+	};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		const struct kbu_sym *s = kbu_sym_by_name(ctx->syms, vars[i].sym);
+		uint64_t v;
+		struct kbu_err e;
+		if (s && kbu_mem_read_u64(ctx->mem, KBU_VIRT, s->addr, &v, &e) == 0 && v)
+			kbu_mem_add_phys_hint(ctx->mem, v, vars[i].what);
+	}
+	kbu_mem_clear_source_error(ctx->mem);
+}
+
 static int open_sources(struct kbu_ctx *ctx, const struct globals *g, const char *cmd,
 			struct kbu_err *err)
 {
@@ -221,8 +243,13 @@ static int open_sources(struct kbu_ctx *ctx, const struct globals *g, const char
 	}
 	if (nsrc && !m)
 		return -1;
-	if (m)
+	if (m) {
 		kbu_ctx_set_mem(ctx, m);
+		if (ctx->kernel)
+			kbu_mem_learn_kernel(m, ctx->kernel); /* to prove a direct map, if needed */
+		if (ctx->syms && g->gdb && !kbu_gdb_is_qemu(kbu_mem_source_ctx(m)))
+			hint_direct_map(ctx);
+	}
 	return 0;
 }
 
@@ -300,6 +327,10 @@ int main(int argc, char **argv)
 	}
 	if (status == 2)
 		print_error(name, err.msg[0] ? err.msg : "failed");
+	/* A stub that reads no physical memory: how it was read anyway, or why not. */
+	const char *how = ctx->mem ? kbu_mem_phys_how(ctx->mem) : NULL;
+	if (how && !(status == 2 && err.code == KBU_EUNSUPPORTED))
+		fprintf(stderr, "kbu: %s: note: %s\n", name, how);
 	if (g.stats && ctx->mem) {
 		struct kbu_mem_stats st = kbu_mem_get_stats(ctx->mem);
 		char trips[64] = "";
