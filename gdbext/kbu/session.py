@@ -67,8 +67,17 @@ def _new_ctx(kernel, symbols, os_name, live, dump):
                            "GDB itself answers kernel addresses from the ELF file there"
                            % (dump, e))
         return c
-    return native.Ctx(kernel=kernel, symbols=symbols, os_name=os_name,
-                      source=memory.GdbSource() if live else None)
+    c = native.Ctx(kernel=kernel, symbols=symbols, os_name=os_name,
+                   source=memory.GdbSource() if live else None)
+    if live and c._mem:
+        # On a stub with no physical mode, libkbu proves a direct map with the
+        # kernel's own bytes before it reads physical memory through it.
+        L = native.lib()
+        _declare(L)
+        kernel_ptr = ctypes.cast(c._ctx, ctypes.POINTER(native.CtxStruct)).contents.kernel
+        if kernel_ptr:
+            L.kbu_mem_learn_kernel(c._mem, kernel_ptr)
+    return c
 
 
 def ctx(live=None):
