@@ -321,6 +321,19 @@ int main(int argc, char **argv)
 	} else {
 		status = kbu_run(ctx, cargc, cargv, g.json, &out, &err);
 	}
+	/*
+	 * A transport fault during the command (a stub that went silent, lied or
+	 * hung up) is the answer, even when the command carried on around it: its
+	 * report would say "not found" or hold a gap where the fault was.
+	 */
+	struct kbu_err fault;
+	if (status != 2 && ctx->mem && kbu_mem_source_error(ctx->mem, &fault) &&
+	    (fault.code == KBU_ECONN || fault.code == KBU_EIO)) {
+		kbu_free(out);
+		out = NULL;
+		err = fault;
+		status = 2;
+	}
 	if (out) {
 		fputs(out, stdout);
 		kbu_free(out);

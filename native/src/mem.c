@@ -736,7 +736,12 @@ int kbu_mem_regs(struct kbu_mem *m, int cpu, struct kbu_regs *out, struct kbu_er
 		return kbu_err_set(err, KBU_EUNSUPPORTED, "the %s source has no CPU registers",
 				   kbu_mem_kind(m));
 	memset(out, 0, sizeof *out);
-	return m->ops->regs(m->ctx, cpu, out, err);
+	struct kbu_err local;
+	if (!err)
+		err = &local;
+	if (m->ops->regs(m->ctx, cpu, out, err) == 0)
+		return 0;
+	return note_failure(m, KBU_VIRT, err);
 }
 
 int kbu_mem_monitor(struct kbu_mem *m, const char *cmd, char **out, struct kbu_err *err)
@@ -746,7 +751,12 @@ int kbu_mem_monitor(struct kbu_mem *m, const char *cmd, char **out, struct kbu_e
 	if (!m->ops->monitor)
 		return kbu_err_set(err, KBU_EUNSUPPORTED, "the %s source has no QEMU monitor",
 				   kbu_mem_kind(m));
-	return m->ops->monitor(m->ctx, cmd, out, err);
+	struct kbu_err local;
+	if (!err)
+		err = &local;
+	if (m->ops->monitor(m->ctx, cmd, out, err) == 0)
+		return 0;
+	return note_failure(m, KBU_VIRT, err);
 }
 
 int kbu_mem_ranges(struct kbu_mem *m, uint64_t *start, uint64_t *end, int max)
