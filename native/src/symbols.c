@@ -443,7 +443,7 @@ int kbu_symtab_load_map(struct kbu_symtab *st, const char *path, struct kbu_err 
 	static const struct kbu_map_words words = {
 		.open = "cannot open symbol map", .dir = "is a directory, not a symbol map",
 		.notreg = "not a regular file, not a symbol map", .empty = "empty symbol map",
-		.map = "cannot map", .enoent_notfound = 1,
+		.map = "cannot map", .enoent_notfound = 1, .populate = 1,
 	};
 	void *mapped;
 	size_t len;
@@ -808,36 +808,68 @@ struct kbu_symtab *kbu_symtab_slid(const struct kbu_symtab *lsrc, int64_t slide,
  * checked in one pass over its bytes (no separate search for the newline):
  * 1 with *ml and *next set; 0 for any other line (parse_line decides those).
  */
-static int canonical_line(const char *p, const char *end, struct map_line *ml, const char **next)
+/* Hex digit values, 0xff for anything else: a table, since the count pass
+ * reads 16 of them for each of ~90k lines. */
+struct hex_table {
+	uint8_t v[256];
+};
+
+static void hex_table_init(struct hex_table *t)
+{
+	memset(t->v, 0xff, sizeof(t->v));
+	for (int c = 0; c < 256; c++)
+		if (kbu_hex_digit(c) >= 0)
+			t->v[c] = (uint8_t)kbu_hex_digit(c);
+}
+
+/* Nonzero if a byte of the 8 in x is <= 0x20 or >= 0x7f (not a name byte). */
+static uint64_t bad_name_bytes(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t low = (x - ones * 0x21) & ~x & highs;        /* a byte < 0x21 */
+	uint64_t high = ((x + ones * (0x80 - 0x7f)) | x) & highs; /* a byte >= 0x7f */
+	return low | high;
+}
+
+static int canonical_line(const struct hex_table *hx, const char *p, const char *end,
+			  struct map_line *ml, const char **next)
 {
 	if (end - p < 21 || p[16] != ' ' || p[18] != ' ')
 		return 0;
-	const char *nl = memchr(p + 19, '\n', (size_t)(end - p - 19));
-	if (!nl || nl == p + 19)
+	const char *name = p + 19;
+	const char *nl = memchr(name, '\n', (size_t)(end - name));
+	if (!nl || nl == name)
 		return 0;
 	uint64_t v = 0;
 	unsigned bad = 0;
 	for (int i = 0; i < 16; i++) {
-		unsigned c = (unsigned char)p[i], d = c - '0', x = (c | 0x20) - 'a';
-		bad |= (d > 9) & (x > 5);
-		v = v << 4 | (d <= 9 ? d : x + 10);
+		uint8_t d = hx->v[(unsigned char)p[i]];
+		bad |= d;
+		v = v << 4 | (d & 15);
 	}
 	char t = p[17];
-	if (bad || !((t >= 'A' && t <= 'Z') || (t >= 'a' && t <= 'z')) || t == 'U' || t == 'w' ||
-	    t == 'v')
+	if ((bad & 0xf0) || !((t >= 'A' && t <= 'Z') || (t >= 'a' && t <= 'z')) || t == 'U' ||
+	    t == 'w' || t == 'v')
 		return 0;
-	/* Branch-free over the name: any blank, control or non-ASCII byte sends the
-	 * line to parse_line. */
-	for (const char *q = p + 19; q < nl; q++)
-		bad |= ((unsigned char)*q <= 0x20) | ((unsigned char)*q >= 0x7f);
-	if (bad)
+	/* The name, 8 bytes at a time: any blank, control or non-ASCII byte sends
+	 * the line to parse_line. */
+	const char *q = name;
+	uint64_t badbytes = 0;
+	for (; nl - q >= 8; q += 8) {
+		uint64_t x;
+		memcpy(&x, q, 8);
+		badbytes |= bad_name_bytes(x);
+	}
+	for (; q < nl; q++)
+		badbytes |= (unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f;
+	if (badbytes)
 		return 0;
 	ml->addr = v;
 	ml->size = 0;
 	ml->has_size = 0;
 	ml->type = t;
-	ml->name = p + 19;
-	ml->name_len = (size_t)(nl - (p + 19));
+	ml->name = name;
+	ml->name_len = (size_t)(nl - name);
 	*next = nl + 1;
 	return 1;
 }
@@ -862,10 +894,12 @@ static int lazy_count(struct kbu_symtab *st, size_t *out)
 	struct map_line run[RUN];
 	size_t nrun = 0;
 	uint64_t last = 0;
+	struct hex_table hx;
+	hex_table_init(&hx);
 	while (line < end) {
 		struct map_line ml;
 		const char *next;
-		int r = canonical_line(line, end, &ml, &next);
+		int r = canonical_line(&hx, line, end, &ml, &next);
 		if (!r) {
 			const char *nl = memchr(line, '\n', (size_t)(end - line));
 			const char *why;

@@ -225,7 +225,7 @@ int kbu_map_file(const char *path, int writable, const struct kbu_map_words *w, 
 	} else {
 		size_t n = (size_t)st.st_size;
 		int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-		void *p = mmap(NULL, n, prot, MAP_PRIVATE, fd, 0);
+		void *p = mmap(NULL, n, prot, MAP_PRIVATE | (w->populate ? MAP_POPULATE : 0), fd, 0);
 		if (p == MAP_FAILED && w->map_says_size)
 			kbu_err_set(err, KBU_EIO, "%s: %s %zu bytes: %s", path, w->map, n, strerror(errno));
 		else if (p == MAP_FAILED)

@@ -111,6 +111,7 @@ struct kbu_map_words {
 	const char *open, *stat, *dir, *notreg, *empty, *map;
 	int map_says_size;
 	int enoent_notfound;
+	int populate; /* read it all in now (a file scanned whole: faults one by one cost more) */
 };
 
 int kbu_map_file(const char *path, int writable, const struct kbu_map_words *w, void **map,
