@@ -4,9 +4,10 @@
   - three whole CLI commands on a 256 MiB dump of Debian's kernel (-smp 2):
     `kbu mptable`, `kbu pvh --symbols System.map`, `kbu cpus`, against one
     `cat` of the same dump (target: <= 0.3x);
-  - GDB's `bt` through `kbu serve` on a dump, against `bt` over QEMU's own
-    live stub on the same state (target: <= 2x), for the test kernel at its
-    TSC panic and for Debian's kernel (DWARF vmlinux) at its root-fs panic.
+  - GDB's backtraces (`thread apply all bt`) through `kbu serve` on a dump,
+    against the same over QEMU's own live stub on the same state (target:
+    <= 2x), for the test kernel at its TSC panic and for Debian's kernel
+    (DWARF vmlinux, -smp 2) at its root-fs panic.
 
 Best of several runs each (the machine is shared). Exits 1 if a target is missed.
 """
@@ -51,20 +52,23 @@ def gdb_argv(kernel, target, osabi_none, cmds):
 
 def bt_ratio(label, kernel, qemu, dump, kbu, osabi_none, extra=()):
     """`bt` through kbu serve on the dump vs over the live stub, same state."""
+    # Every thread's backtrace: kbu serve starts GDB on the CPU in panic(),
+    # QEMU on CPU 0, and the work must be the same on both sides.
+    bt = ["thread apply all bt"]
     live, out_live = gdb_time(gdb_argv(kernel, "target remote 127.0.0.1:%d" % qemu.port,
-                                       osabi_none, ["bt"]))
+                                       osabi_none, bt))
     served, out_served = gdb_time(gdb_argv(kernel, "target remote | %s serve --core %s %s"
-                                           % (kbu, dump, " ".join(extra)), osabi_none, ["bt"]))
+                                           % (kbu, dump, " ".join(extra)), osabi_none, bt))
     frames = lambda o: [l.split(" in ")[-1].split(" (")[0] for l in o.splitlines()  # noqa: E731
                         if l.startswith("#")]
     if "panic" not in " ".join(frames(out_served)):
         raise RuntimeError("%s: bt through kbu serve shows no panic:\n%s" % (label, out_served[-2000:]))
-    if frames(out_served)[:4] != frames(out_live)[:4]:
-        raise RuntimeError("%s: bt differs: served %s, live %s" % (label, frames(out_served)[:4],
-                                                                    frames(out_live)[:4]))
+    if sorted(frames(out_served)) != sorted(frames(out_live)):
+        raise RuntimeError("%s: the backtraces differ: served %s, live %s"
+                           % (label, frames(out_served), frames(out_live)))
     ratio = served / live
     print(f"serve: {label}: bt through kbu serve {served * 1e3:.0f} ms, over QEMU's live stub "
-          f"{live * 1e3:.0f} ms: {ratio:.2f}x (target <= {BT_TARGET}x)"
+          f"{live * 1e3:.0f} ms (thread apply all bt): {ratio:.2f}x (target <= {BT_TARGET}x)"
           + ("" if ratio <= BT_TARGET else "  MISSED"))
     return ratio > BT_TARGET
 

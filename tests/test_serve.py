@@ -113,7 +113,9 @@ def test_gdb_debugs_a_guest_dump_through_kbu_serve(guest_dump, guest_kernel):
         ("threads", "info threads"), ("bt", "bt"), ("tc", "print timecounter->tc_name"),
         ("size", "print msgbufp->msg_size"), ("ptr", "print/x msgbufp->msg_ptr"))
     sec = sections(kbutest.gdb_batch(guest_kernel, None, cmds, timeout=120))
-    assert "Thread 1 (CPU 0)" in sec["threads"] and "Thread 2 (CPU 1)" in sec["threads"], sec
+    # The panicking CPU is named, and GDB starts on it.
+    assert "* 1    Thread 1 (CPU 0, in panic)" in sec["threads"], sec["threads"]
+    assert "Thread 2 (CPU 1)" in sec["threads"], sec["threads"]
     bt = frames(sec["bt"])
     assert "panic" in bt and "lapic_init" in bt, sec["bt"]
     assert bt.index("panic") < bt.index("lapic_init"), bt
@@ -180,11 +182,15 @@ def test_serve_over_a_socket_for_the_cli(guest_dump, guest_kernel, tmp_path):
 @pytest.mark.timeout(600)
 def test_gdb_debugs_a_linux_dump_through_kbu_serve(linux_dump, linux_target):
     token = "serve-linux-token"
-    d = linux_dump(smp=1, token=token)
+    d = linux_dump(smp=2, token=token)
     smap = linux_target.system_map
     cmds = [serve_cmd("--core", d.path, "--symbols", smap)] + marked(
-        ("bt", "bt"), ("cmdline", "x/s saved_command_line"), ("mon", "monitor kbu pvh"))
+        ("threads", "info threads"), ("bt", "bt"), ("cmdline", "x/s saved_command_line"),
+        ("mon", "monitor kbu pvh"))
     sec = sections(kbutest.gdb_batch(linux_target.vmlinux_dbg, None, cmds, timeout=300))
+    # Two vCPUs, one of them in panic(): GDB starts on that one.
+    current = [l for l in sec["threads"].splitlines() if l.startswith("*")]
+    assert len(current) == 1 and ", in panic)" in current[0], sec["threads"]
     assert "panic" in frames(sec["bt"]), sec["bt"]
     assert "kbu.token=%s" % token in sec["cmdline"], sec["cmdline"]
     assert sec["mon"].strip() == cli("pvh", "--core", d.path, "--symbols", smap).strip()

@@ -17,6 +17,7 @@
 #include "kbu/paging.h"
 #include "kbu/report.h"
 #include "kbu/serve.h"
+#include "kbu/symbols.h"
 #include "kbu/util.h"
 #include "rsp.h"
 
@@ -47,6 +48,7 @@ struct session {
 	int ncpus;
 	int gcpu;      /* the thread Hg selected: registers and virtual reads */
 	int phys_mode; /* Qqemu.PhyMemMode */
+	int panic_cpu; /* the vCPU whose stack shows panic(), -1 if none does */
 	int done;
 	struct cpu_state *cpus;
 	struct tlb_entry tlb[TLB_SIZE];
@@ -303,12 +305,12 @@ static int translate(struct session *s, int cpu, uint64_t va, uint64_t *pa, stru
 	return 0;
 }
 
-/* As many bytes at addr as can be read, up to len (the reply may be short). */
-static size_t read_guest(struct session *s, uint64_t addr, unsigned char *out, size_t len,
-			 struct kbu_err *err)
+/* As many bytes at addr as can be read, up to len (the reply may be short),
+ * virtual addresses through CPU cpu's translation. */
+static size_t read_cpu(struct session *s, int cpu, uint64_t addr, unsigned char *out, size_t len,
+		       struct kbu_err *err)
 {
 	size_t done = 0;
-	int cpu = s->gcpu >= 0 ? s->gcpu : 0;
 	while (done < len) {
 		uint64_t a = addr + done;
 		size_t n = (size_t)(PAGE - (a & (PAGE - 1)));
@@ -331,6 +333,64 @@ static size_t read_guest(struct session *s, uint64_t addr, unsigned char *out, s
 		done += n;
 	}
 	return done;
+}
+
+static size_t read_guest(struct session *s, uint64_t addr, unsigned char *out, size_t len,
+			 struct kbu_err *err)
+{
+	return read_cpu(s, s->gcpu >= 0 ? s->gcpu : 0, addr, out, len, err);
+}
+
+/* An address inside panic() or vpanic() past its first byte: a return address
+ * into it (or a RIP in it). */
+static int in_panic(const struct kbu_symtab *st, uint64_t a)
+{
+	uint64_t off = 0;
+	const struct kbu_sym *sym = kbu_sym_by_addr(st, a, &off);
+	return sym && off > 0 && (!sym->size || off < sym->size) &&
+	       (strcmp(sym->name, "panic") == 0 || strcmp(sym->name, "vpanic") == 0);
+}
+
+/*
+ * The vCPU that panicked: the one with a return address into panic() (or
+ * vpanic()) nearest the top of its stack, within 16 KiB of RSP, or its RIP
+ * in it. -1 when no CPU shows one or there are no symbols. GDB then starts on
+ * that thread, so `bt` is the panic's.
+ */
+static int panicking_cpu(struct session *s)
+{
+	const struct kbu_symtab *st = s->ctx->syms;
+	if (!st)
+		return -1;
+	int best = -1;
+	uint64_t best_dist = UINT64_MAX;
+	for (int cpu = 0; cpu < s->ncpus; cpu++) {
+		const struct kbu_regs *r = cpu_regs(s, cpu);
+		if (!r || !(r->have & KBU_HAVE_GPR) || r->bits != 64)
+			continue;
+		if (in_panic(st, r->rip)) {
+			if (best_dist > 0)
+				best = cpu, best_dist = 0;
+			continue;
+		}
+		for (uint64_t off = 0; off < 16384 && off < best_dist; off += PAGE) {
+			struct kbu_err e = {0};
+			uint64_t at = r->rsp + off;
+			size_t n = read_cpu(s, cpu, at, s->data, (size_t)(PAGE - (at & (PAGE - 1))), &e);
+			for (size_t k = 0; k + 8 <= n && off + k < best_dist; k += 8) {
+				uint64_t w;
+				memcpy(&w, s->data + k, 8);
+				if (in_panic(st, w)) {
+					best = cpu;
+					best_dist = off + k;
+					break;
+				}
+			}
+			if (n < (size_t)(PAGE - (at & (PAGE - 1))))
+				break;
+		}
+	}
+	return best;
 }
 
 static int handle_m(struct session *s, struct kbu_err *err)
@@ -431,7 +491,8 @@ static int handle_extra_info(struct session *s, const char *tid, struct kbu_err 
 		return reply_str(s, "E01", err);
 	char text[96];
 	const struct kbu_regs *r = cpu_regs(s, cpu);
-	snprintf(text, sizeof text, "CPU %d%s", cpu, r ? "" : ", no registers");
+	snprintf(text, sizeof text, "CPU %d%s%s", cpu, r ? "" : ", no registers",
+		 cpu == s->panic_cpu ? ", in panic" : "");
 	s->reply.len = 0;
 	return reply_hex(s, text, strlen(text), err);
 }
@@ -603,7 +664,7 @@ static int refuse(struct session *s, const char *what, struct kbu_err *err)
 static int stop_reply(struct session *s, struct kbu_err *err)
 {
 	char t[48];
-	snprintf(t, sizeof t, "T05thread:%x;", (s->gcpu >= 0 ? s->gcpu : 0) + 1);
+	snprintf(t, sizeof t, "T05thread:%x;", s->gcpu + 1);
 	return reply_str(s, t, err);
 }
 
@@ -627,7 +688,7 @@ static int dispatch(struct session *s, struct kbu_err *err)
 		int cpu;
 		if ((p[1] != 'g' && p[1] != 'c') || thread_cpu(s, p + 2, &cpu))
 			return reply_str(s, "E01", err);
-		if (p[1] == 'g' && cpu != s->gcpu)
+		if (p[1] == 'g' && cpu >= 0) /* "Hg0", "Hg-1": any thread, the current one will do */
 			s->gcpu = cpu;
 		return reply_str(s, "OK", err);
 	}
@@ -678,7 +739,7 @@ static int dispatch(struct session *s, struct kbu_err *err)
 			return handle_thread_list(s, p[1] == 'f', err);
 		if (strcmp(p, "qC") == 0) {
 			char t[32];
-			snprintf(t, sizeof t, "QC%x", (s->gcpu >= 0 ? s->gcpu : 0) + 1);
+			snprintf(t, sizeof t, "QC%x", s->gcpu + 1);
 			return reply_str(s, t, err);
 		}
 		if (starts(p, "qAttached"))
@@ -746,6 +807,9 @@ int kbu_serve_session(struct kbu_ctx *ctx, const struct kbu_serve_opts *opts, in
 	int rc = 0;
 	if (!s->cpus || !s->data)
 		rc = kbu_err_set(err, KBU_ENOMEM, "out of memory for a session");
+	else
+		s->panic_cpu = panicking_cpu(s);
+	s->gcpu = s->panic_cpu >= 0 ? s->panic_cpu : 0;
 	while (rc == 0 && !s->done) {
 		int r = recv_request(s, err);
 		if (r <= 0) {

@@ -5,7 +5,9 @@
  *
  * What a client sees:
  *  - one thread per vCPU (thread id = CPU index + 1, as QEMU and Firecracker
- *    number them), each with its registers; a target description with GDB's
+ *    number them), each with its registers; with symbols, the vCPU whose
+ *    stack holds a return into panic() (or vpanic()) is named "in panic" and
+ *    is the thread GDB starts on; a target description with GDB's
  *    x86-64 core and SSE features, fs_base/gs_base and (unless plain) the
  *    control registers and EFER; registers kbu does not know (x87, SSE, EFER
  *    in a QEMU dump) are "unavailable", never zeros;
