@@ -106,3 +106,20 @@ def test_triage_gives_the_same_verdict(stubs):
     assert jp["panic"] == jq["panic"]
     assert jp["start_info"] == jq["start_info"]
     assert all(c["mode"] == "unknown (no control registers)" for c in jp["cpus"]), jp["cpus"]
+
+
+def test_gdb_and_its_kbu_commands_over_a_plain_stub(stubs):
+    """GDB itself on the plain stub's UNIX socket: the backtrace through panic,
+    and kbu's GDB commands, which read physical memory through a direct map
+    the kernel's own bytes proved (the stub has no physical mode)."""
+    qemu, plain, kernel = stubs
+    cmds = ["target remote %s" % plain, "echo @@bt\\n", "bt", "echo @@pvh\\n", "kbu pvh",
+            "echo @@end\\n"]
+    out = kbutest.gdb_kbu(kernel, None, cmds, timeout=120)
+    bt = out.split("@@bt\n")[1].split("@@")[0]
+    names = re.findall(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\w+) \(", bt, re.M)
+    assert "panic" in names and "lapic_init" in names, bt
+    pvh = out.split("@@pvh\n")[1].split("@@")[0]
+    rc, cli_pvh, err = kbutest.kbu("pvh", "--gdb", qemu, "--kernel", kernel)
+    assert rc == 0, err
+    assert pvh.strip() == cli_pvh.strip()
