@@ -103,6 +103,9 @@ static int out_write(struct session *s, const char *p, size_t n, struct kbu_err 
 	return 0;
 }
 
+static int send_reply(struct session *s, struct kbu_err *err);
+static int reply_error(struct session *s, const char *text, struct kbu_err *err);
+
 /*
  * The next request, decoded into s->req: 1, or 0 when the client went away,
  * -1 on an I/O error. Acks and '-' (resend the last reply) are handled here;
@@ -152,6 +155,13 @@ static int recv_request(struct session *s, struct kbu_err *err)
 			   (unsigned)(kbu_hex_digit(h1) << 4 | kbu_hex_digit(h2)) == sum && !overflow;
 		if (s->ack && out_write(s, good ? "+" : "-", 1, err))
 			return -1;
+		if (!good && overflow && !s->ack) {
+			/* Without acks nothing would tell the client: answer it. */
+			char msg[96];
+			snprintf(msg, sizeof msg, "kbu serve: a request longer than %u bytes", SERVE_MAX_IN);
+			if (reply_error(s, msg, err) || send_reply(s, err))
+				return -1;
+		}
 		if (!good)
 			continue;
 		s->req.len = 0;
