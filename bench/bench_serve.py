@@ -103,27 +103,27 @@ def main():
         q = kbutest.boot_linux(target, image="elf", smp=2, append="kbu.token=bench")
         try:
             dump = q.dump(os.path.join(tmp, "linux.core"))
-            size = os.path.getsize(dump)
-            cat = best_wall(["cat", dump], runs=7)
-            cmds = [[kbu, "mptable", "--core", dump],
-                    [kbu, "pvh", "--symbols", smap, "--core", dump],
-                    [kbu, "cpus", "--core", dump]]
-            times = [best_wall(c, runs=7) for c in cmds]
-            total = sum(times)
-            ratio = total / cat
-            print(f"serve: inputs: Debian linux-image-{target.version}, -smp 2, {size >> 20} MiB "
-                  f"dump, {os.path.getsize(smap) >> 10} KiB System.map")
-            print(f"serve: kbu mptable + kbu pvh --symbols + kbu cpus: "
-                  f"{times[0] * 1e3:.1f} + {times[1] * 1e3:.1f} + {times[2] * 1e3:.1f} = "
-                  f"{total * 1e3:.1f} ms; cat of the dump {cat * 1e3:.1f} ms: {ratio:.2f}x "
-                  f"(target <= {CAT_TARGET}x)" + ("" if ratio <= CAT_TARGET else "  MISSED"))
-            missed += ratio > CAT_TARGET
             dbg = getattr(target, "vmlinux_dbg", None)
             if dbg and os.path.exists(dbg):
                 missed += bt_ratio("Debian's kernel", dbg, q, dump, kbu, False,
                                    ["--symbols", smap])
         finally:
-            q.stop()
+            q.stop()  # a TCG guest spinning in its panic would slow what follows
+        size = os.path.getsize(dump)
+        cat = best_wall(["cat", dump], runs=7)
+        cmds = [[kbu, "mptable", "--core", dump],
+                [kbu, "pvh", "--symbols", smap, "--core", dump],
+                [kbu, "cpus", "--core", dump]]
+        times = [best_wall(c, runs=7) for c in cmds]
+        total = sum(times)
+        ratio = total / cat
+        print(f"serve: inputs: Debian linux-image-{target.version}, -smp 2, {size >> 20} MiB "
+              f"dump, {os.path.getsize(smap) >> 10} KiB System.map")
+        print(f"serve: kbu mptable + kbu pvh --symbols + kbu cpus: "
+              f"{times[0] * 1e3:.1f} + {times[1] * 1e3:.1f} + {times[2] * 1e3:.1f} = "
+              f"{total * 1e3:.1f} ms; cat of the dump {cat * 1e3:.1f} ms: {ratio:.2f}x "
+              f"(target <= {CAT_TARGET}x)" + ("" if ratio <= CAT_TARGET else "  MISSED"))
+        missed += ratio > CAT_TARGET
     return 1 if missed else 0
 
 
