@@ -14,7 +14,7 @@ import time
 
 import gdb
 
-from . import core, native, settings
+from . import core, memory, native, settings
 
 # A 256 MiB guest takes about a second; a busy host or a big guest much longer.
 DUMP_TIMEOUT = 600
@@ -105,6 +105,9 @@ written on the machine QEMU runs on."""
                        help="overwrite FILE if it exists")
 
     def run(self, args):
+        if memory.core_file() is not None:
+            raise core.KbuError("GDB has a dump open already (its core target), not a live "
+                                "guest: there is nothing to dump")
         core.need_live("kbu dump")
         path = os.path.abspath(os.path.expanduser(args.file))
         if os.path.exists(path) and not args.force:

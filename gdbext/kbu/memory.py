@@ -17,6 +17,39 @@ PHYS, VIRT = 0, 1
 PAGE = 4096
 XP_CHUNK = 512
 
+# GDB's own core target gives kernel addresses from the ELF file (a QEMU dump's
+# PT_LOADs carry physical addresses): memory read through it is wrong, not missing.
+CORE_REFUSAL = ("GDB's core target reads kernel variables from the ELF file, not from "
+                "the dump; open the dump with: target remote | kbu serve --core %s "
+                "(kbu commands read it through libkbu)")
+
+
+def core_file():
+    """The dump GDB's own core target has open ("?" if it says no name), or None."""
+    try:
+        conn = gdb.selected_inferior().connection
+    except (gdb.error, AttributeError):
+        return None
+    if conn is None or getattr(conn, "type", None) != "core":
+        return None
+    try:
+        text = core.quiet("info target")
+    except gdb.error:
+        return "?"
+    m = re.search(r"Local core dump file:\s*`([^']+)'", text)
+    return m.group(1) if m else "?"
+
+
+def refuse_core_target(what):
+    """Raises a one-line KbuError when GDB's core target would answer `what`."""
+    path = core_file()
+    if path is not None:
+        raise KbuError(("%s: " % what) + CORE_REFUSAL % (path if path != "?" else "DUMP"))
+
+
+class Unsupported(KbuError):
+    """The stub cannot read this space at all (libkbu then reads around it)."""
+
 
 class Bridge:
     """Page-cached reads and writes of guest memory through GDB."""
@@ -48,6 +81,7 @@ class Bridge:
             return b""
         if addr < 0 or addr + length > 1 << 64:
             raise KbuError("address 0x%x+0x%x is outside the address space" % (addr, length))
+        refuse_core_target("reading guest memory")
         first, last = addr & ~(PAGE - 1), (addr + length - 1) & ~(PAGE - 1)
         missing = any((space, p) not in self.cache for p in range(first, last + PAGE, PAGE))
         if space == PHYS and missing:
@@ -101,7 +135,17 @@ class Bridge:
     def _probe_phys(self):
         if self.phys_method is None:
             reply = _packet("qqemu.PhyMemMode")
-            self.phys_method = "packet" if reply in ("0", "1") else "xp"
+            if reply in ("0", "1"):
+                self.phys_method = "packet"
+            elif _has_monitor():
+                self.phys_method = "xp"
+            else:
+                # Firecracker's, bhyve's, kbu serve --plain: no physical mode, no
+                # monitor. libkbu reads physical memory through a direct map.
+                self.phys_method = "none"
+        if self.phys_method == "none":
+            raise Unsupported("this stub has neither a physical memory mode "
+                              "(Qqemu.PhyMemMode) nor a monitor (xp)")
         return self.phys_method
 
     def _read_phys(self, addr, length):
@@ -115,6 +159,7 @@ class Bridge:
         return read_phys_xp(addr, length)
 
     def write(self, space, addr, data):
+        refuse_core_target("writing guest memory")
         core.need_live("writing guest memory")
         try:
             if space == VIRT:
@@ -129,6 +174,15 @@ class Bridge:
                            ("virtual" if space == VIRT else "physical", addr, len(data)))
         finally:
             self.flush()
+
+
+def _has_monitor():
+    """True when the stub has a monitor (GDB refuses `monitor` without qRcmd)."""
+    try:
+        core.quiet("monitor help")
+    except gdb.error as e:
+        return "not support" not in str(e)
+    return True
 
 
 def _packet(text):
@@ -270,7 +324,11 @@ class GdbSource:
     max_read = 64 * 1024
 
     def read(self, space, addr, length):
-        return bridge.read(space, addr, length)
+        try:
+            return bridge.read(space, addr, length)
+        except Unsupported as e:
+            # The callback source's convention: libkbu reads around it.
+            raise KbuError("unsupported: %s" % e)
 
     def regs(self, cpu):
         return read_regs(cpu_thread(cpu))

@@ -2,7 +2,7 @@
 info is where EBX points, so kbu passes that address explicitly."""
 import gdb
 
-from . import core, session
+from . import core, memory, session
 from .core import KbuCommand, KbuError
 
 
@@ -21,7 +21,8 @@ class Pvh(KbuCommand):
 At the PVH entry point (RIP = the PHYS32_ENTRY note) the start info is at
 EBX and that address is used; elsewhere libkbu finds it through the kernel's
 saved pointer, CPU 0's EBX or a scan. Options are libkbu's (`kbu pvh --help`
-for the CLI text)."""
+for the CLI text), and the CLI's --core DUMP / --phys FILE / --gdb STUB read
+that source instead of the target."""
 
     name = "pvh"
 
@@ -32,9 +33,13 @@ for the CLI text)."""
         as_json = "--json" in argv
         argv = [a for a in argv if a != "--json"]
         positional = [a for i, a in enumerate(argv)
-                      if not a.startswith("-") and (i == 0 or argv[i - 1] != "--scan-limit")]
+                      if not a.startswith("-") and (i == 0 or argv[i - 1] not in
+                                          ("--scan-limit", "--profile", "--core", "--phys",
+                                           "--gdb"))]
         note = None
-        if not positional and "--help" not in argv and core.is_live() and core.kernel_path():
+        _, source = session.split_memory_option(argv)
+        if not positional and "--help" not in argv and source is None and core.is_live() \
+                and memory.core_file() is None and core.kernel_path():
             entry = pvh_entry()
             rip = core.read_reg("rip")
             if entry is not None and rip == entry:

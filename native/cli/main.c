@@ -13,10 +13,11 @@
 #include "kbu/gdbrsp.h"
 #include "kbu/mem.h"
 #include "kbu/report.h"
+#include "kbu/symbols.h"
 #include "kbu/util.h"
 
 struct globals {
-	const char *core, *phys, *gdb, *kernel, *symbols, *os;
+	const char *core, *phys, *gdb, *kernel, *symbols, *os, *timeout;
 	int json, strict, help, version, stats;
 };
 
@@ -26,12 +27,14 @@ static const char usage[] =
 	"Global options:\n"
 	"  --core FILE        a QEMU dump-guest-memory ELF core (ELF64 or ELF32)\n"
 	"  --phys FILE[@BASE] a raw physical memory image (pmemsave), loaded at BASE (default 0)\n"
-	"  --gdb HOST:PORT    a live GDB stub (qemu -s)\n"
+	"  --gdb STUB         a live GDB stub: HOST:PORT (qemu -s) or a UNIX socket PATH\n"
+	"                     (Firecracker's gdb socket, kbu serve --listen PATH)\n"
 	"  --kernel ELF       the kernel image (segments, notes, symbols)\n"
 	"  --symbols MAP      an nm-format symbol map (System.map)\n"
 	"  --os NAME          auto, freebsd, netbsd or linux\n"
 	"  --json             print the report as JSON\n"
 	"  --strict           exit 1 when the report lists problems\n"
+	"  --timeout SECONDS  time limit of the whole command over --gdb (default 60)\n"
 	"  --stats            after the report, print on stderr what the memory source was asked\n"
 	"                     (with --gdb: the stub round trips too)\n"
 	"  --help             this text; `kbu COMMAND --help` for a command\n"
@@ -47,6 +50,7 @@ static const char **value_slot(struct globals *g, const char *name)
 		{"kernel", offsetof(struct globals, kernel)},
 		{"symbols", offsetof(struct globals, symbols)},
 		{"os", offsetof(struct globals, os)},
+		{"timeout", offsetof(struct globals, timeout)},
 	};
 	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
 		if (strcmp(table[i].name, name) == 0)
@@ -69,6 +73,18 @@ static int print_commands(FILE *out)
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "  %-*s  %s\n", (int)w, list[i]->name, list[i]->summary ? list[i]->summary : "");
 	return 0;
+}
+
+/* One line on stderr, whatever bytes the message carries (a System.map line,
+ * a stub's reply): kbu_escape makes them safe for the terminal. */
+static void print_error(const char *cmd, const char *msg)
+{
+	char shown[4 * sizeof(((struct kbu_err *)0)->msg) + 1];
+	kbu_escape(msg, strlen(msg), NULL, shown, sizeof shown);
+	if (cmd)
+		fprintf(stderr, "kbu: %s: %s\n", cmd, shown);
+	else
+		fprintf(stderr, "kbu: %s\n", shown);
 }
 
 /*
@@ -140,7 +156,59 @@ static int split_args(int argc, char **argv, struct globals *g, int *cmd_argc, c
 	return 0;
 }
 
-static int open_sources(struct kbu_ctx *ctx, const struct globals *g, struct kbu_err *err)
+#define DEFAULT_TIMEOUT_S 60
+
+/* The whole command's limit in ms (--timeout SECONDS). */
+static int command_limit_ms(const struct globals *g, int *ms, struct kbu_err *err)
+{
+	*ms = DEFAULT_TIMEOUT_S * 1000;
+	if (!g->timeout)
+		return 0;
+	char *end;
+	double s = strtod(g->timeout, &end);
+	if (end == g->timeout || *end || !(s > 0) || s > 86400)
+		return kbu_err_set(err, KBU_EINVAL, "--timeout '%s' is not a number of seconds in (0, 86400]",
+				   g->timeout);
+	*ms = s * 1000 < 1 ? 1 : (int)(s * 1000);
+	return 0;
+}
+
+/* What the source noticed on connect that the user must know (to stderr). */
+static void source_warnings(const char *cmd, struct kbu_gdb *conn)
+{
+	uint64_t first;
+	size_t dups = conn ? kbu_gdb_duplicate_threads(conn, &first) : 0;
+	if (dups)
+		fprintf(stderr,
+			"kbu: %s: warning: gdb stub %s named thread %" PRIx64 " %s in its thread list "
+			"(%zu repeated id%s): each thread counted once, %d CPU%s\n",
+			cmd, kbu_gdb_where(conn), first, dups == 1 ? "twice" : "more than once", dups,
+			dups == 1 ? "" : "s", kbu_gdb_ncpus(conn), kbu_gdb_ncpus(conn) == 1 ? "" : "s");
+}
+
+/*
+ * A stub without a physical mode: the kernel's own variable naming its direct
+ * map is the first place to read physical memory through (Linux randomises
+ * it with KASLR). A hint only: struct kbu_mem proves it before using it.
+ */
+static void hint_direct_map(struct kbu_ctx *ctx)
+{
+	static const struct { const char *sym, *what; } vars[] = {
+		{"page_offset_base", "Linux's page_offset_base"},
+		{"pmap_direct_base", "NetBSD's pmap_direct_base"},
+	};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		const struct kbu_sym *s = kbu_sym_by_name(ctx->syms, vars[i].sym);
+		uint64_t v;
+		struct kbu_err e;
+		if (s && kbu_mem_read_u64(ctx->mem, KBU_VIRT, s->addr, &v, &e) == 0 && v)
+			kbu_mem_add_phys_hint(ctx->mem, v, vars[i].what);
+	}
+	kbu_mem_clear_source_error(ctx->mem);
+}
+
+static int open_sources(struct kbu_ctx *ctx, const struct globals *g, const char *cmd,
+			struct kbu_err *err)
 {
 	int nsrc = !!g->core + !!g->phys + !!g->gdb;
 	if (nsrc > 1)
@@ -165,12 +233,23 @@ static int open_sources(struct kbu_ctx *ctx, const struct globals *g, struct kbu
 		m = kbu_mem_open_core(g->core, err);
 	else if (g->phys)
 		m = kbu_mem_open_phys_spec(g->phys, err);
-	else if (g->gdb)
-		m = kbu_mem_open_gdb(g->gdb, err);
+	else if (g->gdb) {
+		int limit;
+		struct kbu_gdb *conn = NULL;
+		if (command_limit_ms(g, &limit, err) < 0)
+			return -1;
+		m = kbu_mem_open_gdb_limited(g->gdb, limit, &conn, err);
+		source_warnings(cmd, m ? conn : NULL);
+	}
 	if (nsrc && !m)
 		return -1;
-	if (m)
+	if (m) {
 		kbu_ctx_set_mem(ctx, m);
+		if (ctx->kernel)
+			kbu_mem_learn_kernel(m, ctx->kernel); /* to prove a direct map, if needed */
+		if (ctx->syms && g->gdb && !kbu_gdb_is_qemu(kbu_mem_source_ctx(m)))
+			hint_direct_map(ctx);
+	}
 	return 0;
 }
 
@@ -187,9 +266,9 @@ int main(int argc, char **argv)
 			if (argv[i][0] != '-' && kbu_command_find(argv[i]))
 				cmd = argv[i];
 		if (cmd)
-			fprintf(stderr, "kbu: %s: %s\n", cmd, err.msg);
+			print_error(cmd, err.msg);
 		else
-			fprintf(stderr, "kbu: %s\n", err.msg);
+			print_error(NULL, err.msg);
 		return 2;
 	}
 	if (g.version) {
@@ -237,17 +316,34 @@ int main(int argc, char **argv)
 	for (int i = 1; i < cargc && strcmp(cargv[i], "--") != 0; i++)
 		help |= strcmp(cargv[i], "--help") == 0 || strcmp(cargv[i], "-h") == 0;
 	/* `kbu CMD --help` works without opening anything. */
-	if (!help && open_sources(ctx, &g, &err) < 0) {
+	if (!help && open_sources(ctx, &g, name, &err) < 0) {
 		status = 2;
 	} else {
 		status = kbu_run(ctx, cargc, cargv, g.json, &out, &err);
+	}
+	/*
+	 * A transport fault during the command (a stub that went silent, lied or
+	 * hung up) is the answer, even when the command carried on around it: its
+	 * report would say "not found" or hold a gap where the fault was.
+	 */
+	struct kbu_err fault;
+	if (status != 2 && ctx->mem && kbu_mem_source_error(ctx->mem, &fault) &&
+	    (fault.code == KBU_ECONN || fault.code == KBU_EIO)) {
+		kbu_free(out);
+		out = NULL;
+		err = fault;
+		status = 2;
 	}
 	if (out) {
 		fputs(out, stdout);
 		kbu_free(out);
 	}
 	if (status == 2)
-		fprintf(stderr, "kbu: %s: %s\n", name, err.msg[0] ? err.msg : "failed");
+		print_error(name, err.msg[0] ? err.msg : "failed");
+	/* A stub that reads no physical memory: how it was read anyway, or why not. */
+	const char *how = ctx->mem ? kbu_mem_phys_how(ctx->mem) : NULL;
+	if (how && !(status == 2 && err.code == KBU_EUNSUPPORTED))
+		fprintf(stderr, "kbu: %s: note: %s\n", name, how);
 	if (g.stats && ctx->mem) {
 		struct kbu_mem_stats st = kbu_mem_get_stats(ctx->mem);
 		char trips[64] = "";

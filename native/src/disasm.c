@@ -2,6 +2,7 @@
 #include "kbu/disasm.h"
 
 #include <capstone/capstone.h>
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,19 +65,57 @@ static size_t text_segments(const struct kbu_elf *e, struct text *t, size_t max)
 	return n;
 }
 
+/*
+ * capstone is loaded when a command first disassembles, not when kbu starts:
+ * relocating its tables costs every kbu process ~6 ms, most commands never
+ * decode an instruction.
+ */
 struct decoder {
+	void *lib;
+	cs_err (*open)(cs_arch, cs_mode, csh *);
+	cs_err (*option)(csh, cs_opt_type, size_t);
+	cs_insn *(*insn_new)(csh);
+	void (*insn_free)(cs_insn *, size_t);
+	cs_err (*close)(csh *);
+	bool (*iter)(csh, const uint8_t **, size_t *, uint64_t *, cs_insn *);
 	csh cs;
 	cs_insn *insn;
 };
 
+static int decoder_load(struct decoder *d, struct kbu_err *err)
+{
+	static const char *const names[] = {"libcapstone.so.4", "libcapstone.so.5", "libcapstone.so"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0] && !d->lib; i++)
+		d->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+	if (!d->lib)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "capstone is not installed (%s)", dlerror());
+	*(void **)&d->open = dlsym(d->lib, "cs_open");
+	*(void **)&d->option = dlsym(d->lib, "cs_option");
+	*(void **)&d->insn_new = dlsym(d->lib, "cs_malloc");
+	*(void **)&d->insn_free = dlsym(d->lib, "cs_free");
+	*(void **)&d->close = dlsym(d->lib, "cs_close");
+	*(void **)&d->iter = dlsym(d->lib, "cs_disasm_iter");
+	if (!d->open || !d->option || !d->insn_new || !d->insn_free || !d->close || !d->iter) {
+		dlclose(d->lib);
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "this capstone lacks cs_disasm_iter (3.0 or later needed)");
+	}
+	return 0;
+}
+
 static int decoder_open(struct decoder *d, struct kbu_err *err)
 {
-	if (cs_open(CS_ARCH_X86, CS_MODE_64, &d->cs) != CS_ERR_OK)
+	memset(d, 0, sizeof(*d));
+	if (decoder_load(d, err) < 0)
+		return -1;
+	if (d->open(CS_ARCH_X86, CS_MODE_64, &d->cs) != CS_ERR_OK) {
+		dlclose(d->lib);
 		return kbu_err_set(err, KBU_EUNSUPPORTED, "capstone cannot open x86-64");
-	cs_option(d->cs, CS_OPT_DETAIL, CS_OPT_OFF);
-	d->insn = cs_malloc(d->cs);
+	}
+	d->option(d->cs, CS_OPT_DETAIL, CS_OPT_OFF);
+	d->insn = d->insn_new(d->cs);
 	if (!d->insn) {
-		cs_close(&d->cs);
+		d->close(&d->cs);
+		dlclose(d->lib);
 		return kbu_err_set(err, KBU_ENOMEM, "capstone: out of memory");
 	}
 	return 0;
@@ -84,8 +123,9 @@ static int decoder_open(struct decoder *d, struct kbu_err *err)
 
 static void decoder_close(struct decoder *d)
 {
-	cs_free(d->insn, 1);
-	cs_close(&d->cs);
+	d->insn_free(d->insn, 1);
+	d->close(&d->cs);
+	dlclose(d->lib);
 }
 
 /* Parses the hex number after "0x" at s; 0 if none. */
@@ -159,7 +199,7 @@ static int decode_to(struct decoder *d, const struct text *t, const struct kbu_s
 		size = (size_t)(t->len - (s->addr - t->vaddr));
 	uint64_t addr = s->addr;
 	uint64_t rv = 0;
-	while (size && cs_disasm_iter(d->cs, &code, &size, &addr, d->insn)) {
+	while (size && d->iter(d->cs, &code, &size, &addr, d->insn)) {
 		uint64_t a = d->insn->address;
 		if (a > at)
 			return 0;

@@ -11,6 +11,7 @@
 #include "kbu/mem.h"
 #include "kbu/os.h"
 #include "kbu/symbols.h"
+#include "kbu/util.h"
 
 #define MSGBUF_MAX (64u << 20)  /* no kernel keeps a bigger message buffer */
 #define PRB_MAX_COUNT_BITS 24
@@ -116,6 +117,26 @@ static int out_put(struct kbu_dmesg *d, size_t *cap, const char *s, size_t n, st
 }
 
 /*
+ * Guest text as the log shows it: newlines and tabs kept, every other byte
+ * that is not printable ASCII escaped ("\x1b"), so a log cannot drive the
+ * terminal that prints it.
+ */
+static int out_escaped(struct kbu_dmesg *d, size_t *cap, const char *s, size_t n,
+		       struct kbu_err *err)
+{
+	char tmp[1024];
+	while (n > 0) {
+		size_t take = n < sizeof(tmp) / 4 ? n : sizeof(tmp) / 4;
+		size_t w = kbu_escape(s, take, "\n\t", tmp, sizeof(tmp));
+		if (out_put(d, cap, tmp, w, err) < 0)
+			return -1;
+		s += take;
+		n -= take;
+	}
+	return 0;
+}
+
+/*
  * BSD buffers hold raw console bytes: drop NULs (unused space), drop the
  * "<pri>" tags log(9) puts at line starts, keep everything else.
  */
@@ -139,7 +160,7 @@ static int bsd_text(struct kbu_dmesg *d, const uint8_t *a, size_t an, const uint
 					continue;
 				}
 			}
-			if (out_put(d, &cap, (const char *)&s[i], 1, err) < 0)
+			if (out_escaped(d, &cap, (const char *)&s[i], 1, err) < 0)
 				return -1;
 			bol = s[i] == '\n';
 			if (bol)
@@ -296,7 +317,7 @@ static int prb_emit(struct kbu_dmesg *d, size_t *cap, uint64_t ts, const char *t
 		size_t end = start;
 		while (end < n && t[end] != '\n')
 			end++;
-		if (out_put(d, cap, pre, (size_t)pn, err) < 0 || out_put(d, cap, t + start, end - start, err) < 0 ||
+		if (out_put(d, cap, pre, (size_t)pn, err) < 0 || out_escaped(d, cap, t + start, end - start, err) < 0 ||
 		    out_put(d, cap, "\n", 1, err) < 0)
 			return -1;
 		start = end + 1;

@@ -279,13 +279,11 @@ static void decode_rsdp(struct kbu_mem *m, struct kbu_pvh *p)
 			p->rsdp_paddr);
 		return;
 	}
-	memcpy(p->rsdp_oem, b + 9, 6);
-	p->rsdp_oem[6] = 0;
-	for (int i = 0; i < 6; i++)
-		if (p->rsdp_oem[i] && (p->rsdp_oem[i] < 0x20 || p->rsdp_oem[i] > 0x7e))
-			p->rsdp_oem[i] = '?';
-	for (int i = 5; i >= 0 && (p->rsdp_oem[i] == ' ' || p->rsdp_oem[i] == 0); i--)
-		p->rsdp_oem[i] = 0;
+	/* The OEM id is space-padded (or NUL-padded) text: trimmed, then escaped. */
+	size_t ol = 6;
+	while (ol > 0 && (b[9 + ol - 1] == ' ' || b[9 + ol - 1] == 0))
+		ol--;
+	kbu_escape(b + 9, ol, NULL, p->rsdp_oem, sizeof(p->rsdp_oem));
 	p->rsdp_revision = b[15];
 	p->rsdt_paddr = kbu_le32(b + 16);
 	unsigned sum = 0;
@@ -626,6 +624,20 @@ static int scan_range(struct kbu_mem *m, uint64_t start, uint64_t end, uint64_t 
 	return ret;
 }
 
+/* A transport fault (or a source that cannot read physical memory) during
+ * the search is the answer, not "not found". */
+static int source_failed(struct kbu_mem *m, struct kbu_err *err)
+{
+	struct kbu_err e;
+	if (!kbu_mem_source_error(m, &e))
+		return 0;
+	if (err) {
+		*err = e;
+		kbu_err_prefix(err, "while looking for the PVH start info");
+	}
+	return 1;
+}
+
 int kbu_pvh_find(struct kbu_mem *m, const struct kbu_symtab *syms, const struct kbu_elf *kernel,
 		 uint64_t scan_limit, struct kbu_pvh *p, struct kbu_err *err)
 {
@@ -640,6 +652,9 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 	uint64_t pa = 0;
 	int found = 0;
 	memset(p, 0, sizeof(*p)); /* freeable whatever happens below */
+	/* Reads below that fail are skipped as missing memory; a failure of the
+	 * source itself (a transport fault) is remembered and reported instead. */
+	kbu_mem_clear_source_error(m);
 
 	if (syms && sym && sym[0]) {
 		const struct kbu_sym *s = kbu_sym_by_name(syms, sym);
@@ -720,6 +735,8 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 		snprintf(how, sizeof(how),
 			 "the only magic found by scanning; its pointers are not plausible");
 	}
+	if (source_failed(m, err))
+		return -1;
 	if (!found) {
 		return kbu_err_set(err, KBU_ENOTFOUND,
 				   "no PVH start info found: %s%sno magic 0x%08x in the %" PRIu64
@@ -730,6 +747,10 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 	}
 	if (kbu_pvh_decode(m, pa, p, err) != 0)
 		return -1;
+	if (source_failed(m, err)) {
+		kbu_pvh_free(p);
+		return -1;
+	}
 	snprintf(p->how, sizeof(p->how), "%s", how);
 	if (tried[0])
 		problem(p, KBU_SEV_NOTE, "saved pointer not usable: %s", tried);
@@ -749,11 +770,16 @@ static void str_field(struct kbu_node *o, const char *key, const char *label,
 		kbu_null(o, key, label);
 		break;
 	case KBU_PVH_STR_OK:
-		kbu_str(o, key, label, s->text);
+	case KBU_PVH_STR_UNTERMINATED: {
+		/* Guest bytes: an ESC in a command line must not reach the terminal. */
+		char *shown = kbu_escape_dup(s->text ? s->text : "", s->len, NULL);
+		if (s->state == KBU_PVH_STR_OK)
+			kbu_str(o, key, label, shown ? shown : "(out of memory)");
+		else
+			kbu_strf(o, key, label, "%s...", shown ? shown : "(out of memory)");
+		free(shown);
 		break;
-	case KBU_PVH_STR_UNTERMINATED:
-		kbu_strf(o, key, label, "%s...", s->text ? s->text : "");
-		break;
+	}
 	default:
 		kbu_str(o, key, label, "(unreadable)");
 		break;

@@ -32,6 +32,22 @@ struct hslot {
 	uint32_t hash;
 };
 
+/* A map loaded but not parsed yet: mapped read-only. */
+struct lazy_map {
+	const char *text;
+	size_t len;
+	struct lazy_map *next;
+	char path[];
+};
+
+/* A symbol found by a look-up in a lazy map's text, kept until the table is
+ * freed (callers hold the pointer); name NULL: looked up and not there. */
+struct lazy_hit {
+	struct kbu_sym sym;
+	struct lazy_hit *next;
+	char name[];
+};
+
 struct kbu_symtab {
 	struct kbu_sym *syms;
 	size_t n, cap;
@@ -45,6 +61,10 @@ struct kbu_symtab {
 	size_t bad_lines;
 	char first_bad[256];
 	char why_empty[256];
+	struct lazy_map *lazy;    /* maps not parsed yet (see kbu_symtab_load_map) */
+	struct lazy_hit *hits;    /* look-ups answered from them */
+	int lazy_count_known;
+	size_t lazy_count;
 };
 
 struct kbu_symtab *kbu_symtab_new(void)
@@ -63,6 +83,15 @@ void kbu_symtab_free(struct kbu_symtab *st)
 		else
 			free(b->p);
 		free(b);
+	}
+	for (struct lazy_map *l = st->lazy, *nx; l; l = nx) {
+		nx = l->next;
+		munmap((void *)l->text, l->len);
+		free(l);
+	}
+	for (struct lazy_hit *h = st->hits, *nx; h; h = nx) {
+		nx = h->next;
+		free(h);
 	}
 	free(st->syms);
 	free(st->hash);
@@ -247,130 +276,136 @@ static void note_bad(struct kbu_symtab *st, const char *path, size_t lineno, con
 		     const char *end, const char *why)
 {
 	if (st->bad_lines++ == 0) {
-		int n = (int)(end - line > 60 ? 60 : end - line);
-		snprintf(st->first_bad, sizeof(st->first_bad), "%s:%zu: %s: '%.*s'", path, lineno, why,
-			 n, line);
+		/* File bytes in a message: escaped, so a stray ESC cannot reach a terminal. */
+		char shown[4 * 60 + 1];
+		kbu_escape(line, (size_t)(end - line > 60 ? 60 : end - line), NULL, shown, sizeof(shown));
+		snprintf(st->first_bad, sizeof(st->first_bad), "%s:%zu: %s: '%s'", path, lineno, why,
+			 shown);
 	}
 }
 
 static int is_space(char c) { return c == ' ' || c == '\t'; }
 
-int kbu_symtab_load_map(struct kbu_symtab *st, const char *path, struct kbu_err *err)
+/* One line of an nm-format map, parsed without writing to it. */
+struct map_line {
+	uint64_t addr, size;
+	int has_size;
+	char type;
+	const char *name;
+	size_t name_len;
+};
+
+/* A symbol name is printable ASCII without blanks: anything else in a map is
+ * not a name nm wrote. */
+static int name_ok(const char *p, size_t n)
 {
-	static const struct kbu_map_words words = {
-		.open = "cannot open symbol map", .dir = "is a directory, not a symbol map",
-		.notreg = "not a regular file, not a symbol map", .empty = "empty symbol map",
-		.map = "cannot map", .enoent_notfound = 1,
-	};
-	void *mapped;
-	size_t len;
-	/* Private writable mapping: names get their NUL in place of the newline. */
-	if (kbu_map_file(path, 1, &words, &mapped, &len, err) < 0)
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+/*
+ * Parses [line, lend) (no newline, a trailing CR allowed): 1 a symbol, 0 a
+ * line to skip (blank, undefined or weak-undefined), -1 a bad line (*why).
+ */
+static int parse_line(const char *line, const char *lend, struct map_line *o, const char **why)
+{
+	const char *p = line;
+	if (lend > p && lend[-1] == '\r')
+		lend--;
+	while (p < lend && is_space(*p))
+		p++;
+	if (p == lend)
+		return 0; /* blank */
+	int nd = parse_hex(p, lend, &o->addr);
+	if (nd == 0 && p > line && p + 1 < lend && is_space(p[1]))
+		return 0; /* nm's undefined symbols: "                 U name" */
+	if (nd <= 0 || p + nd >= lend || !is_space(p[nd])) {
+		*why = nd < 0 ? "address too long" : "no address";
 		return -1;
-	char *map = mapped;
-	if (add_blob(st, map, len, 1)) {
-		munmap(map, len);
-		return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);
 	}
-	if (len >= 4 && memcmp(map, "\x7f" "ELF", 4) == 0)
-		return kbu_err_set(err, KBU_EFORMAT,
-				   "%s: is an ELF file, not an nm-format map (give it as --kernel)", path);
-	unfinish(st);
+	p += nd;
+	while (p < lend && is_space(*p))
+		p++;
+	o->has_size = 0;
+	o->size = 0;
+	if (!(p + 1 < lend && is_space(p[1]))) {
+		/* Not a one-letter type: nm -S puts the size here. */
+		int ns = parse_hex(p, lend, &o->size);
+		if (ns <= 0 || p + ns >= lend || !is_space(p[ns])) {
+			*why = "no type letter";
+			return -1;
+		}
+		o->has_size = 1;
+		p += ns;
+		while (p < lend && is_space(*p))
+			p++;
+	}
+	char type = p < lend ? *p : 0;
+	if (!(p + 1 < lend && is_space(p[1])) ||
+	    !((type >= 'A' && type <= 'Z') || (type >= 'a' && type <= 'z') || type == '?' ||
+	      type == '-')) {
+		*why = "no type letter";
+		return -1;
+	}
+	p += 1;
+	while (p < lend && is_space(*p))
+		p++;
+	const char *name = p;
+	while (p < lend && !is_space(*p))
+		p++;
+	if (p == name) {
+		*why = "no name";
+		return -1;
+	}
+	if (!name_ok(name, (size_t)(p - name))) {
+		*why = "the name has a byte that is not printable ASCII";
+		return -1;
+	}
+	if (type == 'U' || type == 'w' || type == 'v')
+		return 0;
+	o->type = type;
+	o->name = name;
+	o->name_len = (size_t)(p - name);
+	return 1;
+}
+
+/*
+ * Parses a whole map held in a writable buffer: names get their NUL in
+ * place of the blank or newline after them. buf[len] must exist (a name at
+ * the very end of the buffer is terminated there).
+ */
+static int parse_map(struct kbu_symtab *st, const char *path, char *map, size_t len,
+		     struct kbu_err *err)
+{
 	/* A map line is at least ~20 bytes: a first guess that avoids most regrowth. */
 	if (reserve(st, len / 24 + 16))
 		return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);
 	size_t before = st->n, bad_before = st->bad_lines, lineno = 0;
 	const char *end = map + len;
 	char *line = map;
-	char *tail_name = NULL; /* a last name with no newline after it */
 	while (line < end) {
 		lineno++;
 		char *nl = memchr(line, '\n', (size_t)(end - line));
 		char *le = nl ? nl : (char *)end;
-		char *p = line;
-		char *lend = le;
-		if (lend > p && lend[-1] == '\r')
-			lend--;
-		while (p < lend && is_space(*p))
-			p++;
-		if (p == lend) { /* blank */
-			line = nl ? nl + 1 : (char *)end;
-			continue;
+		struct map_line ml;
+		const char *why = NULL;
+		int r = parse_line(line, le, &ml, &why);
+		if (r < 0)
+			note_bad(st, path, lineno, line, le > line && le[-1] == '\r' ? le - 1 : le, why);
+		if (r == 1) {
+			char *name = (char *)ml.name;
+			name[ml.name_len] = 0;
+			if (st->n == st->cap && reserve(st, 1))
+				return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory for symbols", path);
+			struct kbu_sym *o = &st->syms[st->n++];
+			o->name = name;
+			o->addr = ml.addr;
+			o->size = ml.has_size ? ml.size : 0;
+			o->type = ml.type;
+			o->source = KBU_SYMSRC_MAP;
 		}
-		uint64_t addr = 0, size = 0;
-		int nd = parse_hex(p, lend, &addr);
-		if (nd == 0 && p > line && p + 1 < lend && is_space(p[1])) {
-			/* nm's undefined symbols: "                 U name" */
-			line = nl ? nl + 1 : (char *)end;
-			continue;
-		}
-		if (nd <= 0 || p + nd >= lend || !is_space(p[nd])) {
-			note_bad(st, path, lineno, line, lend, nd < 0 ? "address too long" : "no address");
-			line = nl ? nl + 1 : (char *)end;
-			continue;
-		}
-		p += nd;
-		while (p < lend && is_space(*p))
-			p++;
-		int has_size = 0;
-		if (!(p + 1 < lend && is_space(p[1]))) {
-			/* Not a one-letter type: nm -S puts the size here. */
-			int ns = parse_hex(p, lend, &size);
-			if (ns <= 0 || p + ns >= lend || !is_space(p[ns])) {
-				note_bad(st, path, lineno, line, lend, "no type letter");
-				line = nl ? nl + 1 : (char *)end;
-				continue;
-			}
-			has_size = 1;
-			p += ns;
-			while (p < lend && is_space(*p))
-				p++;
-		}
-		char type = p < lend ? *p : 0;
-		if (!(p + 1 < lend && is_space(p[1])) ||
-		    !((type >= 'A' && type <= 'Z') || (type >= 'a' && type <= 'z') || type == '?' ||
-		      type == '-')) {
-			note_bad(st, path, lineno, line, lend, "no type letter");
-			line = nl ? nl + 1 : (char *)end;
-			continue;
-		}
-		p += 1;
-		while (p < lend && is_space(*p))
-			p++;
-		char *name = p;
-		while (p < lend && !is_space(*p))
-			p++;
-		if (p == name) {
-			note_bad(st, path, lineno, line, lend, "no name");
-			line = nl ? nl + 1 : (char *)end;
-			continue;
-		}
-		if (type == 'U' || type == 'w' || type == 'v') {
-			line = nl ? nl + 1 : (char *)end;
-			continue;
-		}
-		if (p < end) {
-			*p = 0;
-		} else {
-			/* The name runs to the end of the file: it needs its own copy. */
-			size_t l = (size_t)(p - name);
-			tail_name = malloc(l + 1);
-			if (!tail_name || add_blob(st, tail_name, l + 1, 0)) {
-				free(tail_name);
-				return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);
-			}
-			memcpy(tail_name, name, l);
-			tail_name[l] = 0;
-			name = tail_name;
-		}
-		if (st->n == st->cap && reserve(st, 1))
-			return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory for symbols", path);
-		struct kbu_sym *o = &st->syms[st->n++];
-		o->name = name;
-		o->addr = addr;
-		o->size = has_size ? size : 0;
-		o->type = type;
-		o->source = KBU_SYMSRC_MAP;
 		line = nl ? nl + 1 : (char *)end;
 	}
 	if (st->n == before) {
@@ -382,6 +417,118 @@ int kbu_symtab_load_map(struct kbu_symtab *st, const char *path, struct kbu_err 
 		return kbu_err_set(err, KBU_EFORMAT, "%s: no symbols in it", path);
 	}
 	return 0;
+}
+
+/* A writable copy of a mapped map, one byte longer (see parse_map). */
+static char *map_copy(struct kbu_symtab *st, const char *text, size_t len)
+{
+	char *copy = malloc(len + 1);
+	if (!copy || add_blob(st, copy, len + 1, 0)) {
+		free(copy);
+		return NULL;
+	}
+	memcpy(copy, text, len);
+	copy[len] = 0;
+	return copy;
+}
+
+/*
+ * Loading a map only maps it and checks that it holds a symbol: most runs ask
+ * for a few names, and a name look-up needs no index (kbu_sym_by_name searches
+ * the text). The first question that does (an address, a listing) parses the
+ * map and builds the index then.
+ */
+int kbu_symtab_load_map(struct kbu_symtab *st, const char *path, struct kbu_err *err)
+{
+	static const struct kbu_map_words words = {
+		.open = "cannot open symbol map", .dir = "is a directory, not a symbol map",
+		.notreg = "not a regular file, not a symbol map", .empty = "empty symbol map",
+		.map = "cannot map", .enoent_notfound = 1, .populate = 1,
+	};
+	void *mapped;
+	size_t len;
+	if (kbu_map_file(path, 0, &words, &mapped, &len, err) < 0)
+		return -1;
+	const char *map = mapped;
+	if (len >= 4 && memcmp(map, "\x7f" "ELF", 4) == 0) {
+		munmap(mapped, len);
+		return kbu_err_set(err, KBU_EFORMAT,
+				   "%s: is an ELF file, not an nm-format map (give it as --kernel)", path);
+	}
+	struct lazy_map *lm = calloc(1, sizeof(*lm) + strlen(path) + 1);
+	if (!lm) {
+		munmap(mapped, len);
+		return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);
+	}
+	lm->text = map;
+	lm->len = len;
+	strcpy(lm->path, path);
+	/* Is there a symbol at all? Usually the first line says. */
+	const char *end = map + len, *line = map;
+	int any = 0;
+	while (line < end && !any) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		struct map_line ml;
+		const char *why;
+		any = parse_line(line, nl ? nl : end, &ml, &why) == 1;
+		line = nl ? nl + 1 : end;
+	}
+	if (!any) {
+		/* Parse it all for the message that says what the lines are. */
+		char *copy = map_copy(st, map, len);
+		munmap(mapped, len);
+		free(lm);
+		if (!copy)
+			return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", path);
+		size_t n0 = st->n;
+		int rc = parse_map(st, path, copy, len, err);
+		st->n = n0;
+		return rc < 0 ? -1 : kbu_err_set(err, KBU_EFORMAT, "%s: no symbols in it", path);
+	}
+	unfinish(st);
+	struct lazy_map **tail = &st->lazy;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = lm;
+	st->lazy_count_known = 0;
+	return 0;
+}
+
+/* Parses the maps that were only mapped so far; the index is built by finish. */
+static int parse_lazy(struct kbu_symtab *st, struct kbu_err *err)
+{
+	while (st->lazy) {
+		struct lazy_map *lm = st->lazy;
+		char *copy = map_copy(st, lm->text, lm->len);
+		if (!copy)
+			return kbu_err_set(err, KBU_ENOMEM, "%s: out of memory", lm->path);
+		if (parse_map(st, lm->path, copy, lm->len, err) < 0)
+			return -1;
+		st->lazy = lm->next;
+		munmap((void *)lm->text, lm->len);
+		free(lm);
+	}
+	return 0;
+}
+
+static int build_index(struct kbu_symtab *st, struct kbu_err *err);
+
+/* The full index, for the questions a name look-up cannot answer. Called
+ * through const pointers: the table is logically unchanged (it was never
+ * defined const). */
+static struct kbu_symtab *indexed(const struct kbu_symtab *cst)
+{
+	struct kbu_symtab *st = (struct kbu_symtab *)cst;
+	if (!st || !st->finished)
+		return NULL;
+	if (!st->lazy)
+		return st;
+	struct kbu_err e;
+	if (parse_lazy(st, &e) < 0 || (st->finished = 0, build_index(st, &e) < 0)) {
+		/* Out of memory: what was parsed stays, unindexed tables answer nothing. */
+		return NULL;
+	}
+	return st;
 }
 
 /* Address, then name, then ELF before map: duplicates end up side by side. */
@@ -515,6 +662,20 @@ int kbu_symtab_finish(struct kbu_symtab *st, struct kbu_err *err)
 {
 	if (st->finished)
 		return 0;
+	if (st->lazy && st->n == 0) {
+		/* Maps only: names are looked up in their text until an index is needed. */
+		st->finished = 1;
+		return 0;
+	}
+	if (parse_lazy(st, err) < 0)
+		return -1;
+	return build_index(st, err);
+}
+
+static int build_index(struct kbu_symtab *st, struct kbu_err *err)
+{
+	if (st->finished)
+		return 0;
 	if (st->n > UINT32_MAX - 1)
 		return kbu_err_set(err, KBU_EINVAL, "too many symbols (%zu)", st->n);
 	if (st->n && sort_by_address(st) != 0)
@@ -601,9 +762,10 @@ int kbu_symtab_finish(struct kbu_symtab *st, struct kbu_err *err)
 	return 0;
 }
 
-struct kbu_symtab *kbu_symtab_slid(const struct kbu_symtab *src, int64_t slide,
+struct kbu_symtab *kbu_symtab_slid(const struct kbu_symtab *lsrc, int64_t slide,
 				   struct kbu_err *err)
 {
+	const struct kbu_symtab *src = indexed(lsrc);
 	if (!src || !src->finished)
 		return kbu_err_set(err, KBU_EINVAL, "symbol table not finished"), NULL;
 	struct kbu_symtab *st = kbu_symtab_new();
@@ -641,31 +803,280 @@ struct kbu_symtab *kbu_symtab_slid(const struct kbu_symtab *src, int64_t slide,
 	return st;
 }
 
-size_t kbu_symtab_count(const struct kbu_symtab *st) { return st ? st->n : 0; }
+/*
+ * The line System.map is made of, "<16 hex digits> <letter> <name>\n",
+ * checked in one pass over its bytes (no separate search for the newline):
+ * 1 with *ml and *next set; 0 for any other line (parse_line decides those).
+ */
+/* Hex digit values, 0xff for anything else: a table, since the count pass
+ * reads 16 of them for each of ~90k lines. */
+struct hex_table {
+	uint8_t v[256];
+};
 
-const struct kbu_sym *kbu_symtab_at(const struct kbu_symtab *st, size_t i)
+static void hex_table_init(struct hex_table *t)
 {
+	memset(t->v, 0xff, sizeof(t->v));
+	for (int c = 0; c < 256; c++)
+		if (kbu_hex_digit(c) >= 0)
+			t->v[c] = (uint8_t)kbu_hex_digit(c);
+}
+
+/* Nonzero if a byte of the 8 in x is <= 0x20 or >= 0x7f (not a name byte). */
+static uint64_t bad_name_bytes(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t low = (x - ones * 0x21) & ~x & highs;        /* a byte < 0x21 */
+	uint64_t high = ((x + ones * (0x80 - 0x7f)) | x) & highs; /* a byte >= 0x7f */
+	return low | high;
+}
+
+static int canonical_line(const struct hex_table *hx, const char *p, const char *end,
+			  struct map_line *ml, const char **next)
+{
+	if (end - p < 21 || p[16] != ' ' || p[18] != ' ')
+		return 0;
+	const char *name = p + 19;
+	const char *nl = memchr(name, '\n', (size_t)(end - name));
+	if (!nl || nl == name)
+		return 0;
+	uint64_t v = 0;
+	unsigned bad = 0;
+	for (int i = 0; i < 16; i++) {
+		uint8_t d = hx->v[(unsigned char)p[i]];
+		bad |= d;
+		v = v << 4 | (d & 15);
+	}
+	char t = p[17];
+	if ((bad & 0xf0) || !((t >= 'A' && t <= 'Z') || (t >= 'a' && t <= 'z')) || t == 'U' ||
+	    t == 'w' || t == 'v')
+		return 0;
+	/* The name, 8 bytes at a time: any blank, control or non-ASCII byte sends
+	 * the line to parse_line. */
+	const char *q = name;
+	uint64_t badbytes = 0;
+	for (; nl - q >= 8; q += 8) {
+		uint64_t x;
+		memcpy(&x, q, 8);
+		badbytes |= bad_name_bytes(x);
+	}
+	for (; q < nl; q++)
+		badbytes |= (unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f;
+	if (badbytes)
+		return 0;
+	ml->addr = v;
+	ml->size = 0;
+	ml->has_size = 0;
+	ml->type = t;
+	ml->name = name;
+	ml->name_len = (size_t)(nl - name);
+	*next = nl + 1;
+	return 1;
+}
+
+/*
+ * The number of symbols of a lazy map without parsing it into the table: one
+ * pass over its lines, duplicates (same name at the same address) counted
+ * once as the index would. Needs the map sorted by address (System.map and
+ * nm -n are); otherwise, or with several maps, the index says.
+ */
+static int lazy_count(struct kbu_symtab *st, size_t *out)
+{
+	if (st->lazy_count_known) {
+		*out = st->lazy_count;
+		return 0;
+	}
+	if (!st->lazy || st->lazy->next)
+		return -1;
+	const char *end = st->lazy->text + st->lazy->len, *line = st->lazy->text;
+	size_t n = 0;
+	enum { RUN = 64 };
+	struct map_line run[RUN];
+	size_t nrun = 0;
+	uint64_t last = 0;
+	struct hex_table hx;
+	hex_table_init(&hx);
+	while (line < end) {
+		struct map_line ml;
+		const char *next;
+		int r = canonical_line(&hx, line, end, &ml, &next);
+		if (!r) {
+			const char *nl = memchr(line, '\n', (size_t)(end - line));
+			const char *why;
+			r = parse_line(line, nl ? nl : end, &ml, &why) == 1;
+			next = nl ? nl + 1 : end;
+		}
+		if (r) {
+			if (n && ml.addr < last)
+				return -1; /* not sorted */
+			if (!n || ml.addr != last)
+				nrun = 0;
+			int dup = 0;
+			for (size_t k = 0; k < nrun && !dup; k++)
+				dup = run[k].name_len == ml.name_len &&
+				      memcmp(run[k].name, ml.name, ml.name_len) == 0;
+			if (nrun == RUN)
+				return -1; /* a run this long: let the index count it */
+			if (!dup) {
+				run[nrun++] = ml;
+				n++;
+			}
+			last = ml.addr;
+		}
+		line = next;
+	}
+	st->lazy_count = n;
+	st->lazy_count_known = 1;
+	*out = n;
+	return 0;
+}
+
+size_t kbu_symtab_count(const struct kbu_symtab *cst)
+{
+	struct kbu_symtab *st = (struct kbu_symtab *)cst;
+	if (!st)
+		return 0;
+	size_t n;
+	if (st->finished && st->lazy && lazy_count(st, &n) == 0)
+		return n;
+	st = indexed(cst);
+	return st ? st->n : 0;
+}
+
+const struct kbu_sym *kbu_symtab_at(const struct kbu_symtab *cst, size_t i)
+{
+	const struct kbu_symtab *st = indexed(cst);
 	return st && i < st->n ? &st->syms[i] : NULL;
 }
 
 const char *kbu_symtab_why_empty(const struct kbu_symtab *st)
 {
-	if (!st || st->n)
+	if (!st || st->n || st->lazy)
 		return NULL;
 	return st->why_empty[0] ? st->why_empty : "no symbols loaded";
 }
 
-size_t kbu_symtab_bad_lines(const struct kbu_symtab *st, const char **first)
+size_t kbu_symtab_bad_lines(const struct kbu_symtab *cst, const char **first)
 {
+	const struct kbu_symtab *st = indexed(cst);
+	if (!st)
+		st = cst;
 	if (first)
 		*first = st && st->bad_lines ? st->first_bad : NULL;
 	return st ? st->bad_lines : 0;
+}
+
+/* Which family of sections an nm letter names, for size inference. */
+static int letter_class(char t);
+static int is_global(char t);
+
+/*
+ * The size a map symbol gets in the index: up to the next higher symbol of
+ * the same kind. In a sorted map that is a few lines further on; an address
+ * that goes down first means the map is not sorted, and the size stays
+ * unknown (0) rather than wrong.
+ */
+static int lazy_count(struct kbu_symtab *st, size_t *out);
+
+static uint64_t lazy_size(const char *from, const char *end, const struct map_line *sym)
+{
+	int k = letter_class(sym->type);
+	if (!k)
+		return 0;
+	uint64_t prev = sym->addr;
+	const char *line = from;
+	for (int lines = 0; line < end && lines < 4096; lines++) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		struct map_line ml;
+		const char *why;
+		if (parse_line(line, nl ? nl : end, &ml, &why) == 1) {
+			if (ml.addr < prev)
+				return 0;
+			prev = ml.addr;
+			if (ml.addr > sym->addr && letter_class(ml.type) == k)
+				return ml.addr - sym->addr;
+		}
+		line = nl ? nl + 1 : end;
+	}
+	return 0;
+}
+
+/*
+ * A name look-up in the maps' text: every place the name stands as a whole
+ * word at the end of a line, checked as a symbol line. The answer is the one
+ * the index would give: a global symbol before a local one, the lowest
+ * address first. Kept, so the pointer stays valid and a second look-up is free.
+ */
+static const struct kbu_sym *lazy_by_name(struct kbu_symtab *st, const char *name)
+{
+	size_t nlen = strlen(name);
+	for (struct lazy_hit *h = st->hits; h; h = h->next)
+		if (strcmp(h->name, name) == 0)
+			return h->sym.name ? &h->sym : NULL;
+	if (nlen == 0 || !name_ok(name, nlen))
+		return NULL;
+	struct map_line best = {0};
+	const char *best_next = NULL, *best_end = NULL;
+	int have = 0;
+	for (struct lazy_map *lm = st->lazy; lm; lm = lm->next) {
+		const char *text = lm->text, *end = text + lm->len, *p = text;
+		while ((p = memmem(p, (size_t)(end - p), name, nlen)) != NULL) {
+			const char *after = p + nlen;
+			int word = p > text && is_space(p[-1]) &&
+				   (after == end || *after == '\n' || *after == '\r' || is_space(*after));
+			if (!word) {
+				p++;
+				continue;
+			}
+			const char *ls = p;
+			while (ls > text && ls[-1] != '\n')
+				ls--;
+			const char *nl = memchr(after, '\n', (size_t)(end - after));
+			const char *le = nl ? nl : end;
+			struct map_line ml;
+			const char *why;
+			if (parse_line(ls, le, &ml, &why) == 1 && ml.name == p &&
+			    (!have || (is_global(ml.type) && !is_global(best.type)) ||
+			     (is_global(ml.type) == is_global(best.type) && ml.addr < best.addr))) {
+				best = ml;
+				best_next = nl ? nl + 1 : end;
+				best_end = end;
+				have = 1;
+			}
+			p = le;
+		}
+	}
+	size_t count;
+	/* A size of 0 from nm -S is no size: the index infers one too. */
+	int sized = best.has_size && best.size != 0;
+	if (have && !sized && lazy_count(st, &count) < 0) {
+		/* The size comes from the next symbol up; only a sorted map shows it
+		 * without the index. */
+		const struct kbu_symtab *ix = indexed(st);
+		return ix ? kbu_sym_by_name(ix, name) : NULL;
+	}
+	struct lazy_hit *h = calloc(1, sizeof(*h) + nlen + 1);
+	if (!h)
+		return NULL;
+	memcpy(h->name, name, nlen + 1);
+	if (have) {
+		h->sym.name = h->name;
+		h->sym.addr = best.addr;
+		h->sym.size = sized ? best.size : lazy_size(best_next, best_end, &best);
+		h->sym.type = best.type;
+		h->sym.source = KBU_SYMSRC_MAP;
+	}
+	h->next = st->hits;
+	st->hits = h;
+	return have ? &h->sym : NULL;
 }
 
 const struct kbu_sym *kbu_sym_by_name(const struct kbu_symtab *st, const char *name)
 {
 	if (!st || !st->finished || !name)
 		return NULL;
+	if (st->lazy)
+		return lazy_by_name((struct kbu_symtab *)st, name);
 	uint32_t h = name_hash(name);
 	const struct kbu_sym *best = NULL;
 	for (size_t j = h & st->hmask; st->hash[j].idx1; j = (j + 1) & st->hmask) {
@@ -683,9 +1094,10 @@ const struct kbu_sym *kbu_sym_by_name(const struct kbu_symtab *st, const char *n
 	return best;
 }
 
-size_t kbu_sym_name_count(const struct kbu_symtab *st, const char *name)
+size_t kbu_sym_name_count(const struct kbu_symtab *cst, const char *name)
 {
-	if (!st || !st->finished || !name)
+	const struct kbu_symtab *st = indexed(cst);
+	if (!st || !name)
 		return 0;
 	uint32_t h = name_hash(name);
 	size_t n = 0;
@@ -695,9 +1107,10 @@ size_t kbu_sym_name_count(const struct kbu_symtab *st, const char *name)
 	return n;
 }
 
-const struct kbu_sym *kbu_sym_by_addr(const struct kbu_symtab *st, uint64_t addr, uint64_t *off)
+const struct kbu_sym *kbu_sym_by_addr(const struct kbu_symtab *cst, uint64_t addr, uint64_t *off)
 {
-	if (!st || !st->finished || !st->n || addr < st->syms[0].addr)
+	const struct kbu_symtab *st = indexed(cst);
+	if (!st || !st->n || addr < st->syms[0].addr)
 		return NULL;
 	/* Last symbol with sym.addr <= addr. */
 	size_t lo = 0, hi = st->n;

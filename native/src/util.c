@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -224,7 +225,7 @@ int kbu_map_file(const char *path, int writable, const struct kbu_map_words *w, 
 	} else {
 		size_t n = (size_t)st.st_size;
 		int prot = writable ? PROT_READ | PROT_WRITE : PROT_READ;
-		void *p = mmap(NULL, n, prot, MAP_PRIVATE, fd, 0);
+		void *p = mmap(NULL, n, prot, MAP_PRIVATE | (w->populate ? MAP_POPULATE : 0), fd, 0);
 		if (p == MAP_FAILED && w->map_says_size)
 			kbu_err_set(err, KBU_EIO, "%s: %s %zu bytes: %s", path, w->map, n, strerror(errno));
 		else if (p == MAP_FAILED)
@@ -237,4 +238,48 @@ int kbu_map_file(const char *path, int writable, const struct kbu_map_words *w, 
 	}
 	close(fd);
 	return rc;
+}
+
+static int escape_keeps(unsigned char c, const char *keep)
+{
+	if (c >= 0x20 && c < 0x7f)
+		return 1;
+	return c != 0 && keep && strchr(keep, c) != NULL;
+}
+
+size_t kbu_escape(const void *bytes, size_t n, const char *keep, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = bytes;
+	size_t need = 0, o = 0;
+	int full = cap == 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+		size_t w = escape_keeps(c, keep) ? 1 : 4;
+		need += w;
+		if (full || o + w >= cap) {
+			full = 1; /* nothing more, so no half escape and no gap */
+			continue;
+		}
+		if (w == 1) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	if (cap)
+		out[o] = '\0';
+	return need;
+}
+
+char *kbu_escape_dup(const void *bytes, size_t n, const char *keep)
+{
+	size_t need = kbu_escape(bytes, n, keep, NULL, 0);
+	char *s = malloc(need + 1);
+	if (s)
+		kbu_escape(bytes, n, keep, s, need + 1);
+	return s;
 }

@@ -272,6 +272,24 @@ TEST(stripped_kernel_without_map_has_no_symbols)
 	kbu_ctx_free(ctx);
 }
 
+TEST(escape_makes_bytes_safe_and_never_splits_an_escape)
+{
+	char out[64];
+	CHECK_EQ_U64(kbu_escape("a\x1b[1mb\n\t\\", 9, NULL, out, sizeof out), 18);
+	CHECK_STR(out, "a\\x1b[1mb\\x0a\\x09\\");
+	CHECK_EQ_U64(kbu_escape("l1\nl2\t\x7f", 7, "\n\t", out, sizeof out), 10);
+	CHECK_STR(out, "l1\nl2\t\\x7f");
+	/* Room for "ab\x1" only: the escape is left out whole. */
+	CHECK_EQ_U64(kbu_escape("ab\x01z", 4, NULL, out, 6), 7);
+	CHECK_STR(out, "ab");
+	CHECK_EQ_U64(kbu_escape("ab\x01z", 4, NULL, out, 7), 7);
+	CHECK_STR(out, "ab\\x01");
+	CHECK_EQ_U64(kbu_escape("\0x", 2, "\n", NULL, 0), 5); /* a NUL is never kept */
+	char *d = kbu_escape_dup("\xff\xfe", 2, NULL);
+	CHECK_STR(d, "\\xff\\xfe");
+	free(d);
+}
+
 int main(void)
 {
 	/* this test lives in BUILD/asan/tests/; the CLI it drives in BUILD/kbu-asan */
@@ -293,6 +311,7 @@ int main(void)
 		check_failed++;
 	}
 	RUN(parse_numbers);
+	RUN(escape_makes_bytes_safe_and_never_splits_an_escape);
 	RUN(parse_addresses_with_symbols);
 	RUN(getopt_forms);
 	RUN(stripped_kernel_without_map_has_no_symbols);

@@ -337,6 +337,17 @@ TEST(linux_corrupt_ring_is_refused)
 	kbu_dmesg_free(&r.d);
 }
 
+TEST(log_bytes_are_escaped_newlines_and_tabs_kept)
+{
+	const char *t = "ok\tline\n\x1b[2J\x1b]0;x\x07 evil \xff\n";
+	struct run r = read_with(freebsd_guest(t, 256, (uint32_t)strlen(t), 0x063062), "freebsd",
+				 FBSD_SYM);
+	CHECK(r.rc == 0);
+	CHECK_STR(r.d.text, "ok\tline\n\\x1b[2J\\x1b]0;x\\x07 evil \\xff\n");
+	CHECK_EQ_U64(r.d.records, 2);
+	kbu_dmesg_free(&r.d);
+}
+
 int main(void)
 {
 	RUN(freebsd_unwrapped);
@@ -346,5 +357,6 @@ int main(void)
 	RUN(linux_records_in_order_with_console_prefix);
 	RUN(linux_wrapped_ring_and_unfinished_records);
 	RUN(linux_corrupt_ring_is_refused);
+	RUN(log_bytes_are_escaped_newlines_and_tabs_kept);
 	CHECK_DONE("test_dmesg");
 }

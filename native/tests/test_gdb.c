@@ -42,6 +42,12 @@ enum scenario {
 	SC_SLOW_ATTACH,
 	SC_STRAY_STOP,   /* QEMU 7.2 with a stop packet in front of the first 'm', monitor and 'Z' replies */
 	SC_DUP_REPLY,    /* QEMU 7.2 answering qqemu.Supported twice */
+	SC_LONG_M,       /* 'm' answers with twice the bytes asked */
+	SC_ODD_M,        /* 'm' answers with an odd number of hex digits */
+	SC_ESC_M,        /* 'm' answers with an error text holding terminal escapes */
+	SC_DUP_THREADS,  /* the thread list names thread 1 three times: m01,01,01,02 */
+	SC_MANY_THREADS, /* 3000 threads, each 'g' answered after 20 ms */
+	SC_HALF_HELLO,   /* half a reply to qSupported, then silence */
 };
 
 static int qemu72_like(int sc)
@@ -450,6 +456,12 @@ static void fake_serve(struct fake *f)
 			f->odd_done++;
 			fake_stop(f);
 		}
+		if (strncmp(buf, "qSupported", 10) == 0 && f->sc == SC_HALF_HELLO) {
+			f_write(f, "$PacketSize=1000;qXf", 20);
+			struct timespec ts = {5, 0};
+			nanosleep(&ts, NULL);
+			return;
+		}
 		if (strncmp(buf, "qSupported", 10) == 0) {
 			char r[128];
 			if (f->sc == SC_SLOW_ATTACH && !f->odd_done++) {
@@ -470,9 +482,19 @@ static void fake_serve(struct fake *f)
 				f_send(f, "sstepbits;sstep;PhyMemMode");
 		} else if (strcmp(buf, "qfThreadInfo") == 0) {
 			f->qs_calls = 0;
-			f_send(f, "m1");
+			f_send(f, f->sc == SC_DUP_THREADS ? "m01,01,01,02" : "m1");
 		} else if (strcmp(buf, "qsThreadInfo") == 0) {
-			f_send(f, f->qs_calls++ == 0 ? "m2" : "l");
+			if (f->sc == SC_MANY_THREADS) {
+				char list[1200];
+				size_t o = 0;
+				list[o++] = 'm';
+				for (int t = 0; t < 100; t++)
+					o += (size_t)snprintf(list + o, sizeof list - o, "%s%x", t ? "," : "",
+							      f->qs_calls * 100 + t + 2);
+				f_send(f, f->qs_calls++ < 30 ? list : "l");
+				continue;
+			}
+			f_send(f, f->sc != SC_DUP_THREADS && f->qs_calls++ == 0 ? "m2" : "l");
 		} else if (strncmp(buf, "Qqemu.PhyMemMode:", 17) == 0) {
 			if (f->sc == SC_ACK_ONLY || f->sc == SC_BADSUM_ONCE) {
 				f_send(f, "");
@@ -497,6 +519,17 @@ static void fake_serve(struct fake *f)
 				f_write(f, "$0102", 5);
 				return;
 			}
+			if (f->sc == SC_LONG_M || f->sc == SC_ODD_M || f->sc == SC_ESC_M) {
+				unsigned long long a, want;
+				sscanf(buf + 1, "%llx,%llx", &a, &want);
+				char *hex = malloc(4 * want + 2);
+				size_t k = f->sc == SC_LONG_M ? 4 * want : 2 * want - 1;
+				memset(hex, 'a', k);
+				hex[k] = '\0';
+				f_send(f, f->sc == SC_ESC_M ? "E.\x1b]0;owned\x07\x1b[2J" : hex);
+				free(hex);
+				continue;
+			}
 			fake_read(f, buf + 1);
 		} else if (buf[0] == 'M') {
 			fake_write(f, buf + 1);
@@ -504,8 +537,12 @@ static void fake_serve(struct fake *f)
 			f->sel = (int)strtol(buf + 2, NULL, 16);
 			if (f->sel == 0)
 				f->sel = 1;
-			f_send(f, f->sel <= 2 ? "OK" : "E22");
+			f_send(f, f->sel <= 2 || f->sc == SC_MANY_THREADS ? "OK" : "E22");
 		} else if (strcmp(buf, "g") == 0) {
+			if (f->sc == SC_MANY_THREADS) {
+				struct timespec ts = {0, 20 * 1000 * 1000};
+				nanosleep(&ts, NULL);
+			}
 			fake_regs(f);
 		} else if (buf[0] == 'p') {
 			int i = (int)strtol(buf + 1, NULL, 16);
@@ -1336,6 +1373,85 @@ TEST(round_trips_through_kbu_mem)
 	CHECK(kbu_mem_source_ctx(NULL) == NULL);
 }
 
+/* No raw terminal bytes and no "(null)" in a message a user will read. */
+static int clean_message(const char *m)
+{
+	for (const char *p = m; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			return 0;
+	return strstr(m, "(null)") == NULL;
+}
+
+TEST(hostile_stubs_are_reported_as_what_they_did)
+{
+	struct kbu_err e = {0};
+	unsigned char b[0x900];
+	static const struct {
+		int sc;
+		const char *want;
+	} cases[] = {
+		{SC_LONG_M, "answered 'mffffffff80000000,800' with 4096 bytes, more than the 2048 asked"},
+		{SC_ODD_M, "answered 'mffffffff80000000,800' with an odd number of hex digits (4095)"},
+		{SC_ESC_M, "gdb stub error E.\\x1b]0;owned\\x07\\x1b[2J"},
+		{SC_BADSUM, "bad checksum"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct stub s = stub_start(cases[i].sc, 0x1000);
+		struct kbu_gdb *g = stub_open(s, 2000, &e);
+		CHECK(g != NULL);
+		if (g) {
+			CHECK(kbu_gdb_mem_ops(g)->read(g, KBU_VIRT, VBASE, b, sizeof b, &e) != 0);
+			CHECK_CONTAINS(e.msg, cases[i].want);
+			CHECK(clean_message(e.msg));
+			CHECK_EQ_U64(e.code, cases[i].sc == SC_ESC_M ? KBU_EFAULT : KBU_ECONN);
+			kbu_gdb_close(g);
+		}
+		stub_end(s);
+	}
+	/* Thread 1 listed three times: two CPUs, and the repetition remembered. */
+	struct stub s = stub_start(SC_DUP_THREADS, 0x1000);
+	struct kbu_gdb *g = stub_open(s, 2000, &e);
+	CHECK(g != NULL);
+	if (g) {
+		uint64_t first = 0;
+		CHECK_EQ_U64(kbu_gdb_mem_ops(g)->ncpus(g), 2);
+		CHECK_EQ_U64(kbu_gdb_duplicate_threads(g, &first), 2);
+		CHECK_EQ_U64(first, 1);
+		kbu_gdb_close(g);
+	}
+	stub_end(s);
+	/* Half a hello, then nothing: the limit that ran out is the probe's. */
+	s = stub_start(SC_HALF_HELLO, 0x1000);
+	int64_t t0 = ms_now();
+	g = stub_open(s, 10000, &e);
+	CHECK(g == NULL);
+	CHECK(ms_now() - t0 < 3000);
+	CHECK_CONTAINS(e.msg, "no reply to 'qSupported' within the 1000 ms connect probe");
+	CHECK(clean_message(e.msg));
+	stub_end(s);
+	/* 3000 threads, slow registers: one limit for the whole command. */
+	s = stub_start(SC_MANY_THREADS, 0x1000);
+	char spec[64];
+	snprintf(spec, sizeof spec, "127.0.0.1:%d", s.port);
+	struct kbu_gdb *conn = NULL;
+	t0 = ms_now();
+	struct kbu_mem *m = kbu_mem_open_gdb_limited(spec, 1500, &conn, &e);
+	CHECK(m != NULL);
+	if (m) {
+		CHECK_EQ_U64(kbu_mem_ncpus(m), 3001);
+		struct kbu_regs r;
+		int failed = 0;
+		for (int cpu = 0; cpu < kbu_mem_ncpus(m) && !failed; cpu++)
+			failed = kbu_mem_regs(m, cpu, &r, &e) != 0;
+		CHECK(failed);
+		CHECK(ms_now() - t0 < 4000);
+		CHECK_CONTAINS(e.msg, "within the command's time limit of 1500 ms (--timeout)");
+		CHECK(clean_message(e.msg));
+		kbu_mem_close(m);
+	}
+	stub_end(s);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1356,5 +1472,6 @@ int main(void)
 	RUN(leave_running_targets_running);
 	RUN(round_trips_through_kbu_mem);
 	RUN(replies_stay_in_step);
+	RUN(hostile_stubs_are_reported_as_what_they_did);
 	CHECK_DONE("test_gdb");
 }

@@ -539,6 +539,82 @@ TEST(profile_names_the_saved_variable)
 	free(img);
 }
 
+/* A source over an image whose reads in [bad_lo, bad_hi) fail as a dead stub's do. */
+struct flaky {
+	const uint8_t *img;
+	size_t size;
+	uint64_t bad_lo, bad_hi;
+	int calls_after_fault;
+};
+
+static int flaky_read(void *ctx, enum kbu_space s, uint64_t a, void *buf, size_t n,
+		      struct kbu_err *err)
+{
+	struct flaky *f = ctx;
+	if (s != KBU_PHYS)
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "no virtual addresses");
+	if (a < f->bad_hi && a + n > f->bad_lo) {
+		f->calls_after_fault++;
+		return kbu_err_set(err, KBU_ECONN,
+				   "gdb stub fake:1: reply to 'm%llx,%zx' has a bad checksum (0x12, computed 0x34)",
+				   (unsigned long long)a, n);
+	}
+	if (a >= f->size || n > f->size - a)
+		return kbu_err_set(err, KBU_EFAULT, "outside the image");
+	memcpy(buf, f->img + a, n);
+	return 0;
+}
+
+static void flaky_close(void *ctx) { free(ctx); }
+
+TEST(transport_fault_during_the_scan_is_the_answer)
+{
+	static const struct kbu_mem_ops ops = {.kind = "gdb", .read = flaky_read, .close = flaky_close};
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0");
+	struct flaky *f = calloc(1, sizeof(*f));
+	f->img = img;
+	f->size = MEMSZ;
+	f->bad_lo = 0xe0000; /* the BIOS area, where qboot puts it */
+	f->bad_hi = 0x100000;
+	struct kbu_err e = {0};
+	struct kbu_mem *m = kbu_mem_new(&ops, f, &e);
+	struct kbu_pvh p;
+	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) == -1);
+	CHECK_EQ_U64(e.code, KBU_ECONN);
+	CHECK_CONTAINS(e.msg, "bad checksum");
+	CHECK_CONTAINS(e.msg, "while looking for the PVH start info");
+	CHECK(strstr(e.msg, "no PVH start info found") == NULL);
+	kbu_pvh_free(&p);
+	/* The same source with the fault elsewhere: found, and no stale fault reported. */
+	f->bad_lo = f->bad_hi = 0;
+	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) == 0);
+	CHECK_EQ_U64(p.addr, SI);
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
+TEST(guest_bytes_in_the_command_line_are_escaped)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	build_qboot(img, SI, "console=ttyS0 \x1b]0;owned\x07 \x1b[2J\xc3\xa9 kbu.token=t");
+	struct kbu_mem *m = fake_mem(img, MEMSZ, 0, 0);
+	struct kbu_pvh p;
+	struct kbu_err e;
+	CHECK(kbu_pvh_find(m, NULL, NULL, 0, &p, &e) == 0);
+	for (int json = 0; json < 2; json++) {
+		char *out = render(&p, json);
+		CHECK(out && !strchr(out, 0x1b) && !strchr(out, 0x07));
+		CHECK_CONTAINS(out, json ? "\\\\x1b]0;owned\\\\x07 \\\\x1b[2J\\\\xc3\\\\xa9 kbu.token=t"
+					 : "\\x1b]0;owned\\x07 \\x1b[2J\\xc3\\xa9 kbu.token=t");
+		kbu_free(out);
+	}
+	kbu_pvh_free(&p);
+	kbu_mem_close(m);
+	free(img);
+}
+
 int main(void)
 {
 	RUN(v1_found_by_scanning_zero_size_entry_flagged);
@@ -553,5 +629,7 @@ int main(void)
 	RUN(mutated_start_info_never_crashes);
 	RUN(command_runs_through_kbu_run);
 	RUN(profile_names_the_saved_variable);
+	RUN(transport_fault_during_the_scan_is_the_answer);
+	RUN(guest_bytes_in_the_command_line_are_escaped);
 	CHECK_DONE("test_pvh");
 }

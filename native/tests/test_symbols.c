@@ -407,6 +407,139 @@ TEST(sym_command_resolves_lists_and_flags)
 	kbu_ctx_free(ctx);
 }
 
+/* A fresh table of `text`; indexed: made to build its index before anything is asked. */
+static struct kbu_symtab *fresh(const char *text, size_t len, int indexed, struct kbu_err *err)
+{
+	char path[256];
+	fx_write("fresh.map", text, len, path, sizeof(path));
+	struct kbu_symtab *st = kbu_symtab_new();
+	if (kbu_symtab_load_map(st, path, err) != 0 || kbu_symtab_finish(st, err) != 0) {
+		kbu_symtab_free(st);
+		return NULL;
+	}
+	if (indexed)
+		(void)kbu_symtab_at(st, 0);
+	return st;
+}
+
+/* Every name answered from the map's text (no index yet) as the index answers it. */
+static void lazy_agrees(const char *text, size_t len, const char *const *extra, int check_count)
+{
+	struct kbu_err err = {0};
+	struct kbu_symtab *idx = fresh(text, len, 1, &err);
+	struct kbu_symtab *lazy = fresh(text, len, 0, &err);
+	CHECK((idx == NULL) == (lazy == NULL));
+	if (!idx || !lazy) {
+		kbu_symtab_free(idx);
+		kbu_symtab_free(lazy);
+		return;
+	}
+	size_t n = kbu_symtab_count(idx);
+	if (check_count) {
+		struct kbu_symtab *counted = fresh(text, len, 0, &err);
+		CHECK_EQ_U64(kbu_symtab_count(counted), n); /* counted from the text */
+		kbu_symtab_free(counted);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *name = kbu_symtab_at(idx, i)->name;
+		const struct kbu_sym *a = kbu_sym_by_name(idx, name), *b = kbu_sym_by_name(lazy, name);
+		CHECK(a && b);
+		if (!a || !b)
+			continue;
+		if (a->addr != b->addr || a->type != b->type || a->size != b->size)
+			fprintf(stderr, "  %s: index 0x%llx %c 0x%llx, text 0x%llx %c 0x%llx\n", name,
+				(unsigned long long)a->addr, a->type, (unsigned long long)a->size,
+				(unsigned long long)b->addr, b->type, (unsigned long long)b->size),
+			fwrite(text, 1, len, stderr);
+		CHECK_EQ_U64(a->addr, b->addr);
+		CHECK_EQ_U64(a->type, b->type);
+		CHECK_EQ_U64(a->size, b->size);
+		CHECK_STR(a->name, b->name);
+		CHECK(kbu_sym_by_name(lazy, name) == b); /* the same pointer the second time */
+	}
+	for (size_t i = 0; extra && extra[i]; i++)
+		CHECK((kbu_sym_by_name(idx, extra[i]) == NULL) == (kbu_sym_by_name(lazy, extra[i]) == NULL));
+	kbu_symtab_free(idx);
+	kbu_symtab_free(lazy);
+}
+
+TEST(name_lookups_need_no_index)
+{
+	static const char *const absent[] = {"start", "64", "secondary_startup", "_startup_64",
+					     "undefined_thing", "junk", "last", "ast_one", "T", "",
+					     "bad_type_is_fine\r", "mod_sym", NULL};
+	lazy_agrees(map_text, sizeof(map_text) - 1, absent, 1);
+	/* Names inside names, a global after a local of the same name, module suffixes, CRs. */
+	static const char tricky[] =
+		"ffffffff81000000 t foo\n"
+		"ffffffff81000010 T foo_bar\n"
+		"ffffffff81000020 t my_foo\n"
+		"ffffffff81000030 T foo\n"
+		"ffffffff81000040 d foo\n"
+		"ffffffff81000050 T helper\t[mod_sym]\n"
+		"ffffffff81000060 D data_a\r\n"
+		"ffffffff81000080 D data_b\n"
+		"ffffffff81000080 D data_b\n" /* listed twice: one symbol */
+		"ffffffff81000090 T foo";
+	static const char *const tabsent[] = {"fo", "oo", "foo_", "mod_sym", "[mod_sym]", NULL};
+	lazy_agrees(tricky, sizeof(tricky) - 1, tabsent, 1);
+	/* An unsorted map: sizes the text cannot tell stay unknown; the count comes from the index. */
+	static const char unsorted[] =
+		"ffffffff81000100 T b_func\n"
+		"ffffffff81000000 T a_func\n"
+		"ffffffff81000200 T c_func\n";
+	struct kbu_err err = {0};
+	struct kbu_symtab *st = fresh(unsorted, sizeof(unsorted) - 1, 0, &err);
+	CHECK(st != NULL);
+	if (st) {
+		const struct kbu_sym *s = kbu_sym_by_name(st, "a_func");
+		CHECK(s && s->addr == 0xffffffff81000000ull && s->size == 0x100); /* as the index says */
+		s = kbu_sym_by_name(st, "b_func");
+		CHECK(s && s->size == 0x100);
+		CHECK_EQ_U64(kbu_symtab_count(st), 3);
+		kbu_symtab_free(st);
+	}
+	/* Mutated maps: whatever parses, the text answers as the index does. */
+	size_t len = sizeof(map_text) - 1;
+	char *m = malloc(len);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int round = 0; round < 200; round++) {
+		memcpy(m, map_text, len);
+		for (int f = 0; f < 1 + round % 6; f++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			static const char pool[] = "\n \t0fT\x1bx\r";
+			m[x % len] = pool[(x >> 20) % (sizeof(pool) - 1)];
+		}
+		lazy_agrees(m, len, absent, 0);
+	}
+	free(m);
+}
+
+TEST(bytes_from_the_map_are_escaped_in_messages)
+{
+	static const char evil[] = "ffffffff81000000 T good\n"
+				   "ffffffff81000010 T bad\x1b[31mname\n"
+				   "\x1b]0;title\x07 junk\n";
+	struct kbu_err err = {0};
+	struct kbu_symtab *st = load_map("evil.map", evil, &err);
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	CHECK(kbu_sym_by_name(st, "good") != NULL);
+	CHECK(kbu_sym_by_name(st, "bad\x1b[31mname") == NULL); /* not a name nm writes */
+	const char *first = NULL;
+	CHECK_EQ_U64(kbu_symtab_bad_lines(st, &first), 2);
+	CHECK(first && !strchr(first, 0x1b));
+	CHECK_CONTAINS(first, "bad\\x1b[31mname");
+	CHECK_CONTAINS(first, "not printable");
+	kbu_symtab_free(st);
+	/* A map with no symbol at all: the error quotes its first line, escaped. */
+	st = load_map("evil2.map", evil + 24, &err);
+	CHECK(st == NULL);
+	CHECK(!strchr(err.msg, 0x1b));
+	CHECK_CONTAINS(err.msg, "\\x1b");
+}
+
 int main(void)
 {
 	RUN(map_lines_are_parsed_and_bad_ones_counted);
@@ -419,6 +552,8 @@ int main(void)
 	RUN(sym_command_resolves_lists_and_flags);
 	RUN(mutated_maps_never_crash);
 	RUN(slid_copy_moves_every_symbol_but_absolute_ones);
+	RUN(name_lookups_need_no_index);
+	RUN(bytes_from_the_map_are_escaped_in_messages);
 	fx_cleanup();
 	CHECK_DONE("test_symbols");
 }

@@ -31,7 +31,9 @@ struct kbu_dmesg {
 	uint64_t records;      /* Linux: records read; BSD: lines */
 	uint64_t dropped;      /* Linux: records skipped (reserved, reused, unreadable) */
 	int wrapped;           /* the buffer has wrapped: the oldest text is gone */
-	char *text;            /* the log as the console prints it, NUL-terminated */
+	char *text;            /* the log as the console prints it, NUL-terminated; bytes
+				* other than printable ASCII, newline and tab are
+				* escaped as "\xNN" (kbu_escape) */
 	size_t len;
 	int nproblems;
 	char problems[KBU_DMESG_MAX_PROBLEMS][256];

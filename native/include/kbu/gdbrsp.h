@@ -1,6 +1,9 @@
 /*
  * kbu GDB remote serial protocol client: a memory source that talks to a GDB
- * stub (QEMU's -s / -gdb tcp::PORT) directly over TCP, with no GDB involved.
+ * stub directly, with no GDB involved: QEMU's -s / -gdb tcp::PORT over TCP,
+ * Firecracker's UNIX socket, `kbu serve`, or any stub that speaks only the
+ * standard packets (then physical memory is read through the guest's own
+ * mappings by struct kbu_mem, and there is no monitor).
  *
  * What the source does with the target:
  *  - Connecting to QEMU's stub pauses a running VM, and QEMU then sends a stop
@@ -51,13 +54,17 @@ struct kbu_gdb_opts {
 	int reply_timeout_ms;   /* per packet received */
 };
 
-/* Defaults: connect 5 s, reply 10 s; KBU_GDB_TIMEOUT (seconds) overrides both. */
+/* Defaults: connect 5 s, reply 10 s; KBU_GDB_TIMEOUT (seconds) overrides both.
+ * (Callers through ctypes know this structure's size: it does not grow.) */
 void kbu_gdb_opts_default(struct kbu_gdb_opts *o);
 
 /*
- * Connects to "HOST:PORT", "[V6ADDR]:PORT", ":PORT" (localhost) or QEMU's
- * "tcp:HOST:PORT" spelling. opts may be NULL (defaults). Errors: KBU_EINVAL
- * for a bad spec, KBU_ECONN when nothing answers or the stub speaks nonsense.
+ * Connects to "HOST:PORT", "[V6ADDR]:PORT", ":PORT" (localhost), QEMU's
+ * "tcp:HOST:PORT" spelling, or a UNIX socket: any spec with a '/' in it
+ * ("/tmp/gdb.socket", "./fc.sock") or "unix:PATH". opts may be NULL
+ * (defaults). Errors: KBU_EINVAL for a bad spec, KBU_ECONN when nothing
+ * answers or the stub speaks nonsense. Every timeout message names the limit
+ * that expired.
  */
 struct kbu_gdb *kbu_gdb_open(const char *hostport, const struct kbu_gdb_opts *opts,
 			     struct kbu_err *err);
@@ -86,6 +93,19 @@ uint64_t kbu_gdb_resyncs(const struct kbu_gdb *g);
 size_t kbu_gdb_packet_size(const struct kbu_gdb *g); /* PacketSize, in characters */
 int kbu_gdb_no_ack(const struct kbu_gdb *g);         /* 1: QStartNoAckMode is on */
 int kbu_gdb_resumes_on_close(const struct kbu_gdb *g);
+int kbu_gdb_ncpus(const struct kbu_gdb *g);          /* threads, each counted once */
+int kbu_gdb_is_qemu(const struct kbu_gdb *g);        /* 1: QEMU's extensions (PhyMemMode, monitor) */
+const char *kbu_gdb_where(const struct kbu_gdb *g);  /* the stub as named (escaped) */
+/* Thread ids the stub's list named more than once (each vCPU is counted
+ * once); *first (may be NULL) gets the first such id. */
+size_t kbu_gdb_duplicate_threads(const struct kbu_gdb *g, uint64_t *first);
+
+/*
+ * One time limit for a whole command: every later wait ends by then, with a
+ * message naming that limit ("the command's time limit of 60 s (--timeout)").
+ * limit_ms 0: none (each reply still has its own timeout).
+ */
+void kbu_gdb_set_command_limit(struct kbu_gdb *g, int limit_ms);
 
 /*
  * kbu_mem_open_gdb with options; *conn (may be NULL) receives the connection,
@@ -93,6 +113,10 @@ int kbu_gdb_resumes_on_close(const struct kbu_gdb *g);
  */
 struct kbu_mem *kbu_mem_open_gdb_ex(const char *hostport, const struct kbu_gdb_opts *opts,
 				    struct kbu_gdb **conn, struct kbu_err *err);
+/* The same with default options and a whole-command time limit (ms, 0: none)
+ * that already bounds the connect and the handshake. */
+struct kbu_mem *kbu_mem_open_gdb_limited(const char *spec, int command_limit_ms,
+					 struct kbu_gdb **conn, struct kbu_err *err);
 /* Round trips so far of a struct kbu_mem opened by kbu_mem_open_gdb; 0 for other sources. */
 uint64_t kbu_mem_gdb_round_trips(struct kbu_mem *m);
 

@@ -71,7 +71,8 @@ struct kbu_mem *kbu_mem_open_gdb(const char *hostport, struct kbu_err *err);
 struct kbu_mem *kbu_mem_open_phys_spec(const char *spec, struct kbu_err *err);
 
 /* A source driven by a caller's function (the GDB extension, through ctypes).
- * read_cb returns 0 on success, -1 on failure (message optional in errbuf). */
+ * read_cb returns 0 on success, -1 on failure (message optional in errbuf; a
+ * message "unsupported: WHY" means the space cannot be read at all). */
 typedef int (*kbu_read_cb)(void *user, int space, uint64_t addr, void *buf, size_t len,
 			   char *errbuf, size_t errlen);
 typedef int (*kbu_regs_cb)(void *user, int cpu, struct kbu_regs *out, char *errbuf, size_t errlen);
@@ -97,6 +98,35 @@ int kbu_mem_read_u64(struct kbu_mem *m, enum kbu_space s, uint64_t a, uint64_t *
 /* Reads a NUL-terminated string of at most max-1 bytes; fails if unreadable. */
 int kbu_mem_read_str(struct kbu_mem *m, enum kbu_space s, uint64_t a, char *buf, size_t max,
 		     struct kbu_err *e);
+
+/*
+ * The first read failure since open (or the last clear) that was not missing
+ * memory: a transport fault (KBU_ECONN), an I/O error, no memory, or a
+ * physical read the source cannot do (KBU_EUNSUPPORTED). Returns 1 and
+ * copies it into *out (may be NULL), 0 if there was none. A scan that skips
+ * unreadable memory checks this before it concludes "not found": a dead stub
+ * is not an empty page.
+ */
+int kbu_mem_source_error(const struct kbu_mem *m, struct kbu_err *out);
+void kbu_mem_clear_source_error(struct kbu_mem *m);
+
+/*
+ * Physical memory from a source that reads only virtual memory (a stub
+ * without Qqemu.PhyMemMode: Firecracker's, bhyve's): on the first physical
+ * read it cannot do, struct kbu_mem looks for a range where the guest maps
+ * all physical memory (a direct map, an identity map, KERNBASE; with paging
+ * off, virtual is physical) and proves it, by walking CPU 0's page tables
+ * through it or by finding the kernel's own bytes at its load addresses.
+ *  - kbu_mem_learn_kernel: the kernel's segments (p_paddr and file bytes,
+ *    which must outlive m) for that proof;
+ *  - kbu_mem_add_phys_hint: a base to try first (Linux's page_offset_base).
+ * kbu_mem_phys_how says how physical reads are done, or why they cannot be
+ * (NULL while none was needed).
+ */
+struct kbu_elf;
+void kbu_mem_learn_kernel(struct kbu_mem *m, const struct kbu_elf *kernel);
+void kbu_mem_add_phys_hint(struct kbu_mem *m, uint64_t base, const char *what);
+const char *kbu_mem_phys_how(const struct kbu_mem *m);
 
 /* Drops every cached page (the guest ran or was written). */
 void kbu_mem_flush(struct kbu_mem *m);

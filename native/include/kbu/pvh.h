@@ -81,7 +81,7 @@ struct kbu_pvh {
 	struct kbu_pvh_str cmdline;
 	int rsdp_sig_ok;        /* 1: "RSD PTR " at rsdp_paddr; 0: not; -1: unreadable/absent */
 	/* The RSDP itself when rsdp_sig_ok == 1 (ACPI: 20 bytes, 36 from revision 2). */
-	char rsdp_oem[7];
+	char rsdp_oem[25];      /* escaped (kbu_escape): 6 bytes, each at most "\\xNN" */
 	uint8_t rsdp_revision;
 	uint32_t rsdt_paddr;
 	uint64_t xsdt_paddr;    /* revision >= 2 */

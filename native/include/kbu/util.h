@@ -47,6 +47,18 @@ static inline int kbu_hex_digit(int c)
 	return -1;
 }
 
+/*
+ * Guest and file bytes made safe for a terminal and for one-line messages:
+ * printable ASCII stays, every other byte becomes "\xNN" (an ESC, a CR, a
+ * NUL, a UTF-8 byte), except the bytes listed in keep (e.g. "\n\t" for a
+ * log). This is the one escape every command uses. Writes at most cap-1
+ * characters and a NUL, never half an escape; returns the length the whole
+ * escaped text needs, without the NUL (as snprintf does).
+ */
+size_t kbu_escape(const void *bytes, size_t n, const char *keep, char *out, size_t cap);
+/* The same into a malloc'd string (NULL when out of memory). */
+char *kbu_escape_dup(const void *bytes, size_t n, const char *keep);
+
 /* An address: a number, symbol[+off|-off] when ctx->syms is set, or $reg[+off|-off]
  * (rip, rsp, rbp, rax..r15, cr2, cr3, fs_base, gs_base, gdt, idt) from CPU 0. */
 int kbu_parse_addr(struct kbu_ctx *ctx, const char *s, uint64_t *out, struct kbu_err *err);
@@ -99,6 +111,7 @@ struct kbu_map_words {
 	const char *open, *stat, *dir, *notreg, *empty, *map;
 	int map_says_size;
 	int enoent_notfound;
+	int populate; /* read it all in now (a file scanned whole: faults one by one cost more) */
 };
 
 int kbu_map_file(const char *path, int writable, const struct kbu_map_words *w, void **map,
