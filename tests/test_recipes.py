@@ -177,19 +177,28 @@ def test_cpus_recipe_four_cpus(guest_kernel):
 # -- mptable-walk ------------------------------------------------------------------------
 
 def test_mptable_recipe_finds_entry_68(guest_kernel):
+    """seeds/000: entry_count one past the 21 entries; the walker that trusts it
+    reads the byte after the 236-byte table, 0x44, and panics. One line says so."""
     j = verdict(cached("mptable-walk", guest_kernel, "mpcorrupt"), 1)
-    assert j["facts"]["unknown_entry"]["type"] == 68
-    assert j["facts"]["unknown_entry"]["offset"] == "0x54"
+    f = j["facts"]
+    assert f["entry_count"] == 22 and f["entries"] == 21 and f["base_table_length"] == 236
+    cw = f["count_walk"]
+    assert cw["outcome"] == "unknown_type" and cw["stop_type"] == 68
+    assert cw["stop_addr"] == f["firmware_table"] + 236
+    assert f["kernel_table"] == f["firmware_table"]     # FreeBSD's mpct points at it
     cause = j["verdict"]["cause"]
-    assert "unknown type 68 at offset 0x54" in cause
-    assert "firmware's table at 0x9fc10 is intact" in cause
-    assert "Unknown MP Config Entry 68" in cause
+    assert ("entry_count 22 counts one entry more than the 236-byte table holds; a walker that "
+            "trusts it reads byte 0x44 (68) after the table") in cause
+    assert '"mptable_walk_table: Unknown MP Config Entry 68"' in cause
+    assert j["verdict"]["code"] == "mptable.count_walk_unknown_type"
+    assert "off-by-one" in j["verdict"]["next"]
 
 
 def test_mptable_recipe_text_and_entry_count(guest_kernel):
     t = cached("mptable-walk", guest_kernel, "mpcorrupt", json_out=False)
     assert t.rc == 1
-    assert re.search(r"^! kernel's copy: unknown entry type 68 \(0x44\) at offset 0x54", t.out, re.M)
+    assert re.search(r"^! firmware table: entry_count 22 counts one entry more than the 236-byte "
+                     r"table holds; .*'Unknown MP Config Entry 68'$", t.out, re.M)
     j = verdict(cached("mptable-walk", guest_kernel, "mptable"), 1)
     assert "entry_count is 0" in j["verdict"]["cause"]
 
@@ -307,7 +316,7 @@ def test_kbu_recipe_in_an_attached_session(qemu, guest_kernel):
     assert 'VERDICT: problem: panic "TSC not initialized" raised in lapic_init' in out
     assert "VERDICT: problem: lapic_init asserted" in out
     assert re.findall(r"^\$\d+ = (\d+)$", out, re.M) == ["1", "1", "2"]
-    j = json.loads(next(l for l in out.splitlines() if l.startswith('{"recipe"')))
+    j = json.loads(next(l for l in out.splitlines() if l.startswith('{"command": "verdict"')))
     assert j["status"] == 1 and j["end_state"]["reused"] is True
     assert 'kbu recipe: no recipe "no-such"' in out
     for name in RECIPES:

@@ -125,11 +125,13 @@ def compare_recipes(t, parts):
 GUEST_CASES = {
     # scenario: (planted time source, x2apic, console panic, a verdict that must be there)
     "tsc": ("dummy", 0, "TSC not initialized", "the kernel panicked: TSC not initialized"),
-    "timecounter": ("dummy", 0, None, 'timecounter is "dummy"'),
+    "timecounter": ("dummy", 0, None, "timecounter-stuck: timecounter is still dummy"),
     "mpcorrupt": ("dummy", 0, "mptable_walk_table: Unknown MP Config Entry 68",
                   "Unknown MP Config Entry 68"),
-    "x2apic": ("i8254", 1, None, "x2APIC mode (x2apic_mode = 1)"),
-    "mptable": (None, 0, None, "the kernel counts 0 CPUs (mp_ncpus) but the MP table lists 2"),
+    "x2apic": ("i8254", 1, None, "x2apic-mode: undecided: x2apic_mode = 1 but whether the CPU "
+               "offers x2APIC is unknown"),
+    "mptable": (None, 0, None, "where-are-my-cpus: the MP table holds 2 CPUs (APIC ids 0 (BSP), "
+                "1), the kernel found 0"),
     "pagefault": (None, 0, "page fault", "the kernel panicked: page fault (Fatal trap 14: page "
                   "fault while in kernel mode in uart_bus_attach+0x"),
 }

@@ -196,7 +196,7 @@ class Run:
         end = {"kind": kind, "where": profile.symbolize(pc), "pc": pc, "cpu": _cpu(),
                "backtrace": _backtrace()}
         if kind == "timeout":
-            end["seconds"] = int(timeout)
+            end["seconds"] = timeout
         return end
 
     def _watch_facts(self, kind):

@@ -65,7 +65,7 @@ static int verdict_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 					      {"profile", 0, 1}, {"here", 0, 0}, {"list", 0, 0},
 					      {0}};
 	struct kbu_getopt g = KBU_GETOPT_INIT;
-	struct kbu_verdict_opts o = {ctx->os, NULL, 0};
+	struct kbu_verdict_opts o = {ctx->os, NULL, 0, 0};
 	const char *question = NULL, *text = NULL, *file = NULL;
 	int i, list = 0;
 	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {

@@ -12,6 +12,7 @@
 #include "kbu/command.h"
 #include "kbu/dmesg.h"
 #include "kbu/elf.h"
+#include "kbu/json.h"
 #include "kbu/mem.h"
 #include "kbu/mptable.h"
 #include "kbu/os.h"
@@ -20,6 +21,7 @@
 #include "kbu/reloc.h"
 #include "kbu/report.h"
 #include "kbu/symbols.h"
+#include "kbu/verdict.h"
 
 /* ---- kernel variables through the profile ---- */
 
@@ -724,57 +726,91 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 			kbu_hex(po, "fault_addr", "", trap.fault_addr, 16);
 	}
 
-	/* The verdict: what a porter should look at first. */
+	/* Where CPU 0 stands: in the profile's idle function, the boot ended well. */
+	char idle_name[64] = "";
+	struct kbu_regs r0;
+	struct kbu_err re = {0};
+	if (p && syms && kbu_mem_regs(ctx->mem, 0, &r0, &re) == 0 && (r0.have & KBU_HAVE_GPR)) {
+		uint64_t off = 0;
+		const struct kbu_sym *s0 = kbu_sym_by_addr(syms, r0.rip, &off);
+		if (s0 && (!s0->size || off < s0->size) && kbu_os_role_has(p, "idle", s0->name))
+			snprintf(idle_name, sizeof idle_name, "%s", s0->name);
+	}
+
+	/* The verdict: the questions a dump can answer, asked of the same rules the
+	 * recipes use; the facts the live debugger would add are absent here. */
 	v.node = kbu_obj(root, "verdict", "verdict");
-	if (msg && trap_text[0])
-		verdict(&v, KBU_SEV_ERROR, "the kernel panicked: %s (%s)", msg, trap_text);
-	else if (msg)
-		verdict(&v, KBU_SEV_ERROR, "the kernel panicked: %s", msg);
+	struct kbu_node *qs = kbu_list(v.node, "questions", "");
+	char live_text[1024];
+	char esc[KBU_TRIAGE_TEXT * 2 + 1];
+	size_t k = 0;
+	for (const char *s = msg ? msg : ""; *s && k + 2 < sizeof esc; s++) {
+		if (*s == '"' || *s == '\\')
+			esc[k++] = '\\';
+		esc[k++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+	}
+	esc[k] = '\0';
+	if (msg)
+		snprintf(live_text, sizeof live_text, "{\"end\": {\"kind\": \"panic\", \"message\": \"%s\", "
+			 "\"where\": \"%s\"}}", esc, from);
+	else
+		snprintf(live_text, sizeof live_text, "{\"end\": {\"kind\": \"%s\", \"where\": \"%s\"}}",
+			 idle_name[0] ? "idle" : "stopped", idle_name[0] ? idle_name : "the dump");
+	struct kbu_err je = {0};
+	struct kbu_json *live = kbu_json_parse(live_text, strlen(live_text), &je);
+	struct kbu_verdict_opts vo = {o->os, o->profile, 1, rr.virt.found ? rr.virt.slide : 0};
+	for (size_t i = 0; i < kbu_question_count(); i++) {
+		const struct kbu_question *q = kbu_question_at(i);
+		if (q->live_only)
+			continue;
+		struct kbu_verdict_outcome out;
+		struct kbu_err qe = {0};
+		struct kbu_node *row = kbu_row(qs);
+		kbu_str(row, "question", "", q->name);
+		if (kbu_verdict_summary(ctx, q->name, live, &vo, &out, &qe) < 0) {
+			kbu_str(row, "result", "", "undecided");
+			kbu_str(row, "cause", "", qe.msg);
+			continue;
+		}
+		static const char *const words[] = {"no problem", "problem", "undecided"};
+		kbu_u64(row, "status", "", (uint64_t)out.status);
+		kbu_str(row, "result", "", words[out.status]);
+		kbu_str(row, "cause", "", out.cause);
+		if (out.code)
+			kbu_str(row, "code", "", out.code);
+		else
+			kbu_null(row, "code", "");
+		/* Before the kernel's virtual map exists its variables hold their initial
+		 * values: what the rules conclude from them is noted, not judged. */
+		int early = !rr.virt.found && q->reads_kernel_state;
+		if (out.status == 1 && !early) {
+			kbu_finding(v.node, KBU_SEV_WARN, out.code ? out.code : "triage.problem", "%s: %s",
+				    q->name, out.cause);
+			v.count++;
+		} else if (out.status == 1) {
+			kbu_finding(v.node, KBU_SEV_NOTE, out.code ? out.code : "triage.problem",
+				    "%s (from initial values, before the kernel's virtual map): %s", q->name,
+				    out.cause);
+		} else if (out.status == 2) {
+			kbu_finding(v.node, KBU_SEV_NOTE, "triage.undecided", "%s: undecided: %s", q->name,
+				    out.cause);
+		} else {
+			kbu_finding(v.node, KBU_SEV_NOTE, "triage.no_problem", "%s: no problem: %s", q->name,
+				    out.cause);
+		}
+	}
+	kbu_json_free(live);
 	if (!rr.virt.found)
 		verdict(&v, KBU_SEV_NOTE, "the kernel's virtual addresses are not in use (%s): "
 			"an early dump, read through physical aliases", rr.virt.how);
 	else if (rr.virt.slide)
 		verdict(&v, KBU_SEV_NOTE, "the kernel runs 0x%" PRIx64 " above its link address "
 			"(KASLR): load its symbols with that offset", (uint64_t)rr.virt.slide);
-	/* Before the kernel's virtual map exists its variables hold their initial
-	 * values: what they say is noted, not judged. */
-	enum kbu_severity ksev = rr.virt.found ? KBU_SEV_WARN : KBU_SEV_NOTE;
-	if (ks.timesource.state == KBU_TRIAGE_VAR_OK && ks.ts_name[0] &&
-	    (strcmp(ks.ts_name, "dummy") == 0 || strstr(ks.ts_name, "jiffies")))
-		verdict(&v, ksev, "no hardware time source: %s is \"%s\" (no real counter "
-			"was selected; clocks and delays do not follow real time)", ks.timesource.symbol,
-			ks.ts_name);
-	else if (ks.timesource.state == KBU_TRIAGE_VAR_OK && ks.timesource.value == 0)
-		verdict(&v, ksev, "no time source chosen: %s is NULL", ks.timesource.symbol);
-	if (ks.x2apic.state == KBU_TRIAGE_VAR_OK && ks.x2apic.value)
-		verdict(&v, KBU_SEV_NOTE, "the kernel runs its local APIC in x2APIC mode (%s = %" PRIu64
-			"): QEMU's TCG does not emulate x2APIC, check CPUID.1:ECX[21] live "
-			"(kbu cpuid)", ks.x2apic.symbol, ks.x2apic.value);
-	if (mf.found && ks.ncpus.state == KBU_TRIAGE_VAR_OK && ks.ncpus.value < mf.ncpus) {
-		/* Linux's count drops as a panic stops the other CPUs; BSDs count what they found. */
-		if (msg && ks.ncpus.value && (uint64_t)started > ks.ncpus.value)
-			verdict(&v, KBU_SEV_NOTE, "the kernel counts %" PRIu64 " CPU%s (%s) though %d ran "
-				"kernel code: a panic takes the other CPUs offline", ks.ncpus.value,
-				ks.ncpus.value == 1 ? "" : "s", ks.ncpus.symbol, started);
-		else
-			verdict(&v, ksev, "the kernel counts %" PRIu64 " CPU%s (%s) but the MP "
-				"table lists %zu", ks.ncpus.value, ks.ncpus.value == 1 ? "" : "s",
-				ks.ncpus.symbol, mf.ncpus);
-	}
-	if (mf.found && mf.ncpus != (size_t)ncpus)
-		verdict(&v, KBU_SEV_WARN, "the dump holds %d CPU%s but the MP table lists %zu",
-			ncpus, ncpus == 1 ? "" : "s", mf.ncpus);
 	if (started < ncpus)
 		verdict(&v, KBU_SEV_NOTE, "%d of %d CPUs never left the reset vector (not started by "
 			"the kernel)", ncpus - started, ncpus);
 	if (!mf.found)
 		verdict(&v, KBU_SEV_NOTE, "no MP table in memory");
-	if (mf.nerrors)
-		verdict(&v, KBU_SEV_WARN, "MP table: %s%s", mf.first,
-			mf.nerrors > 1 ? " (and more, see above)" : "");
-	if (pvh_errors)
-		verdict(&v, KBU_SEV_WARN, "PVH start info: %s%s", pvh_first,
-			pvh_errors > 1 ? " (and more, see above)" : "");
 	if (!p)
 		verdict(&v, KBU_SEV_NOTE, "kernel variables not read: %s", pe.msg);
 	kbu_u64(v.node, "problems", "problems", (uint64_t)v.count);

@@ -28,6 +28,7 @@
 #define KBU_VERDICT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kbu/err.h"
 
@@ -49,6 +50,7 @@ struct kbu_question {
 	const char *name;    /* "tsc-not-initialized" */
 	const char *summary; /* what it answers, one line */
 	int live_only;       /* needs a live guest (a stop, watches): not in kbu triage */
+	int reads_kernel_state; /* judges the kernel's variables (initial values before it runs) */
 };
 
 size_t kbu_question_count(void);
@@ -59,6 +61,15 @@ struct kbu_verdict_opts {
 	const char *os;      /* profile by name, NULL/"auto": identified */
 	const char *profile; /* profile file or NULL */
 	int here;            /* the guest was inspected where it stood */
+	int64_t slide;       /* the kernel's runtime slide (KASLR) when live gives none */
+};
+
+/* A question's conclusion without its report (kbu triage lists them). */
+struct kbu_verdict_outcome {
+	int status;          /* enum kbu_verdict_result */
+	const char *code;    /* static, NULL for no problem */
+	char cause[2048];
+	char next[1024];
 };
 
 /*
@@ -69,6 +80,11 @@ struct kbu_verdict_opts {
  */
 int kbu_verdict(struct kbu_ctx *ctx, const char *question, const struct kbu_json *live,
 		const struct kbu_verdict_opts *o, struct kbu_report *r, struct kbu_err *err);
+
+/* The same rule, keeping only its conclusion. Returns the status or -1. */
+int kbu_verdict_summary(struct kbu_ctx *ctx, const char *question, const struct kbu_json *live,
+			const struct kbu_verdict_opts *o, struct kbu_verdict_outcome *out,
+			struct kbu_err *err);
 
 #ifdef __cplusplus
 }
