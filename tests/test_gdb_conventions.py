@@ -9,8 +9,6 @@ import signal
 import subprocess
 import textwrap
 
-import pytest
-
 import kbutest
 
 # Options the GDB session supplies itself (the CLI's memory source, kernel, symbols, OS).
