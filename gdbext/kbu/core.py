@@ -27,7 +27,6 @@ arguments. A long loop reports progress and stops cleanly on Ctrl-C with
 import argparse
 import difflib
 import os
-import sys
 import time
 import traceback
 
