@@ -171,7 +171,8 @@ def test_deb_unpacks_and_runs(guest_kernel, tmp_path):
     deb = re.search(r"mkdeb: (\S+\.deb) ", out).group(1)
     rc, info, err = run(["dpkg-deb", "--info", deb], tmp_path, clean_env())
     assert rc == 0, err
-    assert re.search(r"^ Depends: .*libelf1.*libcapstone", info, re.M), info
+    depends = re.search(r"^ Depends: (.*)$", info, re.M)
+    assert depends and "libelf1" in depends.group(1) and "libcapstone" in depends.group(1), info
     unpacked = tmp_path / "root"
     rc, out, err = run(["dpkg-deb", "-x", deb, str(unpacked)], tmp_path, clean_env())
     assert rc == 0, err

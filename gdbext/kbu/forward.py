@@ -79,10 +79,13 @@ def libkbu_completion(name):
 core.libkbu_completion = libkbu_completion
 
 
-def _reads_with_progress(ctx, name):
-    """A context manager for one libkbu command over the GDB bridge: shows the
+def reading_progress(ctx, name):
+    """A context manager for a libkbu command over the GDB bridge: shows the
     bytes it reads (core.Progress) and turns Ctrl-C during a read into a read
-    error libkbu reports, then into "interrupted" here."""
+    error libkbu reports, then into "interrupted" here. Any module running a
+    long libkbu command through ctx can use it:
+        with forward.reading_progress(session.ctx(), "reloc"):
+            j = session.ctx().run_json(["reloc", ...])"""
     source = ctx.source
 
     class Watch:
@@ -124,7 +127,7 @@ def run_libkbu(argv):
     as_json = "--json" in argv
     argv = [x for x in argv if x != "--json"]
     ctx = session.ctx()
-    with _reads_with_progress(ctx, argv[0]):
+    with reading_progress(ctx, argv[0]):
         st, text = ctx.run(argv, as_json)
     if text:
         core.out(text)
