@@ -135,6 +135,21 @@ def test_completion_offers_symbols_only_where_an_address_goes(guest_kernel):
     assert c["kbu recipe tsc"] == {"tsc-not-initialized"}
 
 
+def test_completion_of_files_and_of_options_next_to_a_commands_own_completer(tmp_path):
+    (tmp_path / "guest-a.core").write_text("")
+    (tmp_path / "guest-dir").mkdir()
+    base = str(tmp_path / "guest-")
+    c = complete(["kbu dump -f " + base, "kbu layout " + base, "kbu recipe --",
+                  "kbu recipe --output " + base, "kbu recipe pvh"])
+    files = {base + "a.core", base + "dir/"}
+    assert c["kbu dump -f " + base] == files
+    assert c["kbu layout " + base] == files
+    assert {"--list", "--json", "--timeout", "--here", "--console", "--output"} == \
+        c["kbu recipe --"]
+    assert c["kbu recipe --output " + base] == files
+    assert c["kbu recipe pvh"] == {"pvh-entry"}
+
+
 PROGRESS = textwrap.dedent('''
     import time
     import gdb

@@ -170,9 +170,41 @@ def complete_args(text, word, options, positional):
     return _spec_result(spec, cur, word)
 
 
+def _completing_option(text, options):
+    """True when the word being completed is an option or an option's value."""
+    done = text.split()
+    cur = ""
+    if done and not text[-1:].isspace():
+        cur = done.pop()
+    if "--" in done:
+        return False
+    if cur.startswith("-"):
+        return True
+    return bool(done) and options.get(done[-1], False) is not False and done[-1] in options
+
+
+def _file_names(cur):
+    """Paths starting with cur (directories with a final /), as a shell completes them."""
+    d, base = os.path.split(os.path.expanduser(cur))
+    try:
+        names = os.listdir(d or ".")
+    except OSError:
+        return []
+    head = cur[:len(cur) - len(base)]
+    res = []
+    for n in names:
+        if n.startswith(base) and (base.startswith(".") or not n.startswith(".")):
+            res.append(head + n + ("/" if os.path.isdir(os.path.join(d or ".", n)) else ""))
+    return res
+
+
 def _spec_result(spec, cur, word):
     if spec is None or spec is False:
         return [] if word is not None else None
+    if spec == gdb.COMPLETE_FILENAME:
+        # GDB 13 drops the file names its own completer finds after another
+        # word when a Python completer hands it over: list them here.
+        return _matching(_file_names(cur), cur, word)
     if isinstance(spec, int):
         return spec
     return _matching(spec, cur, word)
@@ -211,6 +243,16 @@ class KbuCommand(gdb.Command):
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
+        own = cls.__dict__.get("complete")
+        if own is not None and not getattr(own, "_kbu_options_first", False):
+            # A command's own completer (recipe names, ...) gets the arguments;
+            # options and their values still come from its parser.
+            def complete(self, text, word, _own=own):
+                if _completing_option(text, self.completion()[0]):
+                    return KbuCommand.complete(self, text, word)
+                return _own(self, text, word)
+            complete._kbu_options_first = True
+            cls.complete = complete
         if cls.__dict__.get("name"):
             inst = cls()
             _commands[cls.name] = inst
