@@ -87,9 +87,19 @@ static void roff_usage_line(FILE *out, const char *line, size_t len)
 {
 	const char *p = line;
 	size_t skip = strspn(p, " ");
-	if (len >= skip + 6 && strncmp(p + skip, "usage:", 6) == 0)
+	int usage = len >= skip + 6 && strncmp(p + skip, "usage:", 6) == 0;
+	if (usage)
 		skip += 6 + strspn(p + skip + 6, " ");
 	const char *prog = p + skip;
+	if (!usage && (*prog == '[' || *prog == '(' || *prog == '-' || isupper((unsigned char)*prog))) {
+		/* a continuation: keep its indent, less the width of "usage: " */
+		size_t keep = skip > 7 ? skip - 7 : 0;
+		for (size_t i = 0; i < keep; i++)
+			fputc(' ', out);
+		roff(out, prog, len - skip);
+		fputc('\n', out);
+		return;
+	}
 	size_t plen = strcspn(prog, " \n");
 	const char *slash = NULL;
 	for (const char *q = prog; q < prog + plen; q++)
