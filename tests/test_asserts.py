@@ -126,7 +126,7 @@ def interrupt_when(serial_path, text):
     return ("python\n"
             "import threading, time, gdb\n"
             "def _kbu_poll(path=%r, text=%r):\n"
-            "    for _ in range(1200):\n"
+            "    while True:  # until the console shows it; the GDB session has the limit\n"
             "        if text in open(path, errors='replace').read():\n"
             "            gdb.post_event(lambda: gdb.execute('interrupt'))\n"
             "            return\n"

@@ -29,7 +29,7 @@ def test_errors_are_one_line():
     assert "kbu lapic: kbu lapic needs a live target" in out
     assert "kbu cpuid: kbu cpuid needs a live target" in out
     assert 'kbu cpuid: bad leaf "zz"' in out or "kbu cpuid: kbu cpuid needs a live" in out
-    assert "kbu nosuch: unknown command 'nosuch'" in out
+    assert 'Undefined kbu command: "nosuch".  Try "help kbu".' in out
     assert "kbu break: kbu break needs a kernel ELF" in out
     for line in out.splitlines():
         if line.startswith("kbu ") and ":" in line:

@@ -4,7 +4,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 
 import pytest
 
@@ -144,22 +143,22 @@ def test_launch_scripts(guest_kernel):
     microvm = os.path.join(kbutest.ROOT, "scripts", "microvm")
     kbu_gdb = os.path.join(kbutest.ROOT, "scripts", "kbu-gdb")
 
-    dry = subprocess.run([microvm, "--dry-run", "--gdb", "4321", "--smp", "2", "-S", guest_kernel,
-                          "--", "-d", "guest_errors"], capture_output=True, text=True, timeout=30)
+    dry = kbutest.run([microvm, "--dry-run", "--gdb", "4321", "--smp", "2", "-S", guest_kernel,
+                       "--", "-d", "guest_errors"], timeout=30)
     assert dry.returncode == 0, dry.stderr
     for want in ("microvm,acpi=off", "-smp 2", "tcp:127.0.0.1:4321", " -S ", "-d guest_errors"):
         assert want in dry.stdout.replace("\\,", ","), dry.stdout
 
-    p = subprocess.run([microvm, "--daemon", "--gdb", "auto", "--paused", "-m", "128M", guest_kernel,
-                        "-a", "console=ttyS0 kbu.scenario=tsc"], capture_output=True, text=True, timeout=60)
+    p = kbutest.run([microvm, "--daemon", "--gdb", "auto", "--paused", "-m", "128M", guest_kernel,
+                     "-a", "console=ttyS0 kbu.scenario=tsc"], timeout=60)
     assert p.returncode == 0, p.stderr
     kv = _kv(p.stdout)
     try:
         assert {"gdb_port", "serial", "monitor", "qmp", "run_dir", "pid"} <= set(kv), p.stdout
         assert os.path.exists(kv["monitor"]) and os.path.exists(kv["qmp"])
-        g = subprocess.run([kbu_gdb, "--batch", "--no-kbu", "--port", kv["gdb_port"], guest_kernel, "--",
-                            "-ex", "hbreak lapic_init", "-ex", "continue", "-ex", "info symbol $pc"],
-                           capture_output=True, text=True, timeout=60)
+        g = kbutest.run([kbu_gdb, "--batch", "--no-kbu", "--port", kv["gdb_port"], guest_kernel, "--",
+                         "-ex", "hbreak lapic_init", "-ex", "continue", "-ex", "info symbol $pc"],
+                        timeout=60)
         assert re.search(r"^lapic_init in section \.text", g.stdout, re.M), g.stdout + g.stderr
     finally:
         try:

@@ -2,7 +2,6 @@
 the ELF vmlinux through PVH (no KASLR) and the bzImage through qboot's Linux
 loader (KASLR), each to its "VFS: Unable to mount root fs" panic."""
 import re
-import subprocess
 
 import pytest
 
@@ -30,8 +29,7 @@ def test_target_files_are_what_they_claim(linux_target):
 
 def test_linux_target_second_run_is_cached(linux_target):
     """A second run reuses the cache (no download) and prints the same paths."""
-    p = subprocess.run([kbutest.paths.SCRIPTS + "/linux-target"], capture_output=True,
-                       text=True, timeout=60)
+    p = kbutest.run([kbutest.paths.SCRIPTS + "/linux-target"], timeout=60)
     assert p.returncode == 0, p.stderr
     assert "vmlinux=%s\n" % linux_target.vmlinux in p.stdout
     assert "downloading" not in p.stderr

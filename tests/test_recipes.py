@@ -39,7 +39,7 @@ def triage(recipe, kernel, append="", json_out=True, smp=2, timeout=20, extra=()
     argv += ["--", kernel] + (["-append", "console=ttyS0 " + append] if append else []) + list(extra)
     env = dict(os.environ, TMPDIR=tmp)
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=240, env=env)
+        p = kbutest.run(argv, timeout=240, env=env)
         left = os.listdir(tmp)
         assert left == [], "kbu-triage left %s in its TMPDIR" % left
         assert not _qemu_using(tmp), "a QEMU started by kbu-triage is still running"
@@ -275,7 +275,7 @@ def test_every_recipe_on_a_healthy_boot(guest_kernel):
 # -- the runner itself --------------------------------------------------------------------
 
 def test_list_names_every_recipe():
-    p = subprocess.run([TRIAGE, "--list"], capture_output=True, text=True, timeout=60)
+    p = kbutest.run([TRIAGE, "--list"], timeout=60)
     assert p.returncode == 0
     names = [l.split()[0] for l in p.stdout.splitlines() if l.strip()]
     assert names == RECIPES

@@ -154,23 +154,22 @@ def test_interrupted_triage_stops_qemu(linux_target, tmp_path):
     import os
     import signal
     import subprocess
-    import time
     from test_recipes import TRIAGE, _qemu_using
     env = dict(os.environ, TMPDIR=str(tmp_path))
     p = subprocess.Popen([TRIAGE, "panic-triage", "--timeout", "120", "--symbols",
                           linux_target.system_map, "--", linux_target.vmlinux],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 60
-    while not _qemu_using(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _qemu_using(str(tmp_path)), "QEMU never started"
-    time.sleep(2)
+    # mid-boot: QEMU runs and the guest has begun to print (events, not delays)
+    gone = lambda: p.poll() is not None and "kbu-triage exited (%d): %s" % (p.returncode, p.stderr.read())
+    kbutest.wait_until(lambda: _qemu_using(str(tmp_path)), "QEMU started by kbu-triage", 120, gone)
+    kbutest.wait_until(lambda: any(os.path.getsize(os.path.join(d, f)) > 0
+                                   for d, _s, fs in os.walk(tmp_path) for f in fs
+                                   if f == "serial.log"), "the guest's first console output", 120, gone)
     p.send_signal(signal.SIGTERM)
-    out, err = p.communicate(timeout=60)
+    out, err = kbutest.load.communicate(p, 60)
     assert p.returncode == 2
     assert "interrupted: stopping QEMU" in err and "Traceback" not in err
-    time.sleep(0.5)
-    assert not _qemu_using(str(tmp_path))
+    kbutest.wait_until(lambda: not _qemu_using(str(tmp_path)), "QEMU gone after kbu-triage", 30)
     assert os.listdir(tmp_path) == []
 
 

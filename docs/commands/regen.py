@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Re-runs the examples in kbu's documentation and pastes their real output.
 
-usage: docs/commands/regen.py [--workdir DIR] [--only TEXT] [--list] FILE.md ...
+usage: docs/commands/regen.py [--workdir DIR] [--only TEXT] [--list] [--no-fetch] FILE.md ...
+       make docs        (every page: README.md docs/*.md docs/*/*.md)
 
 An example in a page is an HTML comment naming the command, followed by a
 fenced block that this script replaces with the command and what it printed:
@@ -11,15 +12,22 @@ fenced block that this script replaces with the command and what it printed:
     (replaced)
     ```
 
-COMMAND runs with bash in the work directory (default /tmp/kbu-docs), which
+COMMAND runs with bash in the work directory (default $TMPDIR/kbu-docs), which
 holds links to the repository's build/, scripts/, gdbext/, recipes/, tests/
 and profiles/, so it reads as if run from the repository root; L is Debian's
-kernel directory (~/.cache/kbu/linux/current, from scripts/linux-target).
-The dumps the examples use (tsc.core, mpcorrupt.core, timecounter.core,
-x2apic.core, linux.core, linuxbz.core, linux-seabios.core) and the bad-input
-files are made in the work directory when missing, each from a real boot on
-QEMU -M microvm; fc.raw is a 1 MiB raw image holding the MP table Firecracker
-writes (built as tests/test_acpi.py builds it: Firecracker cannot run here).
+kernel directory (~/.cache/kbu/linux/current), refreshed first by
+scripts/linux-target so the pages show today's Debian kernel (--no-fetch
+keeps the cached one). The dumps the examples use (tsc.core, mpcorrupt.core,
+timecounter.core, x2apic.core, linux.core, linuxbz.core, linux-seabios.core)
+and the bad-input files are made in the work directory when missing, each
+from a real boot on QEMU -M microvm; they are made again when the kernels
+they come from change. fc.raw is a 1 MiB raw image holding the MP table
+Firecracker writes (built as tests/test_acpi.py builds it: Firecracker cannot
+run here).
+
+Outputs name no path of this machine: the repository and the work directory
+become relative paths, Debian's kernel directory becomes $L and the home
+directory ~, so the pages read the same wherever they were regenerated.
 
 OPTIONS, comma separated:
   head=N, tail=N      keep the first / last N lines ('...' marks the cut)
@@ -31,16 +39,19 @@ OPTIONS, comma separated:
   vm=NAME             boot VM NAME (see VMS) paused first; $PORT is its GDB port,
                       $MON its monitor socket; it is killed afterwards
   until=REGEX         with vm: run the guest until its console matches, then stop it
-  cwd=DIR             run in DIR instead of the work directory
+  cwd=DIR             run in DIR instead of the work directory (relative to the
+                      repository: cwd=. runs in the repository itself)
   timeout=S           kill the command after S seconds (default 120)
 """
 import argparse
+import hashlib
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,6 +83,20 @@ DUMPS = {
                            SEABIOS),
 }
 LINKS = ("build", "scripts", "gdbext", "recipes", "tests", "profiles")
+
+
+def scrub(text, work):
+    """Paths of this machine out of an output: the repository and the work
+    directory become relative, Debian's kernel directory $L, the home ~."""
+    subs = []
+    for path, name in ((os.path.realpath(LINUX), "$L"), (LINUX, "$L"),
+                       (os.path.realpath(work), "."), (work, "."), (ROOT, "."),
+                       (os.path.expanduser("~"), "~")):
+        if path and path != "/" and (path, name) not in subs:
+            subs.append((path, name))
+    for path, name in sorted(subs, key=lambda x: -len(x[0])):
+        text = re.sub(re.escape(path) + r"(?=/|\b)", lambda m: name, text)
+    return re.sub(r"(?<![\w.$~])\./(?=[\w.-])", "", text)
 
 
 def monitor(sock_path, *cmds, timeout=300):
@@ -140,8 +165,44 @@ class Vm:
         subprocess.run(["rm", "-rf", self.dir])
 
 
+def inputs_stamp():
+    """What the dumps are made from: the test kernel and Debian's kernel."""
+    h = hashlib.sha256()
+    for path in (os.path.join(ROOT, GUEST), os.path.join(LINUX, "vmlinux")):
+        try:
+            with open(path, "rb") as f:
+                h.update(f.read())
+        except OSError:
+            h.update(b"missing:" + path.encode())
+    return h.hexdigest()
+
+
+def fetch_linux():
+    """scripts/linux-target: today's Debian cloud kernel becomes $L (current)."""
+    print("regen: scripts/linux-target (today's Debian kernel)", file=sys.stderr)
+    p = subprocess.run([os.path.join(ROOT, "scripts", "linux-target")], stdout=subprocess.PIPE,
+                       text=True)
+    if p.returncode != 0:
+        raise SystemExit("regen: scripts/linux-target failed")
+    version = re.search(r"^version=(.*)$", p.stdout, re.M)
+    print("regen: Debian kernel %s" % (version.group(1) if version else "?"), file=sys.stderr)
+
+
 def prepare(work):
     os.makedirs(work, exist_ok=True)
+    stamp_path = os.path.join(work, ".inputs")
+    stamp = inputs_stamp()
+    try:
+        with open(stamp_path) as f:
+            old = f.read().strip()
+    except OSError:
+        old = None
+    if old != stamp:  # other kernels: the old dumps would describe them
+        for name in list(DUMPS) + ["trunc.core"]:
+            if os.path.exists(os.path.join(work, name)):
+                os.unlink(os.path.join(work, name))
+        with open(stamp_path, "w") as f:
+            f.write(stamp + "\n")
     for name in LINKS:
         link = os.path.join(work, name)
         if not os.path.islink(link):
@@ -202,7 +263,8 @@ def run(work, cmd, opts):
     try:
         if vm and "until" in opts:
             vm.run_until(opts["until"])
-        p = subprocess.Popen(["bash", "-c", cmd], cwd=opts.get("cwd", work), env=env,
+        cwd = os.path.join(ROOT, opts["cwd"]) if "cwd" in opts else work
+        p = subprocess.Popen(["bash", "-c", cmd], cwd=cwd, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)
         try:
@@ -216,6 +278,7 @@ def run(work, cmd, opts):
     finally:
         if vm:
             vm.stop()
+    out = scrub(out, work)
     lines = [line.rstrip() for line in out.rstrip("\n").split("\n")] if out.strip() else []
     if "grep" in opts:
         lines = [line for line in lines if re.search(opts["grep"], line)]
@@ -277,12 +340,16 @@ def regen(work, path, only, list_only):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+")
-    ap.add_argument("--workdir", default="/tmp/kbu-docs")
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "kbu-docs"))
     ap.add_argument("--only", help="re-run only the examples whose command contains TEXT")
     ap.add_argument("--list", action="store_true", help="list the examples, run nothing")
+    ap.add_argument("--no-fetch", action="store_true",
+                    help="keep the cached Debian kernel (do not run scripts/linux-target)")
     a = ap.parse_args()
     files = [os.path.abspath(f) for f in a.files]
     if not a.list:
+        if not a.no_fetch:
+            fetch_linux()
         prepare(a.workdir)
     for f in files:
         regen(a.workdir, f, a.only, a.list)

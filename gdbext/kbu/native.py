@@ -1,18 +1,22 @@
 """ctypes binding to libkbu: contexts, the callback memory source, kbu_run.
 
-The library is searched in: $KBU_LIB, `set kbu libpath`, <repo>/build/libkbu.so,
-then $PREFIX/lib (KBU_PREFIX or /usr/local) and the system loader path.
+The library is searched in: $KBU_LIB, `set kbu libpath`, then next to this
+extension: PREFIX/lib (and PREFIX/lib/<multiarch>) when it is installed as
+PREFIX/share/kbu/gdbext, <repo>/build in a source tree; then $KBU_PREFIX/lib
+when set, and the system loader path.
 """
 import ctypes
 import ctypes.util
 import json
 import os
+import sys
 
 from . import core
 from .core import KbuError
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(_HERE))
+REPO = os.path.dirname(os.path.dirname(_HERE))  # the source tree, or PREFIX/share/kbu
+SONAME = "libkbu.so.0"
 
 
 class Err(ctypes.Structure):
@@ -69,11 +73,26 @@ def _candidates():
     setting = core.get_setting("libpath") if hasattr(core, "get_setting") else None
     if setting:
         yield os.path.join(setting, "libkbu.so") if os.path.isdir(setting) else setting
-    yield os.path.join(REPO, "build", "libkbu.so")
-    yield os.path.join(os.environ.get("KBU_PREFIX", "/usr/local"), "lib", "libkbu.so")
+    for d in installed_libdirs():
+        yield os.path.join(d, SONAME)
+    if not installed_libdirs():
+        yield os.path.join(REPO, "build", "libkbu.so")
+    if os.environ.get("KBU_PREFIX"):
+        yield os.path.join(os.environ["KBU_PREFIX"], "lib", SONAME)
     found = ctypes.util.find_library("kbu")
     if found:
         yield found
+
+
+def installed_libdirs():
+    """PREFIX/lib/<multiarch> and PREFIX/lib when this extension is installed as
+    PREFIX/share/kbu/gdbext (no environment variable needed), else []."""
+    share = os.path.dirname(REPO)
+    if os.path.basename(REPO) != "kbu" or os.path.basename(share) != "share":
+        return []
+    libdir = os.path.join(os.path.dirname(share), "lib")
+    multiarch = getattr(sys.implementation, "_multiarch", None)
+    return ([os.path.join(libdir, multiarch)] if multiarch else []) + [libdir]
 
 
 def _declare(lib):

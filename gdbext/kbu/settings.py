@@ -1,4 +1,7 @@
-"""Settings: `set kbu os|kernel|symbols|libpath|debug`, shown by `show kbu`."""
+"""Settings: `set kbu os|kernel|symbols|libpath|debug` (and any other module's
+`kbu NAME` parameter); `show kbu` shows each one exactly as `show kbu NAME` does."""
+import re
+
 import gdb
 
 from . import core
@@ -11,6 +14,12 @@ class _SetKbu(gdb.Command):
         super().__init__("set kbu", gdb.COMMAND_DATA, gdb.COMPLETE_COMMAND, True)
 
 
+def names():
+    """Every `kbu NAME` setting, as GDB lists them under `help show kbu`."""
+    text = gdb.execute("help show kbu", False, True)
+    return re.findall(r"^show kbu (\S+) -- ", text, re.M)
+
+
 class _ShowKbu(gdb.Command):
     """Show the settings of the kbu extension."""
 
@@ -18,8 +27,12 @@ class _ShowKbu(gdb.Command):
         super().__init__("show kbu", gdb.COMMAND_DATA, gdb.COMPLETE_COMMAND, True)
 
     def invoke(self, arg, from_tty):
-        for name in ("os", "kernel", "symbols", "libpath", "debug"):
-            gdb.write("kbu %-8s %s\n" % (name, gdb.parameter("kbu " + name)))
+        argv = gdb.string_to_argv(arg)
+        known = names()
+        if argv:  # GDB sends the words it does not know here
+            raise gdb.GdbError(core.undefined("show kbu", argv[0], known))
+        for name in known:
+            gdb.execute("show kbu " + name, from_tty)
 
 
 _SetKbu()

@@ -1,9 +1,8 @@
 """Run the kbu command-line tool."""
 import json
 import os
-import subprocess
 
-from . import paths
+from . import load, paths
 
 
 class KbuMissing(Exception):
@@ -12,15 +11,16 @@ class KbuMissing(Exception):
 
 def kbu(*args, asan=False, timeout=120, input=None):
     """Run build/kbu (build/kbu-asan with asan=True) with args; return (rc, stdout, stderr).
-    ASan/UBSan reports make the sanitized binary exit non-zero (and print on stderr)."""
+    ASan/UBSan reports make the sanitized binary exit non-zero (and print on stderr).
+    `timeout` is in idle seconds (kbutest.load)."""
     exe = paths.KBU_ASAN if asan else paths.KBU
     if not os.access(exe, os.X_OK):
         raise KbuMissing("%s is not built (make -C native BUILD=%s)" % (exe, paths.BUILD))
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:exitcode=99")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1:exitcode=98")
-    p = subprocess.run([exe] + [str(a) for a in args], input=input, capture_output=True,
-                       timeout=timeout, env=env, text=True, errors="replace")
+    p = load.run([exe] + [str(a) for a in args], input=input, timeout=timeout, env=env,
+                 errors="replace")
     return p.returncode, p.stdout, p.stderr
 
 

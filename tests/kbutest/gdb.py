@@ -1,9 +1,8 @@
 """Run real GDB in batch mode against a QEMU stub."""
 import os
-import signal
 import subprocess
 
-from . import paths
+from . import load, paths
 
 
 class GdbError(Exception):
@@ -33,22 +32,17 @@ def gdb_command(kernel, port, commands, load_kbu=False, osabi_none=True):
 
 def gdb_batch(kernel, port, commands, timeout=60, load_kbu=False, osabi_none=True):
     """Run `gdb -batch -nx` with `file kernel`, `target remote :port` and then each
-    of commands as -ex; return stdout+stderr as one string. GDB detaches at the
-    end, so QEMU keeps running. Raises GdbError on timeout (GDB is killed)."""
+    of commands as -ex; return stdout+stderr as one string once GDB exits. GDB
+    detaches at the end, so QEMU keeps running. Raises GdbError (GDB killed)
+    when it is still running after `timeout` idle seconds (kbutest.load)."""
     argv = gdb_command(kernel, port, commands, load_kbu=load_kbu, osabi_none=osabi_none)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        raise GdbError("gdb did not finish within %.0f s; output so far:\n%s"
-                       % (timeout, out.decode(errors="replace"))) from None
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
+        out, _ = load.communicate(proc, timeout)
+    except subprocess.TimeoutExpired as e:
+        raise GdbError("gdb did not finish within %s; output so far:\n%s"
+                       % (e.limit, (e.output or b"").decode(errors="replace"))) from None
     return out.decode(errors="replace")
 
 

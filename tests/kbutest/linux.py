@@ -1,9 +1,8 @@
 """The Debian cloud kernel as a test target (fetched by scripts/linux-target)."""
 import os
 import re
-import subprocess
 
-from . import paths
+from . import load, paths
 from .qemu import Qemu
 
 # The last line of Linux's panic report: after it the CPU only spins.
@@ -47,9 +46,10 @@ class LinuxTarget:
 
 
 def fetch_linux_target(timeout=900):
-    """Run scripts/linux-target (instant when cached) and return a LinuxTarget."""
+    """Run scripts/linux-target (instant when cached) and return a LinuxTarget.
+    `timeout` in idle seconds (kbutest.load)."""
     script = os.path.join(paths.SCRIPTS, "linux-target")
-    p = subprocess.run([script, "--quiet"], capture_output=True, text=True, timeout=timeout)
+    p = load.run([script, "--quiet"], timeout=timeout)
     if p.returncode != 0:
         raise LinuxTargetError("scripts/linux-target failed (%d): %s" % (p.returncode, p.stderr.strip()))
     kv = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)

@@ -20,6 +20,7 @@ import time
 import weakref
 
 from . import paths
+from .load import Limit
 
 _live = weakref.WeakSet()
 
@@ -90,9 +91,10 @@ def _port_listening(port):
 class Qmp:
     """Minimal QMP client on a unix socket: commands in, replies out, events skipped."""
 
-    def __init__(self, path, timeout):
-        deadline = time.monotonic() + timeout
+    def __init__(self, path, timeout, alive=None):
+        limit = Limit(timeout)
         last = None
+        self.alive = alive or (lambda: True)
         while True:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -101,22 +103,32 @@ class Qmp:
             except OSError as e:
                 self.sock.close()
                 last = e
-                if time.monotonic() > deadline:
-                    raise QemuError("QMP socket %s did not accept within %.0f s: %s" % (path, timeout, last))
+                if not self.alive():
+                    raise QemuError("QEMU exited before its QMP socket %s accepted" % path)
+                if limit.expired():
+                    raise QemuError("QMP socket %s did not accept within %s: %s"
+                                    % (path, limit.describe(), last))
                 time.sleep(0.05)
-        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.sock.settimeout(1.0)   # short reads, so a dead QEMU is noticed at once
         self.buf = b""
         greeting = self._read()
         if "QMP" not in greeting:
             raise QemuError("no QMP greeting on %s: %r" % (path, greeting))
         self.execute("qmp_capabilities")
 
-    def _read(self):
+    def _read(self, timeout=None):
+        """One JSON line. Waits until it comes, QEMU exits, or `timeout` idle seconds pass."""
+        limit = Limit(self.timeout if timeout is None else timeout)
         while b"\n" not in self.buf:
             try:
                 chunk = self.sock.recv(65536)
             except socket.timeout:
-                raise QemuError("QMP reply timed out") from None
+                if not self.alive():
+                    raise QemuError("QEMU exited while QMP waited for a reply") from None
+                if limit.expired():
+                    raise QemuError("no QMP reply within %s" % limit.describe()) from None
+                continue
             if not chunk:
                 raise QemuError("QMP connection closed (QEMU exited?)")
             self.buf += chunk
@@ -124,23 +136,18 @@ class Qmp:
         return json.loads(line)
 
     def execute(self, command, timeout=None, **arguments):
+        """The reply's "return"; timeout in idle seconds (kbutest.load)."""
         msg = {"execute": command}
         if arguments:
             msg["arguments"] = arguments
-        old = self.sock.gettimeout()
-        if timeout is not None:
-            self.sock.settimeout(timeout)
-        try:
-            self.sock.sendall(json.dumps(msg).encode() + b"\n")
-            while True:
-                reply = self._read()
-                if "event" in reply:
-                    continue
-                if "error" in reply:
-                    raise QemuError("QMP %s failed: %s" % (command, reply["error"].get("desc", reply["error"])))
-                return reply.get("return")
-        finally:
-            self.sock.settimeout(old)
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        while True:
+            reply = self._read(timeout)
+            if "event" in reply:
+                continue
+            if "error" in reply:
+                raise QemuError("QMP %s failed: %s" % (command, reply["error"].get("desc", reply["error"])))
+            return reply.get("return")
 
     def close(self):
         try:
@@ -241,14 +248,14 @@ class Qemu:
         raise QemuError("no free GDB port after 8 attempts")
 
     def _connect_qmp(self, timeout):
-        deadline = time.monotonic() + timeout
+        limit = Limit(timeout)
         while not os.path.exists(self.qmp_path):
             if self.proc.poll() is not None:
                 raise QemuError("QEMU exited with %d" % self.proc.returncode)
-            if time.monotonic() > deadline:
-                raise QemuError("QMP socket never appeared")
+            if limit.expired():
+                raise QemuError("QMP socket never appeared (%s)" % limit.describe())
             time.sleep(0.02)
-        return Qmp(self.qmp_path, max(1.0, deadline - time.monotonic()))
+        return Qmp(self.qmp_path, max(1.0, limit.left()), alive=self.alive)
 
     def _stderr_text(self):
         try:
@@ -305,9 +312,11 @@ class Qemu:
 
     def wait_serial(self, regex, timeout=60):
         """Wait until the serial output matches regex (re.M); return the match.
-        Raises QemuError with the output's tail on timeout or if QEMU exits first."""
+        Raises QemuError with the output's tail if QEMU exits first, or when
+        `timeout` idle seconds (kbutest.load: they stretch with the machine's
+        load) pass without it."""
         pat = re.compile(regex, re.M) if isinstance(regex, str) else regex
-        deadline = time.monotonic() + timeout
+        limit = Limit(timeout)
         while True:
             text = self.serial_text()
             m = pat.search(text)
@@ -322,9 +331,9 @@ class Qemu:
                 raise QemuError("QEMU exited (%s) before the serial output matched %r; last output:\n%s\n%s"
                                 % (self.proc.returncode if self.proc else "never started",
                                    pat.pattern, _tail(text), self._stderr_text().strip()))
-            if time.monotonic() > deadline:
-                raise QemuError("serial output did not match %r within %.0f s; last output:\n%s"
-                                % (pat.pattern, timeout, _tail(text)))
+            if limit.expired():
+                raise QemuError("serial output did not match %r within %s; last output:\n%s"
+                                % (pat.pattern, limit.describe(), _tail(text)))
             time.sleep(0.05)
 
     # -- monitor --------------------------------------------------------------
@@ -342,21 +351,22 @@ class Qemu:
         return self.qmp("query-status")["status"]
 
     def dump(self, path=None, timeout=300):
-        """Plain dump-guest-memory to path (default: in the work directory); waits until done."""
+        """Plain dump-guest-memory to path (default: in the work directory); waits until
+        QEMU says it is complete (or failed), `timeout` in idle seconds."""
         if path is None:
             path = os.path.join(self.workdir, "dump-%d.core" % int(time.monotonic() * 1000))
         path = os.path.abspath(path)
         self.qmp("dump-guest-memory", paging=False, protocol="file:" + path, detach=True)
-        deadline = time.monotonic() + timeout
+        limit = Limit(timeout)
         while True:
             st = self.qmp("query-dump")
             if st["status"] == "completed":
                 return path
             if st["status"] == "failed":
                 raise QemuError("dump-guest-memory to %s failed" % path)
-            if time.monotonic() > deadline:
-                raise QemuError("dump-guest-memory to %s not done after %.0f s (%s of %s bytes)"
-                                % (path, timeout, st.get("completed"), st.get("total")))
+            if limit.expired():
+                raise QemuError("dump-guest-memory to %s not done after %s (%s of %s bytes)"
+                                % (path, limit.describe(), st.get("completed"), st.get("total")))
             time.sleep(0.1)
 
 

@@ -72,6 +72,53 @@ const struct kbu_command *kbu_command_find(const char *name);
 size_t kbu_command_list(const struct kbu_command **out, size_t max);
 
 /*
+ * A command's options and arguments, read from its own help text: the usage
+ * lines (up to the first blank line) and the "  --name VALUE  text" lines
+ * after them. Man pages, shell completion and GDB completion all list what
+ * `kbu CMD --help` says, and a command adds an option by documenting it.
+ */
+enum kbu_value_kind {
+	KBU_VALUE_NONE = 0, /* a flag: no value */
+	KBU_VALUE_FILE,     /* FILE, ELF, MAP, DUMP, F, DIR, KERNEL ...: a path */
+	KBU_VALUE_ADDRESS,  /* ADDR, SYMBOL, NAME, FUNCTION: a symbol completes it */
+	KBU_VALUE_NUMBER,   /* N, X, BYTES, CPU, LEN, PORT, SIZE, S ... */
+	KBU_VALUE_CHOICE,   /* one of `choices` (a|b|c in the usage, or "a, b or c" as its text) */
+	KBU_VALUE_TEXT,     /* anything else (HOST:PORT, TEXT, GLOB, NAME=ADDR ...) */
+};
+
+struct kbu_option_info {
+	char name[32];      /* "--table" or "-p" */
+	char short_name[8]; /* "-p" when the help gives both ("-p, --port PORT"), else "" */
+	char value[48];     /* the value as the help names it ("ADDR|SYMBOL"), "" for a flag */
+	int kind;           /* enum kbu_value_kind of the value */
+	char choices[96];   /* CHOICE: the choices separated by '|' */
+	int context;        /* an option the caller consumes (kbu_option_is_context) */
+	char text[240];     /* its one-line description when the help has one, else "" */
+};
+
+struct kbu_arg_info {
+	char name[48];      /* as the usage writes it ("NAME|ADDR...", "ELF", "[CPU]" -> "CPU") */
+	int kind;           /* enum kbu_value_kind */
+	int optional;       /* written inside [...] */
+	int repeats;        /* followed by "..." */
+};
+
+/*
+ * Options / positional arguments named in a help text (any: a command's, the
+ * CLI's, a script's), in order of first appearance, each once. Fills at most
+ * max entries of out (out may be NULL) and returns how many there are (the
+ * scan keeps at most 64 options and 32 arguments).
+ */
+size_t kbu_help_options(const char *help, struct kbu_option_info *out, size_t max);
+size_t kbu_help_args(const char *help, struct kbu_arg_info *out, size_t max);
+/* The same for a registered command by name (0 for an unknown name). */
+size_t kbu_command_options(const char *name, struct kbu_option_info *out, size_t max);
+size_t kbu_command_args(const char *name, struct kbu_arg_info *out, size_t max);
+/* 1 for the options a caller consumes before kbu_run (memory source, kernel,
+ * symbols, --os, --json, --strict, --stats, --help, --version), else 0. */
+int kbu_option_is_context(const char *name);
+
+/*
  * Runs a command by argv (argv[0] = command name; global options already
  * consumed). Renders its report (text or JSON) into *out (malloc'd, free with
  * kbu_free). Returns the exit status: 0 fine, 1 problems found and ctx->strict,
