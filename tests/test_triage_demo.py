@@ -43,7 +43,7 @@ def test_demo_prints_both_verdicts(linux_target, guest_kernel):
     # 3. the same panic from the dump alone
     three = out[out.index("==> 3."):]
     assert "kbu dump: wrote" in three
-    assert "! error: the kernel panicked: TSC not initialized" in three
+    assert "! panic-triage: the kernel panicked: TSC not initialized" in three
     assert took < 180, "the demo took %.0f idle seconds" % took
     # the demo's own QEMU (its files live in a kbu-demo.* directory) is gone
     assert not [pid for pid in qemu_pids() - before if "kbu-demo." in cmdline(pid)]

@@ -166,8 +166,9 @@ class Vm:
 
 
 def inputs_stamp():
-    """What the dumps are made from: the test kernel and Debian's kernel."""
-    h = hashlib.sha256()
+    """What the dumps are made from: the test kernel and Debian's kernel (and which
+    checkout's build/ the work directory's links lead to)."""
+    h = hashlib.sha256(ROOT.encode())
     for path in (os.path.join(ROOT, GUEST), os.path.join(LINUX, "vmlinux")):
         try:
             with open(path, "rb") as f:
@@ -204,9 +205,12 @@ def prepare(work):
         with open(stamp_path, "w") as f:
             f.write(stamp + "\n")
     for name in LINKS:
-        link = os.path.join(work, name)
+        link, target = os.path.join(work, name), os.path.join(ROOT, name)
+        # A work directory another checkout made points at that checkout: repoint it.
+        if os.path.islink(link) and os.readlink(link) != target:
+            os.unlink(link)
         if not os.path.islink(link):
-            os.symlink(os.path.join(ROOT, name), link)
+            os.symlink(target, link)
     files = {"bad.bin": b"garbage", "empty.bin": b""}
     for name, data in files.items():
         with open(os.path.join(work, name), "wb") as f:

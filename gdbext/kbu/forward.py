@@ -126,9 +126,9 @@ def run_libkbu(argv):
     """Runs libkbu command argv[0] with the session context and prints its report."""
     as_json = "--json" in argv
     argv = [x for x in argv if x != "--json"]
-    ctx = session.ctx()
-    with reading_progress(ctx, argv[0]):
-        st, text = ctx.run(argv, as_json)
+    # session.run honours the CLI's --core/--phys/--gdb: then that source, not GDB's.
+    with reading_progress(session.ctx(), argv[0]):
+        st, text = session.run(argv, as_json)
     if text:
         core.out(text)
     if st == 1:

@@ -230,7 +230,8 @@ struct kbu_os_profile *kbu_ctx_profile(const struct kbu_ctx *ctx, const char *os
 /* ---- options and arguments, read from help text ------------------------------ */
 
 static const char *const context_options[] = {
-	"core", "phys", "gdb", "kernel", "symbols", "os", "json", "strict", "stats", "help", "version",
+	"core", "phys", "gdb", "kernel", "symbols", "os", "json", "strict", "stats", "timeout", "help",
+	"version",
 };
 
 int kbu_option_is_context(const char *name)

@@ -271,6 +271,18 @@ static const char *os_name(struct run *v)
 	return p ? kbu_os_name(p) : "unknown";
 }
 
+/* The OS as a porter names it: the profile's description up to its '/'
+ * ("Linux/x86-64 6.1" -> "Linux"), else the profile's name. */
+static const char *os_display(struct run *v, char *buf, size_t len)
+{
+	const struct kbu_os_profile *p = profile(v);
+	const char *d = p ? kbu_os_get(p, "profile", "description") : NULL;
+	if (!d || !*d)
+		return os_name(v);
+	snprintf(buf, len, "%.*s", (int)strcspn(d, "/ "), d);
+	return buf;
+}
+
 static const struct kbu_triage_kstate *kstate(struct run *v)
 {
 	if (!v->ks_read) {
@@ -951,14 +963,14 @@ static void q_tsc(struct run *v)
 				}
 			}
 		}
-		char q1[1024];
+		char q1[1024], disp[32];
 		if (freq == 0 || (failed.n && !detected.n)) {
 			quoted(q1, sizeof q1, &failed, 0);
 			decide(v, KBU_VERDICT_PROBLEM, "tsc.calibration_failed",
 			       "give the frequency on the command line (tsc_early_khz=KHZ), or run under "
 			       "KVM with `-cpu host,+invtsc,tsc-frequency=HZ` so leaf 0x40000010 carries it",
 			       "%s calibrates the TSC itself (%s) and failed: %s; %s = %" PRIu64,
-			       os_name(v), ch.why, failed.n ? q1 : "no 'tsc: Detected' line", sym, raw);
+			       os_display(v, disp, sizeof disp), ch.why, failed.n ? q1 : "no 'tsc: Detected' line", sym, raw);
 		} else {
 			quoted(q1, sizeof q1, &detected, 0);
 			struct lines cmd = log_lines(v, "^Command line: .*tsc_early_khz=", 0);
@@ -971,7 +983,7 @@ static void q_tsc(struct run *v)
 				snprintf(note, sizeof note, "; note: it later logged \"%s\", so the TSC is not "
 					 "its clocksource", unstable);
 			decide(v, KBU_VERDICT_OK, NULL, NULL, "%s has a TSC frequency, %s: %s (%.3f MHz)%s%s%s",
-			       os_name(v), cmd.n ? "given on the command line (tsc_early_khz=)" : "calibrated",
+			       os_display(v, disp, sizeof disp), cmd.n ? "given on the command line (tsc_early_khz=)" : "calibrated",
 			       detected.n ? q1 : "its TSC frequency is set", (double)freq / 1e6,
 			       no_cpuid ? "; CPUID gives none (" : "", no_cpuid ? ch.why : "",
 			       no_cpuid ? ")" : "");
@@ -2144,15 +2156,9 @@ static void q_mptable(struct run *v)
 		       "the tables look sound but the kernel panicked about them: \"%s\"", msg);
 		goto out;
 	}
-	char quirks[1024] = "";
-	for (size_t i = 0; i < t.nproblems; i++)
-		if (t.problems[i].sev == KBU_SEV_WARN || t.problems[i].sev == KBU_SEV_NOTE) {
-			size_t n = strcspn(t.problems[i].msg, ";:");
-			cat(quirks, sizeof quirks, "%s%.*s", quirks[0] ? "; " : "", (int)n, t.problems[i].msg);
-		}
-	decide(v, KBU_VERDICT_OK, NULL, NULL, "the firmware's MP table is sound (%zu CPUs%s%s)%s%s", cpus,
-	       kcpus >= 0 ? ", the kernel found " : "", kcpus >= 0 ? ktext + strcspn(ktext, "=") + 2 : "",
-	       quirks[0] ? "; known quirks the kernel coped with: " : "", quirks);
+	/* The table's quirks (qboot's) are findings above; the verdict is about the walk. */
+	decide(v, KBU_VERDICT_OK, NULL, NULL, "the firmware's MP table is sound (%zu CPUs%s%s)", cpus,
+	       kcpus >= 0 ? ", the kernel found " : "", kcpus >= 0 ? ktext + strcspn(ktext, "=") + 2 : "");
 out:
 	kbu_mptable_free(&t);
 }
@@ -2170,7 +2176,7 @@ static const struct kbu_question questions[] = {
 	 "at all", 0, 1},
 	{"pvh-entry", "the start info and command line the kernel gets at its PVH entry point", 0, 0},
 	{"lapic-state", "each local APIC at the end state: enabled?, mode, timer (mode, vector, "
-	 "mask, count), errors", 0, 1},
+	 "mask, count), errors", 1, 1},
 	{"where-are-my-cpus", "the VM's vCPUs, the MP table's and the MADT's processors and the CPUs "
 	 "the kernel found: which layer lost them", 0, 1},
 	{"mptable-walk", "walk the firmware's MP table as the kernel does: bad entries, entry_count, "
