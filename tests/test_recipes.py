@@ -15,7 +15,7 @@ from kbutest import paths
 
 TRIAGE = os.path.join(paths.ROOT, "scripts", "kbu-triage")
 RECIPES = ["lapic-state", "mptable-walk", "panic-triage", "pvh-entry", "timecounter-stuck",
-           "tsc-not-initialized", "where-are-my-cpus", "x2apic-mode"]
+           "tsc-not-initialized", "where-are-my-cpus", "where-are-my-devices", "x2apic-mode"]
 
 
 class Triage:

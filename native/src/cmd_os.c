@@ -13,7 +13,7 @@ static const char *const roles[] = {
 	"printf_entries", "vprintf_entries", "msgbuf", "msgbuf_pointer", "msgbuf_format",
 	"start_info", "start_info_kind", "ncpus", "panicstr", "tsc_freq", "tsc_freq_size",
 	"tsc_freq_unit", "idle", "timesource_placeholders", "mp_parser", "mp_parser_option",
-	"mp_table",
+	"mp_table", "devices_cmdline", "devices_acpi",
 };
 
 static const char *osabi_name(int abi)

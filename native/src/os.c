@@ -66,6 +66,10 @@ static const char builtin_freebsd[] =
 	"# config table it walks (a static mpcth_t)\n"
 	"mp_parser = mptable_probe\n"
 	"mp_table = mpct\n"
+	"# where it finds virtio-mmio devices: the command line's virtio_mmio.device=\n"
+	"# (sys/dev/virtio/mmio/virtio_mmio_cmdline.c) and ACPI (virtio_mmio_acpi.c)\n"
+	"devices_cmdline = vtmmio_cmdline_identify\n"
+	"devices_acpi = vtmmio_acpi_probe\n"
 	"\n"
 	"[layout.timesource]\n"
 	"struct = timecounter\n"
@@ -131,6 +135,10 @@ static const char builtin_netbsd[] =
 	"timesource_placeholders = dummy\n"
 	"# the kernel's MP table reader (sys/arch/x86/x86/mpbios.c)\n"
 	"mp_parser = mpbios_scan\n"
+	"# where it finds virtio-mmio devices: the command line's virtio_mmio.device=\n"
+	"# (sys/dev/virtio/arch/x86/virtio_mmio_cmdline.c) and ACPI (sys/dev/acpi/virtio_acpi.c)\n"
+	"devices_cmdline = virtio_mmio_cmdline_attach\n"
+	"devices_acpi = virtio_acpi_attach\n"
 	"\n"
 	"[layout.timesource]\n"
 	"struct = timecounter\n"
@@ -194,6 +202,11 @@ static const char builtin_linux[] =
 	"# the MP table reader, present only with CONFIG_X86_MPPARSE (arch/x86/kernel/mpparse.c)\n"
 	"mp_parser = smp_scan_config mpf_found\n"
 	"mp_parser_option = CONFIG_X86_MPPARSE\n"
+	"# where it finds virtio-mmio devices (drivers/virtio/virtio_mmio.c: the command\n"
+	"# line with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES, and ACPI); Debian builds it as a\n"
+	"# module, so its symbols are not in System.map and kbu cannot tell\n"
+	"devices_cmdline = vm_cmdline_set\n"
+	"devices_acpi = virtio_mmio_acpi_match\n"
 	"\n"
 	"[layout.timesource]\n"
 	"struct = clocksource\n"
@@ -566,6 +579,7 @@ static const struct {
 	{"x2apic", 1}, {"timesource", 1}, {"timesource_list", 1}, {"time_register", 1},
 	{"asserts", 1}, {"msgbuf", 1}, {"start_info", 1}, {"ncpus", 1}, {"panicstr", 1},
 	{"tsc_freq", 0}, {"idle", 0}, {"mp_parser", 0}, {"mp_table", 0},
+	{"devices_cmdline", 0}, {"devices_acpi", 0},
 };
 
 const char *kbu_os_symbol_role(size_t i, int *weighed)

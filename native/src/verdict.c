@@ -549,10 +549,12 @@ static const struct kbu_question questions[] = {
 	 "the kernel found: which layer lost them", 0, 1},
 	{"mptable-walk", "walk the firmware's MP table as the kernel does: bad entries, entry_count, "
 	 "what the kernel saw", 0, 1},
+	{"where-are-my-devices", "where the VM describes its virtio-mmio devices (command line or "
+	 "ACPI) and whether this kernel looks there", 0, 0},
 };
 
 static void (*const rules[])(struct run *) = {q_panic, q_tsc, q_timecounter, q_x2apic, q_pvh,
-					      q_lapic, q_cpus, q_mptable};
+					      q_lapic, q_cpus, q_mptable, q_devices};
 
 size_t kbu_question_count(void) { return sizeof questions / sizeof questions[0]; }
 

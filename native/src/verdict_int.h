@@ -119,5 +119,6 @@ KBU_HIDDEN void q_pvh(struct run *v);
 KBU_HIDDEN void q_lapic(struct run *v);
 KBU_HIDDEN void q_cpus(struct run *v);
 KBU_HIDDEN void q_mptable(struct run *v);
+KBU_HIDDEN void q_devices(struct run *v);
 
 #endif

@@ -1,10 +1,15 @@
-/* kbu verdicts: pvh-entry, what the kernel is handed at its PVH entry. */
+/* kbu verdicts: what the kernel is handed: pvh-entry (the start info at its PVH
+ * entry) and where-are-my-devices (where the VM describes its devices). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kbu/acpi.h"
+#include "kbu/mem.h"
 #include "kbu/pvh.h"
+#include "kbu/symbols.h"
+#include "kbu/virtio_mmio.h"
 #include "kbu/report.h"
 #include "kbu/xen.h"
 
@@ -181,6 +186,144 @@ void q_pvh(struct run *v)
 		decide(v, KBU_VERDICT_OK, NULL, NULL, "%shvm_start_info v%u at 0x%" PRIx64 ": command line "
 		       "\"%s\", %zu memory map entries (%s RAM), %u module(s)%s%s", where, p.version,
 		       p.addr, cmd ? cmd : "", nreal, rs, p.nr_modules, warn[0] ? "; note: " : "", warn);
+	}
+	kbu_pvh_free(&p);
+}
+
+/* ---- where-are-my-devices ---- */
+
+/* 1: one of the role's symbols is in the kernel, 0: none is, -1: no role or no symbols. */
+static int kernel_has(struct run *v, const char *role, char *names, size_t len)
+{
+	const struct kbu_os_profile *p = profile(v);
+	char w[64];
+	names[0] = '\0';
+	if (!p || !kbu_os_role(p, role) || !v->syms)
+		return -1;
+	snprintf(names, len, "%s", kbu_os_role(p, role));
+	for (size_t i = 0; kbu_os_role_word(p, role, i, w, sizeof w); i++)
+		if (kbu_sym_by_name(v->syms, w))
+			return 1;
+	return 0;
+}
+
+void q_devices(struct run *v)
+{
+	struct kbu_mem *m = v->ctx->mem;
+	if (!m) {
+		decide(v, KBU_VERDICT_UNDECIDED, NULL, NULL, "no guest memory to read the start info and "
+		       "the ACPI tables from");
+		return;
+	}
+	/* The command line the VMM handed over (the PVH start info). */
+	struct kbu_pvh p;
+	struct kbu_err e = {0};
+	memset(&p, 0, sizeof p);
+	const char *cmd = NULL;
+	if (kbu_pvh_find(m, v->syms, v->ctx->kernel, 0, &p, &e) == 0 &&
+	    (p.cmdline.state == KBU_PVH_STR_OK || p.cmdline.state == KBU_PVH_STR_UNTERMINATED))
+		cmd = p.cmdline.text ? p.cmdline.text : "";
+	if (cmd) {
+		kbu_str(v->facts, "cmdline", "", cmd);
+		evidence(v, "command line", "\"%s\" (the start info at 0x%" PRIx64 ")", cmd, p.addr);
+	} else {
+		kbu_null(v->facts, "cmdline", "");
+		evidence(v, "command line", "not found: %s", e.msg[0] ? e.msg : "no start info");
+	}
+	struct kbu_vmmio_list list;
+	memset(&list, 0, sizeof list);
+	if (cmd)
+		kbu_vmmio_scan(cmd, &list);
+	struct kbu_node *dl = kbu_list(v->facts, "cmdline_devices", "");
+	for (size_t i = 0; i < list.ndevs; i++) {
+		const struct kbu_vmmio_dev *d = &list.devs[i];
+		struct kbu_node *row = kbu_row(dl);
+		kbu_u64(row, "base", "", d->base);
+		kbu_u64(row, "size", "", d->size);
+		kbu_u64(row, "irq", "", d->irq);
+		evidence(v, i ? "" : "virtio-mmio devices", "0x%" PRIx64 ", %" PRIu64 " bytes, IRQ %u (%s)",
+			 d->base, d->size, d->irq, d->key);
+	}
+	for (size_t i = 0; i < list.nbad; i++)
+		finding(v, "devices.cmdline_malformed", "command line: \"%s\": %s", list.bad[i].text,
+			list.bad[i].why);
+	/* ACPI: a DSDT describes devices (kbu does not decode its AML). */
+	struct kbu_acpi a;
+	struct kbu_acpi_opts ao = {0};
+	memset(&a, 0, sizeof a);
+	ao.pvh = cmd ? &p : NULL;
+	int dsdt = -1;
+	struct kbu_err ae = {0};
+	if (kbu_acpi_read(m, &ao, &a, &ae) == 0)
+		dsdt = a.found && kbu_acpi_table(&a, "DSDT", 0) != NULL;
+	if (dsdt >= 0)
+		kbu_bool(v->facts, "dsdt", "", dsdt);
+	else
+		kbu_null(v->facts, "dsdt", "");
+	evidence(v, "ACPI DSDT", "%s", dsdt == 1 ? "present (describes the VM's devices in AML)"
+		 : dsdt == 0 ? (a.found ? "none" : "no ACPI") : ae.msg);
+	kbu_acpi_free(&a);
+	struct kbu_devices_where where;
+	kbu_devices_where(cmd, dsdt, &where);
+	kbu_str(v->facts, "described_in", "", kbu_devices_source_name(where.where));
+	evidence(v, "described in", "%s", kbu_devices_source_name(where.where));
+	/* Where this kernel looks (profile roles devices_cmdline, devices_acpi). */
+	char cn[128], an[128];
+	int reads_cmd = kernel_has(v, "devices_cmdline", cn, sizeof cn);
+	int reads_acpi = kernel_has(v, "devices_acpi", an, sizeof an);
+	if (reads_cmd >= 0) {
+		kbu_bool(v->facts, "kernel_reads_cmdline", "", reads_cmd);
+		evidence(v, "kernel parses the cmdline", "%s (%s)", reads_cmd ? "yes" : "no", cn);
+	} else {
+		kbu_null(v->facts, "kernel_reads_cmdline", "");
+	}
+	if (reads_acpi >= 0) {
+		kbu_bool(v->facts, "kernel_reads_acpi", "", reads_acpi);
+		evidence(v, "kernel reads ACPI", "%s (%s)", reads_acpi ? "yes" : "no", an);
+	} else {
+		kbu_null(v->facts, "kernel_reads_acpi", "");
+	}
+	if (list.nbad) {
+		decide(v, KBU_VERDICT_PROBLEM, "devices.cmdline_malformed",
+		       "write each as virtio_mmio.device=SIZE@BASE:IRQ (SIZE with K/M/G, BASE in hex)",
+		       "%zu virtio_mmio.device entr%s on the command line cannot be read: \"%s\": %s",
+		       list.nbad, list.nbad == 1 ? "y" : "ies", list.bad[0].text, list.bad[0].why);
+	} else if (where.where == KBU_DEVICES_UNKNOWN) {
+		decide(v, KBU_VERDICT_UNDECIDED, NULL, NULL, "neither the command line nor the ACPI tables "
+		       "could be read: %s", where.how);
+	} else if (where.where == KBU_DEVICES_NONE) {
+		/* Nothing is described in the wrong place: whether the kernel needs a disk is
+		 * its own business (a panic mounting root says so). */
+		decide(v, KBU_VERDICT_OK, "devices.none",
+		       "give the VM a device if the kernel needs one: -device virtio-blk-device,drive=ID "
+		       "with -drive file=IMG,if=none,id=ID on QEMU microvm (or a drive in Firecracker's "
+		       "configuration)",
+		       "the VM describes no virtio-mmio device: no virtio_mmio.device= on the command line "
+		       "and %s", dsdt == 0 && !a.found ? "no ACPI tables" : "no DSDT");
+	} else if (where.where == KBU_DEVICES_ACPI && reads_acpi == 0) {
+		decide(v, KBU_VERDICT_PROBLEM, "devices.acpi_only",
+		       "boot with -M microvm,acpi=off so QEMU lists them as virtio_mmio.device= on the "
+		       "command line, or build the kernel with its ACPI virtio-mmio driver",
+		       "the devices are described only in the ACPI DSDT (QEMU with acpi=on puts nothing on "
+		       "the command line) and this kernel has no ACPI virtio-mmio driver (none of %s)", an);
+	} else if (where.where == KBU_DEVICES_CMDLINE && reads_cmd == 0) {
+		decide(v, KBU_VERDICT_PROBLEM, "devices.cmdline_only",
+		       "build the kernel with its virtio_mmio.device= parser, or boot with ACPI "
+		       "(-M microvm,acpi=on) if it reads the DSDT",
+		       "the devices are described only on the command line (%zu virtio_mmio.device "
+		       "entr%s) and this kernel has no parser for them (none of %s)", list.ndevs,
+		       list.ndevs == 1 ? "y" : "ies", cn);
+	} else {
+		int known = where.where == KBU_DEVICES_ACPI ? reads_acpi
+			    : where.where == KBU_DEVICES_CMDLINE ? reads_cmd
+			    : (reads_acpi == 1 || reads_cmd == 1) ? 1 : -1;
+		decide(v, KBU_VERDICT_OK, NULL, NULL, "the devices are described %s%s%s",
+		       where.where == KBU_DEVICES_ACPI ? "in the ACPI DSDT"
+		       : where.where == KBU_DEVICES_CMDLINE ? "on the command line"
+							: "on the command line and in ACPI",
+		       known == 1 ? ", where this kernel looks" : "",
+		       known < 0 ? " (whether this kernel looks there is not known: its driver may be a "
+				   "module, or the profile names none)" : "");
 	}
 	kbu_pvh_free(&p);
 }

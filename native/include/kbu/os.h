@@ -19,7 +19,9 @@
  *              panicstr, tsc_freq (+ _size in bytes, _unit in Hz), idle,
  *              timesource_placeholders (names), mp_parser, mp_parser_option
  *              (the build option that brings it), mp_table (the kernel's
- *              pointer to the MP config table it walks)
+ *              pointer to the MP config table it walks), devices_cmdline and
+ *              devices_acpi (the code that finds virtio-mmio devices on the
+ *              command line and in ACPI)
  *   [layout.X] field = "OFFSET SIZE [C-NAME]", struct = C struct name
  */
 #ifndef KBU_OS_H
