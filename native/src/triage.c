@@ -12,6 +12,7 @@
 #include "kbu/command.h"
 #include "kbu/dmesg.h"
 #include "kbu/elf.h"
+#include "kbu/firmware.h"
 #include "kbu/json.h"
 #include "kbu/mem.h"
 #include "kbu/mptable.h"
@@ -573,6 +574,14 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 
 	struct mp_facts mf;
 	report_mptable(ctx, root, &mf);
+	/* Who wrote the tables (qboot, SeaBIOS, Firecracker): their quirks explain a lot. */
+	struct kbu_firmware fw;
+	struct kbu_fw_known known = {0};
+	struct kbu_err fe = {0};
+	if (kbu_firmware_identify(ctx->mem, &known, &fw, &fe) == 0)
+		kbu_firmware_report(&fw, root, 0);
+	else
+		kbu_str(kbu_obj(root, "firmware", "Firmware"), "status", "status", fe.msg);
 	char cmdline[KBU_PVH_CMDLINE_MAX + 1], pvh_first[256] = "";
 	int pvh_errors = 0;
 	report_start_info(ctx, syms, root, cmdline, sizeof cmdline, pvh_first, sizeof pvh_first,
