@@ -20,6 +20,7 @@
 struct cpu_facts {
 	int vcpus;                /* vCPUs in the VM */
 	int left_reset;           /* of them, vCPUs that left their reset/INIT state, -1 unknown */
+	int in_kernel;            /* of them, vCPUs running or halted in kernel code */
 	char states[512];         /* "0 halted in kernel code, 1 waiting for SIPI (INIT state)" */
 	int mp;                   /* 1 found, 0 none, -1 unreadable */
 	char mp_err[512];
@@ -47,7 +48,7 @@ static void gather_cpu_facts(struct run *v, struct cpu_facts *c)
 		char *info = NULL;
 		struct kbu_err me = {0};
 		int have_mon = kbu_mem_monitor(m, "info registers -a", &info, &me) == 0;
-		int left = 0, known = 0;
+		int left = 0, known = 0, kern = 0;
 		for (int cpu = 0; cpu < c->vcpus && cpu < 256; cpu++) {
 			struct kbu_regs r;
 			struct kbu_err e = {0};
@@ -55,6 +56,13 @@ static void gather_cpu_facts(struct run *v, struct cpu_facts *c)
 				continue;
 			struct kbu_vcpu_facts f = {.halted = have_mon ? kbu_qemu_cpu_halted(info, cpu) : -1,
 						   .hlt_before_rip = -1, .in_kernel_text = -1};
+			if (v->syms && (r.have & KBU_HAVE_GPR)) {
+				uint64_t off = 0;
+				const struct kbu_sym *s = kbu_sym_by_addr(v->syms, r.rip - (uint64_t)v->slide,
+									  &off);
+				f.in_kernel_text = s && s->type && strchr("TtWw", s->type) &&
+						   (!s->size || off < s->size);
+			}
 			struct kbu_vcpu vc;
 			kbu_vcpu_classify(&r, cpu, &f, &vc);
 			if (vc.state == KBU_VCPU_UNKNOWN)
@@ -62,11 +70,14 @@ static void gather_cpu_facts(struct run *v, struct cpu_facts *c)
 			known++;
 			if (vc.state != KBU_VCPU_RESET && vc.state != KBU_VCPU_WAIT_SIPI)
 				left++;
+			kern += vc.where == KBU_VCPU_IN_KERNEL;
 			cat(c->states, sizeof c->states, "%s%d %s", c->states[0] ? ", " : "", cpu, vc.text);
 		}
 		free(info);
-		if (known == c->vcpus)
+		if (known == c->vcpus) {
 			c->left_reset = left;
+			c->in_kernel = kern;
+		}
 	}
 	struct kbu_err e = {0};
 	memset(&c->t, 0, sizeof c->t);
@@ -156,6 +167,7 @@ static void cpu_evidence(struct run *v, struct cpu_facts *c)
 	}
 	if (c->left_reset >= 0) {
 		kbu_u64(v->facts, "vcpus_started", "", (uint64_t)c->left_reset);
+		kbu_u64(v->facts, "vcpus_in_kernel", "", (uint64_t)c->in_kernel);
 		evidence(v, "vCPUs that left reset", "%d (%s)", c->left_reset, c->states);
 	}
 }
@@ -199,6 +211,16 @@ void q_cpus(struct run *v)
 	} else {
 		kbu_null(v->facts, "kernel_cpus", "");
 	}
+	/* Every layer's count side by side: where the number drops is where CPUs got lost. */
+	char col[6][16];
+	snprintf(col[0], sizeof col[0], c.vcpus > 0 ? "%d" : "?", c.vcpus);
+	snprintf(col[1], sizeof col[1], c.mp == 1 ? "%zu" : "-", c.mp_cpus);
+	snprintf(col[2], sizeof col[2], c.have_madt ? "%zu" : "-", c.madt_cpus);
+	snprintf(col[3], sizeof col[3], kcpus >= 0 ? "%" PRId64 : "?", kcpus);
+	snprintf(col[4], sizeof col[4], c.left_reset >= 0 ? "%d" : "?", c.left_reset);
+	snprintf(col[5], sizeof col[5], c.left_reset >= 0 && v->syms ? "%d" : "?", c.in_kernel);
+	evidence(v, "CPUs by layer", "vCPUs  MP table  MADT  kernel  left reset  in kernel code\n"
+		 "%-5s  %-8s  %-4s  %-6s  %-10s  %s", col[0], col[1], col[2], col[3], col[4], col[5]);
 	/* What kernels log about finding CPUs (Linux smpboot/smp/APIC lines, BSD MPTable lines). */
 	struct lines lg = log_lines(v, "(^smpboot: |^smp: |^APIC: |SMP disabled|SMP configuration|"
 				    "MP-BIOS|^MPTable|^cpu[0-9]+: |CPUs? (found|detected)|^FreeBSD/SMP|"
