@@ -347,6 +347,24 @@ void q_timecounter(struct run *v)
 		       "called is not known)", symbol, name ? name : now_text);
 		goto out;
 	}
+	if (kbu_json_len(changes)) {
+		/* It moved, but only between placeholders. */
+		char chain[1024];
+		snprintf(chain, sizeof chain, "%s", start);
+		for (size_t i = 0; i < kbu_json_len(changes); i++) {
+			char s2[128];
+			short_text(kbu_json_get_str(kbu_json_at(changes, i), "new", "?"), s2, sizeof s2);
+			cat(chain, sizeof chain, " -> %s", s2);
+		}
+		const struct kbu_os_profile *pp = profile(v);
+		decide(v, KBU_VERDICT_PROBLEM, "timesource.placeholder",
+		       "make a real time source win the selection (its quality must beat the "
+		       "placeholders')",
+		       "%s went %s and is still a placeholder (the %s profile's placeholders: %s)", symbol,
+		       chain, os_name(v), pp && kbu_os_role(pp, "timesource_placeholders")
+					      ? kbu_os_role(pp, "timesource_placeholders") : "none named");
+		goto out;
+	}
 	char when[256] = "";
 	if (strcmp(end_kind(v), "timeout") == 0) {
 		double s = 0;
