@@ -110,6 +110,9 @@ KBU_HIDDEN int live_cpuid(struct run *v, struct kbu_cpuid_set *set);
 /* "'dummy' (1000000 Hz, ...)" -> "'dummy'" */
 KBU_HIDDEN void short_text(const char *text, char *buf, size_t len);
 
+/* A watch's changes ([{cpu, old, new, where}]) as a fact and as evidence lines. */
+KBU_HIDDEN void watch_changes(struct run *v, const struct kbu_json *changes);
+
 /* The rules, one per question (verdict_*.c). */
 KBU_HIDDEN void q_panic(struct run *v);
 KBU_HIDDEN void q_tsc(struct run *v);

@@ -285,18 +285,7 @@ void q_timecounter(struct run *v)
 	if (watched) {
 		kbu_str(v->facts, "at_start", "", start);
 		evidence(v, "at the start", "%s", start_text);
-		struct kbu_node *cl = kbu_list(v->facts, "changes", "");
-		char ct[2048] = "";
-		for (size_t i = 0; i < kbu_json_len(changes); i++) {
-			const struct kbu_json *c = kbu_json_at(changes, i);
-			struct kbu_node *row = kbu_row(cl);
-			for (size_t k = 0; k < kbu_json_len(c); k++)
-				json_field(row, kbu_json_key(c, k), kbu_json_at(c, k));
-			cat(ct, sizeof ct, "%s%s -> %s on CPU %" PRIu64 " at %s", i ? "\n" : "",
-			    kbu_json_get_str(c, "old", "?"), kbu_json_get_str(c, "new", "?"),
-			    kbu_json_get_u64(c, "cpu", 0), kbu_json_get_str(c, "where", "?"));
-		}
-		evidence(v, "changes", "%s", ct[0] ? ct : "none");
+		watch_changes(v, changes);
 	}
 	const struct kbu_json *regs = kbu_json_get(w, "registered");
 	const char *entry = kbu_json_get_str(w, "register_entry", "the registration entry");
