@@ -216,7 +216,8 @@ void q_tsc(struct run *v)
 			       (double)freq / 1e6);
 		else
 			decide(v, KBU_VERDICT_OK, NULL, NULL, "the TSC frequency is set: %.3f MHz, not from "
-			       "CPUID (%s): the kernel calibrated it", (double)freq / 1e6, ch.why);
+			       "CPUID (%s): the kernel calibrated it, or it was set by hand "
+			       "(from a debugger)", (double)freq / 1e6, ch.why);
 		goto out;
 	}
 	if (have_freq) {
