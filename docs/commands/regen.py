@@ -86,6 +86,10 @@ DUMPS = {
                            SEABIOS),
 }
 LINKS = ("build", "scripts", "gdbext", "recipes", "tests", "profiles")
+# What prepare() makes besides the dumps: the examples' other inputs (tests/test_docs.py
+# checks that every --core/--phys file an example names is one of these or a dump).
+INPUTS = ("bad.bin", "empty.bin", "disk.img", "adir", "trunc.elf", "kernel.freebsd", "fc.raw",
+          "trunc.core")
 
 
 def scrub(text, work):
