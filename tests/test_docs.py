@@ -3,6 +3,7 @@ has its page and its README example, every page's help block is what the
 command prints today, and every relative link in the docs resolves."""
 import os
 import re
+import shutil
 
 import pytest
 
@@ -82,17 +83,52 @@ def test_relative_links_resolve():
     assert not broken, "broken links: " + ", ".join(broken)
 
 
-@pytest.mark.parametrize("name", ["README.md", "docs/walkthrough.md"])
+# Pages whose output blocks are regenerated examples (docs/commands/regen.py), and
+# how many examples each has at least.
+EXAMPLE_PAGES = {"README.md": 10, "docs/walkthrough.md": 10, "docs/recipes.md": 15,
+                 "docs/triage.md": 10, "docs/tables.md": 4, "docs/testing.md": 1}
+# The programs an example may start with: this repository's or the system's.
+PROGRAMS = ("build/kbu", "scripts/kbu-triage", "scripts/kbu-gdb", "scripts/microvm", "gdb", "make",
+            "/usr/bin/python3")
+EXAMPLE = re.compile(r"<!-- run(?:\[(?P<opts>[^\]]*)\])?: (?P<cmd>.*?) -->\n"
+                     r"```text\n(?P<out>.*?)```", re.S)
+
+
+def regen_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "kbu_docs_regen", os.path.join(DOCS, "commands", "regen.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_PAGES))
 def test_examples_name_real_commands(name):
     # Every example's command starts with a program of this repository or the
-    # system, never a placeholder.
+    # system, never a placeholder; the inputs it names are ones regen.py makes;
+    # and each was filled in: the block after it starts with the command.
     text = read(os.path.join(kbutest.ROOT, name))
-    cmds = re.findall(r"<!-- run(?:\[[^\]]*\])?: (.*?) -->", text)
-    assert len(cmds) >= 10
-    for cmd in cmds:
-        first = cmd.split()[0]
-        assert first in ("build/kbu", "scripts/kbu-triage", "scripts/kbu-gdb", "gdb", "make",
-                         "/usr/bin/python3"), cmd
-    # and each was filled in: the block after it starts with the command
-    for m in re.finditer(r"<!-- run(?:\[[^\]]*\])?: (.*?) -->\n```text\n(.*?)```", text, re.S):
-        assert m.group(2).startswith("$ " + m.group(1)), m.group(1)
+    examples = list(EXAMPLE.finditer(text))
+    assert len(examples) >= EXAMPLE_PAGES[name]
+    assert len(examples) == len(re.findall(r"^<!-- run", text, re.M)), \
+        "a run comment without a text block after it"
+    regen = regen_module()
+    made = set(regen.DUMPS) | set(regen.INPUTS)
+    for m in examples:
+        opts = regen.parse_opts(m.group("opts"))
+        cmds = m.group("cmd").split(" ;; ") if "multi" in opts else [m.group("cmd")]
+        for cmd in cmds:
+            first = cmd.split()[0]
+            assert first in PROGRAMS, cmd
+            assert os.path.isfile(os.path.join(kbutest.ROOT, first)) if "/" in first[1:] \
+                else shutil.which(first), "%s: no program %s" % (cmd, first)
+            for f in re.findall(r"--(?:core|phys) (\S+)", cmd):
+                assert f.startswith("$") or f in made, "%s: regen.py makes no %s" % (cmd, f)
+            # a dump an example takes with `kbu dump` serves the examples after it
+            made.update(re.findall(r"kbu dump (?:-f )?([\w.-]+)", cmd))
+        if "vm" in opts:
+            assert opts["vm"] in regen.VMS, m.group("cmd")
+        out = m.group("out")
+        assert out.startswith("$ " + cmds[0]), "not filled in: " + m.group("cmd")
+        assert "(replaced)" not in out and "[TIMEOUT]" not in out, m.group("cmd")

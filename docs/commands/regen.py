@@ -18,12 +18,13 @@ and profiles/, so it reads as if run from the repository root; L is Debian's
 kernel directory (~/.cache/kbu/linux/current), refreshed first by
 scripts/linux-target so the pages show today's Debian kernel (--no-fetch
 keeps the cached one). The dumps the examples use (tsc.core, mpcorrupt.core,
-timecounter.core, x2apic.core, linux.core, linuxbz.core, linux-seabios.core)
-and the bad-input files are made in the work directory when missing, each
-from a real boot on QEMU -M microvm; they are made again when the kernels
-they come from change. fc.raw is a 1 MiB raw image holding the MP table
-Firecracker writes (built as tests/test_acpi.py builds it: Firecracker cannot
-run here).
+timecounter.core, x2apic.core, ok.core, seabios.core, linux.core, linuxbz.core,
+linux-seabios.core) are made in the work directory when missing, each from a
+real boot on QEMU -M microvm, and made again when the kernels they come from
+change; so are the bad-input files and disk.img (a blank 1 MiB raw image for
+the examples that give the VM a virtio-mmio disk). fc.raw is a 1 MiB raw
+image holding the MP table Firecracker writes (built as tests/test_acpi.py
+builds it: Firecracker cannot run here).
 
 Outputs name no path of this machine: the repository and the work directory
 become relative paths, Debian's kernel directory becomes $L and the home
@@ -76,6 +77,8 @@ DUMPS = {
     "mpcorrupt.core": VMS["mpcorrupt"] + (r"panic:",),
     "timecounter.core": VMS["timecounter"] + (r"kbu-guest: idle",),
     "x2apic.core": VMS["x2apic"] + (r"kbu-guest: idle",),
+    "ok.core": VMS["ok"] + (r"kbu-guest: idle",),
+    "seabios.core": (GUEST, 4, "128M", "console=ttyS0", r"kbu-guest: idle", SEABIOS),
     "linux.core": (LINUX + "/vmlinux", 2, "256M", LINUX_APPEND + " kbu.token=doc-token-42",
                    r"end Kernel panic"),
     "linuxbz.core": (LINUX + "/bzImage", 1, "256M", LINUX_APPEND, r"end Kernel panic"),
@@ -83,6 +86,10 @@ DUMPS = {
                            SEABIOS),
 }
 LINKS = ("build", "scripts", "gdbext", "recipes", "tests", "profiles")
+# What prepare() makes besides the dumps: the examples' other inputs (tests/test_docs.py
+# checks that every --core/--phys file an example names is one of these or a dump).
+INPUTS = ("bad.bin", "empty.bin", "disk.img", "adir", "trunc.elf", "kernel.freebsd", "fc.raw",
+          "trunc.core")
 
 
 def scrub(text, work):
@@ -211,7 +218,8 @@ def prepare(work):
             os.unlink(link)
         if not os.path.islink(link):
             os.symlink(target, link)
-    files = {"bad.bin": b"garbage", "empty.bin": b""}
+    # disk.img: a blank 1 MiB raw image for the examples that give the VM a virtio-mmio disk
+    files = {"bad.bin": b"garbage", "empty.bin": b"", "disk.img": bytes(1 << 20)}
     for name, data in files.items():
         with open(os.path.join(work, name), "wb") as f:
             f.write(data)
