@@ -59,6 +59,10 @@ def test_seabios_puts_devices_in_acpi_only(with_disk, guest_kernel):
     f = j["facts"]
     assert f["described_in"] == "ACPI" and f["dsdt"] is True
     assert f["cmdline_devices"] == [] and "virtio_mmio" not in f["cmdline"]
+    # the same transport qboot names on the command line, read from the DSDT's AML
+    [dev] = f["dsdt_devices"]
+    assert dev["size"] == 512 and 0xfeb00000 <= dev["base"] < 0xfeb04000
+    assert dev["name"].startswith("VR") and dev["irq"] >= 5
     assert j["status"] == 1 and j["verdict"]["code"] == "devices.acpi_only"
     assert "acpi=off" in j["verdict"]["next"]
     j = verdict(q, "--symbols", SYMS)
@@ -73,6 +77,20 @@ def test_no_device_given(qemu, guest_kernel):
     assert rc == 0, err
     assert "VERDICT: no problem: the VM describes no virtio-mmio device" in text
     assert "next step: give the VM a device if the kernel needs one" in text
+
+
+def test_seabios_without_a_device_describes_none(qemu, guest_kernel):
+    # QEMU writes a DSDT whatever is plugged; a virtio-mmio device only for a transport in use
+    q = qemu(guest_kernel, memory="128M", append="console=ttyS0", acpi=True, bios=SEABIOS)
+    q.wait_serial(r"^kbu-guest: idle", timeout=60)
+    j = verdict(q, "--kernel", guest_kernel)
+    f = j["facts"]
+    assert f["dsdt"] is True and f["dsdt_devices"] == []
+    assert f["described_in"] == "none" and j["verdict"]["code"] == "devices.none"
+    assert "none in the ACPI DSDT" in j["verdict"]["cause"]
+    rc, j, err = kbutest.kbu_json("acpi", "--gdb", "127.0.0.1:%d" % q.port)
+    assert rc == 0, err
+    assert j["devices"]["described"] == "none" and j["devices"]["dsdt_devices"] == []
 
 
 def test_malformed_entry_is_named(qemu, guest_kernel):

@@ -44,14 +44,33 @@ static void report_devices(const struct kbu_acpi *a, const struct kbu_pvh *p, in
 	const char *cmdline = have_pvh && p->cmdline.state == KBU_PVH_STR_OK ? p->cmdline.text
 		: have_pvh && p->cmdline.state == KBU_PVH_STR_ABSENT ? "" : NULL;
 	const struct kbu_acpi_table *dsdt = a->found ? kbu_acpi_table(a, "DSDT", 0) : NULL;
+	int have_dsdt = dsdt && dsdt->state == KBU_ACPI_T_OK && dsdt->data;
+	struct kbu_vmmio_list aml;
+	memset(&aml, 0, sizeof aml);
+	if (have_dsdt)
+		kbu_vmmio_scan_aml(dsdt->data, dsdt->length, &aml);
 	struct kbu_devices_where w;
-	kbu_devices_where(cmdline, dsdt && dsdt->state == KBU_ACPI_T_OK, &w);
+	kbu_devices_where(cmdline, have_dsdt ? 1 : a->found ? 0 : -1, (int)aml.ndevs, &w);
 	struct kbu_node *o = kbu_obj(root, "devices", "Devices (virtio-mmio)");
 	kbu_str(o, "described", "described", kbu_devices_source_name(w.where));
 	kbu_str(o, "how", "how", w.how);
 	kbu_u64(o, "cmdline_entries", "", w.ncmdline);
 	kbu_u64(o, "cmdline_malformed", "", w.nbad);
 	kbu_bool(o, "cmdline_known", "", w.cmdline_known);
+	if (have_dsdt) {
+		struct kbu_node *t = kbu_list(o, "dsdt_devices", "In the DSDT (_HID LNRO0005)");
+		for (size_t i = 0; i < aml.ndevs; i++) {
+			struct kbu_node *row = kbu_row(t);
+			const char *k = aml.devs[i].key;
+			kbu_str(row, "name", "Name", strlen(k) > 5 ? k + 5 : "?");
+			kbu_hex(row, "base", "Base", aml.devs[i].base, 0);
+			kbu_u64(row, "size", "Size", aml.devs[i].size);
+			kbu_u64(row, "irq", "IRQ", aml.devs[i].irq);
+		}
+		for (size_t i = 0; i < aml.nbad; i++)
+			kbu_finding(o, KBU_SEV_WARN, "acpi.dsdt_device_unreadable", "%s (LNRO0005): %s",
+				    aml.bad[i].text, aml.bad[i].why);
+	}
 }
 
 static int acpi_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,

@@ -728,10 +728,11 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 				snprintf(how, sizeof(how), "found by scanning memory above 1 MiB");
 		}
 	}
+	int bare = 0;
 	if (!found && first_magic != UINT64_MAX) {
 		/* Only implausible candidates: decode the first and let its problems speak. */
 		pa = first_magic;
-		found = 1;
+		found = bare = 1;
 		snprintf(how, sizeof(how),
 			 "the only magic found by scanning; its pointers are not plausible");
 	}
@@ -752,6 +753,7 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 		return -1;
 	}
 	snprintf(p->how, sizeof(p->how), "%s", how);
+	p->bare_magic = bare;
 	if (tried[0])
 		problem(p, KBU_SEV_NOTE, "saved pointer not usable: %s", tried);
 	return 0;

@@ -123,6 +123,8 @@ static void read_timesource(struct kbu_mem *m, const struct kbu_elf *k,
 				q |= ~0ull << (8 * f.size);
 			o->ts_quality = (int64_t)q;
 			o->ts_have_quality = 1;
+			snprintf(o->ts_quality_name, sizeof o->ts_quality_name, "%s",
+				 f.cname && *f.cname ? f.cname : "quality");
 		}
 	}
 	if (kbu_os_field(p, "timesource", "frequency", &f, &e) == 0 && f.size && f.size <= 8 &&
@@ -622,8 +624,8 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 		char extra[96] = "";
 		size_t n = 0;
 		if (ks.ts_have_quality)
-			n += (size_t)snprintf(extra + n, sizeof extra - n, ", quality %" PRId64,
-					      ks.ts_quality);
+			n += (size_t)snprintf(extra + n, sizeof extra - n, ", %s %" PRId64,
+					      ks.ts_quality_name, ks.ts_quality);
 		if (ks.ts_have_freq && n < sizeof extra)
 			snprintf(extra + n, sizeof extra - n, ", %" PRIu64 " Hz", ks.ts_freq);
 		kbu_strf(ko, "timesource_text", "time source", "%s -> 0x%" PRIx64 " \"%s\"%s",

@@ -137,6 +137,34 @@ const char *end_kind(const struct run *v)
 	return k ? k : "";
 }
 
+/* The kernel panicked: the end state says so, or its panicstr is set, or its log has the
+ * panic line (a dump). The message goes to msg when one is known. */
+int panicked(struct run *v, char *msg, size_t len)
+{
+	if (msg && len)
+		msg[0] = '\0';
+	if (strcmp(end_kind(v), "panic") == 0) {
+		if (msg && live_str(v, "end.message"))
+			snprintf(msg, len, "%s", live_str(v, "end.message"));
+		return 1;
+	}
+	const struct kbu_triage_kstate *ks = kstate(v);
+	if (ks->panicstr.state == KBU_TRIAGE_VAR_OK && ks->panicstr.value) {
+		if (msg)
+			snprintf(msg, len, "%s", ks->panicstr_text);
+		return 1;
+	}
+	struct lines lp = log_lines(v, "^(Kernel panic - not syncing: |panic: )", 0);
+	int found = lp.n > 0;
+	if (found && msg) {
+		const char *t = lp.l[lp.n - 1];
+		t += strncmp(t, "panic: ", 7) == 0 ? 7 : strlen("Kernel panic - not syncing: ");
+		snprintf(msg, len, "%s", t);
+	}
+	lines_free(&lp);
+	return found;
+}
+
 /* JSON value -> report field (the end state is copied through as it came). */
 
 static void json_item(struct kbu_node *list, const struct kbu_json *j)
@@ -229,7 +257,7 @@ const struct kbu_triage_kstate *kstate(struct run *v)
 		v->ks_read = 1;
 		memset(&v->ks, 0, sizeof v->ks);
 		if (profile(v) && v->ctx->mem)
-			kbu_triage_read_kstate(v->ctx->mem, v->ctx->kernel, v->syms, v->prof, v->slide,
+			kbu_triage_read_kstate(v->ctx->mem, v->ctx->kernel, v->syms, v->prof, 0,
 					       &v->ks);
 	}
 	return &v->ks;
@@ -250,7 +278,7 @@ int role_var(struct run *v, const char *role, uint32_t size, uint64_t *out, char
 		if (sym)
 			snprintf(sym, symlen, "%s", w);
 		struct kbu_err e = {0};
-		return kbu_read_kva_uint(v->ctx->mem, v->ctx->kernel, s->addr + (uint64_t)v->slide, size,
+		return kbu_read_kva_uint(v->ctx->mem, v->ctx->kernel, s->addr, size,
 					 out, &e);
 	}
 	return -1;
@@ -614,10 +642,22 @@ static struct run *ask(struct kbu_ctx *ctx, const struct kbu_question *q, const 
 	v->root = kbu_report_root(r);
 	v->syms = ctx->syms && kbu_symtab_count(ctx->syms) ? ctx->syms : NULL;
 	uint64_t slide;
+	int64_t sl = 0;
 	if (live_u64(v, "slide", &slide) == 0)
-		v->slide = (int64_t)slide;
+		sl = (int64_t)slide;
 	else if (o && o->slide)
-		v->slide = o->slide;
+		sl = o->slide;
+	/* Every rule reads the kernel where it runs: the symbols are moved once
+	 * by the runtime slide (KASLR), so no reader can forget it. */
+	if (v->syms && sl) {
+		v->slid = kbu_symtab_slid(v->syms, sl, err);
+		if (!v->slid) {
+			kbu_err_prefix(err, "moving the symbols by the slide 0x%" PRIx64, (uint64_t)sl);
+			free(v);
+			return NULL;
+		}
+		v->syms = v->slid;
+	}
 	v->status = KBU_VERDICT_UNDECIDED;
 	kbu_str(v->root, "recipe", "", q->name);
 	kbu_str(v->root, "summary", "", q->summary);
@@ -637,6 +677,7 @@ static void finish(struct run *v)
 		free(v->fi[i].msg);
 	free(v->log);
 	kbu_os_free(v->prof);
+	kbu_symtab_free(v->slid);
 	free(v);
 }
 

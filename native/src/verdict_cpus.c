@@ -58,7 +58,7 @@ static void gather_cpu_facts(struct run *v, struct cpu_facts *c)
 						   .hlt_before_rip = -1, .in_kernel_text = -1};
 			if (v->syms && (r.have & KBU_HAVE_GPR)) {
 				uint64_t off = 0;
-				const struct kbu_sym *s = kbu_sym_by_addr(v->syms, r.rip - (uint64_t)v->slide,
+				const struct kbu_sym *s = kbu_sym_by_addr(v->syms, r.rip,
 									  &off);
 				f.in_kernel_text = s && s->type && strchr("TtWw", s->type) &&
 						   (!s->size || off < s->size);
@@ -235,6 +235,18 @@ void q_cpus(struct run *v)
 	}
 	int64_t found = kcpus >= 0 ? kcpus : brought;
 	int n = c.vcpus;
+	/* A panicking kernel takes its other CPUs offline (Linux drops __num_online_cpus as
+	 * panic() stops them): vCPUs seen in kernel code count as found. */
+	char offline[256] = "";
+	if (found >= 0 && c.left_reset >= 0 && v->syms && c.in_kernel > found) {
+		snprintf(offline, sizeof offline, "; the kernel counts %" PRId64 " (%s) but %d vCPUs ran "
+			 "its code: %s", found, ktext[0] ? ktext : "its log", c.in_kernel,
+			 panicked(v, NULL, 0) ? "a panic takes the other CPUs offline"
+			 : "the count lags the CPUs it started");
+		evidence(v, "found", "%d (vCPUs in kernel code; the kernel's count is %" PRId64 ")",
+			 c.in_kernel, found);
+		found = c.in_kernel;
+	}
 	char head[1024] = "";
 	const char *ids = c.mp_ids[0] ? c.mp_ids : "none";
 
@@ -299,10 +311,12 @@ void q_cpus(struct run *v)
 		else
 			decide(v, KBU_VERDICT_OK, NULL, NULL, "the MADT lists %zu CPU%s and the kernel found "
 			       "%" PRId64, c.madt_cpus, c.madt_cpus == 1 ? "" : "s", found);
+		cat(v->cause, sizeof v->cause, "%s", offline);
 		goto out;
 	}
 	/* Fewer CPUs than the VM has: which layer lost them. */
-	if (c.mp == 1 && n > 0 && c.mp_cpus < (size_t)n && (size_t)found == c.mp_cpus) {
+	int parser = has_mp_parser(v);
+	if (c.mp == 1 && parser != 0 && n > 0 && c.mp_cpus < (size_t)n && (size_t)found == c.mp_cpus) {
 		char fw[128];
 		snprintf(fw, sizeof fw, "%s", c.have_fw ? c.fw.name : "the firmware");
 		if (c.have_madt && c.madt_cpus >= (size_t)n)
@@ -325,7 +339,6 @@ void q_cpus(struct run *v)
 	else
 		snprintf(head, sizeof head, "the MADT lists %zu CPU%s, the kernel found %" PRId64,
 			 c.madt_cpus, c.madt_cpus == 1 ? "" : "s", found);
-	int parser = has_mp_parser(v);
 	if (c.mp == 1 && parser == 0 && !c.have_madt) {
 		const struct kbu_os_profile *p = profile(v);
 		const char *opt = p ? kbu_os_role(p, "mp_parser_option") : NULL;
@@ -402,7 +415,7 @@ static uint64_t kernel_table(struct run *v, char *sym, size_t symlen, char *how,
 		if (!s)
 			continue;
 		struct kbu_kvar kv;
-		int kind = kbu_kvar_follow(v->ctx->mem, v->ctx->kernel, s->addr + (uint64_t)v->slide,
+		int kind = kbu_kvar_follow(v->ctx->mem, v->ctx->kernel, s->addr,
 					   is_config, NULL, &kv);
 		kbu_kvar_describe(&kv, w, s->addr, "\"PCMP\" config table", how, howlen);
 		snprintf(sym, symlen, "%s", w);
@@ -523,6 +536,16 @@ void q_mptable(struct run *v)
 		       "the firmware's MP table is broken: %s", first_error);
 		goto out;
 	}
+	if (has_mp_parser(v) == 0) {
+		const struct kbu_os_profile *p = profile(v);
+		const char *opt = p ? kbu_os_role(p, "mp_parser_option") : NULL;
+		kbu_bool(v->facts, "mpparse", "", 0);
+		decide(v, KBU_VERDICT_OK, NULL, "kbu recipe where-are-my-cpus says where this kernel "
+		       "finds its CPUs", "the firmware's MP table is %s (%zu CPU%s); this kernel has no "
+		       "MP-table reader%s%s%s, so it does not walk it", first_error ? "broken" : "sound",
+		       cpus, cpus == 1 ? "" : "s", opt ? " (" : "", opt ? opt : "", opt ? " is off)" : "");
+		goto out;
+	}
 	if (kcpus >= 0 && (size_t)kcpus < cpus) {
 		char cause[1024];
 		snprintf(cause, sizeof cause, "the table holds %zu CPUs but the kernel found %" PRId64, cpus,
@@ -542,8 +565,9 @@ void q_mptable(struct run *v)
 		goto out;
 	}
 	/* The table's quirks (qboot's) are findings above; the verdict is about the walk. */
-	decide(v, KBU_VERDICT_OK, NULL, NULL, "the firmware's MP table is sound (%zu CPUs%s%s)", cpus,
-	       kcpus >= 0 ? ", the kernel found " : "", kcpus >= 0 ? ktext + strcspn(ktext, "=") + 2 : "");
+	decide(v, KBU_VERDICT_OK, NULL, NULL, "the firmware's MP table is sound (%zu CPU%s%s%s)", cpus,
+	       cpus == 1 ? "" : "s", kcpus >= 0 ? ", the kernel found " : "",
+	       kcpus >= 0 ? ktext + strcspn(ktext, "=") + 2 : "");
 out:
 	kbu_mptable_free(&t);
 }

@@ -45,8 +45,8 @@ struct run {
 	struct kbu_os_profile *prof;
 	char prof_err[512];
 	int prof_tried;
-	const struct kbu_symtab *syms;
-	int64_t slide;
+	const struct kbu_symtab *syms; /* moved by the runtime slide when there is one */
+	struct kbu_symtab *slid;       /* owned: that moved copy */
 	struct kbu_triage_kstate ks;
 	int ks_read;
 	char *log;       /* the kernel's log (message buffer, else the console), malloc'd */
@@ -75,6 +75,7 @@ KBU_HIDDEN void cat(char *buf, size_t len, const char *fmt, ...) __attribute__((
 /* The verdict: status, code (NULL for no problem), next step, cause. */
 KBU_HIDDEN void decide(struct run *v, int status, const char *code, const char *next, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 KBU_HIDDEN const char *end_kind(const struct run *v);
+KBU_HIDDEN int panicked(struct run *v, char *msg, size_t len);
 /* The end state in words ("panic on CPU 0 in lapic_init: ..."). */
 KBU_HIDDEN void end_text(struct run *v, char *buf, size_t len);
 /* Evidence: a line (or lines) a porter reads; its value goes to facts separately. */

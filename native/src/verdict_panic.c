@@ -141,7 +141,7 @@ void q_panic(struct run *v)
 			if (kbu_triage_trap_in_log(kernel_log(v), &tr)) {
 				char sym[160] = "an unknown place";
 				if (tr.have_ip && v->syms)
-					kbu_sym_format(v->syms, tr.ip - (uint64_t)v->slide, sym, sizeof sym);
+					kbu_sym_format(v->syms, tr.ip, sym, sizeof sym);
 				cat(head, sizeof head, " (%s in %s", tr.title, sym);
 				if (tr.have_fault_addr)
 					cat(head, sizeof head, ", fault address 0x%" PRIx64, tr.fault_addr);

@@ -101,6 +101,16 @@ void q_pvh(struct run *v)
 		kbu_pvh_free(&p);
 		return;
 	}
+	if (p.bare_magic && !at_entry) {
+		evidence(v, "start info", "none: only a bare magic 0x336ec578 at 0x%" PRIx64
+			 " whose pointers lead nowhere", p.addr);
+		decide(v, KBU_VERDICT_UNDECIDED, NULL, NULL, "no hvm_start_info in memory (the magic "
+		       "at 0x%" PRIx64 " is not one: its pointers lead nowhere): the kernel was not booted "
+		       "through PVH (a bzImage boots by the Linux boot protocol), or its start info was "
+		       "overwritten", p.addr);
+		kbu_pvh_free(&p);
+		return;
+	}
 	kbu_u64(v->facts, "start_info", "", p.addr);
 	evidence(v, "start info", "0x%" PRIx64 ", version %u, magic 0x%x", p.addr, p.version, p.magic);
 	const char *cmd = p.cmdline.state == KBU_PVH_STR_OK || p.cmdline.state == KBU_PVH_STR_UNTERMINATED
@@ -183,9 +193,13 @@ void q_pvh(struct run *v)
 		if (at_entry)
 			snprintf(where, sizeof where, "entered at 0x%" PRIx64 " in 32-bit protected mode with "
 				 "paging off, EBX = 0x%" PRIx64 " -> ", entry, ebx);
+		char zero[48] = "";
+		if (nreal < p.nmemmap)
+			snprintf(zero, sizeof zero, ", %zu of size 0", p.nmemmap - nreal);
 		decide(v, KBU_VERDICT_OK, NULL, NULL, "%shvm_start_info v%u at 0x%" PRIx64 ": command line "
-		       "\"%s\", %zu memory map entries (%s RAM), %u module(s)%s%s", where, p.version,
-		       p.addr, cmd ? cmd : "", nreal, rs, p.nr_modules, warn[0] ? "; note: " : "", warn);
+		       "\"%s\", %zu memory map entries (%s RAM%s), %u module%s%s%s", where, p.version,
+		       p.addr, cmd ? cmd : "", p.nmemmap, rs, zero, p.nr_modules,
+		       p.nr_modules == 1 ? "" : "s", warn[0] ? "; note: " : "", warn);
 	}
 	kbu_pvh_free(&p);
 }
@@ -254,17 +268,39 @@ void q_devices(struct run *v)
 	ao.pvh = cmd ? &p : NULL;
 	int dsdt = -1;
 	struct kbu_err ae = {0};
-	if (kbu_acpi_read(m, &ao, &a, &ae) == 0)
-		dsdt = a.found && kbu_acpi_table(&a, "DSDT", 0) != NULL;
+	struct kbu_vmmio_list aml;
+	memset(&aml, 0, sizeof aml);
+	if (kbu_acpi_read(m, &ao, &a, &ae) == 0) {
+		const struct kbu_acpi_table *t = a.found ? kbu_acpi_table(&a, "DSDT", 0) : NULL;
+		dsdt = t != NULL;
+		if (t && t->data)
+			kbu_vmmio_scan_aml(t->data, t->length, &aml);
+	}
 	if (dsdt >= 0)
 		kbu_bool(v->facts, "dsdt", "", dsdt);
 	else
 		kbu_null(v->facts, "dsdt", "");
-	evidence(v, "ACPI DSDT", "%s", dsdt == 1 ? "present (describes the VM's devices in AML)"
-		 : dsdt == 0 ? (a.found ? "none" : "no ACPI") : ae.msg);
+	struct kbu_node *al = kbu_list(v->facts, "dsdt_devices", "");
+	for (size_t i = 0; i < aml.ndevs; i++) {
+		const struct kbu_vmmio_dev *d = &aml.devs[i];
+		struct kbu_node *row = kbu_row(al);
+		kbu_str(row, "name", "", strlen(d->key) > 5 ? d->key + 5 : "");
+		kbu_u64(row, "base", "", d->base);
+		kbu_u64(row, "size", "", d->size);
+		kbu_u64(row, "irq", "", d->irq);
+	}
+	if (dsdt == 1 && aml.ndevs) {
+		for (size_t i = 0; i < aml.ndevs; i++)
+			evidence(v, i ? "" : "ACPI DSDT", "%s: 0x%" PRIx64 ", %" PRIu64 " bytes, IRQ %u",
+				 aml.devs[i].key + 5, aml.devs[i].base, aml.devs[i].size, aml.devs[i].irq);
+	} else {
+		evidence(v, "ACPI DSDT", "%s", dsdt == 1 ? "present, describes no virtio-mmio device"
+			 : dsdt == 0 ? (a.found ? "none" : "no ACPI") : ae.msg);
+	}
+	int acpi_found = a.found;
 	kbu_acpi_free(&a);
 	struct kbu_devices_where where;
-	kbu_devices_where(cmd, dsdt, &where);
+	kbu_devices_where(cmd, dsdt, (int)aml.ndevs, &where);
 	kbu_str(v->facts, "described_in", "", kbu_devices_source_name(where.where));
 	evidence(v, "described in", "%s", kbu_devices_source_name(where.where));
 	/* Where this kernel looks (profile roles devices_cmdline, devices_acpi). */
@@ -299,7 +335,7 @@ void q_devices(struct run *v)
 		       "with -drive file=IMG,if=none,id=ID on QEMU microvm (or a drive in Firecracker's "
 		       "configuration)",
 		       "the VM describes no virtio-mmio device: no virtio_mmio.device= on the command line "
-		       "and %s", dsdt == 0 && !a.found ? "no ACPI tables" : "no DSDT");
+		       "and %s", dsdt == 1 ? "none in the ACPI DSDT" : acpi_found ? "no DSDT" : "no ACPI tables");
 	} else if (where.where == KBU_DEVICES_ACPI && reads_acpi == 0) {
 		decide(v, KBU_VERDICT_PROBLEM, "devices.acpi_only",
 		       "boot with -M microvm,acpi=off so QEMU lists them as virtio_mmio.device= on the "

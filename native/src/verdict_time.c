@@ -211,13 +211,25 @@ void q_tsc(struct run *v)
 		goto out;
 	}
 	if (freq) {
-		if (!no_cpuid)
-			decide(v, KBU_VERDICT_OK, NULL, NULL, "the TSC frequency is set: %.3f MHz, from CPUID",
+		if (ch.tsc_hz)
+			decide(v, KBU_VERDICT_OK, NULL, NULL, "the TSC frequency is set: %.3f MHz; CPUID "
+			       "gives %.3f MHz", (double)freq / 1e6, (double)ch.tsc_hz / 1e6);
+		else if (!ch.have)
+			decide(v, KBU_VERDICT_OK, NULL, "`kbu cpuid tsc` on the live vCPU shows what CPUID "
+			       "offers", "the TSC frequency is set: %.3f MHz; CPUID was not run here, so "
+			       "whether it came from CPUID or a calibration is not known",
 			       (double)freq / 1e6);
 		else
 			decide(v, KBU_VERDICT_OK, NULL, NULL, "the TSC frequency is set: %.3f MHz, not from "
 			       "CPUID (%s): the kernel calibrated it, or it was set by hand "
 			       "(from a debugger)", (double)freq / 1e6, ch.why);
+		goto out;
+	}
+	if (have_freq && panicked) {
+		/* Another panic came first: the TSC may simply not have been reached yet. */
+		decide(v, KBU_VERDICT_UNDECIDED, NULL, "see panic-triage first",
+		       "the kernel's TSC frequency is 0, but the kernel panicked first (\"%s\"): it may "
+		       "not have reached its TSC setup; %s", msg ? msg : "", ch.why);
 		goto out;
 	}
 	if (have_freq) {
@@ -255,11 +267,12 @@ void q_timecounter(struct run *v)
 	if (ks->ts_name[0]) {
 		snprintf(now_text, sizeof now_text, "'%s'", ks->ts_name);
 		if (ks->ts_have_freq)
-			cat(now_text, sizeof now_text, " (%" PRIu64 " Hz%s", ks->ts_freq,
-			    ks->ts_have_quality ? "" : ")");
+			cat(now_text, sizeof now_text, " (%" PRIu64 " Hz", ks->ts_freq);
 		if (ks->ts_have_quality)
-			cat(now_text, sizeof now_text, "%s quality %" PRId64 ")",
-			    ks->ts_have_freq ? "," : " (", ks->ts_quality);
+			cat(now_text, sizeof now_text, "%s%s %" PRId64, ks->ts_have_freq ? ", " : " (",
+			    ks->ts_quality_name, ks->ts_quality);
+		if (ks->ts_have_freq || ks->ts_have_quality)
+			cat(now_text, sizeof now_text, ")");
 	} else {
 		snprintf(now_text, sizeof now_text, "%s", kbu_json_get_str(w, "now_text", "(unreadable)"));
 	}
@@ -314,7 +327,20 @@ void q_timecounter(struct run *v)
 		if (strstr(tl.l[i], "Switched to clocksource"))
 			switched = tl.l[i];
 	}
-	int stuck = !name || is_placeholder(v, name);
+	if (!name) {
+		decide(v, KBU_VERDICT_UNDECIDED, NULL, NULL, "could not read the time source %s points "
+		       "at: %s", symbol, ks->timesource.why[0] ? ks->timesource.why : "no reading");
+		goto out;
+	}
+	int stuck = is_placeholder(v, name);
+	char pmsg[256];
+	if (stuck && !kbu_json_len(changes) && !switched && panicked(v, pmsg, sizeof pmsg)) {
+		/* A kernel that panicked early never got to its timecounters: a consequence. */
+		decide(v, KBU_VERDICT_UNDECIDED, NULL, "see panic-triage first",
+		       "%s is still %s, but the kernel panicked first (\"%s\"): it may not have reached "
+		       "its time-source setup", symbol, now_text, pmsg);
+		goto out;
+	}
 	if (!stuck) {
 		char chain[1024] = "";
 		if (watched && kbu_json_len(changes)) {

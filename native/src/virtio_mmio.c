@@ -157,48 +157,123 @@ const char *kbu_devices_source_name(int where)
 	}
 }
 
-void kbu_devices_where(const char *cmdline, int dsdt, struct kbu_devices_where *out)
+/* ---- the DSDT's virtio-mmio devices ---- */
+
+static uint32_t le32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static int name_char(uint8_t c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static const uint8_t *find(const uint8_t *from, const uint8_t *end, const char *pat, size_t n)
+{
+	for (const uint8_t *q = from; q && end - q >= (ptrdiff_t)n; q++)
+		if (memcmp(q, pat, n) == 0)
+			return q;
+	return NULL;
+}
+
+void kbu_vmmio_scan_aml(const uint8_t *aml, size_t len, struct kbu_vmmio_list *out)
+{
+	static const char hid[] = "\x08_HID\x0dLNRO0005"; /* Name(_HID, "LNRO0005") */
+	const size_t hidlen = sizeof hid - 1;
+	memset(out, 0, sizeof(*out));
+	if (!aml || len <= 36)
+		return;
+	const uint8_t *end = aml + len, *p = aml + 36; /* past the table header */
+	const uint8_t *h;
+	while ((h = find(p, end, hid, hidlen)) != NULL) {
+		p = h + hidlen;
+		/* The device's extent, as far as kbu needs it: up to the next device's _HID. */
+		const uint8_t *next = find(p, end, "\x08_HID", 5);
+		const uint8_t *stop = next ? next : end;
+		if (stop - h > 512)
+			stop = h + 512;
+		char key[32] = "DSDT";
+		if (h - aml >= 4 + 36 && name_char(h[-4]) && name_char(h[-3]) && name_char(h[-2]) &&
+		    name_char(h[-1]))
+			snprintf(key, sizeof key, "DSDT %c%c%c%c", h[-4], h[-3], h[-2], h[-1]);
+		const uint8_t *mem = NULL, *irq = NULL;
+		for (const uint8_t *q = p; q < stop; q++) {
+			/* Memory32Fixed: tag 0x86, length 9, info, base, size */
+			if (!mem && stop - q >= 12 && q[0] == 0x86 && q[1] == 9 && q[2] == 0)
+				mem = q;
+			/* Extended Interrupt: tag 0x89, length >= 6, flags, count >= 1, IRQs */
+			if (!irq && stop - q >= 9 && q[0] == 0x89 && q[2] == 0 && q[1] >= 6 && q[4] >= 1)
+				irq = q;
+		}
+		if (!mem || !irq) {
+			if (out->nbad < KBU_VMMIO_MAX) {
+				struct kbu_vmmio_bad *b = &out->bad[out->nbad++];
+				b->at = (size_t)(h - aml);
+				snprintf(b->text, sizeof b->text, "%s", key);
+				snprintf(b->why, sizeof b->why, "its _CRS has no %s",
+					 !mem ? "Memory32Fixed window" : "interrupt");
+			}
+			continue;
+		}
+		if (out->ndevs >= KBU_VMMIO_MAX) {
+			out->nskipped++;
+			continue;
+		}
+		struct kbu_vmmio_dev *d = &out->devs[out->ndevs++];
+		memset(d, 0, sizeof(*d));
+		d->base = le32(mem + 4);
+		d->size = le32(mem + 8);
+		d->irq = le32(irq + 5);
+		d->at = (size_t)(h - aml);
+		snprintf(d->key, sizeof d->key, "%s", key);
+	}
+}
+
+void kbu_devices_where(const char *cmdline, int dsdt, int dsdt_devices,
+		       struct kbu_devices_where *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->cmdline_known = cmdline != NULL;
 	out->dsdt = dsdt;
+	out->ndsdt = dsdt == 1 && dsdt_devices > 0 ? dsdt_devices : 0;
 	struct kbu_vmmio_list l;
 	kbu_vmmio_scan(cmdline, &l);
 	out->ncmdline = l.ndevs;
 	out->nbad = l.nbad;
-	int on_cmdline = l.ndevs > 0;
-	if (!cmdline && dsdt != 1) {
+	int on_cmdline = l.ndevs > 0, in_acpi = out->ndsdt > 0;
+	char acpi[96];
+	snprintf(acpi, sizeof acpi, "%s", dsdt == 1 ? "the DSDT describes none"
+		 : dsdt == 0 ? "there is no DSDT" : "the ACPI tables are not known");
+	if (!cmdline && !in_acpi) {
 		out->where = KBU_DEVICES_UNKNOWN;
-		snprintf(out->how, sizeof(out->how), "%s",
-			 dsdt == 0 ? "no DSDT, and the command line is not known"
-				   : "neither the command line nor the ACPI tables are known");
+		snprintf(out->how, sizeof(out->how), "the command line is not known, and %s", acpi);
 		return;
 	}
-	if (on_cmdline && dsdt == 1) {
+	if (on_cmdline && in_acpi) {
 		out->where = KBU_DEVICES_BOTH;
 		snprintf(out->how, sizeof(out->how),
-			 "both: %zu virtio_mmio.device entr%s on the command line and a DSDT; a kernel "
-			 "that reads both may attach a device twice",
-			 l.ndevs, l.ndevs == 1 ? "y" : "ies");
+			 "both: %zu virtio_mmio.device entr%s on the command line and %d in the DSDT; "
+			 "a kernel that reads both may attach a device twice",
+			 l.ndevs, l.ndevs == 1 ? "y" : "ies", out->ndsdt);
 	} else if (on_cmdline) {
 		out->where = KBU_DEVICES_CMDLINE;
 		snprintf(out->how, sizeof(out->how),
-			 "on the command line: %zu virtio_mmio.device entr%s%s; a kernel that looks "
-			 "for them only in ACPI finds none",
-			 l.ndevs, l.ndevs == 1 ? "y" : "ies",
-			 dsdt == 0 ? ", and there is no DSDT" : "");
-	} else if (dsdt == 1) {
+			 "on the command line: %zu virtio_mmio.device entr%s, and %s; a kernel that "
+			 "looks for them only in ACPI finds none",
+			 l.ndevs, l.ndevs == 1 ? "y" : "ies", acpi);
+	} else if (in_acpi) {
 		out->where = KBU_DEVICES_ACPI;
 		snprintf(out->how, sizeof(out->how),
-			 "in ACPI: a DSDT is present%s; a kernel that takes virtio-mmio devices only "
-			 "from the command line (FreeBSD's FIRECRACKER configuration) finds none",
+			 "in ACPI: the DSDT describes %d (LNRO0005)%s; a kernel that takes virtio-mmio "
+			 "devices only from the command line (FreeBSD's FIRECRACKER configuration) "
+			 "finds none", out->ndsdt,
 			 cmdline ? " and the command line has no virtio_mmio.device entry"
 				 : " (the command line is not known)");
 	} else {
 		out->where = KBU_DEVICES_NONE;
 		snprintf(out->how, sizeof(out->how),
-			 "nowhere: no virtio_mmio.device entry on the command line%s",
-			 dsdt == 0 ? " and no DSDT" : " (ACPI tables not known)");
+			 "nowhere: no virtio_mmio.device entry on the command line, and %s", acpi);
 	}
 	if (l.nbad) {
 		size_t n = strlen(out->how);

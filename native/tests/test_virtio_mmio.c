@@ -1,6 +1,7 @@
 /* virtio_mmio.device= entries (Linux's SIZE@BASE:IRQ[:ID], K/M/G sizes, FreeBSD's
  * _N keys), malformed ones, and where a VM describes its devices. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -95,26 +96,113 @@ TEST(command_lines_are_scanned)
 TEST(where_devices_are_described)
 {
 	struct kbu_devices_where w;
-	kbu_devices_where("console=ttyS0 virtio_mmio.device=512@0xfeb00e00:12", 0, &w);
+	kbu_devices_where("console=ttyS0 virtio_mmio.device=512@0xfeb00e00:12", 0, 0, &w);
 	CHECK_EQ_U64(w.where, KBU_DEVICES_CMDLINE);
 	CHECK_EQ_U64(w.ncmdline, 1);
 	CHECK_CONTAINS(w.how, "on the command line: 1 virtio_mmio.device entry, and there is no DSDT");
-	kbu_devices_where("console=ttyS0", 1, &w);
+	kbu_devices_where("console=ttyS0", 1, 2, &w);
 	CHECK_EQ_U64(w.where, KBU_DEVICES_ACPI);
+	CHECK_EQ_U64(w.ndsdt, 2);
+	CHECK_CONTAINS(w.how, "the DSDT describes 2 (LNRO0005)");
 	CHECK_CONTAINS(w.how, "FreeBSD's FIRECRACKER configuration) finds none");
-	kbu_devices_where("virtio_mmio.device=512@0xfeb00e00:12", 1, &w);
+	/* a DSDT without a virtio-mmio device describes none: QEMU writes one per plugged device */
+	kbu_devices_where("console=ttyS0", 1, 0, &w);
+	CHECK_EQ_U64(w.where, KBU_DEVICES_NONE);
+	CHECK_CONTAINS(w.how, "the DSDT describes none");
+	kbu_devices_where("virtio_mmio.device=512@0xfeb00e00:12", 1, 1, &w);
 	CHECK_EQ_U64(w.where, KBU_DEVICES_BOTH);
-	kbu_devices_where("console=ttyS0 virtio_mmio.device=1@2", 0, &w);
+	kbu_devices_where("console=ttyS0 virtio_mmio.device=1@2", 0, 0, &w);
 	CHECK_EQ_U64(w.where, KBU_DEVICES_NONE);
 	CHECK_EQ_U64(w.nbad, 1);
 	CHECK_CONTAINS(w.how, "1 malformed entry (virtio_mmio.device=1@2: expected ':IRQ'");
-	kbu_devices_where(NULL, 1, &w);
+	kbu_devices_where(NULL, 1, 1, &w);
 	CHECK_EQ_U64(w.where, KBU_DEVICES_ACPI);
 	CHECK_CONTAINS(w.how, "the command line is not known");
-	kbu_devices_where(NULL, -1, &w);
+	kbu_devices_where(NULL, -1, 0, &w);
+	CHECK_EQ_U64(w.where, KBU_DEVICES_UNKNOWN);
+	kbu_devices_where(NULL, 1, 0, &w);
 	CHECK_EQ_U64(w.where, KBU_DEVICES_UNKNOWN);
 	CHECK_STR(kbu_devices_source_name(KBU_DEVICES_CMDLINE), "command line");
 	CHECK_STR(kbu_devices_source_name(KBU_DEVICES_UNKNOWN), "unknown");
+}
+
+/* A DSDT as QEMU microvm writes one (hw/i386/acpi-microvm.c): a table header,
+ * then per plugged transport Device (VRnn) { _HID "LNRO0005", _UID, _CCA,
+ * _CRS { Memory32Fixed (base, 512), Interrupt (irq) } }. */
+static size_t put(uint8_t *b, size_t at, const void *p, size_t n)
+{
+	memcpy(b + at, p, n);
+	return at + n;
+}
+
+static size_t put32(uint8_t *b, size_t at, uint32_t v)
+{
+	uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+	return put(b, at, x, 4);
+}
+
+static size_t device(uint8_t *b, size_t at, const char *name, uint32_t base, uint32_t irq, int crs)
+{
+	static const uint8_t dev_op[] = {0x5b, 0x82, 0x40}; /* DeviceOp, PkgLength (not checked) */
+	at = put(b, at, dev_op, sizeof dev_op);
+	at = put(b, at, name, 4);
+	at = put(b, at, "\x08_HID\x0dLNRO0005\x00", 15);
+	at = put(b, at, "\x08_UID\x0a\x01\x08_CCA\x01", 13);
+	if (!crs)
+		return at;
+	at = put(b, at, "\x08_CRS\x11\x1a\x0a\x17", 9);
+	at = put(b, at, "\x86\x09\x00\x01", 4);      /* Memory32Fixed, read-write */
+	at = put32(b, at, base);
+	at = put32(b, at, 512);
+	at = put(b, at, "\x89\x06\x00\x0d\x01", 5); /* Interrupt: consumer, level, high, 1 */
+	at = put32(b, at, irq);
+	return put(b, at, "\x79\x00", 2);            /* end tag */
+}
+
+TEST(dsdt_devices_are_read)
+{
+	uint8_t t[512];
+	memset(t, 0, sizeof t);
+	memcpy(t, "DSDT", 4);
+	size_t n = device(t, 36 + 8, "VR00", 0xfeb00000, 16, 1);
+	n = device(t, n, "VR03", 0xfeb00600, 19, 1);
+	struct kbu_vmmio_list l;
+	kbu_vmmio_scan_aml(t, n, &l);
+	CHECK_EQ_U64(l.ndevs, 2);
+	CHECK_EQ_U64(l.nbad, 0);
+	CHECK_STR(l.devs[0].key, "DSDT VR00");
+	CHECK_EQ_U64(l.devs[0].base, 0xfeb00000);
+	CHECK_EQ_U64(l.devs[0].size, 512);
+	CHECK_EQ_U64(l.devs[0].irq, 16);
+	CHECK_STR(l.devs[1].key, "DSDT VR03");
+	CHECK_EQ_U64(l.devs[1].base, 0xfeb00600);
+	CHECK_EQ_U64(l.devs[1].irq, 19);
+	/* a device without _CRS is named with the reason, the next one still read */
+	memset(t + 36, 0, sizeof t - 36);
+	n = device(t, 36, "VR01", 0, 0, 0);
+	n = device(t, n, "VR02", 0xfeb00400, 18, 1);
+	kbu_vmmio_scan_aml(t, n, &l);
+	CHECK_EQ_U64(l.ndevs, 1);
+	CHECK_EQ_U64(l.nbad, 1);
+	CHECK_STR(l.bad[0].text, "DSDT VR01");
+	CHECK_CONTAINS(l.bad[0].why, "no Memory32Fixed window");
+	CHECK_EQ_U64(l.devs[0].irq, 18);
+	/* every cut of the table: never past its end (ASan), never a device with a cut window */
+	for (size_t cut = 0; cut <= n; cut++) {
+		uint8_t *copy = malloc(cut ? cut : 1);
+		CHECK(copy != NULL);
+		memcpy(copy, t, cut);
+		kbu_vmmio_scan_aml(copy, cut, &l);
+		CHECK(l.ndevs <= 1);
+		if (l.ndevs)
+			CHECK_EQ_U64(l.devs[0].base, 0xfeb00400);
+		free(copy);
+	}
+	/* no table, a header only, no device */
+	kbu_vmmio_scan_aml(NULL, 0, &l);
+	CHECK_EQ_U64(l.ndevs + l.nbad, 0);
+	kbu_vmmio_scan_aml(t, 36, &l);
+	CHECK_EQ_U64(l.ndevs + l.nbad, 0);
 }
 
 int main(void)
@@ -122,5 +210,6 @@ int main(void)
 	RUN(values_parse_like_linux);
 	RUN(command_lines_are_scanned);
 	RUN(where_devices_are_described);
+	RUN(dsdt_devices_are_read);
 	CHECK_DONE("test_virtio_mmio");
 }

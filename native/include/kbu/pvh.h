@@ -72,6 +72,7 @@ struct kbu_pvh_problem {
 struct kbu_pvh {
 	uint64_t addr;          /* physical address of the structure */
 	char how[160];          /* how it was found, e.g. "found by scanning low memory" */
+	int bare_magic;         /* found only as a magic whose pointers lead nowhere: not a start info */
 	uint32_t magic, version, flags, nr_modules;
 	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr;
 	int has_v1;             /* version >= 1: the memmap fields below are valid */

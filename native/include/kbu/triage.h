@@ -53,6 +53,7 @@ struct kbu_triage_kstate {
 	char ts_name[64];                 /* "" when unreadable */
 	int ts_have_quality, ts_have_freq;
 	int64_t ts_quality;
+	char ts_quality_name[32];         /* the field's name in the kernel: "tc_quality", "rating" */
 	uint64_t ts_freq;
 	struct kbu_triage_var ncpus;      /* CPUs the kernel counts */
 	struct kbu_triage_var panicstr;   /* value: the pointer (0: no panic) */

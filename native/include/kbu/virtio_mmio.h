@@ -53,6 +53,16 @@ int kbu_vmmio_parse(const char *val, size_t len, struct kbu_vmmio_dev *d, struct
 /* Every virtio_mmio.device[_N]= token of a command line, good or bad. */
 void kbu_vmmio_scan(const char *cmdline, struct kbu_vmmio_list *out);
 
+/*
+ * The virtio-mmio devices an ACPI DSDT describes: each Device whose _HID is
+ * "LNRO0005" (QEMU microvm names them VR00, VR01, ... and writes one only for
+ * a transport with a device plugged), its Memory32Fixed window and its
+ * interrupt from _CRS. aml: the whole table (header included), len bytes. A
+ * device whose _CRS cannot be read is listed in bad[] with the reason; key
+ * holds "DSDT VRnn".
+ */
+void kbu_vmmio_scan_aml(const uint8_t *aml, size_t len, struct kbu_vmmio_list *out);
+
 enum kbu_devices_source {
 	KBU_DEVICES_UNKNOWN = -1,  /* neither the command line nor the DSDT's presence is known */
 	KBU_DEVICES_NONE = 0,      /* neither describes any */
@@ -66,15 +76,18 @@ struct kbu_devices_where {
 	size_t ncmdline;        /* well-formed virtio_mmio.device entries on the command line */
 	size_t nbad;            /* malformed ones */
 	int cmdline_known, dsdt; /* dsdt: 1 present, 0 absent, -1 unknown */
+	int ndsdt;              /* virtio-mmio devices the DSDT describes (0 without one) */
 	char how[320];
 };
 
 /*
- * Whether the devices are described on the command line, in ACPI (a DSDT is
- * present: kbu does not decode its AML), both or neither. cmdline NULL: not
- * known; dsdt_present: 1, 0 or -1 (unknown).
+ * Whether the devices are described on the command line, in ACPI (the DSDT
+ * has LNRO0005 devices), both or neither. cmdline NULL: not known;
+ * dsdt_present: 1, 0 or -1 (unknown); dsdt_devices: what kbu_vmmio_scan_aml
+ * found in it.
  */
-void kbu_devices_where(const char *cmdline, int dsdt_present, struct kbu_devices_where *out);
+void kbu_devices_where(const char *cmdline, int dsdt_present, int dsdt_devices,
+		       struct kbu_devices_where *out);
 
 /* "command line", "ACPI", "both", "none", "unknown". */
 const char *kbu_devices_source_name(int where);
