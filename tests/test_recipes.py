@@ -292,6 +292,7 @@ def test_timeout_is_undecided(guest_kernel):
 def test_bad_inputs_fail_cleanly(guest_kernel, tmp_path):
     t = triage("no-such-recipe", guest_kernel, "kbu.scenario=ok", json_out=False)
     assert t.rc == 2 and 'no recipe "no-such-recipe"' in t.err and "Traceback" not in t.err
+    assert len(t.err.strip().splitlines()) == 1, t.err   # refused before anything was booted
     junk = tmp_path / "junk"
     junk.write_bytes(b"MZ" + b"\0" * 100)
     t = triage("panic-triage", str(junk), json_out=False)

@@ -369,6 +369,14 @@ struct kbu_node *kbu_obj(struct kbu_node *parent, const char *key, const char *t
 	return n;
 }
 
+struct kbu_node *kbu_text_obj(struct kbu_node *parent, const char *key)
+{
+	struct kbu_node *n = kbu_obj(parent, key, "");
+	if (n)
+		n->text_only = 1;
+	return n;
+}
+
 struct kbu_node *kbu_list(struct kbu_node *parent, const char *key, const char *title)
 {
 	struct kbu_node *n = add_node(parent, N_LIST, key, NULL);
@@ -1031,6 +1039,8 @@ static void node_path(struct sbuf *b, const struct kbu_node *n)
 	if (!n->parent)
 		return;
 	node_path(b, n->parent);
+	if (n->text_only)
+		return; /* a text-only section is no place in the JSON */
 	if (n->parent->type == N_LIST) {
 		sb_printf(b, "[%zu]", n->index);
 	} else if (n->key) {

@@ -1,5 +1,6 @@
 /* kbu triage: the post-mortem summary of a guest from its memory alone. */
 #include "kbu/triage.h"
+#include "kbu/util.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -421,15 +422,18 @@ static void report_mptable(struct kbu_ctx *ctx, struct kbu_node *root, struct mp
 	}
 	mf->found = 1;
 	kbu_bool(o, "found", "", 1);
-	kbu_strf(o, "where", "floating pointer", "0x%" PRIx64 ", found in %s", t.fp.addr,
-		 t.fp.where);
+	kbu_display(o, "where", "floating pointer", "0x%" PRIx64 ", found in %s", t.fp.addr,
+		    t.fp.where);
 	kbu_hex(o, "address", "", t.fp.addr, 0);
+	kbu_str(o, "found_in", "", t.fp.where);
 	if (t.have_header) {
-		kbu_strf(o, "table", "config table", "0x%" PRIx64 " OEM '%s' product '%s'",
-			 t.hdr.addr, t.hdr.oem_id, t.hdr.product_id);
+		kbu_display(o, "table", "config table", "0x%" PRIx64 " OEM '%s' product '%s'",
+			    t.hdr.addr, t.hdr.oem_id, t.hdr.product_id);
 		kbu_hex(o, "table_address", "", t.hdr.addr, 0);
-		kbu_strf(o, "counts", "entries", "%u in entry_count, %zu walked by length",
-			 t.hdr.entry_count, t.nbase);
+		kbu_str(o, "oem_id", "", t.hdr.oem_id);
+		kbu_str(o, "product_id", "", t.hdr.product_id);
+		kbu_display(o, "counts", "entries", "%u in entry_count, %zu walked by length",
+			    t.hdr.entry_count, t.nbase);
 		kbu_u64(o, "entry_count", "", t.hdr.entry_count);
 		kbu_u64(o, "entries_walked", "", t.nbase);
 	}
@@ -478,8 +482,9 @@ static void report_start_info(struct kbu_ctx *ctx, const struct kbu_symtab *syms
 		return;
 	}
 	kbu_bool(o, "found", "", 1);
-	kbu_strf(o, "location", "address", "0x%" PRIx64 " (%s)", p.addr, p.how);
+	kbu_display(o, "location", "address", "0x%" PRIx64 " (%s)", p.addr, p.how);
 	kbu_hex(o, "address", "", p.addr, 0);
+	kbu_str(o, "how", "", p.how);
 	kbu_u64(o, "version", "version", p.version);
 	if (p.cmdline.state == KBU_PVH_STR_OK || p.cmdline.state == KBU_PVH_STR_UNTERMINATED) {
 		kbu_str(o, "cmdline", "command line", p.cmdline.text ? p.cmdline.text : "");
@@ -491,18 +496,24 @@ static void report_start_info(struct kbu_ctx *ctx, const struct kbu_symtab *syms
 	for (size_t i = 0; i < p.nmemmap; i++)
 		if (p.memmap[i].type == 1)
 			ram += p.memmap[i].size;
-	kbu_strf(o, "memmap", "memory map", "%zu entries, %" PRIu64 " MiB RAM", p.nmemmap,
-		 ram >> 20);
+	char rs[32];
+	kbu_size_text(ram, rs, sizeof rs);
+	kbu_display(o, "memmap", "memory map", "%zu entries, %s RAM", p.nmemmap, rs);
+	kbu_u64(o, "memmap_entries", "", p.nmemmap);
 	kbu_u64(o, "ram_bytes", "", ram);
 	for (size_t i = 0; i < p.nproblems; i++)
 		section_problem(o, p.problems[i].sev, p.problems[i].msg, first, firstlen, nerrors);
 	kbu_pvh_free(&p);
 }
 
+/* A variable that could not be read: why, in the text and as KEY_error in JSON. */
 static void var_text(struct kbu_node *o, const char *key, const char *label,
 		     const struct kbu_triage_var *v)
 {
-	kbu_str(o, key, label, v->why[0] ? v->why : "not read");
+	char k[64];
+	snprintf(k, sizeof k, "%s_error", key);
+	kbu_display(o, key, label, "%s", v->why[0] ? v->why : "not read");
+	kbu_str(o, k, "", v->why[0] ? v->why : "not read");
 }
 
 static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, struct kbu_report *r,
@@ -604,21 +615,24 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 	struct kbu_triage_kstate ks;
 	memset(&ks, 0, sizeof ks);
 	if (p) {
-		kbu_strf(ko, "os", "OS profile", "%s (%s)", kbu_os_name(p), kbu_os_origin(p));
+		kbu_display(ko, "os_text", "OS profile", "%s (%s)", kbu_os_name(p), kbu_os_origin(p));
+		kbu_str(ko, "os", "", kbu_os_name(p));
+		kbu_str(ko, "profile", "", kbu_os_origin(p));
 		kbu_triage_read_kstate(ctx->mem, ctx->kernel, syms, p, 0, &ks);
 	} else {
 		kbu_null(ko, "os", "");
-		kbu_strf(ko, "os_text", "OS profile", "none: %s", pe.msg);
+		kbu_display(ko, "os_text", "OS profile", "none: %s", pe.msg);
+		kbu_str(ko, "os_error", "", pe.msg);
 		kbu_problem(ko, KBU_SEV_NOTE, "the kernel's variables are not read: %s", pe.msg);
 	}
 	if (ks.x2apic.state == KBU_TRIAGE_VAR_OK) {
-		kbu_strf(ko, "x2apic_text", "x2APIC", "%s = %" PRIu64 " (%s)", ks.x2apic.symbol,
+		kbu_display(ko, "x2apic_text", "x2APIC", "%s = %" PRIu64 " (%s)", ks.x2apic.symbol,
 			 ks.x2apic.value, ks.x2apic.value ? "x2APIC mode" : "xAPIC mode, MMIO");
 		kbu_u64(ko, "x2apic", "", ks.x2apic.value);
 	} else {
 		kbu_null(ko, "x2apic", "");
 		if (p)
-			var_text(ko, "x2apic_text", "x2APIC", &ks.x2apic);
+			var_text(ko, "x2apic", "x2APIC", &ks.x2apic);
 	}
 	if (ks.timesource.state == KBU_TRIAGE_VAR_OK && ks.ts_name[0]) {
 		char extra[96] = "";
@@ -628,7 +642,7 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 					      ks.ts_quality_name, ks.ts_quality);
 		if (ks.ts_have_freq && n < sizeof extra)
 			snprintf(extra + n, sizeof extra - n, ", %" PRIu64 " Hz", ks.ts_freq);
-		kbu_strf(ko, "timesource_text", "time source", "%s -> 0x%" PRIx64 " \"%s\"%s",
+		kbu_display(ko, "timesource_text", "time source", "%s -> 0x%" PRIx64 " \"%s\"%s",
 			 ks.timesource.symbol, ks.timesource.value, ks.ts_name, extra);
 		kbu_str(ko, "timesource", "", ks.ts_name);
 		if (ks.ts_have_quality)
@@ -636,16 +650,16 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 	} else {
 		kbu_null(ko, "timesource", "");
 		if (p)
-			var_text(ko, "timesource_text", "time source", &ks.timesource);
+			var_text(ko, "timesource", "time source", &ks.timesource);
 	}
 	if (ks.ncpus.state == KBU_TRIAGE_VAR_OK) {
-		kbu_strf(ko, "ncpus_text", "CPUs counted", "%s = %" PRIu64, ks.ncpus.symbol,
+		kbu_display(ko, "ncpus_text", "CPUs counted", "%s = %" PRIu64, ks.ncpus.symbol,
 			 ks.ncpus.value);
 		kbu_u64(ko, "ncpus", "", ks.ncpus.value);
 	} else {
 		kbu_null(ko, "ncpus", "");
 		if (p)
-			var_text(ko, "ncpus_text", "CPUs counted", &ks.ncpus);
+			var_text(ko, "ncpus", "CPUs counted", &ks.ncpus);
 	}
 
 	/* The message buffer and the panic. */
@@ -671,12 +685,16 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 		for (const char *s = d.text; s && *s; s++)
 			total += *s == '\n';
 		const char *tail = kbu_triage_tail(d.text, o->tail);
-		kbu_strf(dm, "summary", "buffer", "%s at 0x%" PRIx64 ", %" PRIu64 " %s, last %zu shown",
+		kbu_display(dm, "summary", "buffer", "%s at 0x%" PRIx64 ", %" PRIu64 " %s, last %zu shown",
 			 d.symbol, d.header_addr, d.records,
 			 strcmp(d.format, "linux-prb") == 0 ? "records" : "lines",
 			 o->tail < total ? o->tail : total);
+		kbu_str(dm, "symbol", "", d.symbol);
+		kbu_hex(dm, "address", "", d.header_addr, 0);
+		kbu_str(dm, "format", "", d.format);
+		kbu_u64(dm, "records", "", d.records);
 		kbu_str(dm, "tail", "", tail);
-		struct kbu_node *tt = kbu_obj(dm, "tail_text", "");
+		struct kbu_node *tt = kbu_text_obj(dm, "tail_text");
 		for (const char *s = tail; *s;) {
 			const char *nl = strchr(s, '\n');
 			size_t len = nl ? (size_t)(nl - s) : strlen(s);
@@ -714,11 +732,15 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 			: have_log ? "none in the message buffer" : "unknown (no message buffer)");
 	}
 	if (ks.panicstr.state == KBU_TRIAGE_VAR_OK) {
-		if (ks.panicstr.value)
-			kbu_strf(po, "panicstr", "panicstr", "0x%" PRIx64 " \"%s\"", ks.panicstr.value,
-				 ks.panicstr_text);
-		else
-			kbu_str(po, "panicstr", "panicstr", "NULL");
+		if (ks.panicstr.value) {
+			kbu_display(po, "panicstr_text", "panicstr", "0x%" PRIx64 " \"%s\"",
+				    ks.panicstr.value, ks.panicstr_text);
+			kbu_hex(po, "panicstr", "", ks.panicstr.value, 0);
+			kbu_str(po, "panicstr_string", "", ks.panicstr_text);
+		} else {
+			kbu_display(po, "panicstr_text", "panicstr", "NULL");
+			kbu_null(po, "panicstr", "");
+		}
 	}
 
 	struct kbu_triage_trap trap;

@@ -2,6 +2,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -282,4 +284,21 @@ char *kbu_escape_dup(const void *bytes, size_t n, const char *keep)
 	if (s)
 		kbu_escape(bytes, n, keep, s, need + 1);
 	return s;
+}
+
+void kbu_size_text(uint64_t n, char *buf, size_t len)
+{
+	static const struct {
+		const char *unit;
+		uint64_t div;
+	} u[] = {{"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10}};
+	for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
+		if (n >= u[i].div) {
+			if (n % u[i].div)
+				snprintf(buf, len, "%.1f %s", (double)n / (double)u[i].div, u[i].unit);
+			else
+				snprintf(buf, len, "%" PRIu64 " %s", n / u[i].div, u[i].unit);
+			return;
+		}
+	snprintf(buf, len, "%" PRIu64 " bytes", n);
 }

@@ -498,7 +498,7 @@ static void render(struct run *v)
 	}
 
 	/* The text, laid out as a porter reads it. */
-	struct kbu_node *t = kbu_obj(root, "text", "");
+	struct kbu_node *t = kbu_text_obj(root, "text");
 	kbu_textline(t, "%s: %s", v->q->name, v->q->summary);
 	if (end) {
 		char et[1024], ch[2048];
@@ -532,7 +532,7 @@ static void render(struct run *v)
 	for (size_t i = 0; i < v->nfi; i++)
 		kbu_finding(t, KBU_SEV_WARN, v->fi[i].code, "%s", v->fi[i].msg);
 	/* A section of its own: the renderer sets it apart by a blank line. */
-	struct kbu_node *tv = kbu_obj(root, "text_verdict", "");
+	struct kbu_node *tv = kbu_text_obj(root, "text_verdict");
 	kbu_textline(tv, "VERDICT: %s: %s", result_word(v->status),
 		     v->cause[0] ? v->cause : "(no cause given)");
 	if (v->next[0])

@@ -21,7 +21,7 @@ struct cpu_facts {
 	int vcpus;                /* vCPUs in the VM */
 	int left_reset;           /* of them, vCPUs that left their reset/INIT state, -1 unknown */
 	int in_kernel;            /* of them, vCPUs running or halted in kernel code */
-	char states[512];         /* "0 halted in kernel code, 1 waiting for SIPI (INIT state)" */
+	char states[512];         /* "CPU 0 halted in kernel code; CPU 1 waiting for SIPI (INIT state)" */
 	int mp;                   /* 1 found, 0 none, -1 unreadable */
 	char mp_err[512];
 	struct kbu_mptable t;
@@ -71,7 +71,8 @@ static void gather_cpu_facts(struct run *v, struct cpu_facts *c)
 			if (vc.state != KBU_VCPU_RESET && vc.state != KBU_VCPU_WAIT_SIPI)
 				left++;
 			kern += vc.where == KBU_VCPU_IN_KERNEL;
-			cat(c->states, sizeof c->states, "%s%d %s", c->states[0] ? ", " : "", cpu, vc.text);
+			cat(c->states, sizeof c->states, "%sCPU %d %s", c->states[0] ? "; " : "", cpu,
+			    vc.text);
 		}
 		free(info);
 		if (known == c->vcpus) {
@@ -168,7 +169,8 @@ static void cpu_evidence(struct run *v, struct cpu_facts *c)
 	if (c->left_reset >= 0) {
 		kbu_u64(v->facts, "vcpus_started", "", (uint64_t)c->left_reset);
 		kbu_u64(v->facts, "vcpus_in_kernel", "", (uint64_t)c->in_kernel);
-		evidence(v, "vCPUs that left reset", "%d (%s)", c->left_reset, c->states);
+		evidence(v, "vCPUs that left reset", "%d of %d", c->left_reset, c->vcpus);
+		evidence(v, "vCPU states", "%s", c->states);
 	}
 }
 

@@ -110,7 +110,8 @@ void q_panic(struct run *v)
 			kbu_item_str(cl, chain[i]);
 			cat(chtext, sizeof chtext, "%s%s", i ? " <- " : "", chain[i]);
 		}
-		evidence(v, "call chain", "%s", chtext);
+		if (nch)
+			evidence(v, "call chain", "%s", chtext);
 		trap = log_lines(v, "(Fatal trap|fault virtual address|instruction pointer)", 0);
 		const char *fault = NULL;
 		if (trap.n) {
@@ -149,10 +150,11 @@ void q_panic(struct run *v)
 			}
 			fault = NULL;
 		} else {
-			snprintf(head, sizeof head, "panic \"%s\" raised in %s (", msg ? msg : "?", where);
+			snprintf(head, sizeof head, "panic \"%s\" raised in %s", msg ? msg : "?", where);
 			for (size_t i = 0; i < nch && i < 6; i++)
-				cat(head, sizeof head, "%s%s", i ? " <- " : "", chain[i]);
-			cat(head, sizeof head, ")");
+				cat(head, sizeof head, "%s%s", i ? " <- " : " (", chain[i]);
+			if (nch)
+				cat(head, sizeof head, ")");
 		}
 		if (fault) {
 			/* squeeze the runs of blanks of the aligned trap report */

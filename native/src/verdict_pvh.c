@@ -9,6 +9,7 @@
 #include "kbu/mem.h"
 #include "kbu/pvh.h"
 #include "kbu/symbols.h"
+#include "kbu/util.h"
 #include "kbu/virtio_mmio.h"
 #include "kbu/report.h"
 #include "kbu/xen.h"
@@ -16,23 +17,6 @@
 #include "verdict_int.h"
 
 /* ---- pvh-entry ---- */
-
-static void size_text(uint64_t n, char *buf, size_t len)
-{
-	static const struct {
-		const char *unit;
-		uint64_t div;
-	} u[] = {{"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10}};
-	for (size_t i = 0; i < 3; i++)
-		if (n >= u[i].div) {
-			if (n % u[i].div)
-				snprintf(buf, len, "%.1f %s", (double)n / (double)u[i].div, u[i].unit);
-			else
-				snprintf(buf, len, "%" PRIu64 " %s", n / u[i].div, u[i].unit);
-			return;
-		}
-	snprintf(buf, len, "%" PRIu64 " bytes", n);
-}
 
 void q_pvh(struct run *v)
 {
@@ -140,13 +124,13 @@ void q_pvh(struct run *v)
 		kbu_u64(row, "type", "", m->type);
 		kbu_str(row, "type_name", "", kbu_e820_type_name(m->type));
 		char sz[32];
-		size_text(m->size, sz, sizeof sz);
+		kbu_size_text(m->size, sz, sizeof sz);
 		cat(mt, sizeof mt, "%s0x%09" PRIx64 "-0x%09" PRIx64 "  %-9s %s", nreal > 1 ? "\n" : "",
 		    m->addr, m->addr + m->size - 1, kbu_e820_type_name(m->type), sz);
 	}
 	evidence(v, "memory map", "%s", mt[0] ? mt : "(none)");
 	char rs[32];
-	size_text(ram, rs, sizeof rs);
+	kbu_size_text(ram, rs, sizeof rs);
 	kbu_u64(v->facts, "ram_bytes", "", ram);
 	evidence(v, "RAM", "%s", rs);
 	kbu_u64(v->facts, "modules", "", p.nr_modules);

@@ -38,6 +38,8 @@ struct kbu_node *kbu_report_root(struct kbu_report *r);
 
 /* Nested object, rendered as a section titled `title` (NULL: key). */
 struct kbu_node *kbu_obj(struct kbu_node *parent, const char *key, const char *title);
+/* An object shown only in the text rendering (its problems keep no path in JSON). */
+struct kbu_node *kbu_text_obj(struct kbu_node *parent, const char *key);
 /* List of rows, rendered as a table titled `title` ("": untitled). A list of
  * plain values (kbu_item_*) titled "" is JSON-only. */
 struct kbu_node *kbu_list(struct kbu_node *parent, const char *key, const char *title);

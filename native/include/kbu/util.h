@@ -59,6 +59,9 @@ size_t kbu_escape(const void *bytes, size_t n, const char *keep, char *out, size
 /* The same into a malloc'd string (NULL when out of memory). */
 char *kbu_escape_dup(const void *bytes, size_t n, const char *keep);
 
+/* A byte count as a porter reads it: "639 KiB", "127.6 MiB", "2 GiB", "512 bytes". */
+void kbu_size_text(uint64_t n, char *buf, size_t len);
+
 /* An address: a number, symbol[+off|-off] when ctx->syms is set, or $reg[+off|-off]
  * (rip, rsp, rbp, rax..r15, cr2, cr3, fs_base, gs_base, gdt, idt) from CPU 0. */
 int kbu_parse_addr(struct kbu_ctx *ctx, const char *s, uint64_t *out, struct kbu_err *err);
