@@ -288,7 +288,7 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 	const char *count_from = n <= 0 ? "no CPU list in this source: CPU 0 only"
 		: strcmp(kind, "core") == 0 ? "the dump's CPU notes (one NT_PRSTATUS per vCPU)"
 		: strcmp(kind, "gdb") == 0 ? "the stub's thread list (one thread per vCPU)"
-		: strcmp(kind, "callback") == 0 ? "GDB's thread list (one thread per vCPU)"
+		: strcmp(kind, "debugger") == 0 ? "GDB's thread list (one thread per vCPU)"
 						: "the source's CPU list";
 	if (n <= 0) {
 		/* Sources that cannot count CPUs still answer for CPU 0. */

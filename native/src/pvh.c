@@ -698,7 +698,7 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 		if (scan_limit == 0) {
 			/* Over a stub every MiB costs round trips: scan less by default. */
 			const char *kind = kbu_mem_kind(m);
-			int slow = strcmp(kind, "gdb") == 0 || strcmp(kind, "callback") == 0;
+			int slow = strcmp(kind, "gdb") == 0 || strcmp(kind, "debugger") == 0;
 			scan_limit = slow ? 16 * MIB : 256 * MIB;
 		}
 		uint64_t low = scan_limit < MIB ? scan_limit : MIB;
