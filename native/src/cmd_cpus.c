@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kbu/command.h"
+#include "kbu/gdbrsp.h"
 #include "kbu/mem.h"
 #include "kbu/paging.h"
 #include "kbu/report.h"
@@ -298,6 +299,22 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 		n = 1;
 	}
 	kbu_u64(root, "ncpus", "CPUs", (uint64_t)n);
+	uint64_t first_dup = 0;
+	size_t dups = strcmp(kind, "gdb") == 0
+			      ? kbu_gdb_duplicate_threads(kbu_mem_source_ctx(ctx->mem), &first_dup)
+			      : 0;
+	if (dups) {
+		/* A stub that names a thread twice would count a vCPU twice: kbu counts it once. */
+		struct kbu_node *f = kbu_finding(
+			root, KBU_SEV_WARN, "cpus.duplicate_thread_ids",
+			"the stub named thread %" PRIx64 " %s in its thread list (%zu repeated id%s): "
+			"each thread counted once, %d CPU%s", first_dup,
+			dups == 1 ? "twice" : "more than once", dups, dups == 1 ? "" : "s", n,
+			n == 1 ? "" : "s");
+		kbu_hex(f, "first_thread", NULL, first_dup, 0);
+		kbu_u64(f, "repeated_ids", NULL, dups);
+		kbu_u64(f, "cpus", NULL, (uint64_t)n);
+	}
 	/* Where the count and the halted flags come from: apart, so "CPUs:" keeps its column. */
 	struct kbu_node *about = kbu_obj(root, "vcpus", "");
 	kbu_str(about, "count_from", "counted from", count_from);
