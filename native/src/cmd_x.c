@@ -84,7 +84,7 @@ static int run_x(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *
 		ascii[2 + n] = '\0';
 		kbu_hex(row, "address", phys ? "Physical" : "Virtual", addr + off, w);
 		kbu_bytes(row, "bytes", "Bytes", buf + off, n);
-		kbu_str(row, "ascii", "ASCII", ascii);
+		kbu_display(row, "ascii", "ASCII", "%s", ascii);
 	}
 	free(buf);
 	return 0;

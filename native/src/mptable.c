@@ -1043,24 +1043,42 @@ static void add_problems(const struct kbu_mptable *t, int section, struct kbu_no
 	}
 }
 
+/* Where the floating pointer was found, as a value: the regions the MP
+ * specification names, or the address given. */
+static const char *search_region_key(const char *where)
+{
+	static const struct { const char *prefix, *key; } keys[] = {
+		{"EBDA", "ebda"}, {"last KiB of base memory", "base_memory_top"},
+		{"0x9fc00", "0x9fc00"}, {"BIOS ROM", "bios_rom"}, {"given address", "given"},
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (where && strncmp(where, keys[i].prefix, strlen(keys[i].prefix)) == 0)
+			return keys[i].key;
+	return "unknown";
+}
+
 static void report_fp(const struct kbu_mptable *t, struct kbu_node *root)
 {
 	const struct kbu_mp_fp *fp = &t->fp;
 	struct kbu_node *o = kbu_obj(root, "floating_pointer", "MP Floating Pointer Structure");
 	kbu_hex(o, "address", "physical address", fp->addr, 8);
-	kbu_str(o, "found_in", "found in", fp->where);
+	kbu_display(o, "found_in_text", "found in", "%s", fp->where);
+	kbu_str(o, "found_in", "", search_region_key(fp->where));
 	kbu_str(o, "signature", "signature", "_MP_");
 	kbu_u64(o, "length", "length (bytes)", fp->length * 16u);
-	kbu_strf(o, "version", "version", "1.%u", fp->spec_rev);
+	kbu_display(o, "version", "version", "1.%u", fp->spec_rev);
 	kbu_u64(o, "spec_rev", "", fp->spec_rev);
 	kbu_hex(o, "checksum", "checksum", fp->checksum, 2);
 	kbu_bool(o, "checksum_ok", "checksum ok", fp->sum == 0);
 	kbu_hex(o, "config_table", "config table", fp->physptr, 8);
 	if (fp->feature[0])
-		kbu_strf(o, "mode", "mode", "default configuration type %u", fp->feature[0]);
+		kbu_display(o, "mode_text", "mode", "default configuration type %u", fp->feature[0]);
 	else
-		kbu_str(o, "mode", "mode",
-			(fp->feature[1] & 0x80) ? "PIC (IMCR present)" : "Virtual Wire");
+		kbu_display(o, "mode_text", "mode", "%s",
+			    (fp->feature[1] & 0x80) ? "PIC (IMCR present)" : "Virtual Wire");
+	kbu_str(o, "mode", "", fp->feature[0] ? "default_configuration"
+			       : (fp->feature[1] & 0x80) ? "pic" : "virtual_wire");
+	kbu_bool(o, "imcr_present", "", (fp->feature[1] & 0x80) != 0);
 	kbu_u64(o, "default_config", "", fp->feature[0]);
 	kbu_bytes(o, "features", "feature bytes", fp->feature, 5);
 	add_problems(t, KBU_MP_SEC_FP, o);
@@ -1098,7 +1116,7 @@ static void report_header(const struct kbu_mptable *t, struct kbu_node *root)
 			kbu_str(o, "found", "found", t->config_how);
 		kbu_str(o, "signature", "signature", h->signature);
 		kbu_u64(o, "base_table_length", "base table length", h->base_len);
-		kbu_strf(o, "version", "version", "1.%u", h->spec_rev);
+		kbu_display(o, "version", "version", "1.%u", h->spec_rev);
 		kbu_u64(o, "spec_rev", "", h->spec_rev);
 		kbu_hex(o, "checksum", "checksum", h->checksum, 2);
 		if (h->sum_checked)
@@ -1140,8 +1158,8 @@ static void report_entries(const struct kbu_mptable *t, struct kbu_node *root)
 			uint8_t f = e->u.proc.flags;
 			kbu_u64(r, "apic_id", "APIC ID", e->u.proc.apic_id);
 			kbu_hex(r, "version", "Version", e->u.proc.version, 2);
-			kbu_strf(r, "state", "State", "%s, %s", (f & 2) ? "BSP" : "AP",
-				 (f & 1) ? "usable" : "unusable");
+			kbu_display(r, "state", "State", "%s, %s", (f & 2) ? "BSP" : "AP",
+				    (f & 1) ? "usable" : "unusable");
 			kbu_bool(r, "bsp", "", (f & 2) != 0);
 			kbu_bool(r, "enabled", "", (f & 1) != 0);
 			kbu_u64(r, "family", "Family", (e->u.proc.signature >> 8) & 0xf);
@@ -1161,7 +1179,9 @@ static void report_entries(const struct kbu_mptable *t, struct kbu_node *root)
 			r = kbu_row(ioapics);
 			kbu_u64(r, "apic_id", "APIC ID", e->u.ioapic.id);
 			kbu_hex(r, "version", "Version", e->u.ioapic.version, 2);
-			kbu_str(r, "state", "State", (e->u.ioapic.flags & 1) ? "usable" : "unusable");
+			kbu_display(r, "state", "State", "%s",
+				    (e->u.ioapic.flags & 1) ? "usable" : "unusable");
+			kbu_bool(r, "enabled", "", (e->u.ioapic.flags & 1) != 0);
 			kbu_hex(r, "address", "Address", e->u.ioapic.addr, 8);
 			kbu_hex(r, "offset", "", e->offset, 0);
 			break;

@@ -647,26 +647,33 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 static const char *flag_names[] = {"PRIVILEGED", "INITDOMAIN", "MULTIBOOT_MOD", "MOD_START_PFN",
 				   "VIRT_P2M_4TOOLS"};
 
+/* A guest string: escaped text (an ESC in a command line must not reach the
+ * terminal) or null in JSON with its state beside it; text shows it as read. */
 static void str_field(struct kbu_node *o, const char *key, const char *label,
 		      const struct kbu_pvh_str *s)
 {
+	char state_key[64], text_key[64];
+	snprintf(state_key, sizeof(state_key), "%s_state", key);
+	snprintf(text_key, sizeof(text_key), "%s_text", key);
 	switch (s->state) {
 	case KBU_PVH_STR_ABSENT:
 		kbu_null(o, key, label);
+		kbu_str(o, state_key, "", "absent");
 		break;
 	case KBU_PVH_STR_OK:
 	case KBU_PVH_STR_UNTERMINATED: {
-		/* Guest bytes: an ESC in a command line must not reach the terminal. */
 		char *shown = kbu_escape_dup(s->text ? s->text : "", s->len, NULL);
-		if (s->state == KBU_PVH_STR_OK)
-			kbu_str(o, key, label, shown ? shown : "(out of memory)");
-		else
-			kbu_strf(o, key, label, "%s...", shown ? shown : "(out of memory)");
+		int ok = s->state == KBU_PVH_STR_OK;
+		kbu_display(o, text_key, label, ok ? "%s" : "%s...", shown ? shown : "(out of memory)");
+		kbu_str(o, key, "", shown ? shown : "");
+		kbu_str(o, state_key, "", ok ? "ok" : "unterminated");
 		free(shown);
 		break;
 	}
 	default:
-		kbu_str(o, key, label, "(unreadable)");
+		kbu_display(o, text_key, label, "(unreadable)");
+		kbu_null(o, key, "");
+		kbu_str(o, state_key, "", "unreadable");
 		break;
 	}
 }
@@ -674,20 +681,22 @@ static void str_field(struct kbu_node *o, const char *key, const char *label,
 void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 {
 	struct kbu_node *o = kbu_obj(node, "start_info", "PVH start info");
-	kbu_strf(o, "location", "location", "0x%" PRIx64 " (%s)", p->addr,
-		 p->how[0] ? p->how : "given address");
+	kbu_display(o, "location", "location", "0x%" PRIx64 " (%s)", p->addr,
+		    p->how[0] ? p->how : "given address");
 	kbu_hex(o, "address", "", p->addr, 0);
 	kbu_str(o, "how", "", p->how[0] ? p->how : "given address");
 	kbu_hex(o, "magic", "magic", p->magic, 8);
 	kbu_u64(o, "version", "version", p->version);
 	char fl[160] = "";
+	struct kbu_node *names = kbu_list(o, "flag_names", "");
 	for (unsigned i = 0; i < 5; i++)
 		if (p->flags & (1u << i)) {
 			size_t l = strlen(fl);
 			snprintf(fl + l, sizeof(fl) - l, "%s%s", l ? "," : "", flag_names[i]);
+			kbu_item_str(names, flag_names[i]);
 		}
 	kbu_hex(o, "flags", "flags", p->flags, 0);
-	kbu_str(o, "flag_names", "flag names", fl[0] ? fl : "none");
+	kbu_display(o, "flag_names_text", "flag names", "%s", fl[0] ? fl : "none");
 	kbu_u64(o, "nr_modules", "nr_modules", p->nr_modules);
 	kbu_hex(o, "modlist_paddr", "modlist_paddr", p->modlist_paddr, 0);
 	kbu_hex(o, "cmdline_paddr", "cmdline_paddr", p->cmdline_paddr, 0);
@@ -697,26 +706,43 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 		kbu_u64(o, "memmap_entries", "memmap_entries", p->memmap_entries);
 	}
 	str_field(o, "cmdline", "command line", &p->cmdline);
+	struct kbu_node *rs = kbu_obj(o, "rsdp", "");
 	if (p->rsdp_paddr && p->rsdp_sig_ok == 1) {
+		const char *oem = p->rsdp_oem; /* escaped when read */
 		if (p->rsdp_revision >= 2)
-			kbu_strf(o, "rsdp", "RSDP",
-				 "OEM '%s', revision %u, RSDT 0x%08" PRIx32 ", XSDT 0x%" PRIx64
-				 ", checksum %s",
-				 p->rsdp_oem, p->rsdp_revision, p->rsdt_paddr, p->xsdt_paddr,
-				 p->rsdp_sum_ok ? "ok" : "BAD");
+			kbu_display(o, "rsdp_text", "RSDP",
+				    "OEM '%s', revision %u, RSDT 0x%08" PRIx32 ", XSDT 0x%" PRIx64
+				    ", checksum %s",
+				    oem, p->rsdp_revision, p->rsdt_paddr, p->xsdt_paddr,
+				    p->rsdp_sum_ok ? "ok" : "BAD");
 		else
-			kbu_strf(o, "rsdp", "RSDP", "OEM '%s', revision %u, RSDT 0x%08" PRIx32
-				 ", checksum %s",
-				 p->rsdp_oem, p->rsdp_revision, p->rsdt_paddr,
-				 p->rsdp_sum_ok ? "ok" : "BAD");
-		kbu_hex(o, "rsdt_paddr", "", p->rsdt_paddr, 0);
+			kbu_display(o, "rsdp_text", "RSDP", "OEM '%s', revision %u, RSDT 0x%08" PRIx32
+				    ", checksum %s",
+				    oem, p->rsdp_revision, p->rsdt_paddr, p->rsdp_sum_ok ? "ok" : "BAD");
+		kbu_str(rs, "state", "", "ok");
+		kbu_str(rs, "oem_id", "", oem);
+		kbu_u64(rs, "revision", "", p->rsdp_revision);
+		kbu_bool(rs, "checksum_ok", "", p->rsdp_sum_ok);
+		kbu_hex(rs, "rsdt_paddr", "", p->rsdt_paddr, 0);
 		if (p->rsdp_revision >= 2)
-			kbu_hex(o, "xsdt_paddr", "", p->xsdt_paddr, 0);
-	} else if (p->rsdp_paddr)
-		kbu_str(o, "rsdp", "RSDP",
-			p->rsdp_sig_ok == 0 ? "no RSDP signature there" : "unreadable");
-	else
-		kbu_str(o, "rsdp", "RSDP", "none (no ACPI)");
+			kbu_hex(rs, "xsdt_paddr", "", p->xsdt_paddr, 0);
+		else
+			kbu_null(rs, "xsdt_paddr", "");
+	} else if (p->rsdp_paddr) {
+		kbu_display(o, "rsdp_text", "RSDP", "%s",
+			    p->rsdp_sig_ok == 0 ? "no RSDP signature there" : "unreadable");
+		kbu_str(rs, "state", "", p->rsdp_sig_ok == 0 ? "no_signature" : "unreadable");
+	} else {
+		kbu_display(o, "rsdp_text", "RSDP", "none (no ACPI)");
+		kbu_str(rs, "state", "", "none");
+	}
+	if (!(p->rsdp_paddr && p->rsdp_sig_ok == 1)) {
+		/* the same fields whatever was found: null without an RSDP */
+		static const char *const rsdp_keys[] = {"oem_id", "revision", "checksum_ok",
+							"rsdt_paddr", "xsdt_paddr"};
+		for (size_t i = 0; i < sizeof(rsdp_keys) / sizeof(rsdp_keys[0]); i++)
+			kbu_null(rs, rsdp_keys[i], "");
+	}
 
 	if (p->nr_modules) {
 		struct kbu_node *ml = kbu_list(o, "modules", "Modules");
@@ -742,9 +768,11 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 			if (me->addr + me->size > top)
 				top = me->addr + me->size;
 		}
-		kbu_strf(o, "ram", "RAM", "%.1f MiB in %zu entries, up to 0x%" PRIx64,
-			 (double)ram / (1024.0 * 1024.0), nram, top);
+		kbu_display(o, "ram", "RAM", "%.1f MiB in %zu entries, up to 0x%" PRIx64,
+			    (double)ram / (1024.0 * 1024.0), nram, top);
 		kbu_u64(o, "ram_bytes", "", ram);
+		kbu_u64(o, "ram_entries", "", nram);
+		kbu_hex(o, "ram_top", "", top, 0);
 	}
 	if (p->has_v1) {
 		struct kbu_node *mm = kbu_list(o, "memmap", "Memory map");
@@ -756,7 +784,11 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 			kbu_hex(r, "end", "End", me->size ? me->addr + me->size - 1 : me->addr, 16);
 			kbu_hex(r, "size", "Size", me->size, 0);
 			kbu_u64(r, "type", "Type", me->type);
-			kbu_str(r, "type_name", "Name", tn ? tn : "unknown");
+			kbu_display(r, "type_text", "Name", "%s", tn ? tn : "unknown");
+			if (tn)
+				kbu_str(r, "type_name", "", tn);
+			else
+				kbu_null(r, "type_name", "");
 		}
 	}
 	for (size_t i = 0; i < p->nproblems; i++)
