@@ -396,7 +396,7 @@ def test_early_dump_at_the_pvh_entry(qemu, guest_kernel, tmpdir_):
     assert t["cpus"][0]["rip"] == 0x200000
     assert not t["reloc"]["virt_found"] and t["reloc"]["phys_found"]
     assert t["start_info"]["cmdline"] == "console=ttyS0 kbu.scenario=tsc"
-    assert "%ebx" in t["start_info"]["how"]
+    assert "%ebx" in t["start_info"]["location"]
     assert t["panic"]["message"] is None
     assert t["kernel"]["ncpus"] == 0
     assert t["verdict"]["problems"] == 0
