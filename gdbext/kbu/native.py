@@ -1,4 +1,6 @@
-"""ctypes binding to libkbu: contexts, the callback memory source, kbu_run.
+"""ctypes binding to libkbu: contexts, memory sources (the debugger one the GDB
+extension drives, a dump, an image, a stub), kbu_run, and one KbuError
+subclass per libkbu error code.
 
 The library is searched in: $KBU_LIB, `set kbu libpath`, then next to this
 extension: PREFIX/lib (and PREFIX/lib/<multiarch>) when it is installed as
@@ -268,8 +270,9 @@ class _Calls:
     Each returns 0, the libkbu code of the exception it met (KbuError
     subclasses carry theirs), or -1 when the user interrupted it: Ctrl-C
     (any BaseException that is not an Exception) never leaves 0 behind with
-    a buffer unfilled. After an interruption every call fails at once, so
-    libkbu stops where it is instead of reading on, page by page."""
+    a buffer unfilled. After an interruption every call but a packet fails
+    at once, so libkbu stops where it is instead of reading on, page by page
+    (packets go on: libkbu switches the stub's physical mode back with one)."""
 
     def __init__(self, source):
         self.source = source
