@@ -115,6 +115,9 @@ def reading_progress(ctx, name):
     return Watch()
 
 
+_notes_shown = {}
+
+
 def run_libkbu(argv):
     """Runs libkbu command argv[0] with the session context and prints its report."""
     as_json = "--json" in argv
@@ -125,8 +128,10 @@ def run_libkbu(argv):
     if text:
         core.out(text)
     how = session.phys_how()
-    if how:
-        # As the CLI does: how physical memory was read without a physical mode.
+    if how and how != _notes_shown.get("phys_how"):
+        # As the CLI does: how physical memory was read without a physical
+        # mode (once, not after every command of the session).
+        _notes_shown["phys_how"] = how
         gdb.write("kbu %s: note: %s\n" % (argv[0], how), gdb.STDERR)
     if st == 1:
         gdb.write("kbu %s: problems found (see ! lines)\n" % argv[0], gdb.STDERR)
