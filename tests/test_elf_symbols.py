@@ -46,7 +46,7 @@ def test_notes_name_every_note_of_the_linux_vmlinux(linux_target):
     assert [n["owner"] for n in notes] == readelf_notes(linux_target.vmlinux)
     by_name = {n["name"]: n for n in notes if n["owner"] == "Xen"}
     # Every Xen note is named; none is left as "?".
-    assert all(n["name"] != "?" for n in notes if n["owner"] == "Xen")
+    assert all(n["name"] is not None for n in notes if n["owner"] == "Xen")
     assert by_name["GUEST_OS"]["value"] == "linux"
     assert by_name["PHYS32_ENTRY"]["number"] == linux_target.pvh_entry
     assert obj["pvh_entry"] == linux_target.pvh_entry
@@ -91,7 +91,7 @@ def test_sym_from_system_map(linux_target):
     assert rc == 0, err
     name, addr, unknown = obj["results"]
     assert name["address"] == start and name["source"] == "map"
-    assert addr["symbol"] == "startup_64+0x10"
+    assert (addr["symbol"], addr["offset"]) == ("startup_64", 0x10)
     assert unknown["symbol"] is None
     assert any("no_such_symbol_here" in p["message"] for p in obj["problems"])
     rc, _, _ = kbutest.kbu("--strict", "--symbols", linux_target.system_map, "sym",
@@ -161,7 +161,7 @@ def test_bad_files_give_one_line_and_exit_2(linux_target):
 def test_test_kernel_layout_and_notes(guest_kernel):
     rc, obj, err = kbutest.kbu_json("layout", guest_kernel, "--strict")
     assert rc == 0, err
-    assert obj["format"].startswith("ELF64 x86-64 EXEC")
+    assert (obj["class"], obj["machine"], obj["type"]) == (64, "x86-64", "EXEC")
     assert obj["map"]["offset"] == 0xffffffff80000000
     assert obj["pvh_entry"]["symbol"] == "xen_start32"
     got = [(s["offset"], s["link"], s["load"], s["filesz"], s["memsz"]) for s in obj["segments"]]

@@ -179,8 +179,8 @@ def test_test_kernel_notes_are_the_real_kernels(guest_kernel):
             "hvm_callback_vector"
     assert feats in text
     assert notes["FEATURES"]["value"] == feats.replace("|", ", ")
-    assert notes["PADDR_OFFSET"]["value"] == "0x0"
-    assert notes["VIRT_BASE"]["value"] == "0xffffffff80000000"
+    assert notes["PADDR_OFFSET"]["number"] == 0
+    assert notes["VIRT_BASE"]["number"] == 0xffffffff80000000
     assert set(notes) >= {"HYPERCALL_PAGE", "HV_START_LOW", "L1_MFN_VALID", "SUSPEND_CANCEL",
                           "PHYS32_ENTRY"}
     assert notes["PHYS32_ENTRY"]["size"] == 4

@@ -200,10 +200,12 @@ INTERRUPTED_READ = textwrap.dedent('''
     from kbu import forward, native, session
 
     class Source:
-        """A memory source whose reads Ctrl-C interrupts."""
+        """A debugger whose reads Ctrl-C interrupts (QEMU's physical mode)."""
         max_read = 4096
-        def read(self, space, addr, length):
+        def read(self, addr, length):
             raise KeyboardInterrupt()
+        def packet(self, text):
+            return "0" if text == "qqemu.PhyMemMode" else "OK"
         def regs(self, cpu):
             return {}
         def monitor(self, cmd):

@@ -49,41 +49,48 @@ def test_forwarded_command_prints_the_cli_report(guest_kernel):
 
 
 BRIDGE = textwrap.dedent('''
-    from kbu import memory as M
+    from kbu import memory as M, native
     b = M.bridge
     def show(tag, v):
         print("RESULT %s %s" % (tag, v))
     p = b.read(M.PHYS, 0x200000, 64)
     show("phys", p.hex())
+    show("method", b.phys_method())
     try:
         b.read(M.VIRT, 0xffffffff80200000, 64)
         show("virt_mapped", True)
-    except Exception as e:
+    except native.Fault:
         show("virt_mapped", False)
-    b.phys_method = "xp"
-    b.flush()
-    show("xp_same", b.read(M.PHYS, 0x200000, 64) == p)
-    b.phys_method = None
-    b.flush()
+    class XpOnly(M.GdbSource):
+        packet = None            # no packets: libkbu reads physical memory with xp
+    c = native.Ctx(source=XpOnly())
+    show("xp_same", c.read(M.PHYS, 0x200000, 64) == p)
+    show("xp_method", c.phys_method())
+    c.close()
+    class Interrupting(M.GdbSource):
+        def read(self, addr, length):
+            raise KeyboardInterrupt()
+    c = native.Ctx(source=Interrupting())
     try:
-        with M.phys_mode():
-            raise RuntimeError("boom")
-    except RuntimeError:
-        pass
-    show("mode_after_exception", M.phys_mode_now())
+        c.read(M.PHYS, 0x200000, 16)
+        show("interrupted", False)
+    except native.Interrupted:
+        show("interrupted", True)
+    c.close()
+    show("mode_after_interrupt", M.phys_mode_now())
     try:
-        b.read(M.PHYS, 0xfffffffffff00000, 0x200000)
+        b.read(M.PHYS, 0xfffffffffff00000, 0x100000)
         show("huge_read", "ok")
-    except Exception as e:
-        show("huge_read", "error")
+    except native.KbuError as e:
+        show("huge_read", type(e).__name__)
     show("mode_after_read", M.phys_mode_now())
     b.read(M.PHYS, 0x200000, 16)
-    before = b.stats["gdb_reads"]
+    before = b.stats["source_reads"]
     b.read(M.PHYS, 0x200000 + 8, 16)
-    show("cached", b.stats["gdb_reads"] == before)
+    show("cached", b.stats["source_reads"] == before)
     gdb.execute("stepi", to_string=True)
     b.read(M.PHYS, 0x200000 + 8, 16)
-    show("flushed_on_resume", b.stats["gdb_reads"] > before)
+    show("flushed_on_resume", b.stats["source_reads"] > before)
 ''')
 
 
@@ -104,9 +111,13 @@ def test_memory_bridge_paging_off(qemu, guest_kernel, tmp_path):
         data = f.read()
     # The first PT_LOAD (link 0xffffffff80200000, load 0x200000) starts at file offset 0x1000.
     assert bytes.fromhex(r["phys"]) in data
+    assert r["method"] == "packet"           # QEMU's stub: Qqemu.PhyMemMode
     assert r["virt_mapped"] == "False"       # paging off: the high address does not exist yet
     assert r["xp_same"] == "True"
-    assert r["mode_after_exception"] == "0"
+    assert r["xp_method"] == "xp"
+    assert r["interrupted"] == "True"        # Ctrl-C in a read: libkbu's code, not a message
+    assert r["mode_after_interrupt"] == "0"  # and the stub is back in virtual mode
+    assert r["huge_read"] in ("ok", "Fault")  # unbacked: a fault, or the zeros QEMU gives
     assert r["mode_after_read"] == "0"
     assert r["cached"] == "True"
     assert r["flushed_on_resume"] == "True"

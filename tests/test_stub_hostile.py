@@ -269,6 +269,8 @@ def test_a_thread_listed_twice_is_one_cpu_and_flagged():
     assert rc == 0, err
     assert obj["ncpus"] == 2 and len(obj["cpus"]) == 2
     assert "named thread 1 more than once" in err and "counted once, 2 CPUs" in err, err
+    dup = [p for p in obj["problems"] if p["code"] == "cpus.duplicate_thread_ids"]
+    assert len(dup) == 1 and dup[0]["fields"]["first_thread"] == 1, obj["problems"]
 
 
 def test_the_whole_command_has_one_time_limit():

@@ -2,14 +2,16 @@
 the same triage can be run later, elsewhere, or by someone else, without the VM.
 
 The dump is QEMU's plain `dump-guest-memory` (an ELF core whose PT_LOADs carry
-guest physical addresses and one NT_PRSTATUS note per CPU). The paging (-p)
-variant is not used: QEMU 7.2 writes wrong headers for it on microvm, and
-libkbu walks the page tables itself.
+guest physical addresses and one NT_PRSTATUS note per CPU), run detached
+(`-d`) so its progress can be shown (`info dump`) and Ctrl-C can stop the
+wait. The paging (-p) variant is not used: QEMU 7.2 writes wrong headers for
+it on microvm, and libkbu walks the page tables itself. The finished file is
+checked by libkbu's own dump reader (every header, segment and CPU note).
 """
+import json
 import os
 import shlex
 import shutil
-import struct
 import time
 
 import gdb
@@ -18,47 +20,21 @@ from . import core, memory, native, settings
 
 # A 256 MiB guest takes about a second; a busy host or a big guest much longer.
 DUMP_TIMEOUT = 600
+POLL = 0.2
 
 
 def check_core(path):
-    """(size, ncpus) of a finished plain dump; KbuError if it is not one."""
+    """(size, ncpus) of a finished plain dump, read by libkbu's dump source;
+    the KbuError subclass of what is wrong with it otherwise."""
     try:
         size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            ehdr = f.read(64)
-            if len(ehdr) < 52 or ehdr[:4] != b"\x7fELF":
-                raise core.KbuError("%s is not an ELF file (%d bytes): the dump failed" % (path, size))
-            is64 = ehdr[4] == 2
-            if is64:
-                phoff, = struct.unpack_from("<Q", ehdr, 32)
-                phentsize, phnum = struct.unpack_from("<HH", ehdr, 54)
-            else:
-                phoff, = struct.unpack_from("<I", ehdr, 28)
-                phentsize, phnum = struct.unpack_from("<HH", ehdr, 42)
-            if phnum == 0 or phentsize < (56 if is64 else 32) or phnum > 4096:
-                raise core.KbuError("%s: %d program headers of %d bytes: not a QEMU dump"
-                                    % (path, phnum, phentsize))
-            f.seek(phoff)
-            ph = f.read(phentsize * phnum)
     except OSError as e:
-        raise core.KbuError("cannot read the dump %s: %s" % (path, e.strerror or e))
-    if len(ph) < phentsize * phnum:
-        raise core.KbuError("%s ends inside its program headers: truncated" % path)
-    notes = 0
-    for i in range(phnum):
-        o = i * phentsize
-        if is64:
-            ptype, _fl, off, _va, _pa, filesz = struct.unpack_from("<IIQQQQ", ph, o)
-        else:
-            ptype, off, _va, _pa, filesz = struct.unpack_from("<IIIII", ph, o)
-        if off + filesz > size:
-            raise core.KbuError("%s: segment %d ends at 0x%x, past the end of the file (0x%x): "
-                                "the dump is incomplete" % (path, i, off + filesz, size))
-        if ptype == 4:
-            notes += filesz
-    if not notes:
-        raise core.KbuError("%s has no notes: no CPU registers were saved" % path)
-    return size, len(gdb.selected_inferior().threads())
+        raise native.IOFailure("cannot read the dump %s: %s" % (path, e.strerror or e))
+    c = native.Ctx(core=path)
+    try:
+        return size, c.ncpus()
+    finally:
+        c.close()
 
 
 def kbu_cli():
@@ -72,7 +48,7 @@ def kbu_cli():
     return cli if os.access(cli, os.X_OK) else "kbu"
 
 
-def triage_command(path):
+def triage_argv(path):
     """The `kbu triage` command line for this session's kernel and symbols."""
     argv = [kbu_cli(), "triage", "--core", path]
     kernel = core.kernel_path()
@@ -84,17 +60,71 @@ def triage_command(path):
     osname = settings.get("os")
     if osname and osname != "auto":
         argv += ["--os", osname]
-    return " ".join(shlex.quote(a) for a in argv)
+    return argv
+
+
+def triage_command(path):
+    return " ".join(shlex.quote(a) for a in triage_argv(path))
+
+
+def dump_status():
+    """(status, percent) from QEMU's `info dump`: status is none, active,
+    completed or failed; percent is given while active. QEMU's own text
+    ("Status: active" / "Finished: 42.00 %"): the monitor has no other form
+    over the GDB stub."""
+    text = core.quiet("monitor info dump")
+    status, percent = None, None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Status":
+            status = value.strip()
+        elif key.strip() == "Finished":
+            try:
+                percent = float(value.replace("%", "").strip())
+            except ValueError:
+                pass
+    if status is None:
+        raise native.FormatError("QEMU's `info dump` says no status: %s"
+                                 % (text.strip().splitlines() or ["(nothing)"])[-1])
+    return status, percent
+
+
+def wait_for_dump(path, limit=DUMP_TIMEOUT):
+    """Polls `info dump` until QEMU has written the whole dump, with progress;
+    Ctrl-C stops the wait (QEMU carries on writing: it cannot be cancelled)."""
+    t0 = time.monotonic()
+    with core.Progress("kbu dump", "QEMU writing %s" % os.path.basename(path)) as p:
+        while True:
+            try:
+                status, percent = dump_status()
+                if status == "active":
+                    p.update(int(percent or 0), 100)
+                    if time.monotonic() - t0 > limit:
+                        raise native.IOFailure("QEMU has not finished %s after %d s "
+                                               "(info dump: %.0f%%)" % (path, limit, percent or 0))
+                    time.sleep(POLL)
+                    continue
+            except KeyboardInterrupt:
+                raise native.Interrupted(
+                    "interrupted at %d%%: QEMU goes on writing %s (a dump cannot be cancelled); "
+                    "`monitor info dump` says when it is complete" % (p.done, path)) from None
+            if status == "completed":
+                return time.monotonic() - t0
+            if status == "failed":
+                raise native.IOFailure("QEMU failed to write the dump %s (info dump: failed)"
+                                       % path)
+            raise native.IOFailure("QEMU is not writing a dump (info dump: %s)" % status)
 
 
 class Dump(core.KbuCommand):
     """Save the paused guest as a QEMU dump for `kbu triage --core` later.
 
-Runs `monitor dump-guest-memory FILE` (a plain ELF core: every RAM range and
-every CPU's registers), waits until QEMU has written all of it, checks the
-file, and prints the `kbu triage` command that reads it. FILE is made
-absolute, since QEMU writes it relative to its own working directory; it is
-written on the machine QEMU runs on."""
+Runs `monitor dump-guest-memory -d FILE` (a plain ELF core: every RAM range
+and every CPU's registers), shows QEMU's progress until it has written all
+of it (Ctrl-C stops the wait), checks the file with libkbu's dump reader, and
+prints the `kbu triage` command that reads it. FILE is made absolute, since
+QEMU writes it relative to its own working directory; it is written on the
+machine QEMU runs on."""
 
     name = "dump"
     completer = gdb.COMPLETE_FILENAME
@@ -103,41 +133,40 @@ written on the machine QEMU runs on."""
         p.add_argument("file", help="where QEMU writes the dump")
         p.add_argument("-f", "--force", action="store_true",
                        help="overwrite FILE if it exists")
+        p.add_argument("--json", action="store_true", help="the result as JSON")
 
     def run(self, args):
         if memory.core_file() is not None:
-            raise core.KbuError("GDB has a dump open already (its core target), not a live "
-                                "guest: there is nothing to dump")
+            raise native.Unsupported("GDB has a dump open already (its core target), not a "
+                                     "live guest: there is nothing to dump")
         core.need_live("kbu dump")
         path = os.path.abspath(os.path.expanduser(args.file))
         if os.path.exists(path) and not args.force:
-            raise core.KbuError("%s exists (kbu dump -f FILE overwrites it)" % path)
+            raise native.InputError("%s exists (kbu dump -f FILE overwrites it)" % path)
         if not os.path.isdir(os.path.dirname(path)):
-            raise core.KbuError("no directory %s" % os.path.dirname(path))
+            raise native.NotFound("no directory %s" % os.path.dirname(path))
         if any(c in path for c in " \t\n\"'"):
-            raise core.KbuError("QEMU's monitor cannot take a path with blanks or quotes: %s"
-                                % path)
+            raise native.InputError("QEMU's monitor cannot take a path with blanks or quotes: "
+                                    "%s" % path)
         if args.force and os.path.exists(path):
             os.unlink(path)
-        old = core.quiet("show remotetimeout")
-        old_val = "".join(ch for ch in old.split("is")[-1] if ch.isdigit()) or "2"
-        t0 = time.monotonic()
-        # The monitor answers only when the dump is complete; give it time.
-        gdb.execute("set remotetimeout %d" % DUMP_TIMEOUT, False, True)
         try:
-            out = core.quiet("monitor dump-guest-memory %s" % path)
+            out = core.quiet("monitor dump-guest-memory -d %s" % path)
         except gdb.error as e:
-            raise core.KbuError("monitor dump-guest-memory %s failed: %s" % (path, e))
-        finally:
-            gdb.execute("set remotetimeout %s" % old_val, False, True)
-        secs = time.monotonic() - t0
+            raise native.IOFailure("monitor dump-guest-memory %s failed: %s" % (path, e))
         if out.strip():
             # QEMU reports errors as monitor text, not as a failed packet.
-            raise core.KbuError("QEMU: %s" % out.strip().splitlines()[-1])
+            raise native.IOFailure("QEMU: %s" % out.strip().splitlines()[-1])
+        secs = wait_for_dump(path)
         if not os.path.exists(path):
-            raise core.KbuError("QEMU reported no error but %s does not exist (is QEMU on "
-                                "another machine? the file is written where QEMU runs)" % path)
+            raise native.NotFound("QEMU reported no error but %s does not exist (is QEMU on "
+                                  "another machine? the file is written where QEMU runs)" % path)
         size, ncpus = check_core(path)
+        if args.json:
+            core.out(json.dumps({"command": "dump", "file": path, "bytes": size,
+                                 "cpus": ncpus, "seconds": round(secs, 3),
+                                 "triage": triage_argv(path)}))
+            return
         core.out("kbu dump: wrote %s (%.1f MiB, %d CPU%s) in %.1f s"
                  % (path, size / 1048576.0, ncpus, "" if ncpus == 1 else "s", secs))
         core.out("triage it with:\n  %s" % triage_command(path))

@@ -81,16 +81,15 @@ core.libkbu_completion = libkbu_completion
 
 def reading_progress(ctx, name):
     """A context manager for a libkbu command over the GDB bridge: shows the
-    bytes it reads (core.Progress) and turns Ctrl-C during a read into a read
-    error libkbu reports, then into "interrupted" here. Any module running a
-    long libkbu command through ctx can use it:
+    bytes it reads (core.Progress), and ends a command the user interrupted
+    (Ctrl-C inside a read: libkbu stops with native.Interrupted) with
+    "interrupted" and how far it got. Any module running a long libkbu
+    command through ctx can use it:
         with forward.reading_progress(session.ctx(), "reloc"):
             j = session.ctx().run_json(["reloc", ...])"""
     source = ctx.source
 
     class Watch:
-        interrupted = False
-
         def __enter__(self):
             self.progress = core.Progress("kbu " + name, "reading guest memory",
                                           unit="bytes").__enter__()
@@ -98,14 +97,8 @@ def reading_progress(ctx, name):
             if source is not None:
                 inner = type(source).read
 
-                def read(space, addr, length):
-                    if Watch.interrupted:   # fail the rest fast: the user wants out
-                        raise KbuError("interrupted")
-                    try:
-                        data = inner(source, space, addr, length)
-                    except KeyboardInterrupt:
-                        Watch.interrupted = True
-                        raise KbuError("interrupted at 0x%x" % addr) from None
+                def read(addr, length):
+                    data = inner(source, addr, length)
                     self.nbytes += length
                     self.progress.update(self.nbytes, unit="bytes")
                     return data
@@ -115,11 +108,14 @@ def reading_progress(ctx, name):
         def __exit__(self, etype, value, tb):
             if source is not None:
                 source.__dict__.pop("read", None)
-            if Watch.interrupted and etype in (None, KbuError):
+            if etype is not None and issubclass(etype, native.Interrupted):
                 etype = KeyboardInterrupt
             return self.progress.__exit__(etype, value, tb)
 
     return Watch()
+
+
+_notes_shown = {}
 
 
 def run_libkbu(argv):
@@ -131,6 +127,12 @@ def run_libkbu(argv):
         st, text = session.run(argv, as_json)
     if text:
         core.out(text)
+    how = session.phys_how()
+    if how and how != _notes_shown.get("phys_how"):
+        # As the CLI does: how physical memory was read without a physical
+        # mode (once, not after every command of the session).
+        _notes_shown["phys_how"] = how
+        gdb.write("kbu %s: note: %s\n" % (argv[0], how), gdb.STDERR)
     if st == 1:
         gdb.write("kbu %s: problems found (see ! lines)\n" % argv[0], gdb.STDERR)
 

@@ -1,27 +1,41 @@
-"""The memory bridge: guest memory read through GDB, physical or virtual.
+"""The memory bridge: what libkbu's debugger source asks GDB to do.
 
-Virtual reads go through GDB (gdb.Inferior.read_memory: the stub translates
-with the vCPU's own paging, and with paging off virtual = physical).
-Physical reads use QEMU's `Qqemu.PhyMemMode:1` packet, always switched back
-to 0 afterwards (even on error), or `monitor xp` on stubs without it. Reads
-are cached per 4 KiB page until the guest resumes or memory is written.
+GDB only moves bytes and packets here: reads as GDB reads memory
+(gdb.Inferior.read_memory: the stub translates with the vCPU's own paging,
+and with paging off virtual = physical), remote-protocol packets, monitor
+commands, registers. libkbu decides how physical memory is read (QEMU's
+`Qqemu.PhyMemMode`, always switched back, else the monitor's `xp`, else the
+guest's own direct map), parses the monitor's texts, and keeps the one page
+cache, dropped when the guest resumes or memory is written.
 """
-import re
-
 import gdb
 
-from . import core
-from .core import KbuError
+from . import core, native
 
-PHYS, VIRT = 0, 1
-PAGE = 4096
-XP_CHUNK = 512
+PHYS, VIRT = native.PHYS, native.VIRT
 
 # GDB's own core target gives kernel addresses from the ELF file (a QEMU dump's
 # PT_LOADs carry physical addresses): memory read through it is wrong, not missing.
 CORE_REFUSAL = ("GDB's core target reads kernel variables from the ELF file, not from "
                 "the dump; open the dump with: target remote | kbu serve --core %s "
                 "(kbu commands read it through libkbu)")
+
+# The stub cannot read this space at all (libkbu then reads around it).
+Unsupported = native.Unsupported
+
+
+def _core_target_file():
+    """GDB's core target's file name from `info target` (GDB gives no API for it).
+    The line is GDB's own: Local core dump file:\\n\\t`PATH', file type elf64-x86-64."""
+    text = core.quiet("info target")
+    marker = "Local core dump file:"
+    at = text.find(marker)
+    if at < 0:
+        return None
+    rest = text[at + len(marker):]
+    start = rest.find("`")
+    end = rest.find("'", start + 1)
+    return rest[start + 1:end] if 0 <= start < end else None
 
 
 def core_file():
@@ -33,36 +47,27 @@ def core_file():
     if conn is None or getattr(conn, "type", None) != "core":
         return None
     try:
-        text = core.quiet("info target")
+        return _core_target_file() or "?"
     except gdb.error:
         return "?"
-    m = re.search(r"Local core dump file:\s*`([^']+)'", text)
-    return m.group(1) if m else "?"
 
 
 def refuse_core_target(what):
     """Raises a one-line KbuError when GDB's core target would answer `what`."""
     path = core_file()
     if path is not None:
-        raise KbuError(("%s: " % what) + CORE_REFUSAL % (path if path != "?" else "DUMP"))
-
-
-class Unsupported(KbuError):
-    """The stub cannot read this space at all (libkbu then reads around it)."""
+        raise Unsupported(("%s: " % what) + CORE_REFUSAL % (path if path != "?" else "DUMP"))
 
 
 class Bridge:
-    """Page-cached reads and writes of guest memory through GDB."""
+    """Guest memory for Python modules, read through libkbu's debugger source
+    (and so through its one page cache). flush() is called on every event
+    after which cached bytes may be stale; listeners drop libkbu's cache."""
 
     def __init__(self):
-        self.cache = {}
-        self.phys_method = None   # "packet" | "xp", probed on first physical read
-        self.stats = {"requests": 0, "gdb_reads": 0, "hits": 0}
-        self.listeners = []       # called on flush (e.g. libkbu's own cache)
+        self.listeners = []       # called on flush (session: libkbu's cache)
 
-    # -- cache ---------------------------------------------------------------
     def flush(self, *unused):
-        self.cache.clear()
         for fn in self.listeners:
             try:
                 fn()
@@ -70,183 +75,74 @@ class Bridge:
                 pass
 
     def forget_connection(self, *unused):
-        self.phys_method = None
+        # A new connection may be another stub: session drops its context.
         self.flush()
 
-    # -- reads ---------------------------------------------------------------
+    def _ctx(self):
+        from . import session
+        return session.ctx(live=True)
+
     def read(self, space, addr, length):
-        """Exactly length bytes at addr, or KbuError naming the address."""
-        self.stats["requests"] += 1
+        """Exactly length bytes at addr (PHYS or VIRT), or the KbuError subclass
+        of the failure (native.Fault for memory that is not there)."""
         if length <= 0:
             return b""
         if addr < 0 or addr + length > 1 << 64:
-            raise KbuError("address 0x%x+0x%x is outside the address space" % (addr, length))
+            raise native.InputError("address 0x%x+0x%x is outside the address space"
+                                    % (addr, length))
         refuse_core_target("reading guest memory")
-        first, last = addr & ~(PAGE - 1), (addr + length - 1) & ~(PAGE - 1)
-        missing = any((space, p) not in self.cache for p in range(first, last + PAGE, PAGE))
-        if space == PHYS and missing:
-            core.need_live("reading guest physical memory")
-            if self._probe_phys() == "packet":
-                # One switch to physical mode for all the pages of this read.
-                with phys_mode():
-                    return self._read_pages(space, addr, length, True)
-        return self._read_pages(space, addr, length, False)
-
-    def _read_pages(self, space, addr, length, in_phys_mode):
-        out = bytearray()
-        a, end = addr, addr + length
-        while a < end:
-            page = a & ~(PAGE - 1)
-            n = min(end, page + PAGE) - a
-            data = self.cache.get((space, page))
-            if data is None:
-                try:
-                    data = self._raw(space, page, PAGE, in_phys_mode)
-                    self.cache[(space, page)] = data
-                except KbuError:
-                    # part of the page may be missing: read exactly what was asked
-                    out += self._raw(space, a, n, in_phys_mode)
-                    a += n
-                    continue
-            else:
-                self.stats["hits"] += 1
-            out += data[a - page:a - page + n]
-            a += n
-        return bytes(out)
-
-    def _raw(self, space, addr, length, in_phys_mode=False):
-        self.stats["gdb_reads"] += 1
-        if space == VIRT:
-            return self._read_virt(addr, length)
-        if in_phys_mode:
-            try:
-                return bytes(gdb.selected_inferior().read_memory(addr, length))
-            except gdb.MemoryError:
-                raise KbuError("cannot read physical 0x%x+0x%x" % (addr, length))
-        return self._read_phys(addr, length)
-
-    def _read_virt(self, addr, length):
         core.need_live("reading guest memory")
-        try:
-            return bytes(gdb.selected_inferior().read_memory(addr, length))
-        except gdb.MemoryError:
-            raise KbuError("cannot read virtual 0x%x+0x%x (not mapped)" % (addr, length))
+        return self._ctx().read(space, addr, length)
 
-    def _probe_phys(self):
-        if self.phys_method is None:
-            reply = _packet("qqemu.PhyMemMode")
-            if reply in ("0", "1"):
-                self.phys_method = "packet"
-            elif _has_monitor():
-                self.phys_method = "xp"
-            else:
-                # Firecracker's, bhyve's, kbu serve --plain: no physical mode, no
-                # monitor. libkbu reads physical memory through a direct map.
-                self.phys_method = "none"
-        if self.phys_method == "none":
-            raise Unsupported("this stub has neither a physical memory mode "
-                              "(Qqemu.PhyMemMode) nor a monitor (xp)")
-        return self.phys_method
+    @property
+    def stats(self):
+        """libkbu's counts for the live source: requests, source_reads (calls
+        into GDB), source_bytes, cache_hits."""
+        return self._ctx().stats()
 
-    def _read_phys(self, addr, length):
-        core.need_live("reading guest physical memory")
-        if self._probe_phys() == "packet":
-            with phys_mode():
-                try:
-                    return bytes(gdb.selected_inferior().read_memory(addr, length))
-                except gdb.MemoryError:
-                    raise KbuError("cannot read physical 0x%x+0x%x" % (addr, length))
-        return read_phys_xp(addr, length)
-
-    def write(self, space, addr, data):
-        refuse_core_target("writing guest memory")
-        core.need_live("writing guest memory")
-        try:
-            if space == VIRT:
-                gdb.selected_inferior().write_memory(addr, data)
-            elif self._probe_phys() == "packet":
-                with phys_mode():
-                    gdb.selected_inferior().write_memory(addr, data)
-            else:
-                raise KbuError("this stub cannot write physical memory (no Qqemu.PhyMemMode)")
-        except gdb.MemoryError:
-            raise KbuError("cannot write %s 0x%x+0x%x" %
-                           ("virtual" if space == VIRT else "physical", addr, len(data)))
-        finally:
-            self.flush()
+    def phys_method(self):
+        """How physical memory is read: "packet", "xp", "none", or "" (not yet)."""
+        return self._ctx().phys_method()
 
 
-def _has_monitor():
-    """True when the stub has a monitor (GDB refuses `monitor` without qRcmd)."""
-    try:
-        core.quiet("monitor help")
-    except gdb.error as e:
-        return "not support" not in str(e)
-    return True
+def _packet_reply_text(reply):
+    return reply.decode("latin-1") if isinstance(reply, (bytes, bytearray)) else str(reply)
+
+
+def _maint_packet(text):
+    """`maint packet` for a GDB without RemoteTargetConnection.send_packet; the
+    reply is in GDB's own output line: received: "REPLY"."""
+    res = core.quiet("maint packet %s" % text)
+    marker = 'received: "'
+    at = res.find(marker)
+    if at < 0:
+        return ""
+    body = res[at + len(marker):]
+    return body[:body.rfind('"')] if '"' in body else body
 
 
 def _packet(text):
-    """Sends a raw packet with `maint packet`; returns the reply text."""
+    """Sends a raw remote-protocol packet; returns the reply text ("" when the
+    stub does not know it). native.Unsupported when GDB has no remote target."""
     try:
-        res = core.quiet("maint packet %s" % text)
+        conn = gdb.selected_inferior().connection
+    except (gdb.error, AttributeError):
+        conn = None
+    send = getattr(conn, "send_packet", None)
+    try:
+        if send is not None:
+            return _packet_reply_text(send(text))
+        if conn is None or getattr(conn, "type", None) not in ("remote", "extended-remote"):
+            raise native.Unsupported("GDB is not connected to a remote stub")
+        return _maint_packet(text)
     except gdb.error as e:
-        raise KbuError("packet %s failed: %s" % (text, e))
-    m = re.search(r'received: "(.*)"', res)
-    return m.group(1) if m else ""
+        raise native.TransportError("packet %s: %s" % (text, e))
 
 
-class phys_mode:
-    """Context manager: QEMU's stub reads physical memory inside, and is always
-    put back in virtual mode on exit, whatever happened."""
-
-    def __enter__(self):
-        if _packet("Qqemu.PhyMemMode:1") != "OK":
-            _packet("Qqemu.PhyMemMode:0")
-            raise KbuError("the stub refused Qqemu.PhyMemMode:1")
-        return self
-
-    def __exit__(self, *exc):
-        for _ in range(3):
-            try:
-                if _packet("Qqemu.PhyMemMode:0") == "OK":
-                    break
-            except KbuError:
-                continue
-        return False
-
-
-_XP_LINE = re.compile(r"^([0-9a-fA-F]+):((?:\s+0x[0-9a-fA-F]{2})+)\s*$")
-
-
-def parse_xp(text, addr, length):
-    """Bytes from `monitor xp /Nbx ADDR` output; KbuError if any are missing."""
-    got = {}
-    for line in text.splitlines():
-        m = _XP_LINE.match(line.strip())
-        if not m:
-            continue
-        base = int(m.group(1), 16)
-        for i, tok in enumerate(m.group(2).split()):
-            got[base + i] = int(tok, 16)
-    try:
-        return bytes(got[addr + i] for i in range(length))
-    except KeyError:
-        missing = next(addr + i for i in range(length) if addr + i not in got)
-        raise KbuError("monitor xp gave no byte for physical 0x%x" % missing)
-
-
-def read_phys_xp(addr, length):
-    out = bytearray()
-    a = addr
-    while a < addr + length:
-        n = min(XP_CHUNK, addr + length - a)
-        try:
-            text = core.quiet("monitor xp /%dbx 0x%x" % (n, a))
-        except gdb.error as e:
-            raise KbuError("monitor xp at physical 0x%x failed: %s" % (a, e))
-        out += parse_xp(text, a, n)
-        a += n
-    return bytes(out)
+def _monitor_refused(e):
+    """GDB's own words when the stub has no qRcmd ("Target does not support this
+    command."); GDB has no API that says so."""
+    return "not support" in str(e)
 
 
 def phys_mode_now():
@@ -289,19 +185,19 @@ def read_regs(thread=None):
                 continue
             vals[_GDB_REGS.get(n, n)] = v
         if "rip" in vals:
-            have |= 1
+            have |= native.HAVE_GPR
         if "cs" in vals:
-            have |= 2
+            have |= native.HAVE_SEG
         if "fs_base" in vals and vals.get("efer", 0) & 0x400:
             # The stub gives fs/gs bases only; CS/SS/DS/ES bases are 0 in long mode
             # and unknown otherwise, so the group is valid only in long mode.
-            have |= 4
+            have |= native.HAVE_SEGBASE
             for seg in ("cs_base", "ss_base", "ds_base", "es_base"):
                 vals[seg] = 0
         if "cr0" in vals:
-            have |= 8
+            have |= native.HAVE_CR
         if "efer" in vals:
-            have |= 16
+            have |= native.HAVE_EFER
         vals["have"] = have
         vals["bits"] = 64 if "r8" in vals else 32
         return vals
@@ -314,30 +210,42 @@ def cpu_thread(cpu):
     """The GDB thread of vCPU number cpu (QEMU: thread N is CPU N-1)."""
     threads = sorted(gdb.selected_inferior().threads(), key=lambda t: t.num)
     if cpu < 0 or cpu >= len(threads):
-        raise KbuError("no CPU %d (the guest has %d)" % (cpu, len(threads)))
+        raise native.NotFound("no CPU %d (the guest has %d)" % (cpu, len(threads)))
     return threads[cpu]
 
 
 class GdbSource:
-    """What libkbu's callback source calls: reads, registers, monitor, CPU count."""
+    """What libkbu's debugger source calls (native.Ctx(source=...)): GDB's reads,
+    packets, monitor commands, registers and thread count. Failures are raised
+    as the native.KbuError subclass of their kind, which becomes libkbu's code."""
 
     max_read = 64 * 1024
 
-    def read(self, space, addr, length):
+    def read(self, addr, length):
         try:
-            return bridge.read(space, addr, length)
-        except Unsupported as e:
-            # The callback source's convention: libkbu reads around it.
-            raise KbuError("unsupported: %s" % e)
+            return bytes(gdb.selected_inferior().read_memory(addr, length))
+        except gdb.MemoryError:
+            raise native.Fault("cannot read 0x%x+0x%x" % (addr, length)) from None
+        except gdb.error as e:
+            raise native.TransportError("the debugger could not read 0x%x: %s"
+                                        % (addr, e)) from None
 
-    def regs(self, cpu):
-        return read_regs(cpu_thread(cpu))
+    def packet(self, text):
+        return _packet(text)
 
     def monitor(self, cmd):
         try:
             return core.quiet("monitor " + cmd)
         except gdb.error as e:
-            raise KbuError("monitor %s: %s" % (cmd, e))
+            if _monitor_refused(e):
+                raise native.Unsupported("this stub has no monitor (qRcmd)") from None
+            raise native.InputError("monitor %s: %s" % (cmd, e)) from None
+
+    def regs(self, cpu):
+        try:
+            return read_regs(cpu_thread(cpu))
+        except gdb.error as e:
+            raise native.TransportError("registers of CPU %d: %s" % (cpu, e)) from None
 
     def ncpus(self):
         try:

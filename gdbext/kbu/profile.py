@@ -193,7 +193,7 @@ def symbolize(addr):
         res = session.ctx().run_json(["sym", "0x%x" % link])
         for r in res.get("results", []):
             if r.get("symbol"):
-                return r["symbol"]
+                return r["symbol"] + ("+0x%x" % r["offset"] if r.get("offset") else "")
     except KbuError:
         pass
     try:

@@ -15,7 +15,7 @@ import traceback
 
 import gdb
 
-from . import core, native, runtime, settings
+from . import core, native, runtime, session, settings
 from .core import KbuCommand, KbuError
 
 PACKAGE = "kbu_recipes"
@@ -31,7 +31,7 @@ def _package():
     d = recipes_dir()
     init = os.path.join(d, "__init__.py")
     if not os.path.isfile(init):
-        raise KbuError("no recipes in %s (set KBU_RECIPES to the recipes directory)" % d)
+        raise native.NotFound("no recipes in %s (set KBU_RECIPES to the recipes directory)" % d)
     spec = importlib.util.spec_from_file_location(PACKAGE, init,
                                                   submodule_search_locations=[d])
     mod = importlib.util.module_from_spec(spec)
@@ -50,7 +50,7 @@ def names():
     try:
         files = os.listdir(d)
     except OSError as e:
-        raise KbuError("cannot list recipes in %s: %s" % (d, e.strerror))
+        raise native.IOFailure("cannot list recipes in %s: %s" % (d, e.strerror))
     return sorted(f[:-3].replace("_", "-") for f in files
                   if f.endswith(".py") and not f.startswith("_"))
 
@@ -59,7 +59,7 @@ def load(name):
     """The recipe module for NAME (dashes or underscores)."""
     mod_name = name.replace("-", "_")
     if name not in names():
-        raise KbuError("no recipe \"%s\" (kbu recipe --list shows them: %s)"
+        raise native.NotFound("no recipe \"%s\" (kbu recipe --list shows them: %s)"
                        % (name, ", ".join(names())))
     _package()
     try:
@@ -67,11 +67,22 @@ def load(name):
     except Exception as e:
         if core.debug_enabled():
             gdb.write(traceback.format_exc(), gdb.STDERR)
-        raise KbuError("recipe %s does not load: %s: %s" % (name, type(e).__name__, e))
+        raise native.FormatError("recipe %s does not load: %s: %s" % (name, type(e).__name__, e))
     for attr in ("NAME", "gather"):
         if not hasattr(mod, attr):
-            raise KbuError("recipe %s has no %s" % (name, attr))
+            raise native.FormatError("recipe %s has no %s" % (name, attr))
     return mod
+
+
+def _without_symbols():
+    """True when the session has no symbol map and its kernel no symbols: what
+    a recipe that could not run then needs is the System.map."""
+    if settings.get("symbols"):
+        return False
+    try:
+        return session.ctx().nsyms() == 0
+    except KbuError:
+        return False
 
 
 def _set_status(st):
@@ -93,8 +104,7 @@ def run_one(name, timeout=20.0, here=False, console=None, also_watch=(), as_json
         if core.debug_enabled():
             gdb.write(traceback.format_exc(), gdb.STDERR)
         msg = "internal error: %s: %s" % (type(e).__name__, e)
-    if not settings.get("symbols") and isinstance(msg, str) and \
-            ("no known OS" in msg or "without symbols" in msg or "has no symbols" in msg):
+    if _without_symbols():
         msg += " (a stripped kernel such as Linux's vmlinux needs its System.map: " \
                "set kbu symbols FILE, or kbu-triage --symbols FILE)"
     summary = runtime.questions().get(mod.NAME, "")
@@ -145,9 +155,9 @@ given separated by commas; they share the end state."""
             self._emit(text, a.output)
             return
         if not a.recipe:
-            raise KbuError("give a recipe name (kbu recipe --list shows them)")
+            raise native.InputError("give a recipe name (kbu recipe --list shows them)")
         if a.timeout <= 0:
-            raise KbuError("--timeout wants a positive number of seconds")
+            raise native.InputError("--timeout wants a positive number of seconds")
         _set_status(2)
         wanted = [x for x in a.recipe.split(",") if x]
         kinds, mods = [], []
@@ -191,6 +201,6 @@ given separated by commas; they share the end state."""
                 with open(output, "w") as f:
                     f.write(text if text.endswith("\n") else text + "\n")
             except OSError as e:
-                raise KbuError("cannot write %s: %s" % (output, e.strerror))
+                raise native.IOFailure("cannot write %s: %s" % (output, e.strerror))
         else:
             core.out(text)

@@ -7,7 +7,7 @@ own core target has one open (GDB would answer kernel addresses from the ELF
 file); or, for one command, the CLI's own `--core FILE`, `--phys FILE[@BASE]`
 or `--gdb STUB` (`kbu mptable --core dump.core` works in GDB as in a shell).
 """
-import ctypes
+import json
 
 import gdb
 
@@ -27,57 +27,29 @@ def drop(*unused):
         ctx.close()
 
 
-def _declare(L):
-    P, S = ctypes.c_void_p, ctypes.c_char_p
-    E = ctypes.POINTER(native.Err)
-    for name, res, args in (("kbu_mem_open_core", P, [S, E]),
-                            ("kbu_mem_open_phys_spec", P, [S, E]),
-                            ("kbu_mem_open_gdb", P, [S, E]),
-                            ("kbu_mem_learn_kernel", None, [P, P])):
-        f = getattr(L, name)
-        f.restype, f.argtypes = res, args
-
-
-def attach_memory(c, option, spec):
-    """Gives native.Ctx c the memory source the CLI option names (a KbuError if
-    it cannot be opened)."""
-    L = native.lib()
-    _declare(L)
-    opener = {"--core": L.kbu_mem_open_core, "--phys": L.kbu_mem_open_phys_spec,
-              "--gdb": L.kbu_mem_open_gdb}[option]
-    err = native.Err()
-    mem = opener(spec.encode(), ctypes.byref(err))
-    if not mem:
-        raise KbuError(err.text())
-    raw = c._ctx  # the struct kbu_ctx this context owns
-    L.kbu_ctx_set_mem(raw, mem)
-    kernel = ctypes.cast(raw, ctypes.POINTER(native.CtxStruct)).contents.kernel
-    if kernel:
-        L.kbu_mem_learn_kernel(mem, kernel)
+_OPEN = {"--core": "core", "--phys": "phys", "--gdb": "gdb"}
 
 
 def _new_ctx(kernel, symbols, os_name, live, dump):
     if dump:
-        c = native.Ctx(kernel=kernel, symbols=symbols, os_name=os_name)
         try:
-            attach_memory(c, "--core", dump)
+            return native.Ctx(kernel=kernel, symbols=symbols, os_name=os_name, core=dump)
         except KbuError as e:
-            c.close()
-            raise KbuError("GDB's core target has %s open, which libkbu cannot read (%s); "
-                           "GDB itself answers kernel addresses from the ELF file there"
-                           % (dump, e))
-        return c
-    c = native.Ctx(kernel=kernel, symbols=symbols, os_name=os_name,
-                   source=memory.GdbSource() if live else None)
-    if live and c._mem:
-        # On a stub with no physical mode, libkbu proves a direct map with the
-        # kernel's own bytes before it reads physical memory through it.
-        L = native.lib()
-        _declare(L)
-        kernel_ptr = ctypes.cast(c._ctx, ctypes.POINTER(native.CtxStruct)).contents.kernel
-        if kernel_ptr:
-            L.kbu_mem_learn_kernel(c._mem, kernel_ptr)
-    return c
+            raise type(e)("GDB's core target has %s open, which libkbu cannot read (%s); "
+                          "GDB itself answers kernel addresses from the ELF file there"
+                          % (dump, e)) from None
+    return native.Ctx(kernel=kernel, symbols=symbols, os_name=os_name,
+                      source=memory.GdbSource() if live else None)
+
+
+def _connection():
+    """Which connection the selected inferior uses (a new `target remote` is
+    another stub, with its own physical mode)."""
+    try:
+        inf = gdb.selected_inferior()
+        return (inf.num, getattr(inf, "connection_num", None), inf.pid)
+    except gdb.error:
+        return None
 
 
 def ctx(live=None):
@@ -89,7 +61,7 @@ def ctx(live=None):
     if live is None:
         live = core.is_live() and dump is None
     key = (core.kernel_path(), settings.get("symbols"), settings.get("os") or "auto",
-           bool(live), dump, id(native.lib()))
+           bool(live), dump, id(native.lib()), _connection() if live else None)
     if _state["key"] != key:
         drop()
         _state["ctx"] = _new_ctx(key[0], key[1], key[2], live, dump)
@@ -110,7 +82,7 @@ def split_memory_option(argv):
         if name in MEMORY_OPTIONS:
             if not eq:
                 if i + 1 >= len(argv):
-                    raise KbuError("option '%s' needs a value" % name)
+                    raise native.InputError("option '%s' needs a value" % name)
                 i += 1
                 value = argv[i]
             found.append((name, value))
@@ -118,40 +90,54 @@ def split_memory_option(argv):
             rest.append(a)
         i += 1
     if len(found) > 1:
-        raise KbuError("give one memory source: --core, --phys or --gdb")
+        raise native.InputError("give one memory source: --core, --phys or --gdb")
     return rest, (found[0] if found else None)
 
 
 def _escaped(e):
-    """A libkbu message made safe for the terminal (it may quote guest bytes)."""
+    """A libkbu error made safe for the terminal (its message may quote guest
+    bytes), of the same class."""
     text = str(e)
-    return "".join(ch if 0x20 <= ord(ch) < 0x7f else "\\x%02x" % (ord(ch) & 0xff)
+    safe = "".join(ch if 0x20 <= ord(ch) < 0x7f else "\\x%02x" % (ord(ch) & 0xff)
                    for ch in text)
+    return e if safe == text else type(e)(safe)
 
 
 def run(argv, as_json=False):
+    """Runs libkbu command argv: with the CLI's --core/--phys/--gdb in argv, on
+    that source; else on the session's context. (status, text)."""
     argv, source = split_memory_option(list(argv))
+    _state["phys_how"] = None
     try:
         if source is None:
-            return ctx().run(argv, as_json)
+            c = ctx()
+            try:
+                return c.run(argv, as_json)
+            finally:
+                _state["phys_how"] = c.phys_how()
         c = native.Ctx(kernel=core.kernel_path(), symbols=settings.get("symbols"),
-                       os_name=settings.get("os") or "auto")
+                       os_name=settings.get("os") or "auto", **{_OPEN[source[0]]: source[1]})
         try:
-            attach_memory(c, *source)
             return c.run(argv, as_json)
         finally:
+            _state["phys_how"] = c.phys_how()
             c.close()
     except KbuError as e:
-        raise KbuError(_escaped(e)) from None
+        raise _escaped(e) from None
+
+
+def phys_how():
+    """After run(): how a source without physical reads read physical memory
+    (through the guest's direct map), or why it could not; None if not needed."""
+    return _state.get("phys_how")
 
 
 def run_json(argv):
     st, text = run(argv, as_json=True)
     try:
-        import json
         return json.loads(text)
     except ValueError:
-        raise KbuError("%s: libkbu returned no JSON" % argv[0])
+        raise native.FormatError("%s: libkbu returned no JSON" % argv[0])
 
 
 def _flush_native():

@@ -15,7 +15,9 @@ class _SetKbu(gdb.Command):
 
 
 def names():
-    """Every `kbu NAME` setting, as GDB lists them under `help show kbu`."""
+    """Every `kbu NAME` setting, as GDB lists them under `help show kbu`: GDB's
+    own help text ("show kbu NAME -- ..." lines), since GDB has no API that
+    lists a prefix's parameters."""
     text = gdb.execute("help show kbu", False, True)
     return re.findall(r"^show kbu (\S+) -- ", text, re.M)
 

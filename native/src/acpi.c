@@ -967,7 +967,7 @@ static void report_rsdp(const struct kbu_acpi *a, struct kbu_node *root)
 	kbu_str(o, "found", "found through", r->how);
 	kbu_str(o, "oem_id", "OEM ID", r->oem_id);
 	kbu_u64(o, "revision", "revision", r->revision);
-	kbu_str(o, "acpi_version", "ACPI", r->revision >= 2 ? "2.0+" : "1.0");
+	kbu_display(o, "acpi_version", "ACPI", "%s", r->revision >= 2 ? "2.0+" : "1.0");
 	kbu_hex(o, "checksum", "checksum", r->checksum, 2);
 	kbu_bool(o, "checksum_ok", "checksum ok", r->sum == 0);
 	kbu_hex(o, "rsdt", "RSDT address", r->rsdt, 8);
@@ -1167,6 +1167,15 @@ static void bits_text(uint32_t v, const struct bit_name *b, char *out, size_t le
 		snprintf(out, len, "-");
 }
 
+/* The names of the bits set in v, as a JSON list. */
+static void bits_list(struct kbu_node *o, const char *key, uint32_t v, const struct bit_name *b)
+{
+	struct kbu_node *l = kbu_list(o, key, "");
+	for (; b->name; b++)
+		if (v & (1u << b->bit))
+			kbu_item_str(l, b->name);
+}
+
 static const struct bit_name fadt_flags[] = {
 	{0, "WBINVD"}, {1, "WBINVD_FLUSH"}, {2, "PROC_C1"}, {3, "P_LVL2_UP"}, {4, "PWR_BUTTON"},
 	{5, "SLP_BUTTON"}, {6, "FIX_RTC"}, {7, "RTC_S4"}, {8, "TMR_VAL_EXT"}, {9, "DCK_CAP"},
@@ -1211,9 +1220,11 @@ static void report_fadt(const struct kbu_acpi *a, struct kbu_node *root)
 	if (f->has_flags) {
 		kbu_hex(o, "flags", "flags", f->flags, 8);
 		bits_text(f->flags, fadt_flags, buf, sizeof(buf));
-		kbu_str(o, "flag_names", "flag names", buf);
+		kbu_display(o, "flag_names_text", "flag names", "%s", buf);
+		bits_list(o, "flag_names", f->flags, fadt_flags);
 	} else {
 		kbu_null(o, "flags", "flags");
+		kbu_null(o, "flag_names", "");
 	}
 	kbu_bool(o, "hw_reduced", "", f->has_flags && (f->flags & KBU_FADT_HW_REDUCED_ACPI));
 	kbu_hex(o, "dsdt", "DSDT", f->dsdt, 8);
@@ -1229,7 +1240,7 @@ static void report_fadt(const struct kbu_acpi *a, struct kbu_node *root)
 	kbu_u64(o, "pm_tmr_len", "PM_TMR_LEN", f->pm_tmr_len);
 	if (f->has_x_pm_tmr_blk) {
 		gas_text(&f->x_pm_tmr_blk, buf, sizeof(buf));
-		kbu_str(o, "x_pm_tmr_blk_text", "X_PM_TMR_BLK", buf);
+		kbu_display(o, "x_pm_tmr_blk_text", "X_PM_TMR_BLK", "%s", buf);
 		kbu_hex(o, "x_pm_tmr_blk", "", f->x_pm_tmr_blk.addr, 0);
 		kbu_u64(o, "x_pm_tmr_blk_space", "", f->x_pm_tmr_blk.space);
 	}
@@ -1238,13 +1249,15 @@ static void report_fadt(const struct kbu_acpi *a, struct kbu_node *root)
 	if (f->has_iapc_boot_arch) {
 		kbu_hex(o, "iapc_boot_arch", "IAPC_BOOT_ARCH", f->iapc_boot_arch, 4);
 		bits_text(f->iapc_boot_arch, boot_arch_flags, buf, sizeof(buf));
-		kbu_str(o, "iapc_boot_arch_names", "boot arch flags", buf);
+		kbu_display(o, "iapc_boot_arch_text", "boot arch flags", "%s", buf);
+		bits_list(o, "iapc_boot_arch_names", f->iapc_boot_arch, boot_arch_flags);
 	} else {
 		kbu_null(o, "iapc_boot_arch", "IAPC_BOOT_ARCH");
+		kbu_null(o, "iapc_boot_arch_names", "");
 	}
 	if (f->has_reset_reg && (f->has_flags && (f->flags & KBU_FADT_RESET_REG_SUP))) {
 		gas_text(&f->reset_reg, buf, sizeof(buf));
-		kbu_strf(o, "reset_reg_text", "RESET_REG", "%s, value 0x%02x", buf, f->reset_value);
+		kbu_display(o, "reset_reg_text", "RESET_REG", "%s, value 0x%02x", buf, f->reset_value);
 		kbu_hex(o, "reset_reg", "", f->reset_reg.addr, 0);
 		kbu_u64(o, "reset_value", "", f->reset_value);
 	}

@@ -55,7 +55,9 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 	if (!p)
 		return -1;
 	struct kbu_node *root = kbu_report_root(r);
-	kbu_strf(root, "os", "os", "%s (%s profile)", kbu_os_name(p), kbu_os_origin(p));
+	kbu_display(root, "os_text", "os", "%s (%s profile)", kbu_os_name(p), kbu_os_origin(p));
+	kbu_str(root, "os", "", kbu_os_name(p));
+	kbu_str(root, "profile", "", kbu_os_origin(p));
 	struct kbu_node *el = kbu_list(root, "entries", "Entries");
 	struct site *sites = NULL;
 	size_t n = 0, cap = 0;
@@ -113,13 +115,14 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 		if (n)
 			qsort(sites, n, sizeof(*sites), by_caller);
 		struct kbu_node *sl = kbu_list(root, "sites", "Call sites (by calling function)");
-		char where[160], fmt[160];
+		char fmt[160];
 		for (size_t k = 0; k < n; k++) {
 			struct kbu_node *row = kbu_row(sl);
 			kbu_str(row, "function", "function", sites[k].caller);
 			kbu_hex(row, "addr", "address", sites[k].x.addr, 16);
-			kbu_str(row, "where", "", kbu_sym_format(ctx->syms, sites[k].x.addr, where,
-								 sizeof(where)));
+			uint64_t off = 0;
+			kbu_sym_by_addr(ctx->syms, sites[k].x.addr, &off);
+			kbu_u64(row, "offset", "", off);
 			kbu_str(row, "entry", "calls", sites[k].entry);
 			kbu_str(row, "kind", "", sites[k].x.kind == KBU_XREF_JMP ? "jmp" : "call");
 			const char *f = NULL;
@@ -127,10 +130,12 @@ static int asserts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 				f = kbu_image_string(ctx->kernel, sites[k].x.arg0, fmt, sizeof(fmt));
 			else if (sites[k].x.arg0 && kbu_os_role_has(p, "vprintf_entries", sites[k].entry))
 				f = kbu_image_string(ctx->kernel, sites[k].x.arg0, fmt, sizeof(fmt));
-			if (f)
-				kbu_strf(row, "format", "format", "\"%s\"", f);
-			else
+			if (f) {
+				kbu_display(row, "format_text", "format", "\"%s\"", f);
+				kbu_str(row, "format", "", f);
+			} else {
 				kbu_null(row, "format", "format");
+			}
 		}
 		if (only_func && n == 0)
 			kbu_problem(sl, KBU_SEV_NOTE, "%s calls none of the entries directly", only_func);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kbu/command.h"
+#include "kbu/gdbrsp.h"
 #include "kbu/mem.h"
 #include "kbu/paging.h"
 #include "kbu/report.h"
@@ -45,6 +46,33 @@ static void flags_text(uint64_t v, const struct flag_name *f, char *buf, size_t 
 		}
 	if (!n)
 		snprintf(buf, len, "-");
+}
+
+/* The flag names set in v, as a JSON list (the text shows them after the value). */
+static void flags_list(struct kbu_node *o, const char *key, uint64_t v, const struct flag_name *f)
+{
+	struct kbu_node *l = kbu_list(o, key, "");
+	for (; f->name; f++)
+		if (v & (1ull << f->bit))
+			kbu_item_str(l, f->name);
+}
+
+/* The CPU's operating mode as a value: "real", "protected", "long", "unknown". */
+static const char *mode_name(const struct kbu_regs *r, enum kbu_paging_mode pm)
+{
+	switch (pm) {
+	case KBU_PG_UNKNOWN:
+		return "unknown";
+	case KBU_PG_OFF:
+		return (r->cr0 & 1) ? "protected" : "real";
+	case KBU_PG_32:
+	case KBU_PG_PAE:
+		return "protected";
+	case KBU_PG_4LEVEL:
+	case KBU_PG_5LEVEL:
+		return "long";
+	}
+	return "unknown";
 }
 
 /* "long mode, 4-level paging", "protected mode, paging off", "real mode". */
@@ -127,8 +155,9 @@ static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu,
 		facts.hlt_before_rip = hlt_before_rip(ctx->mem, r, pm);
 	struct kbu_vcpu vc;
 	kbu_vcpu_classify(r, cpu, &facts, &vc);
-	kbu_str(row, "mode", "Mode", mode);
-	kbu_str(row, "state_text", "State", vc.text);
+	kbu_display(row, "mode_text", "Mode", "%s", mode);
+	kbu_display(row, "state_text", "State", "%s", vc.text);
+	kbu_str(row, "mode", "", mode_name(r, pm));
 	kbu_str(row, "state", "", kbu_vcpu_state_name(vc.state));
 	kbu_str(row, "in", "", kbu_vcpu_where_name(vc.where));
 	if (vc.state == KBU_VCPU_HALTED || vc.state == KBU_VCPU_RUNNING)
@@ -141,9 +170,12 @@ static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu,
 	kbu_u64(row, "bits", "", (uint64_t)r->bits);
 	if (r->have & KBU_HAVE_GPR) {
 		kbu_hex(row, "rip", "RIP", r->rip, w);
-		if (rip_sym)
-			kbu_strf(row, "rip_symbol", "Where", rip_off ? "%s+0x%" PRIx64 : "%s", rip_sym->name,
-				 rip_off);
+		if (rip_sym) {
+			kbu_display(row, "where", "Where", rip_off ? "%s+0x%" PRIx64 : "%s", rip_sym->name,
+				    rip_off);
+			kbu_str(row, "rip_symbol", "", rip_sym->name);
+			kbu_u64(row, "rip_offset", "", rip_off);
+		}
 	}
 	if (r->have & KBU_HAVE_CR)
 		kbu_hex(row, "cr3", "CR3", r->cr3, w);
@@ -184,34 +216,35 @@ static void report_cpu(struct kbu_ctx *ctx, struct kbu_node *list, int cpu,
 		struct kbu_node *c = kbu_obj(row, "control", "control registers");
 		if (r->have & KBU_HAVE_CR) {
 			flags_text(r->cr0, cr0_flags, buf, sizeof buf);
-			kbu_strf(c, "cr0_text", "cr0", "0x%08" PRIx64 "  %s", r->cr0, buf);
+			kbu_display(c, "cr0_text", "cr0", "0x%08" PRIx64 "  %s", r->cr0, buf);
 			kbu_hex(c, "cr0", "", r->cr0, 8);
-			kbu_str(c, "cr0_flags", "", buf);
+			flags_list(c, "cr0_flags", r->cr0, cr0_flags);
 			kbu_hex(c, "cr2", NULL, r->cr2, 16);
 			kbu_hex(c, "cr3", NULL, r->cr3, 16);
 			flags_text(r->cr4, cr4_flags, buf, sizeof buf);
-			kbu_strf(c, "cr4_text", "cr4", "0x%08" PRIx64 "  %s", r->cr4, buf);
+			kbu_display(c, "cr4_text", "cr4", "0x%08" PRIx64 "  %s", r->cr4, buf);
 			kbu_hex(c, "cr4", "", r->cr4, 8);
-			kbu_str(c, "cr4_flags", "", buf);
+			flags_list(c, "cr4_flags", r->cr4, cr4_flags);
 		}
 		if (r->have & KBU_HAVE_EFER) {
 			flags_text(r->efer, efer_flags, buf, sizeof buf);
-			kbu_strf(c, "efer_text", "efer", "0x%08" PRIx64 "  %s", r->efer, buf);
+			kbu_display(c, "efer_text", "efer", "0x%08" PRIx64 "  %s", r->efer, buf);
 			kbu_hex(c, "efer", "", r->efer, 8);
-			kbu_str(c, "efer_flags", "", buf);
+			flags_list(c, "efer_flags", r->efer, efer_flags);
 		} else {
 			kbu_null(c, "efer", "");
-			kbu_str(c, "efer_text", "efer", "not recorded by this source");
+			kbu_null(c, "efer_flags", "");
+			kbu_display(c, "efer_text", "efer", "not recorded by this source");
 		}
 		if (r->have & KBU_HAVE_SEGBASE)
 			kbu_hex(c, "kernel_gs_base", NULL, r->kernel_gs_base, 16);
 		if (r->have & KBU_HAVE_DT) {
-			kbu_strf(c, "gdt_text", "gdt", "base 0x%016" PRIx64 " limit 0x%04" PRIx32, r->gdt_base,
-				 r->gdt_limit);
+			kbu_display(c, "gdt_text", "gdt", "base 0x%016" PRIx64 " limit 0x%04" PRIx32,
+				    r->gdt_base, r->gdt_limit);
 			kbu_hex(c, "gdt_base", "", r->gdt_base, 16);
 			kbu_hex(c, "gdt_limit", "", r->gdt_limit, 4);
-			kbu_strf(c, "idt_text", "idt", "base 0x%016" PRIx64 " limit 0x%04" PRIx32, r->idt_base,
-				 r->idt_limit);
+			kbu_display(c, "idt_text", "idt", "base 0x%016" PRIx64 " limit 0x%04" PRIx32,
+				    r->idt_base, r->idt_limit);
 			kbu_hex(c, "idt_base", "", r->idt_base, 16);
 			kbu_hex(c, "idt_limit", "", r->idt_limit, 4);
 		}
@@ -288,7 +321,7 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 	const char *count_from = n <= 0 ? "no CPU list in this source: CPU 0 only"
 		: strcmp(kind, "core") == 0 ? "the dump's CPU notes (one NT_PRSTATUS per vCPU)"
 		: strcmp(kind, "gdb") == 0 ? "the stub's thread list (one thread per vCPU)"
-		: strcmp(kind, "callback") == 0 ? "GDB's thread list (one thread per vCPU)"
+		: strcmp(kind, "debugger") == 0 ? "GDB's thread list (one thread per vCPU)"
 						: "the source's CPU list";
 	if (n <= 0) {
 		/* Sources that cannot count CPUs still answer for CPU 0. */
@@ -298,6 +331,22 @@ static int run_cpus(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 		n = 1;
 	}
 	kbu_u64(root, "ncpus", "CPUs", (uint64_t)n);
+	uint64_t first_dup = 0;
+	size_t dups = strcmp(kind, "gdb") == 0
+			      ? kbu_gdb_duplicate_threads(kbu_mem_source_ctx(ctx->mem), &first_dup)
+			      : 0;
+	if (dups) {
+		/* A stub that names a thread twice would count a vCPU twice: kbu counts it once. */
+		struct kbu_node *f = kbu_finding(
+			root, KBU_SEV_WARN, "cpus.duplicate_thread_ids",
+			"the stub named thread %" PRIx64 " %s in its thread list (%zu repeated id%s): "
+			"each thread counted once, %d CPU%s", first_dup,
+			dups == 1 ? "twice" : "more than once", dups, dups == 1 ? "" : "s", n,
+			n == 1 ? "" : "s");
+		kbu_hex(f, "first_thread", NULL, first_dup, 0);
+		kbu_u64(f, "repeated_ids", NULL, dups);
+		kbu_u64(f, "cpus", NULL, (uint64_t)n);
+	}
 	/* Where the count and the halted flags come from: apart, so "CPUs:" keeps its column. */
 	struct kbu_node *about = kbu_obj(root, "vcpus", "");
 	kbu_str(about, "count_from", "counted from", count_from);

@@ -36,10 +36,15 @@ static int dmesg_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		return -1;
 	}
 	struct kbu_node *root = kbu_report_root(r);
+	kbu_str(root, "os", "", kbu_os_name(p));
+	kbu_str(root, "profile", "", kbu_os_origin(p));
+	kbu_str(root, "symbol", "", d.symbol);
+	kbu_str(root, "format", "", d.format);
+	kbu_hex(root, "header", "", d.header_addr, 0);
 	if (!quiet) {
-		kbu_strf(root, "os", "os", "%s (%s profile)", kbu_os_name(p), kbu_os_origin(p));
-		kbu_strf(root, "buffer", "buffer", "%s -> %s at 0x%llx", d.symbol, d.format,
-			 (unsigned long long)d.header_addr);
+		kbu_display(root, "os_text", "os", "%s (%s profile)", kbu_os_name(p), kbu_os_origin(p));
+		kbu_display(root, "buffer", "buffer", "%s -> %s at 0x%llx", d.symbol, d.format,
+			    (unsigned long long)d.header_addr);
 		kbu_hex(root, "data", "text at", d.data_addr, 0);
 		kbu_u64(root, "size", "size", d.data_size);
 		kbu_u64(root, "records", strcmp(d.format, "linux-prb") == 0 ? "records" : "lines",
@@ -48,17 +53,22 @@ static int dmesg_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		for (int k = 0; k < d.nproblems; k++)
 			kbu_problem(root, KBU_SEV_WARN, "%s", d.problems[k]);
 	} else {
-		kbu_str(root, "os", "", kbu_os_name(p));
 		kbu_hex(root, "data", "", d.data_addr, 0);
+		kbu_u64(root, "size", "", d.data_size);
+		kbu_u64(root, "records", "", d.records);
+		kbu_bool(root, "wrapped", "", d.wrapped);
 	}
 	kbu_str(root, "text", "", d.text);
-	struct kbu_node *log = kbu_obj(root, "log", "");
-	/* One text line per log line: the text rendering is the log itself. */
+	struct kbu_node *log = root;
+	if (!quiet)
+		kbu_textline(log, "%s", ""); /* the log starts after a blank line */
+	/* One text line per log line: the text rendering is the log itself
+	 * (JSON holds it once, in "text"). */
 	for (char *s = d.text; s && *s;) {
 		char *nl = strchr(s, '\n');
 		if (nl)
 			*nl = 0;
-		kbu_textf(log, "%s", s);
+		kbu_textline(log, "%s", s);
 		if (!nl)
 			break;
 		s = nl + 1;

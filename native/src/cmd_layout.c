@@ -91,9 +91,13 @@ static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 	const struct kbu_elf *e = img.elf;
 	struct kbu_node *root = kbu_report_root(r);
 	kbu_str(root, "file", NULL, kbu_elf_path(e));
-	kbu_strf(root, "format", NULL, "ELF%d %s %s, OS ABI %s", kbu_elf_class(e),
-		 machine_name(kbu_elf_machine(e)), etype_name(kbu_elf_type(e)),
-		 osabi_name(kbu_elf_osabi(e)));
+	kbu_display(root, "format", "format", "ELF%d %s %s, OS ABI %s", kbu_elf_class(e),
+		    machine_name(kbu_elf_machine(e)), etype_name(kbu_elf_type(e)),
+		    osabi_name(kbu_elf_osabi(e)));
+	kbu_u64(root, "class", "", (uint64_t)kbu_elf_class(e));
+	kbu_str(root, "machine", "", machine_name(kbu_elf_machine(e)));
+	kbu_str(root, "type", "", etype_name(kbu_elf_type(e)));
+	kbu_u64(root, "osabi", "", (uint64_t)kbu_elf_osabi(e));
 	int aw = kbu_elf_class(e) == 64 ? 16 : 8; /* address digits */
 	struct kbu_node *list = kbu_list(root, "segments", "PT_LOAD segments");
 	size_t nload = 0, main_idx = 0;
@@ -105,8 +109,12 @@ static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 		nload++;
 		struct kbu_node *row = kbu_row(list);
 		kbu_u64(row, "index", "#", k);
-		kbu_strf(row, "flags", NULL, "%c%c%c", s->flags & PF_R ? 'R' : '-',
-			 s->flags & PF_W ? 'W' : '-', s->flags & PF_X ? 'X' : '-');
+		kbu_display(row, "flags_text", "flags", "%c%c%c", s->flags & PF_R ? 'R' : '-',
+			    s->flags & PF_W ? 'W' : '-', s->flags & PF_X ? 'X' : '-');
+		kbu_u64(row, "flags", "", s->flags);
+		kbu_bool(row, "readable", "", (s->flags & PF_R) != 0);
+		kbu_bool(row, "writable", "", (s->flags & PF_W) != 0);
+		kbu_bool(row, "executable", "", (s->flags & PF_X) != 0);
 		kbu_hex(row, "offset", NULL, s->offset, 8);
 		kbu_hex(row, "link", "link (vaddr)", s->vaddr, aw);
 		kbu_hex(row, "load", "load (paddr)", s->paddr, 8);
@@ -151,23 +159,26 @@ static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 		kbu_hex(sum, "load_base", "loads at", m->paddr, 0);
 		kbu_hex(sum, "offset", "link - load", main_delta, 16);
 		if (main_delta == 0)
-			kbu_textf(sum, "link addresses are load addresses (identity: no high map)");
+			kbu_textline(sum, "link addresses are load addresses (identity: no high map)");
 		else if (m->vaddr > m->paddr)
-			kbu_textf(sum, "link base 0x%llx loads at 0x%llx: subtract 0x%llx from a link "
+			kbu_textline(sum, "link base 0x%llx loads at 0x%llx: subtract 0x%llx from a link "
 				       "address to get the physical alias",
 				  (unsigned long long)m->vaddr, (unsigned long long)m->paddr,
 				  (unsigned long long)main_delta);
 		else
-			kbu_textf(sum, "link base 0x%llx loads at 0x%llx: add 0x%llx to a link "
+			kbu_textline(sum, "link base 0x%llx loads at 0x%llx: add 0x%llx to a link "
 				       "address to get the physical alias",
 				  (unsigned long long)m->vaddr, (unsigned long long)m->paddr,
 				  (unsigned long long)(m->paddr - m->vaddr));
+		struct kbu_node *differ = kbu_list(sum, "differing_segments", "");
 		for (size_t k = 0; k < kbu_elf_nsegments(e); k++) {
 			const struct kbu_segment *s = kbu_elf_segment(e, k);
-			if (s->type == PT_LOAD && s->vaddr - s->paddr != main_delta)
-				kbu_textf(sum, "segment %zu differs: link 0x%llx loads at 0x%llx%s", k,
-					  (unsigned long long)s->vaddr, (unsigned long long)s->paddr,
-					  s->vaddr == 0 ? " (linked at 0: per-CPU data)" : "");
+			if (s->type == PT_LOAD && s->vaddr - s->paddr != main_delta) {
+				kbu_textline(sum, "segment %zu differs: link 0x%llx loads at 0x%llx%s", k,
+					     (unsigned long long)s->vaddr, (unsigned long long)s->paddr,
+					     s->vaddr == 0 ? " (linked at 0: per-CPU data)" : "");
+				kbu_item_u64(differ, k);
+			}
 		}
 	}
 	entry_point(root, &img, "entry", "ELF entry (e_entry)", kbu_elf_entry(e), 0);
@@ -175,8 +186,10 @@ static int layout_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 	struct kbu_err perr;
 	if (kbu_xen_pvh_entry(e, &pvh, &perr) == 0)
 		entry_point(root, &img, "pvh_entry", "PVH entry (PHYS32_ENTRY)", pvh, 1);
-	else if (perr.code == KBU_ENOTFOUND)
-		kbu_textf(root, "no PVH entry (no Xen PHYS32_ENTRY note)");
+	else if (perr.code == KBU_ENOTFOUND) {
+		kbu_textline(root, "no PVH entry (no Xen PHYS32_ENTRY note)");
+		kbu_null(root, "pvh_entry", "");
+	}
 	else
 		kbu_problem(root, KBU_SEV_ERROR, "%s", perr.msg);
 	const char *why = kbu_elf_notes_problem(e);

@@ -1,6 +1,5 @@
 /* kbu mptable [--at ADDR | --table ADDR|SYMBOL]: the MP floating pointer, config
  * table and every entry. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,17 +12,7 @@
 #include "kbu/pvh.h"
 #include "kbu/report.h"
 #include "kbu/symbols.h"
-
-static int parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-	errno = 0;
-	unsigned long long x = strtoull(s, &end, 0);
-	if (errno || end == s || *end || s[0] == '-')
-		return -1;
-	*v = x;
-	return 0;
-}
+#include "kbu/util.h"
 
 static int match_config(struct kbu_mem *m, uint64_t pa, void *arg)
 {
@@ -58,26 +47,20 @@ static int mptable_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 	uint64_t at = 0;
 	int have_at = 0;
 	const char *table = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--at") == 0 || strcmp(argv[i], "--table") == 0) {
-			if (i + 1 >= argc)
-				return kbu_err_set(err, KBU_EINVAL, "%s needs an address%s",
-						   argv[i],
-						   argv[i][2] == 't' ? " or a symbol" : "");
-			if (argv[i][2] == 't') {
-				table = argv[i + 1];
-			} else if (parse_u64(argv[i + 1], &at) != 0) {
-				return kbu_err_set(err, KBU_EINVAL,
-						   "'%s' is not a physical address",
-						   argv[i + 1]);
-			} else {
-				have_at = 1;
-			}
-			i++;
+	static const struct kbu_opt opts[] = {{"at", 0, 1}, {"table", 0, 1}, {NULL, 0, 0}};
+	struct kbu_getopt g = KBU_GETOPT_INIT;
+	int i;
+	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
+		if (i == KBU_OPT_ERR)
+			return -1;
+		if (i == KBU_OPT_ARG)
+			return kbu_err_set(err, KBU_EINVAL, "unexpected argument '%s'", g.arg);
+		if (i == 1) {
+			table = g.arg;
+		} else if (kbu_parse_u64(g.arg, &at, err) != 0) {
+			return kbu_err_set(err, KBU_EINVAL, "'%s' is not a physical address", g.arg);
 		} else {
-			return kbu_err_set(err, KBU_EINVAL, "%s '%s'",
-					   argv[i][0] == '-' ? "unknown option" : "unexpected argument",
-					   argv[i]);
+			have_at = 1;
 		}
 	}
 	if (table && have_at)
@@ -86,7 +69,8 @@ static int mptable_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 	if (table) {
 		uint64_t pa;
 		char how[200] = "";
-		if (parse_u64(table, &pa) == 0)
+		struct kbu_err not_number;
+		if (kbu_parse_u64(table, &pa, &not_number) == 0)
 			snprintf(how, sizeof(how), "given address");
 		else if (table_from_symbol(ctx, table, &pa, how, sizeof(how), err) != 0)
 			return -1;

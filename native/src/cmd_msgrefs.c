@@ -140,8 +140,12 @@ static int msgrefs_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 		hi[k] = strs[k].addr + strs[k].len + 1; /* the NUL: an empty suffix may be shared */
 		struct kbu_node *row = kbu_row(sl);
 		kbu_hex(row, "addr", "address", strs[k].addr, 16);
-		kbu_str(row, "string", "string",
-			kbu_image_string(ctx->kernel, strs[k].addr, buf, sizeof(buf)) ? buf : "?");
+		if (kbu_image_string(ctx->kernel, strs[k].addr, buf, sizeof(buf))) {
+			kbu_str(row, "string", "string", buf);
+		} else {
+			kbu_display(row, "string_text", "string", "?");
+			kbu_null(row, "string", "");
+		}
 	}
 	if (more)
 		kbu_problem(sl, KBU_SEV_WARN, "more than %d strings contain '%s': only the first %d "
@@ -161,7 +165,10 @@ static int msgrefs_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_re
 		kbu_str(row, "kind", "kind", kind_name(x.v[k].kind));
 		kbu_hex(row, "target", "target", x.v[k].target, 16);
 		const struct kbu_sym *f = kbu_sym_by_addr(ctx->syms, x.v[k].addr, NULL);
-		kbu_str(row, "function", "", f ? f->name : "");
+		if (f)
+			kbu_str(row, "function", "", f->name);
+		else
+			kbu_null(row, "function", "");
 	}
 	if (ns == 0)
 		kbu_problem(root, KBU_SEV_NOTE, "no string in %s contains '%s'", kbu_elf_path(ctx->kernel),

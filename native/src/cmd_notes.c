@@ -7,16 +7,26 @@
 #include "kbu/util.h"
 #include "kbu/xen.h"
 
+static const char *note_kind_name(int kind)
+{
+	static const char *const names[] = {"raw", "string", "number", "features", "bitmap",
+					    "pairs", "hex", "version"};
+	return kind >= 0 && (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind] : "raw";
+}
+
 static void pvh_callout(struct kbu_node *root, const struct kbu_image *img)
 {
 	uint64_t entry;
 	struct kbu_err err;
 	if (kbu_xen_pvh_entry(img->elf, &entry, &err) != 0) {
 		if (err.code == KBU_ENOTFOUND)
-			kbu_textf(root, "no PVH entry (no Xen PHYS32_ENTRY note): not bootable as a "
-					"PVH ELF (qemu -kernel, Firecracker)");
+			kbu_textline(root, "no PVH entry (no Xen PHYS32_ENTRY note): not bootable as a "
+					   "PVH ELF (qemu -kernel, Firecracker)");
 		else
 			kbu_problem(root, KBU_SEV_ERROR, "%s", err.msg);
+		kbu_null(root, "pvh_entry", "");
+		kbu_null(root, "pvh_entry_link", "");
+		kbu_null(root, "pvh_entry_symbol", "");
 		return;
 	}
 	kbu_hex(root, "pvh_entry", "PVH entry (PHYS32_ENTRY)", entry, 0);
@@ -55,11 +65,23 @@ static int notes_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		struct kbu_node *row = kbu_row(list);
 		kbu_str(row, "owner", NULL, note->owner);
 		kbu_hex(row, "type", NULL, note->type, 0);
-		kbu_str(row, "name", NULL, v.type_name ? v.type_name : "?");
+		kbu_display(row, "name_text", "name", "%s", v.type_name ? v.type_name : "?");
+		if (v.type_name)
+			kbu_str(row, "name", "", v.type_name);
+		else
+			kbu_null(row, "name", "");
 		kbu_u64(row, "size", NULL, note->descsz);
-		kbu_str(row, "value", NULL, v.text);
+		kbu_str(row, "kind", "", note_kind_name(v.kind));
+		/* text is the value itself for text notes; for a number it is how it reads */
+		kbu_display(row, "value_text", "value", "%s", v.text);
+		if (v.kind == KBU_NOTE_NUMBER || v.kind == KBU_NOTE_RAW)
+			kbu_null(row, "value", "");
+		else
+			kbu_str(row, "value", "", v.text);
 		if (v.kind == KBU_NOTE_NUMBER || v.kind == KBU_NOTE_BITMAP || v.kind == KBU_NOTE_VERSION)
 			kbu_u64(row, "number", "", v.num);
+		else
+			kbu_null(row, "number", "");
 		kbu_bytes(row, "bytes", "", note->desc, note->descsz);
 		kbu_hex(row, "file_offset", "", note->file_offset, 0);
 		if (v.problem[0])
@@ -71,7 +93,7 @@ static int notes_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	if (why)
 		kbu_problem(root, KBU_SEV_ERROR, "%s (the notes before it are listed)", why);
 	if (!n && !why)
-		kbu_textf(root, "no ELF notes (no PT_NOTE segment or SHT_NOTE section)");
+		kbu_textline(root, "no ELF notes (no PT_NOTE segment or SHT_NOTE section)");
 	pvh_callout(root, &img);
 	kbu_image_put(&img);
 	return 0;

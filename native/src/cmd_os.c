@@ -163,7 +163,10 @@ static int os_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report 
 	kbu_str(root, "name", "os", kbu_os_name(p));
 	kbu_str(root, "origin", "profile", kbu_os_origin(p));
 	const char *desc = kbu_os_get(p, "profile", "description");
-	kbu_str(root, "description", "description", desc ? desc : "");
+	if (desc)
+		kbu_str(root, "description", "description", desc);
+	else
+		kbu_null(root, "description", "description");
 	struct kbu_os_candidate own;
 	int from_file = profile != NULL;
 	if (from_file)
@@ -180,12 +183,20 @@ static int os_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report 
 				    "%s %s overrides what the kernel says: identification picks %s (%s)",
 				    forced, from_file ? profile : os, ident, id.how);
 	}
-	if (ctx->syms || ctx->kernel)
+	if (ctx->syms || ctx->kernel) {
 		ident_report(root, &id, from_file ? &own : NULL, kbu_os_name(p));
+	} else {
+		/* nothing to identify from: the profile was named */
+		kbu_null(root, "identification", "");
+		kbu_null(root, "candidates", "");
+	}
 	struct kbu_node *ro = kbu_obj(root, "roles", "Roles");
 	for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++) {
 		const char *v = kbu_os_role(p, roles[k]);
-		kbu_str(ro, roles[k], NULL, v ? v : "");
+		if (v)
+			kbu_str(ro, roles[k], NULL, v);
+		else
+			kbu_null(ro, roles[k], NULL);
 	}
 	struct kbu_node *sl = kbu_list(root, "symbols", "Symbols");
 	char w[128];

@@ -1,5 +1,4 @@
 /* kbu pvh [ADDR]: the PVH start info, found or at a given physical address. */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,17 +8,7 @@
 #include "kbu/os.h"
 #include "kbu/pvh.h"
 #include "kbu/report.h"
-
-static int parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-	errno = 0;
-	unsigned long long x = strtoull(s, &end, 0);
-	if (errno || end == s || *end || s[0] == '-')
-		return -1;
-	*v = x;
-	return 0;
-}
+#include "kbu/util.h"
 
 static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
 		   struct kbu_err *err)
@@ -27,25 +16,23 @@ static int pvh_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report
 	uint64_t addr = 0, limit = 0;
 	int have_addr = 0;
 	const char *profile = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--profile") == 0) {
-			if (i + 1 >= argc)
-				return kbu_err_set(err, KBU_EINVAL, "--profile needs a profile file");
-			profile = argv[++i];
-		} else if (strcmp(argv[i], "--scan-limit") == 0) {
-			if (i + 1 >= argc || parse_u64(argv[i + 1], &limit) != 0)
-				return kbu_err_set(err, KBU_EINVAL,
-						   "--scan-limit needs a byte count");
-			i++;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			return kbu_err_set(err, KBU_EINVAL, "unknown option '%s'", argv[i]);
+	static const struct kbu_opt opts[] = {{"profile", 0, 1}, {"scan-limit", 0, 1}, {NULL, 0, 0}};
+	struct kbu_getopt g = KBU_GETOPT_INIT;
+	int i;
+	while ((i = kbu_getopt(&g, argc, argv, opts, err)) != KBU_OPT_END) {
+		if (i == KBU_OPT_ERR)
+			return -1;
+		if (i == 0) {
+			profile = g.arg;
+		} else if (i == 1) {
+			if (kbu_parse_u64(g.arg, &limit, err) != 0)
+				return kbu_err_set(err, KBU_EINVAL, "--scan-limit needs a byte count ('%s')",
+						   g.arg);
 		} else if (have_addr) {
-			return kbu_err_set(err, KBU_EINVAL, "more than one address ('%s')",
-					   argv[i]);
-		} else if (parse_u64(argv[i], &addr) != 0) {
+			return kbu_err_set(err, KBU_EINVAL, "more than one address ('%s')", g.arg);
+		} else if (kbu_parse_u64(g.arg, &addr, err) != 0) {
 			return kbu_err_set(err, KBU_EINVAL,
-					   "'%s' is not a physical address (use 0x... or decimal)",
-					   argv[i]);
+					   "'%s' is not a physical address (use 0x... or decimal)", g.arg);
 		} else {
 			have_addr = 1;
 		}

@@ -118,7 +118,7 @@ static int serve_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		} else
 			once = 1;
 	}
-	if (strcmp(kbu_mem_kind(ctx->mem), "callback") == 0)
+	if (strcmp(kbu_mem_kind(ctx->mem), "debugger") == 0)
 		return kbu_err_set(err, KBU_EINVAL,
 				   "runs outside GDB, as GDB's target: target remote | kbu serve --core DUMP "
 				   "[--kernel ELF]");

@@ -24,7 +24,8 @@ static void sym_query(struct kbu_ctx *ctx, const struct kbu_symtab *st, struct k
 		struct kbu_node *row = kbu_row(list);
 		kbu_str(row, "query", NULL, q);
 		kbu_hex(row, "address", NULL, s->addr, 16);
-		kbu_str(row, "symbol", NULL, s->name);
+		kbu_display(row, "symbol_text", "symbol", "%s", s->name);
+		kbu_str(row, "symbol", "", s->name);
 		kbu_u64(row, "offset", "", 0);
 		kbu_hex(row, "size", NULL, s->size, 0);
 		kbu_strf(row, "type", NULL, "%c", s->type);
@@ -42,7 +43,12 @@ static void sym_query(struct kbu_ctx *ctx, const struct kbu_symtab *st, struct k
 		struct kbu_node *row = kbu_row(list);
 		kbu_str(row, "query", NULL, q);
 		kbu_null(row, "address", NULL);
-		kbu_null(row, "symbol", NULL);
+		kbu_display(row, "symbol_text", "symbol", "-");
+		kbu_null(row, "symbol", "");
+		kbu_null(row, "offset", "");
+		kbu_null(row, "size", "");
+		kbu_null(row, "type", "");
+		kbu_null(row, "source", "");
 		if (strpbrk(q, "+-"))
 			kbu_problem(row, KBU_SEV_WARN, "'%s': %s", q, perr.msg);
 		else
@@ -55,15 +61,21 @@ static void sym_query(struct kbu_ctx *ctx, const struct kbu_symtab *st, struct k
 	kbu_hex(row, "address", NULL, addr, 16);
 	s = kbu_sym_by_addr(st, addr, &off);
 	if (!s) {
-		kbu_null(row, "symbol", NULL);
+		kbu_display(row, "symbol_text", "symbol", "-");
+		kbu_null(row, "symbol", "");
+		kbu_null(row, "offset", "");
+		kbu_null(row, "size", "");
+		kbu_null(row, "type", "");
+		kbu_null(row, "source", "");
 		kbu_problem(row, KBU_SEV_WARN, "0x%llx is below every symbol",
 			    (unsigned long long)addr);
 		return;
 	}
 	if (off)
-		kbu_strf(row, "symbol", NULL, "%s+0x%llx", s->name, (unsigned long long)off);
+		kbu_display(row, "symbol_text", "symbol", "%s+0x%llx", s->name, (unsigned long long)off);
 	else
-		kbu_str(row, "symbol", NULL, s->name);
+		kbu_display(row, "symbol_text", "symbol", "%s", s->name);
+	kbu_str(row, "symbol", "", s->name);
 	kbu_u64(row, "offset", "", off);
 	kbu_hex(row, "size", NULL, s->size, 0);
 	kbu_strf(row, "type", NULL, "%c", s->type);

@@ -126,13 +126,25 @@ static int run_vtop(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 	if (ctx->syms) {
 		uint64_t off = 0;
 		const struct kbu_sym *s = kbu_sym_by_addr(ctx->syms, va, &off);
-		if (s && (!s->size || off < s->size))
-			kbu_strf(root, "symbol", "Symbol", off ? "%s+0x%" PRIx64 : "%s", s->name, off);
+		if (s && (!s->size || off < s->size)) {
+			kbu_display(root, "symbol_text", "Symbol", off ? "%s+0x%" PRIx64 : "%s", s->name,
+				    off);
+			kbu_str(root, "symbol", "", s->name);
+			kbu_u64(root, "symbol_offset", "", off);
+		} else {
+			kbu_null(root, "symbol", "");
+			kbu_null(root, "symbol_offset", "");
+		}
+	} else {
+		kbu_null(root, "symbol", "");
+		kbu_null(root, "symbol_offset", "");
 	}
 	kbu_str(root, "mode", "Paging", kbu_paging_mode_name(mode));
 	kbu_hex(root, "cr3", "CR3", cr3, 16);
 	if (have_regs && !cr3_s)
 		kbu_u64(root, "cpu", "CR3 of CPU", cpu);
+	else
+		kbu_null(root, "cpu", "");
 	if (assumed)
 		kbu_problem(root, KBU_SEV_NOTE, "paging mode unknown: assuming 4-level (give --mode)");
 	if (mode == KBU_PG_OFF && !mode_s)
@@ -149,28 +161,39 @@ static int run_vtop(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repor
 			kbu_u64(row, "index", "Index", w.steps[s].index);
 			kbu_hex(row, "entry_addr", "Entry at", w.steps[s].entry_pa, 12);
 			kbu_hex(row, "entry", "Entry", w.steps[s].entry, mode == KBU_PG_32 ? 8 : 16);
-			kbu_str(row, "flags", "Flags", flags);
+			kbu_display(row, "flags_text", "Flags", "%s", flags);
+			kbu_bool(row, "present", "", (w.steps[s].entry & 1) != 0);
+			struct kbu_node *fl = kbu_list(row, "flags", "");
+			if (w.steps[s].entry & 1)
+				for (char *t = strtok(flags, " "); t; t = strtok(NULL, " "))
+					kbu_item_str(fl, t);
 		}
 	}
 	kbu_bool(root, "present", "", w.present);
 	if (!w.present) {
 		const struct kbu_walk_step *s = &w.steps[w.fault_step];
 		kbu_null(root, "physical", "");
+		kbu_null(root, "page_size", "");
 		kbu_problem(root, KBU_SEV_WARN,
 			    "0x%" PRIx64 " is not mapped: %s entry %u at physical 0x%" PRIx64 " is 0x%" PRIx64 " (not present)",
 			    va, s->level, s->index, s->entry_pa, s->entry);
 		return 0;
 	}
 	kbu_hex(root, "physical", "Physical", w.pa, 12);
-	kbu_str(root, "page", "Page", size_text(w.page_size));
+	kbu_display(root, "page", "Page", "%s", size_text(w.page_size));
 	kbu_u64(root, "page_size", "", w.page_size);
 	if (mode != KBU_PG_OFF) {
-		kbu_strf(root, "access", "Access", "%s, %s, %s", w.user ? "user" : "kernel only",
-			 w.writable ? "writable" : "read-only",
-			 mode == KBU_PG_32 ? "executable" : w.nx ? "no-execute" : "executable");
+		kbu_display(root, "access", "Access", "%s, %s, %s", w.user ? "user" : "kernel only",
+			    w.writable ? "writable" : "read-only",
+			    mode == KBU_PG_32 ? "executable" : w.nx ? "no-execute" : "executable");
 		kbu_bool(root, "writable", "", w.writable);
 		kbu_bool(root, "user", "", w.user);
 		kbu_bool(root, "nx", "", w.nx);
+	} else {
+		/* paging off: no page-table bits say anything */
+		kbu_null(root, "writable", "");
+		kbu_null(root, "user", "");
+		kbu_null(root, "nx", "");
 	}
 	uint64_t st[64], en[64];
 	int n = kbu_mem_ranges(ctx->mem, st, en, 64), inside = 0;

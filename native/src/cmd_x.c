@@ -14,7 +14,8 @@
 static int run_x(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
 		 struct kbu_err *err)
 {
-	static const struct kbu_opt opts[] = {{"phys", 'p', 0}, {"cr3", 0, 1}, {NULL, 0, 0}};
+	/* -p only: --phys is the global option that names a raw image. */
+	static const struct kbu_opt opts[] = {{NULL, 'p', 0}, {"cr3", 0, 1}, {NULL, 0, 0}};
 	struct kbu_getopt g = KBU_GETOPT_INIT;
 	const char *pos[2] = {NULL, NULL};
 	int npos = 0, phys = 0, i;
@@ -83,7 +84,7 @@ static int run_x(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *
 		ascii[2 + n] = '\0';
 		kbu_hex(row, "address", phys ? "Physical" : "Virtual", addr + off, w);
 		kbu_bytes(row, "bytes", "Bytes", buf + off, n);
-		kbu_str(row, "ascii", "ASCII", ascii);
+		kbu_display(row, "ascii", "ASCII", "%s", ascii);
 	}
 	free(buf);
 	return 0;
@@ -96,11 +97,14 @@ static struct kbu_command cmd_x = {
 		"\n"
 		"Dumps LEN bytes (default 64, at most 1 MiB) at ADDR, 16 to a line with\n"
 		"ASCII, like hexdump -C. ADDR is virtual (translated with CPU 0's page\n"
-		"tables, or the tables at --cr3) unless -p/--phys makes it physical; it may\n"
+		"tables, or the tables at --cr3) unless -p makes it physical; it may\n"
 		"be symbol[+off] with --kernel or --symbols, or $reg[+off] from CPU 0\n"
 		"(kbu x '$rsp' 128). A read that reaches an unmapped or missing page\n"
-		"fails and names the address.\n"
-		"JSON: address, space, length and the bytes as one hex string.\n",
+		"fails and names the address. (--phys is the global option that names a\n"
+		"raw image: kbu x -p --phys FILE ADDR.)\n"
+		"\n"
+		"  -p        ADDR is a physical address\n"
+		"  --cr3 X   translate with the page tables at physical address X\n",
 	.needs = KBU_NEEDS_MEM,
 	.run = run_x,
 };

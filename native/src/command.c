@@ -132,7 +132,8 @@ int kbu_ctx_need_mem(struct kbu_ctx *ctx, struct kbu_err *err)
 	if (ctx && ctx->mem)
 		return 0;
 	return kbu_err_set(err, KBU_EINVAL,
-			   "needs guest memory: give --core DUMP, --phys FILE[@BASE] or --gdb HOST:PORT");
+			   "needs guest memory: give --core DUMP, --phys FILE[@BASE] or --gdb STUB "
+			   "(HOST:PORT or a UNIX socket path)");
 }
 
 int kbu_ctx_need_kernel(struct kbu_ctx *ctx, struct kbu_err *err)

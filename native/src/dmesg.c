@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kbu/elf.h"
 #include "kbu/mem.h"
 #include "kbu/os.h"
 #include "kbu/symbols.h"
@@ -16,8 +15,6 @@
 #define MSGBUF_MAX (64u << 20)  /* no kernel keeps a bigger message buffer */
 #define PRB_MAX_COUNT_BITS 24
 #define PRB_MAX_SIZE_BITS 28
-
-#define PT_LOAD_TYPE 1
 
 static void problem(struct kbu_dmesg *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void problem(struct kbu_dmesg *d, const char *fmt, ...)
@@ -30,27 +27,6 @@ static void problem(struct kbu_dmesg *d, const char *fmt, ...)
 	va_end(ap);
 }
 
-int kbu_read_kva(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t addr, void *buf,
-		 size_t len, struct kbu_err *err)
-{
-	if (kbu_mem_read(m, KBU_VIRT, addr, buf, len, err) == 0)
-		return 0;
-	if (!kernel)
-		return -1;
-	struct kbu_err first = *err;
-	for (size_t i = 0; i < kbu_elf_nsegments(kernel); i++) {
-		const struct kbu_segment *s = kbu_elf_segment(kernel, i);
-		if (s->type != PT_LOAD_TYPE || addr < s->vaddr || addr - s->vaddr >= s->memsz ||
-		    len > s->memsz - (addr - s->vaddr))
-			continue;
-		if (kbu_mem_read(m, KBU_PHYS, s->paddr + (addr - s->vaddr), buf, len, err) == 0)
-			return 0;
-		break;
-	}
-	*err = first;
-	return -1;
-}
-
 /* A little-endian unsigned integer of n (at most 8) bytes. */
 static uint64_t le(const uint8_t *b, size_t n)
 {
@@ -58,19 +34,6 @@ static uint64_t le(const uint8_t *b, size_t n)
 	for (size_t i = 0; i < n; i++)
 		v |= (uint64_t)b[i] << (8 * i);
 	return v;
-}
-
-int kbu_read_kva_uint(struct kbu_mem *m, const struct kbu_elf *k, uint64_t addr, uint32_t size,
-		      uint64_t *out, struct kbu_err *err)
-{
-	uint8_t b[8] = {0};
-	if (size == 0 || size > 8)
-		return kbu_err_set(err, KBU_EINVAL, "field size %u at 0x%" PRIx64 " is not 1..8", size,
-				   addr);
-	if (kbu_read_kva(m, k, addr, b, size, err) < 0)
-		return -1;
-	*out = le(b, size);
-	return 0;
 }
 
 /* Reads profile field `name` of layout msgbuf at base. */

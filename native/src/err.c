@@ -64,6 +64,7 @@ const char *kbu_errcode_name(int code)
 	case KBU_EUNSUPPORTED: return "unsupported";
 	case KBU_ECONN: return "connection";
 	case KBU_EFAULT: return "fault";
+	case KBU_EINTR: return "interrupted";
 	}
 	return "unknown";
 }

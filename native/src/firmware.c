@@ -206,17 +206,19 @@ void kbu_firmware_report(const struct kbu_firmware *fw, struct kbu_node *node, i
 	else
 		kbu_null(o, "quirk", "");
 	if (f->acpi == 1) {
-		kbu_strf(o, "acpi_text", L("ACPI"), "yes: RSDP at 0x%" PRIx64 ", OEM \"%s\"", f->rsdp,
-			 f->acpi_oem);
+		kbu_display(o, "acpi_text", L("ACPI"), "yes: RSDP at 0x%" PRIx64 ", OEM \"%s\"", f->rsdp,
+			    f->acpi_oem);
 		kbu_bool(o, "acpi", "", 1);
 		kbu_hex(o, "rsdp", "", f->rsdp, 0);
+		kbu_str(o, "acpi_oem", "", f->acpi_oem);
 	} else {
-		kbu_str(o, "acpi_text", L("ACPI"), f->acpi == 0 ? "none" : "not known");
+		kbu_display(o, "acpi_text", L("ACPI"), "%s", f->acpi == 0 ? "none" : "not known");
 		if (f->acpi == 0)
 			kbu_bool(o, "acpi", "", 0);
 		else
 			kbu_null(o, "acpi", "");
 		kbu_null(o, "rsdp", "");
+		kbu_null(o, "acpi_oem", "");
 	}
 	if (f->mp == 1) {
 		kbu_bool(o, "mp_table", "", 1);
@@ -231,10 +233,17 @@ void kbu_firmware_report(const struct kbu_firmware *fw, struct kbu_node *node, i
 			kbu_u64(o, "mp_cpus", "", (uint64_t)f->mp_cpus);
 		else
 			kbu_null(o, "mp_cpus", "");
-	} else if (f->mp == 0) {
-		kbu_bool(o, "mp_table", "", 0);
 	} else {
-		kbu_null(o, "mp_table", "");
+		if (f->mp == 0)
+			kbu_bool(o, "mp_table", "", 0);
+		else
+			kbu_null(o, "mp_table", "");
+		/* the same fields whatever was found: null when there is no table */
+		kbu_null(o, "mp_table_address", "");
+		kbu_null(o, "mp_oem", "");
+		kbu_null(o, "mp_product", "");
+		kbu_null(o, "mp_entry_count", "");
+		kbu_null(o, "mp_cpus", "");
 	}
 	if (f->start_info) {
 		kbu_hex(o, "start_info", "", f->start_info_addr, 0);
@@ -242,6 +251,8 @@ void kbu_firmware_report(const struct kbu_firmware *fw, struct kbu_node *node, i
 		kbu_bool(o, "e820_zero_entry", "", f->e820_zero_entry);
 	} else {
 		kbu_null(o, "start_info", "");
+		kbu_null(o, "e820_entries", "");
+		kbu_null(o, "e820_zero_entry", "");
 	}
 #undef L
 }

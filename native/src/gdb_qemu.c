@@ -122,6 +122,83 @@ fail:
 	return -1;
 }
 
+int gdbq_xp_command(uint64_t addr, size_t len, char *cmd, size_t cap)
+{
+	int n = snprintf(cmd, cap, "xp /%zubx 0x%" PRIx64, len, addr);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Skips blanks (not newlines). */
+static const char *skip_blanks(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A hex number at p (no 0x): its value and the character after it; NULL if none. */
+static const char *hex_number(const char *p, const char *end, uint64_t *v)
+{
+	const char *start = p;
+	uint64_t x = 0;
+	for (; p < end && kbu_hex_digit((unsigned char)*p) >= 0; p++) {
+		if (p - start >= 16)
+			return NULL;
+		x = x << 4 | (uint64_t)kbu_hex_digit((unsigned char)*p);
+	}
+	if (p == start)
+		return NULL;
+	*v = x;
+	return p;
+}
+
+int gdbq_parse_xp(const char *text, uint64_t addr, uint8_t *buf, size_t len, struct kbu_err *err)
+{
+	if (len == 0)
+		return 0;
+	uint8_t *got = calloc(len, 1);
+	if (!got)
+		return kbu_err_set(err, KBU_ENOMEM, "out of memory parsing xp output");
+	const char *line = text ? text : "";
+	while (*line) {
+		const char *eol = strchr(line, '\n');
+		const char *end = eol ? eol : line + strlen(line);
+		uint64_t base;
+		const char *p = hex_number(skip_blanks(line, end), end, &base);
+		if (p && p < end && *p == ':') {
+			p++;
+			/* "0x12" tokens, each one byte further */
+			for (uint64_t a = base;; a++) {
+				p = skip_blanks(p, end);
+				if (end - p < 3 || p[0] != '0' || (p[1] != 'x' && p[1] != 'X'))
+					break;
+				uint64_t v;
+				const char *q = hex_number(p + 2, end, &v);
+				if (!q || q - (p + 2) > 2 || (q < end && *q != ' ' && *q != '\t' && *q != '\r'))
+					break;
+				if (a >= addr && a - addr < len) {
+					buf[a - addr] = (uint8_t)v;
+					got[a - addr] = 1;
+				}
+				p = q;
+				if (a == UINT64_MAX)
+					break;
+			}
+		}
+		if (!eol)
+			break;
+		line = eol + 1;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (!got[i]) {
+			free(got);
+			return kbu_err_set(err, KBU_EFAULT, "monitor xp gave no byte for physical 0x%" PRIx64,
+					   addr + i);
+		}
+	free(got);
+	return 0;
+}
+
 /*
  * Guest RAM and ROM from QEMU's "info mtree -f": the flat view of the
  * "memory" address space, lines "  START-END (prio N, ram): name". QEMU reads

@@ -33,6 +33,15 @@ int gdbq_rcmd_packet(const char *cmd, char *pkt, size_t cap);
 int gdbq_monitor(struct rsp_conn *c, size_t packet_size, const char *cmd, char **out,
 		 struct kbu_err *err);
 
+/*
+ * The bytes of "xp /Nbx ADDR" output ("%016x: 0x12 0x34 ..." lines) for
+ * [addr, addr+len): 0, or -1 with KBU_EFAULT naming the first byte the text
+ * does not give (QEMU prints an error line instead of bytes it cannot read).
+ */
+int gdbq_parse_xp(const char *text, uint64_t addr, uint8_t *buf, size_t len, struct kbu_err *err);
+/* "xp /LENbx 0xADDR" into cmd; -1 if it does not fit cap. */
+int gdbq_xp_command(uint64_t addr, size_t len, char *cmd, size_t cap);
+
 /* RAM and ROM ranges [start, end) from "info mtree -f"; returns the count. */
 int gdbq_parse_mtree(const char *text, uint64_t *start, uint64_t *end, int max);
 /*

@@ -263,7 +263,8 @@ static int read_direct(struct kbu_mem *m, enum kbu_space s, uint64_t addr, void 
 			page += n * PAGE;
 			continue;
 		}
-		if (err && (err->code == KBU_EUNSUPPORTED || err->code == KBU_ECONN)) {
+		if (err && (err->code == KBU_EUNSUPPORTED || err->code == KBU_ECONN ||
+			    err->code == KBU_EINTR)) {
 			free(tmp);
 			return fail_at(err, s, page > addr ? page : addr);
 		}
@@ -375,6 +376,7 @@ static int note_failure(struct kbu_mem *m, enum kbu_space space, const struct kb
 {
 	int code = e ? e->code : KBU_OK;
 	int about_source = code == KBU_ECONN || code == KBU_EIO || code == KBU_ENOMEM ||
+			   code == KBU_EINTR ||
 			   (code == KBU_EUNSUPPORTED && space == KBU_PHYS);
 	if (about_source && m->source_err.code == KBU_OK)
 		m->source_err = *e;
@@ -539,7 +541,8 @@ static int read_phys_via(struct kbu_mem *m, uint64_t addr, void *out, size_t len
 			ok = read_direct(m, KBU_VIRT, va, buf, n, err) == 0;
 		}
 		if (!ok) {
-			if (err && (err->code == KBU_ECONN || err->code == KBU_ENOMEM))
+			if (err && (err->code == KBU_ECONN || err->code == KBU_ENOMEM ||
+				    err->code == KBU_EINTR))
 				return -1;
 			return kbu_err_set(err, KBU_EFAULT,
 					   "physical 0x%" PRIx64 " is not mapped where the guest maps "
@@ -774,91 +777,4 @@ void kbu_mem_set_translation(struct kbu_mem *m, enum kbu_paging_mode mode, uint6
 	m->cr3 = cr3;
 	m->have_tr = 1;
 	memset(m->tlb, 0, sizeof m->tlb);
-}
-
-/* ---- a source driven by caller functions (ctypes) ---- */
-
-#define CB_MONITOR_MAX (256u * 1024u)
-
-struct cb_source {
-	struct kbu_mem_ops ops;
-	kbu_read_cb read;
-	kbu_regs_cb regs;
-	kbu_monitor_cb monitor;
-	int ncpus;
-	void *user;
-};
-
-static int cb_read(void *ctx, enum kbu_space s, uint64_t addr, void *buf, size_t len,
-		   struct kbu_err *err)
-{
-	struct cb_source *c = ctx;
-	char msg[256] = "";
-	if (c->read(c->user, (int)s, addr, buf, len, msg, sizeof msg) == 0)
-		return 0;
-	msg[sizeof msg - 1] = '\0';
-	/* "unsupported: ..." : the debugger cannot read this space at all. */
-	if (strncmp(msg, "unsupported: ", 13) == 0)
-		return kbu_err_set(err, KBU_EUNSUPPORTED, "%s", msg + 13);
-	return kbu_err_set(err, KBU_EFAULT, "%s", msg[0] ? msg : "the debugger could not read it");
-}
-
-static int cb_regs(void *ctx, int cpu, struct kbu_regs *out, struct kbu_err *err)
-{
-	struct cb_source *c = ctx;
-	char msg[256] = "";
-	if (c->regs(c->user, cpu, out, msg, sizeof msg) == 0)
-		return 0;
-	msg[sizeof msg - 1] = '\0';
-	return kbu_err_set(err, KBU_EIO, "registers of CPU %d: %s", cpu,
-			   msg[0] ? msg : "the debugger could not give them");
-}
-
-static int cb_monitor(void *ctx, const char *cmd, char **out, struct kbu_err *err)
-{
-	struct cb_source *c = ctx;
-	char msg[256] = "";
-	char *buf = calloc(1, CB_MONITOR_MAX);
-	if (!buf)
-		return kbu_err_set(err, KBU_ENOMEM, "out of memory for monitor output");
-	if (c->monitor(c->user, cmd, buf, CB_MONITOR_MAX, msg, sizeof msg) != 0) {
-		free(buf);
-		msg[sizeof msg - 1] = '\0';
-		return kbu_err_set(err, KBU_EIO, "monitor command '%s': %s", cmd,
-				   msg[0] ? msg : "failed");
-	}
-	buf[CB_MONITOR_MAX - 1] = '\0';
-	*out = buf;
-	return 0;
-}
-
-static int cb_ncpus(void *ctx) { return ((struct cb_source *)ctx)->ncpus; }
-
-static void cb_close(void *ctx) { free(ctx); }
-
-struct kbu_mem *kbu_mem_open_callback(kbu_read_cb read, kbu_regs_cb regs, kbu_monitor_cb monitor,
-				      int ncpus, void *user, size_t max_read, struct kbu_err *err)
-{
-	if (!read) {
-		kbu_err_set(err, KBU_EINVAL, "callback source without a read function");
-		return NULL;
-	}
-	struct cb_source *c = calloc(1, sizeof *c);
-	if (!c) {
-		kbu_err_set(err, KBU_ENOMEM, "out of memory for the callback source");
-		return NULL;
-	}
-	c->read = read;
-	c->regs = regs;
-	c->monitor = monitor;
-	c->ncpus = ncpus < 0 ? 0 : ncpus;
-	c->user = user;
-	c->ops.kind = "callback";
-	c->ops.read = cb_read;
-	c->ops.regs = regs ? cb_regs : NULL;
-	c->ops.monitor = monitor ? cb_monitor : NULL;
-	c->ops.ncpus = cb_ncpus;
-	c->ops.close = cb_close;
-	c->ops.max_read = max_read;
-	return kbu_mem_new(&c->ops, c, err);
 }

@@ -129,9 +129,23 @@ static int search_region(struct kbu_mem *m, uint64_t start, size_t len, const ch
 	return ret;
 }
 
+/* A transport fault (or a source that cannot read physical memory) met while
+ * searching is the answer, not "not found" (reads that failed were skipped as
+ * missing memory). */
+static int search_failed(struct kbu_mem *m, struct kbu_err *err)
+{
+	struct kbu_err e;
+	if (!kbu_mem_source_error(m, &e))
+		return 0;
+	*err = e;
+	kbu_err_prefix(err, "while searching for the MP floating pointer");
+	return 1;
+}
+
 static int find_fp(struct kbu_mem *m, struct kbu_mptable *t, struct kbu_mp_fp *fp,
 		   struct kbu_err *err)
 {
+	kbu_mem_clear_source_error(m);
 	struct kbu_mp_fp bad;
 	int have_bad = 0;
 	uint16_t ebda_seg = 0, basemem_kb = 0;
@@ -173,6 +187,8 @@ static int find_fp(struct kbu_mem *m, struct kbu_mptable *t, struct kbu_mp_fp *f
 		*fp = bad;
 		return 0;
 	}
+	if (search_failed(m, err))
+		return -1;
 	if (searched == 0)
 		return kbu_err_set(err, KBU_EFAULT,
 				   "cannot search for the MP floating pointer: neither 0x9fc00 nor "
@@ -243,6 +259,16 @@ static struct kbu_mp_entry *add_entry(struct kbu_mptable *t)
 	return &n[t->nentries++];
 }
 
+/* A fixed-size text field of the table: up to its first NUL, trailing blanks
+ * cut, other bytes than printable ASCII escaped (kbu_escape). */
+static void copy_str(char *dst, size_t cap, const uint8_t *src, size_t n)
+{
+	size_t len = strnlen((const char *)src, n);
+	while (len && src[len - 1] == ' ')
+		len--;
+	kbu_escape(src, len, NULL, dst, cap);
+}
+
 static void decode_entry(struct kbu_mp_entry *en, const uint8_t *b)
 {
 	memcpy(en->raw, b, en->len < sizeof(en->raw) ? en->len : sizeof(en->raw));
@@ -256,13 +282,7 @@ static void decode_entry(struct kbu_mp_entry *en, const uint8_t *b)
 		break;
 	case KBU_MP_BUS: {
 		en->u.bus.id = b[1];
-		memcpy(en->u.bus.type, b + 2, 6);
-		en->u.bus.type[6] = 0;
-		for (int i = 5; i >= 0 && (en->u.bus.type[i] == ' ' || en->u.bus.type[i] == 0); i--)
-			en->u.bus.type[i] = 0;
-		for (int i = 0; i < 6 && en->u.bus.type[i]; i++)
-			if (en->u.bus.type[i] < 0x20 || en->u.bus.type[i] > 0x7e)
-				en->u.bus.type[i] = '?';
+		copy_str(en->u.bus.type, sizeof(en->u.bus.type), b + 2, 6);
 		break;
 	}
 	case KBU_MP_IOAPIC:
@@ -301,16 +321,6 @@ static void decode_entry(struct kbu_mp_entry *en, const uint8_t *b)
 	}
 }
 
-static void copy_str(char *dst, const uint8_t *src, size_t n)
-{
-	memcpy(dst, src, n);
-	dst[n] = 0;
-	for (size_t i = 0; i < n; i++)
-		if (dst[i] && (dst[i] < 0x20 || dst[i] > 0x7e))
-			dst[i] = '?';
-	for (size_t i = n; i > 0 && (dst[i - 1] == ' ' || dst[i - 1] == 0); i--)
-		dst[i - 1] = 0;
-}
 
 /* A bus entry's type is 6 upper-case letters/digits padded with spaces ("ISA   "). */
 static int looks_like_bus_type(const uint8_t *tb, size_t off, size_t avail)
@@ -660,7 +670,7 @@ static int read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa, st
 	}
 	struct kbu_mp_header *h = &t->hdr;
 	h->addr = pa;
-	copy_str(h->signature, hb, 4);
+	copy_str(h->signature, sizeof(h->signature), hb, 4);
 	if (memcmp(hb, "PCMP", 4) != 0) {
 		char hex[64];
 		hex_bytes(hb, 0, 16, hex, sizeof(hex));
@@ -672,8 +682,8 @@ static int read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa, st
 	h->base_len = kbu_le16(hb + 4);
 	h->spec_rev = hb[6];
 	h->checksum = hb[7];
-	copy_str(h->oem_id, hb + 8, 8);
-	copy_str(h->product_id, hb + 16, 12);
+	copy_str(h->oem_id, sizeof(h->oem_id), hb + 8, 8);
+	copy_str(h->product_id, sizeof(h->product_id), hb + 16, 12);
 	h->oem_table = kbu_le32(hb + 28);
 	h->oem_table_size = kbu_le16(hb + 32);
 	h->entry_count = kbu_le16(hb + 34);
@@ -1033,24 +1043,42 @@ static void add_problems(const struct kbu_mptable *t, int section, struct kbu_no
 	}
 }
 
+/* Where the floating pointer was found, as a value: the regions the MP
+ * specification names, or the address given. */
+static const char *search_region_key(const char *where)
+{
+	static const struct { const char *prefix, *key; } keys[] = {
+		{"EBDA", "ebda"}, {"last KiB of base memory", "base_memory_top"},
+		{"0x9fc00", "0x9fc00"}, {"BIOS ROM", "bios_rom"}, {"given address", "given"},
+	};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (where && strncmp(where, keys[i].prefix, strlen(keys[i].prefix)) == 0)
+			return keys[i].key;
+	return "unknown";
+}
+
 static void report_fp(const struct kbu_mptable *t, struct kbu_node *root)
 {
 	const struct kbu_mp_fp *fp = &t->fp;
 	struct kbu_node *o = kbu_obj(root, "floating_pointer", "MP Floating Pointer Structure");
 	kbu_hex(o, "address", "physical address", fp->addr, 8);
-	kbu_str(o, "found_in", "found in", fp->where);
+	kbu_display(o, "found_in_text", "found in", "%s", fp->where);
+	kbu_str(o, "found_in", "", search_region_key(fp->where));
 	kbu_str(o, "signature", "signature", "_MP_");
 	kbu_u64(o, "length", "length (bytes)", fp->length * 16u);
-	kbu_strf(o, "version", "version", "1.%u", fp->spec_rev);
+	kbu_display(o, "version", "version", "1.%u", fp->spec_rev);
 	kbu_u64(o, "spec_rev", "", fp->spec_rev);
 	kbu_hex(o, "checksum", "checksum", fp->checksum, 2);
 	kbu_bool(o, "checksum_ok", "checksum ok", fp->sum == 0);
 	kbu_hex(o, "config_table", "config table", fp->physptr, 8);
 	if (fp->feature[0])
-		kbu_strf(o, "mode", "mode", "default configuration type %u", fp->feature[0]);
+		kbu_display(o, "mode_text", "mode", "default configuration type %u", fp->feature[0]);
 	else
-		kbu_str(o, "mode", "mode",
-			(fp->feature[1] & 0x80) ? "PIC (IMCR present)" : "Virtual Wire");
+		kbu_display(o, "mode_text", "mode", "%s",
+			    (fp->feature[1] & 0x80) ? "PIC (IMCR present)" : "Virtual Wire");
+	kbu_str(o, "mode", "", fp->feature[0] ? "default_configuration"
+			       : (fp->feature[1] & 0x80) ? "pic" : "virtual_wire");
+	kbu_bool(o, "imcr_present", "", (fp->feature[1] & 0x80) != 0);
 	kbu_u64(o, "default_config", "", fp->feature[0]);
 	kbu_bytes(o, "features", "feature bytes", fp->feature, 5);
 	add_problems(t, KBU_MP_SEC_FP, o);
@@ -1088,7 +1116,7 @@ static void report_header(const struct kbu_mptable *t, struct kbu_node *root)
 			kbu_str(o, "found", "found", t->config_how);
 		kbu_str(o, "signature", "signature", h->signature);
 		kbu_u64(o, "base_table_length", "base table length", h->base_len);
-		kbu_strf(o, "version", "version", "1.%u", h->spec_rev);
+		kbu_display(o, "version", "version", "1.%u", h->spec_rev);
 		kbu_u64(o, "spec_rev", "", h->spec_rev);
 		kbu_hex(o, "checksum", "checksum", h->checksum, 2);
 		if (h->sum_checked)
@@ -1130,8 +1158,8 @@ static void report_entries(const struct kbu_mptable *t, struct kbu_node *root)
 			uint8_t f = e->u.proc.flags;
 			kbu_u64(r, "apic_id", "APIC ID", e->u.proc.apic_id);
 			kbu_hex(r, "version", "Version", e->u.proc.version, 2);
-			kbu_strf(r, "state", "State", "%s, %s", (f & 2) ? "BSP" : "AP",
-				 (f & 1) ? "usable" : "unusable");
+			kbu_display(r, "state", "State", "%s, %s", (f & 2) ? "BSP" : "AP",
+				    (f & 1) ? "usable" : "unusable");
 			kbu_bool(r, "bsp", "", (f & 2) != 0);
 			kbu_bool(r, "enabled", "", (f & 1) != 0);
 			kbu_u64(r, "family", "Family", (e->u.proc.signature >> 8) & 0xf);
@@ -1151,7 +1179,9 @@ static void report_entries(const struct kbu_mptable *t, struct kbu_node *root)
 			r = kbu_row(ioapics);
 			kbu_u64(r, "apic_id", "APIC ID", e->u.ioapic.id);
 			kbu_hex(r, "version", "Version", e->u.ioapic.version, 2);
-			kbu_str(r, "state", "State", (e->u.ioapic.flags & 1) ? "usable" : "unusable");
+			kbu_display(r, "state", "State", "%s",
+				    (e->u.ioapic.flags & 1) ? "usable" : "unusable");
+			kbu_bool(r, "enabled", "", (e->u.ioapic.flags & 1) != 0);
 			kbu_hex(r, "address", "Address", e->u.ioapic.addr, 8);
 			kbu_hex(r, "offset", "", e->offset, 0);
 			break;

@@ -7,9 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kbu/elf.h"
 #include "kbu/mem.h"
-#include "kbu/paging.h"
 #include "kbu/regs.h"
 #include "kbu/symbols.h"
 #include "kbu/util.h"
@@ -425,61 +423,11 @@ int kbu_pvh_plausible(struct kbu_mem *m, uint64_t addr)
 
 /* ---- finding it ---- */
 
-#define KERNBASE_X86_64 0xffffffff80000000ull
-
-/* Candidate physical addresses of a kernel virtual address, best first. */
-static int kva_to_pa(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t va, uint64_t *pa,
-		     int max)
-{
-	int n = 0;
-	struct kbu_regs r;
-	struct kbu_err e;
-	memset(&r, 0, sizeof(r));
-	if (n < max && kbu_mem_regs(m, 0, &r, &e) == 0 && (r.have & KBU_HAVE_CR)) {
-		enum kbu_paging_mode mode = kbu_regs_paging_mode(&r);
-		struct kbu_walk w;
-		if (mode > KBU_PG_OFF && kbu_vtop(m, mode, r.cr3, va, &w, &e) == 0 && w.present)
-			pa[n++] = w.pa;
-	}
-	if (kernel) {
-		for (size_t i = 0; n < max && i < kbu_elf_nsegments(kernel); i++) {
-			const struct kbu_segment *s = kbu_elf_segment(kernel, i);
-			if (s->type == 1 /* PT_LOAD */ && va >= s->vaddr && va - s->vaddr < s->memsz) {
-				pa[n++] = s->paddr + (va - s->vaddr);
-				break;
-			}
-		}
-	}
-	if (n < max && va >= KERNBASE_X86_64)
-		pa[n++] = va - KERNBASE_X86_64;
-	/* FreeBSD's direct map, then Linux's (without KASLR). */
-	if (n < max && va >= 0xfffff80000000000ull && va < 0xfffffc0000000000ull)
-		pa[n++] = va - 0xfffff80000000000ull;
-	if (n < max && va >= 0xffff888000000000ull && va < 0xffffc88000000000ull)
-		pa[n++] = va - 0xffff888000000000ull;
-	return n;
-}
-
 static int magic_at_phys(struct kbu_mem *m, uint64_t pa)
 {
 	uint32_t v;
 	struct kbu_err e;
 	return kbu_mem_read_u32(m, KBU_PHYS, pa, &v, &e) == 0 && v == KBU_PVH_MAGIC;
-}
-
-/* Reads 8 bytes of a kernel variable: through the source's virtual reads, or
- * through the physical alias. */
-static int read_kvar(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t va, uint8_t out[8])
-{
-	struct kbu_err e;
-	if (kbu_mem_read(m, KBU_VIRT, va, out, 8, &e) == 0)
-		return 0;
-	uint64_t pa[4];
-	int n = kva_to_pa(m, kernel, va, pa, 4);
-	for (int i = 0; i < n; i++)
-		if (kbu_mem_read(m, KBU_PHYS, pa[i], out, 8, &e) == 0)
-			return 0;
-	return -1;
 }
 
 struct saved_ptr {
@@ -493,69 +441,6 @@ static const struct saved_ptr saved_ptrs[] = {
 	{"hvm_start_paddr", "NetBSD"},
 	{"pvh_start_info", "Linux"},
 };
-
-int kbu_kvar_follow(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t var,
-		    int (*match)(struct kbu_mem *m, uint64_t pa, void *arg), void *arg,
-		    struct kbu_kvar *out)
-{
-	memset(out, 0, sizeof(*out));
-	uint8_t b[8];
-	if (read_kvar(m, kernel, var, b) != 0)
-		return out->kind = KBU_KVAR_UNREADABLE;
-	out->value = kbu_le64(b);
-	uint64_t cand[4];
-	int n = kva_to_pa(m, kernel, var, cand, 4);
-	/* The variable is the structure itself (Linux copies the start info). */
-	for (int i = 0; i < n; i++) {
-		if (match(m, cand[i], arg)) {
-			out->pa = cand[i];
-			return out->kind = KBU_KVAR_IS_STRUCT;
-		}
-	}
-	if (out->value == 0)
-		return out->kind = KBU_KVAR_ZERO;
-	if (match(m, out->value, arg)) {
-		out->pa = out->value;
-		return out->kind = KBU_KVAR_PHYS;
-	}
-	n = kva_to_pa(m, kernel, out->value, cand, 4);
-	for (int i = 0; i < n; i++) {
-		if (match(m, cand[i], arg)) {
-			out->pa = cand[i];
-			return out->kind = KBU_KVAR_POINTER;
-		}
-	}
-	return out->kind = KBU_KVAR_NOMATCH;
-}
-
-void kbu_kvar_describe(const struct kbu_kvar *v, const char *name, uint64_t var, const char *what,
-		       char *buf, size_t len)
-{
-	switch (v->kind) {
-	case KBU_KVAR_IS_STRUCT:
-		snprintf(buf, len, "%s at 0x%" PRIx64 ": the variable is the structure", name, var);
-		break;
-	case KBU_KVAR_PHYS:
-		snprintf(buf, len, "through %s at 0x%" PRIx64 ": it holds this physical address", name,
-			 var);
-		break;
-	case KBU_KVAR_POINTER:
-		snprintf(buf, len, "through %s at 0x%" PRIx64 ": it holds pointer 0x%" PRIx64, name, var,
-			 v->value);
-		break;
-	case KBU_KVAR_UNREADABLE:
-		snprintf(buf, len, "%s at 0x%" PRIx64 " is not readable (virtually or at its physical alias)",
-			 name, var);
-		break;
-	case KBU_KVAR_ZERO:
-		snprintf(buf, len, "%s at 0x%" PRIx64 " is 0 (not saved yet)", name, var);
-		break;
-	default:
-		snprintf(buf, len, "%s at 0x%" PRIx64 " holds 0x%" PRIx64 ", where there is no %s", name,
-			 var, v->value, what);
-		break;
-	}
-}
 
 static int match_pvh(struct kbu_mem *m, uint64_t pa, void *arg)
 {
@@ -698,7 +583,7 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 		if (scan_limit == 0) {
 			/* Over a stub every MiB costs round trips: scan less by default. */
 			const char *kind = kbu_mem_kind(m);
-			int slow = strcmp(kind, "gdb") == 0 || strcmp(kind, "callback") == 0;
+			int slow = strcmp(kind, "gdb") == 0 || strcmp(kind, "debugger") == 0;
 			scan_limit = slow ? 16 * MIB : 256 * MIB;
 		}
 		uint64_t low = scan_limit < MIB ? scan_limit : MIB;
@@ -764,26 +649,33 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 static const char *flag_names[] = {"PRIVILEGED", "INITDOMAIN", "MULTIBOOT_MOD", "MOD_START_PFN",
 				   "VIRT_P2M_4TOOLS"};
 
+/* A guest string: escaped text (an ESC in a command line must not reach the
+ * terminal) or null in JSON with its state beside it; text shows it as read. */
 static void str_field(struct kbu_node *o, const char *key, const char *label,
 		      const struct kbu_pvh_str *s)
 {
+	char state_key[64], text_key[64];
+	snprintf(state_key, sizeof(state_key), "%s_state", key);
+	snprintf(text_key, sizeof(text_key), "%s_text", key);
 	switch (s->state) {
 	case KBU_PVH_STR_ABSENT:
 		kbu_null(o, key, label);
+		kbu_str(o, state_key, "", "absent");
 		break;
 	case KBU_PVH_STR_OK:
 	case KBU_PVH_STR_UNTERMINATED: {
-		/* Guest bytes: an ESC in a command line must not reach the terminal. */
 		char *shown = kbu_escape_dup(s->text ? s->text : "", s->len, NULL);
-		if (s->state == KBU_PVH_STR_OK)
-			kbu_str(o, key, label, shown ? shown : "(out of memory)");
-		else
-			kbu_strf(o, key, label, "%s...", shown ? shown : "(out of memory)");
+		int ok = s->state == KBU_PVH_STR_OK;
+		kbu_display(o, text_key, label, ok ? "%s" : "%s...", shown ? shown : "(out of memory)");
+		kbu_str(o, key, "", shown ? shown : "");
+		kbu_str(o, state_key, "", ok ? "ok" : "unterminated");
 		free(shown);
 		break;
 	}
 	default:
-		kbu_str(o, key, label, "(unreadable)");
+		kbu_display(o, text_key, label, "(unreadable)");
+		kbu_null(o, key, "");
+		kbu_str(o, state_key, "", "unreadable");
 		break;
 	}
 }
@@ -791,20 +683,22 @@ static void str_field(struct kbu_node *o, const char *key, const char *label,
 void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 {
 	struct kbu_node *o = kbu_obj(node, "start_info", "PVH start info");
-	kbu_strf(o, "location", "location", "0x%" PRIx64 " (%s)", p->addr,
-		 p->how[0] ? p->how : "given address");
+	kbu_display(o, "location", "location", "0x%" PRIx64 " (%s)", p->addr,
+		    p->how[0] ? p->how : "given address");
 	kbu_hex(o, "address", "", p->addr, 0);
 	kbu_str(o, "how", "", p->how[0] ? p->how : "given address");
 	kbu_hex(o, "magic", "magic", p->magic, 8);
 	kbu_u64(o, "version", "version", p->version);
 	char fl[160] = "";
+	struct kbu_node *names = kbu_list(o, "flag_names", "");
 	for (unsigned i = 0; i < 5; i++)
 		if (p->flags & (1u << i)) {
 			size_t l = strlen(fl);
 			snprintf(fl + l, sizeof(fl) - l, "%s%s", l ? "," : "", flag_names[i]);
+			kbu_item_str(names, flag_names[i]);
 		}
 	kbu_hex(o, "flags", "flags", p->flags, 0);
-	kbu_str(o, "flag_names", "flag names", fl[0] ? fl : "none");
+	kbu_display(o, "flag_names_text", "flag names", "%s", fl[0] ? fl : "none");
 	kbu_u64(o, "nr_modules", "nr_modules", p->nr_modules);
 	kbu_hex(o, "modlist_paddr", "modlist_paddr", p->modlist_paddr, 0);
 	kbu_hex(o, "cmdline_paddr", "cmdline_paddr", p->cmdline_paddr, 0);
@@ -814,26 +708,43 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 		kbu_u64(o, "memmap_entries", "memmap_entries", p->memmap_entries);
 	}
 	str_field(o, "cmdline", "command line", &p->cmdline);
+	struct kbu_node *rs = kbu_obj(o, "rsdp", "");
 	if (p->rsdp_paddr && p->rsdp_sig_ok == 1) {
+		const char *oem = p->rsdp_oem; /* escaped when read */
 		if (p->rsdp_revision >= 2)
-			kbu_strf(o, "rsdp", "RSDP",
-				 "OEM '%s', revision %u, RSDT 0x%08" PRIx32 ", XSDT 0x%" PRIx64
-				 ", checksum %s",
-				 p->rsdp_oem, p->rsdp_revision, p->rsdt_paddr, p->xsdt_paddr,
-				 p->rsdp_sum_ok ? "ok" : "BAD");
+			kbu_display(o, "rsdp_text", "RSDP",
+				    "OEM '%s', revision %u, RSDT 0x%08" PRIx32 ", XSDT 0x%" PRIx64
+				    ", checksum %s",
+				    oem, p->rsdp_revision, p->rsdt_paddr, p->xsdt_paddr,
+				    p->rsdp_sum_ok ? "ok" : "BAD");
 		else
-			kbu_strf(o, "rsdp", "RSDP", "OEM '%s', revision %u, RSDT 0x%08" PRIx32
-				 ", checksum %s",
-				 p->rsdp_oem, p->rsdp_revision, p->rsdt_paddr,
-				 p->rsdp_sum_ok ? "ok" : "BAD");
-		kbu_hex(o, "rsdt_paddr", "", p->rsdt_paddr, 0);
+			kbu_display(o, "rsdp_text", "RSDP", "OEM '%s', revision %u, RSDT 0x%08" PRIx32
+				    ", checksum %s",
+				    oem, p->rsdp_revision, p->rsdt_paddr, p->rsdp_sum_ok ? "ok" : "BAD");
+		kbu_str(rs, "state", "", "ok");
+		kbu_str(rs, "oem_id", "", oem);
+		kbu_u64(rs, "revision", "", p->rsdp_revision);
+		kbu_bool(rs, "checksum_ok", "", p->rsdp_sum_ok);
+		kbu_hex(rs, "rsdt_paddr", "", p->rsdt_paddr, 0);
 		if (p->rsdp_revision >= 2)
-			kbu_hex(o, "xsdt_paddr", "", p->xsdt_paddr, 0);
-	} else if (p->rsdp_paddr)
-		kbu_str(o, "rsdp", "RSDP",
-			p->rsdp_sig_ok == 0 ? "no RSDP signature there" : "unreadable");
-	else
-		kbu_str(o, "rsdp", "RSDP", "none (no ACPI)");
+			kbu_hex(rs, "xsdt_paddr", "", p->xsdt_paddr, 0);
+		else
+			kbu_null(rs, "xsdt_paddr", "");
+	} else if (p->rsdp_paddr) {
+		kbu_display(o, "rsdp_text", "RSDP", "%s",
+			    p->rsdp_sig_ok == 0 ? "no RSDP signature there" : "unreadable");
+		kbu_str(rs, "state", "", p->rsdp_sig_ok == 0 ? "no_signature" : "unreadable");
+	} else {
+		kbu_display(o, "rsdp_text", "RSDP", "none (no ACPI)");
+		kbu_str(rs, "state", "", "none");
+	}
+	if (!(p->rsdp_paddr && p->rsdp_sig_ok == 1)) {
+		/* the same fields whatever was found: null without an RSDP */
+		static const char *const rsdp_keys[] = {"oem_id", "revision", "checksum_ok",
+							"rsdt_paddr", "xsdt_paddr"};
+		for (size_t i = 0; i < sizeof(rsdp_keys) / sizeof(rsdp_keys[0]); i++)
+			kbu_null(rs, rsdp_keys[i], "");
+	}
 
 	if (p->nr_modules) {
 		struct kbu_node *ml = kbu_list(o, "modules", "Modules");
@@ -859,9 +770,11 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 			if (me->addr + me->size > top)
 				top = me->addr + me->size;
 		}
-		kbu_strf(o, "ram", "RAM", "%.1f MiB in %zu entries, up to 0x%" PRIx64,
-			 (double)ram / (1024.0 * 1024.0), nram, top);
+		kbu_display(o, "ram", "RAM", "%.1f MiB in %zu entries, up to 0x%" PRIx64,
+			    (double)ram / (1024.0 * 1024.0), nram, top);
 		kbu_u64(o, "ram_bytes", "", ram);
+		kbu_u64(o, "ram_entries", "", nram);
+		kbu_hex(o, "ram_top", "", top, 0);
 	}
 	if (p->has_v1) {
 		struct kbu_node *mm = kbu_list(o, "memmap", "Memory map");
@@ -873,7 +786,11 @@ void kbu_pvh_report(const struct kbu_pvh *p, struct kbu_node *node)
 			kbu_hex(r, "end", "End", me->size ? me->addr + me->size - 1 : me->addr, 16);
 			kbu_hex(r, "size", "Size", me->size, 0);
 			kbu_u64(r, "type", "Type", me->type);
-			kbu_str(r, "type_name", "Name", tn ? tn : "unknown");
+			kbu_display(r, "type_text", "Name", "%s", tn ? tn : "unknown");
+			if (tn)
+				kbu_str(r, "type_name", "", tn);
+			else
+				kbu_null(r, "type_name", "");
 		}
 	}
 	for (size_t i = 0; i < p->nproblems; i++)

@@ -744,15 +744,17 @@ static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 			 * of columns differ), so the cursor's cell, if its key fits, is
 			 * the first with that key. */
 			const struct kbu_node *cell = NULL;
-			while (cursor && !(is_scalar(cursor) && cursor->key))
+			while (cursor && !(is_scalar(cursor) && cursor->key && visible(cursor)))
 				cursor = cursor->next;
 			if (cursor && cursor->key == cols[i].key) {
 				cell = cursor;
 				cursor = cursor->next;
 			}
+			/* only cells the widths were measured on: a JSON-only field of
+			 * the same key is not this column's */
 			if (!cell)
 				for (const struct kbu_node *c = row->first; c; c = c->next)
-					if (is_scalar(c) && c->key == cols[i].key) {
+					if (is_scalar(c) && c->key == cols[i].key && visible(c)) {
 						cell = c;
 						break;
 					}

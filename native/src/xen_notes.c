@@ -120,15 +120,7 @@ static void as_string(const struct kbu_note *n, struct kbu_note_value *v)
 	v->text[0] = 0;
 	/* Bounded by descsz: Linux writes FEATURES with .ascii, no NUL, and Xen accepts it. */
 	size_t l = strnlen((const char *)n->desc, n->descsz);
-	size_t o = 0;
-	for (size_t i = 0; i < l && o + 5 < sizeof(v->text); i++) {
-		unsigned char c = n->desc[i];
-		if (c >= 0x20 && c < 0x7f)
-			v->text[o++] = (char)c;
-		else
-			o += (size_t)snprintf(v->text + o, sizeof(v->text) - o, "\\x%02x", c);
-	}
-	v->text[o] = 0;
+	kbu_escape(n->desc, l, NULL, v->text, sizeof(v->text));
 }
 
 static int as_number(const struct kbu_note *n, struct kbu_note_value *v)

@@ -19,6 +19,7 @@
 #include "check.h"
 #include "kbu/gdbrsp.h"
 #include "kbu/mem.h"
+#include "gdb_qemu.h"
 
 enum scenario {
 	SC_NORMAL,       /* QEMU-like: NoAck offered, PhyMemMode, monitor */
@@ -1452,6 +1453,38 @@ TEST(hostile_stubs_are_reported_as_what_they_did)
 	stub_end(s);
 }
 
+/* QEMU's "xp /Nbx" text, and the ways it goes wrong. */
+TEST(xp_text)
+{
+	uint8_t b[12];
+	struct kbu_err err = {0};
+	const char *ok = "0000000000200000: 0x7f 0x45 0x4c 0x46 0x02 0x01 0x01 0x09\r\n"
+			 "0000000000200008: 0x00 0x00 0x00 0x00\r\n";
+	CHECK(gdbq_parse_xp(ok, 0x200000, b, 12, &err) == 0);
+	CHECK_EQ_U64(b[0], 0x7f);
+	CHECK_EQ_U64(b[11], 0x00);
+	CHECK(gdbq_parse_xp(ok, 0x200002, b, 2, &err) == 0); /* a part of it */
+	CHECK_EQ_U64(b[0], 0x4c);
+	/* one byte short, an error line instead of bytes, garbage tokens, no text */
+	CHECK(gdbq_parse_xp(ok, 0x200000, b, 13, &err) < 0);
+	CHECK_EQ_U64(err.code, KBU_EFAULT);
+	CHECK_CONTAINS(err.msg, "0x20000c");
+	CHECK(gdbq_parse_xp("Cannot access memory\n", 0x1000, b, 1, &err) < 0);
+	CHECK(gdbq_parse_xp("0000000000001000: 0x123 0x45\n", 0x1000, b, 1, &err) < 0);
+	CHECK(gdbq_parse_xp("0000000000001000: 0xzz\n", 0x1000, b, 1, &err) < 0);
+	CHECK(gdbq_parse_xp("00000000000000001000: 0x12\n", 0x1000, b, 1, &err) < 0);
+	CHECK(gdbq_parse_xp("", 0x1000, b, 1, &err) < 0);
+	CHECK(gdbq_parse_xp(NULL, 0x1000, b, 1, &err) < 0);
+	/* the top of the address space does not wrap to 0 */
+	CHECK(gdbq_parse_xp("ffffffffffffffff: 0x01 0x02\n", 0, b, 1, &err) < 0);
+	CHECK(gdbq_parse_xp("ffffffffffffffff: 0x01 0x02\n", 0xffffffffffffffffull, b, 1, &err) == 0);
+	CHECK_EQ_U64(b[0], 1);
+	char cmd[64];
+	CHECK(gdbq_xp_command(0x9fc00, 512, cmd, sizeof cmd) == 0);
+	CHECK_STR(cmd, "xp /512bx 0x9fc00");
+	CHECK(gdbq_xp_command(0x9fc00, 512, cmd, 8) < 0);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -1473,5 +1506,6 @@ int main(void)
 	RUN(round_trips_through_kbu_mem);
 	RUN(replies_stay_in_step);
 	RUN(hostile_stubs_are_reported_as_what_they_did);
+	RUN(xp_text);
 	CHECK_DONE("test_gdb");
 }

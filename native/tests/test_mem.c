@@ -1,4 +1,5 @@
 /* Memory layer: cache, batching, transfer limits, raw images, the callback source. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -190,6 +191,10 @@ static int cb_read(void *user, int space, uint64_t addr, void *buf, size_t len, 
 	u->calls++;
 	if (space == KBU_VIRT && addr >= 0xffff800000000000ull)
 		addr -= 0xffff800000000000ull;
+	if (addr == 0x3000) {
+		snprintf(errbuf, errlen, "the link went down");
+		return KBU_ECONN;
+	}
 	if (addr >= sizeof u->mem || len > sizeof u->mem - addr) {
 		snprintf(errbuf, errlen, "Cannot access memory at address 0x%llx", (unsigned long long)addr);
 		return -1;
@@ -229,6 +234,14 @@ TEST(callback_source)
 	CHECK_STR(s, "from gdb");
 	CHECK(kbu_mem_read(m, KBU_PHYS, 0x2000, s, 4, &err) < 0);
 	CHECK_CONTAINS(err.msg, "Cannot access memory at address 0x2000");
+	CHECK_EQ_U64(err.code, KBU_EFAULT); /* -1: the old convention, a missing page */
+	/* the code the callback returns is the error's code, kept through the cache */
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x3000, s, 4, &err) < 0);
+	CHECK_EQ_U64(err.code, KBU_ECONN);
+	CHECK_CONTAINS(err.msg, "the link went down");
+	struct kbu_err fault;
+	CHECK(kbu_mem_source_error(m, &fault) == 1);
+	CHECK_EQ_U64(fault.code, KBU_ECONN);
 	struct kbu_regs r;
 	CHECK(kbu_mem_regs(m, 0, &r, &err) == 0);
 	CHECK_EQ_U64(r.cr3, 0x1234000);
@@ -269,6 +282,184 @@ TEST(typed_reads_are_little_endian)
 	kbu_mem_close(m);
 }
 
+/* ---- the debugger source: a fake QEMU stub behind the callbacks ---- */
+
+struct fake_dbg {
+	uint8_t phys[8192];
+	uint8_t virt[8192];       /* what the debugger reads with physical mode off */
+	int has_packet, has_monitor;
+	int mode;                 /* Qqemu.PhyMemMode */
+	int mode_on_reads;        /* reads done in physical mode */
+	int interrupt_reads;      /* reads return -1 (Ctrl-C) */
+	int off_fails;            /* PhyMemMode:0 is not answered OK */
+	int mtree_asked;
+	char last_monitor[64];
+};
+
+static int fd_read(void *user, uint64_t addr, void *buf, size_t len, char *errbuf, size_t errlen)
+{
+	struct fake_dbg *f = user;
+	if (f->interrupt_reads)
+		return -1;
+	if (addr >= sizeof f->phys || len > sizeof f->phys - addr) {
+		snprintf(errbuf, errlen, "Cannot access memory at address 0x%llx",
+			 (unsigned long long)addr);
+		return KBU_EFAULT;
+	}
+	memcpy(buf, (f->mode ? f->phys : f->virt) + addr, len);
+	f->mode_on_reads += f->mode;
+	return 0;
+}
+
+static int fd_packet(void *user, const char *pkt, char *reply, size_t replylen, char *errbuf,
+		     size_t errlen)
+{
+	struct fake_dbg *f = user;
+	if (!f->has_packet) {
+		reply[0] = 0; /* a stub that does not know the packet */
+		return 0;
+	}
+	if (strcmp(pkt, "qqemu.PhyMemMode") == 0)
+		snprintf(reply, replylen, "%d", f->mode);
+	else if (strcmp(pkt, "Qqemu.PhyMemMode:1") == 0)
+		f->mode = 1, snprintf(reply, replylen, "OK");
+	else if (strcmp(pkt, "Qqemu.PhyMemMode:0") == 0) {
+		if (f->off_fails) {
+			snprintf(errbuf, errlen, "Remote connection closed");
+			return KBU_ECONN;
+		}
+		f->mode = 0, snprintf(reply, replylen, "OK");
+	} else
+		reply[0] = 0;
+	return 0;
+}
+
+static int fd_monitor(void *user, const char *cmd, char *out, size_t outlen, char *errbuf,
+		      size_t errlen)
+{
+	struct fake_dbg *f = user;
+	snprintf(f->last_monitor, sizeof f->last_monitor, "%s", cmd);
+	if (!f->has_monitor) {
+		snprintf(errbuf, errlen, "Target does not support this command.");
+		return KBU_EUNSUPPORTED;
+	}
+	unsigned n;
+	unsigned long long a;
+	if (sscanf(cmd, "xp /%ubx %llx", &n, &a) == 2) {
+		size_t o = 0;
+		for (unsigned i = 0; i < n && o + 64 < outlen; i++) {
+			if (i % 8 == 0)
+				o += (size_t)snprintf(out + o, outlen - o, "%s%016llx:", i ? "\n" : "", a + i);
+			if (a + i < sizeof f->phys)
+				o += (size_t)snprintf(out + o, outlen - o, " 0x%02x", f->phys[a + i]);
+			else
+				o += (size_t)snprintf(out + o, outlen - o, " Cannot access memory");
+		}
+		snprintf(out + o, outlen - o, "\n");
+		return 0;
+	}
+	if (strcmp(cmd, "info mtree -f") == 0) {
+		f->mtree_asked++;
+		snprintf(out, outlen, "FlatView #0\n AS \"memory\", root: system\n"
+			 " Root memory region: system\n"
+			 "  0000000000000000-0000000000001fff (prio 0, ram): microvm.ram\n"
+			 "  00000000fec00000-00000000fec00fff (prio 0, i/o): ioapic\n");
+		return 0;
+	}
+	snprintf(out, outlen, "ran %s", cmd);
+	return 0;
+}
+
+static int fd_ncpus(void *user) { return 2; }
+
+static struct kbu_mem *fake_dbg_mem(struct fake_dbg *f)
+{
+	for (size_t i = 0; i < sizeof f->phys; i++) {
+		f->phys[i] = (uint8_t)(i * 3 + 1);
+		f->virt[i] = 0xee;
+	}
+	struct kbu_debugger_ops ops = {.read = fd_read, .packet = fd_packet, .monitor = fd_monitor,
+				       .ncpus = fd_ncpus, .max_read = 4096};
+	struct kbu_err err = {0};
+	return kbu_mem_open_debugger(&ops, f, &err);
+}
+
+TEST(debugger_source_physical_mode)
+{
+	struct fake_dbg f = {.has_packet = 1, .has_monitor = 1};
+	struct kbu_mem *m = fake_dbg_mem(&f);
+	CHECK(m != NULL);
+	CHECK_STR(kbu_mem_kind(m), "debugger");
+	CHECK_STR(kbu_mem_debugger_phys_method(m), "");
+	uint8_t b[16];
+	struct kbu_err err = {0};
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x100, b, sizeof b, &err) == 0);
+	CHECK_EQ_U64(b[0], (uint8_t)(0x100 * 3 + 1));
+	CHECK_STR(kbu_mem_debugger_phys_method(m), "packet");
+	CHECK_EQ_U64(f.mode, 0); /* switched back */
+	CHECK(f.mode_on_reads > 0);
+	/* virtual reads are the debugger's own */
+	CHECK(kbu_mem_read(m, KBU_VIRT, 0x100, b, 4, &err) == 0);
+	CHECK_EQ_U64(b[0], 0xee);
+	/* ranges from "info mtree -f": RAM only, asked once */
+	uint64_t st[4], en[4];
+	CHECK_EQ_U64(kbu_mem_ranges(m, st, en, 4), 1);
+	CHECK_EQ_U64(en[0], 0x2000);
+	CHECK_EQ_U64(kbu_mem_ranges(m, st, en, 4), 1);
+	CHECK_EQ_U64(f.mtree_asked, 1);
+	CHECK_EQ_U64(kbu_mem_ncpus(m), 2);
+	/* a stub that does not switch back is a transport fault, not a missing page */
+	f.off_fails = 1;
+	kbu_mem_flush(m);
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x200, b, 4, &err) < 0);
+	CHECK_EQ_U64(err.code, KBU_ECONN);
+	CHECK_CONTAINS(err.msg, "switching physical memory mode back off");
+	kbu_mem_close(m);
+}
+
+TEST(debugger_source_xp_and_none)
+{
+	struct fake_dbg f = {.has_packet = 0, .has_monitor = 1};
+	struct kbu_mem *m = fake_dbg_mem(&f);
+	uint8_t b[5000];
+	struct kbu_err err = {0};
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x10, b, sizeof b, &err) == 0);
+	CHECK_STR(kbu_mem_debugger_phys_method(m), "xp");
+	CHECK_EQ_U64(b[4999], (uint8_t)((0x10 + 4999) * 3 + 1));
+	/* xp's error text in place of bytes: the page is missing */
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x1ff8, b, 16, &err) < 0);
+	CHECK_EQ_U64(err.code, KBU_EFAULT);
+	CHECK_CONTAINS(err.msg, "0x2000");
+	kbu_mem_close(m);
+
+	struct fake_dbg g = {.has_packet = 0, .has_monitor = 0};
+	m = fake_dbg_mem(&g);
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x10, b, 4, &err) < 0);
+	CHECK_EQ_U64(err.code, KBU_EUNSUPPORTED);
+	CHECK_STR(kbu_mem_debugger_phys_method(m), "none");
+	CHECK(kbu_mem_ranges(m, NULL, NULL, 0) == 0);
+	kbu_mem_close(m);
+}
+
+TEST(debugger_source_interrupted)
+{
+	struct fake_dbg f = {.has_packet = 1, .has_monitor = 1, .interrupt_reads = 1};
+	struct kbu_mem *m = fake_dbg_mem(&f);
+	uint8_t b[64];
+	struct kbu_err err = {0};
+	memset(b, 0, sizeof b);
+	CHECK(kbu_mem_read(m, KBU_PHYS, 0x100, b, sizeof b, &err) < 0);
+	CHECK_EQ_U64(err.code, KBU_EINTR);
+	CHECK_CONTAINS(err.msg, "interrupted");
+	CHECK_EQ_U64(f.mode, 0); /* physical mode off again after the interruption */
+	struct kbu_err fault;
+	CHECK(kbu_mem_source_error(m, &fault) == 1);
+	CHECK_EQ_U64(fault.code, KBU_EINTR);
+	CHECK(kbu_mem_read(m, KBU_VIRT, 0x100, b, sizeof b, &err) < 0);
+	CHECK_EQ_U64(err.code, KBU_EINTR);
+	kbu_mem_close(m);
+}
+
 int main(void)
 {
 	RUN(cache_serves_repeated_reads);
@@ -276,6 +467,9 @@ int main(void)
 	RUN(missing_page_names_its_address);
 	RUN(raw_image_file);
 	RUN(callback_source);
+	RUN(debugger_source_physical_mode);
+	RUN(debugger_source_xp_and_none);
+	RUN(debugger_source_interrupted);
 	RUN(typed_reads_are_little_endian);
 	CHECK_DONE("test_mem");
 }

@@ -32,6 +32,8 @@ static void put16(uint8_t *p, uint16_t v) { put_le(p, v, 2); }
 static void put32(uint8_t *p, uint32_t v) { put_le(p, v, 4); }
 static void put64(uint8_t *p, uint64_t v) { put_le(p, v, 8); }
 
+static unsigned kbu_le16_test(const uint8_t *p) { return (unsigned)(p[0] | p[1] << 8); }
+
 static uint8_t sum(const uint8_t *p, size_t n)
 {
 	unsigned s = 0;
@@ -199,6 +201,42 @@ TEST(qboot_zero_count_still_lists_cpus)
 	CHECK_CONTAINS(js, "\"cpu_apic_ids\": [0, 1]");
 	kbu_free(txt);
 	kbu_free(js);
+	kbu_mptable_free(&mt);
+	kbu_mem_close(m);
+	free(img);
+}
+
+/* Text fields are guest bytes: escaped as every command escapes them, never
+ * passed through (an ESC would reach the terminal) nor turned into '?'. */
+TEST(guest_text_is_escaped)
+{
+	uint8_t *img = calloc(1, MEMSZ);
+	struct tb t;
+	build_qboot(img, 1, &t);
+	memcpy(img + t.tab + 8, "QB\x1b[2J\xff ", 8);   /* OEM ID */
+	memcpy(img + t.tab + 16, "P\nR      ", 10);    /* product, a newline in it */
+	/* the bus entry's type: find it after the processor entry */
+	size_t bus = t.tab + 44 + 20;
+	CHECK_EQ_U64(img[bus], 1);
+	memcpy(img + bus + 2, "IS\x07   ", 6);
+	img[t.tab + 7] = 0;
+	img[t.tab + 7] = (uint8_t)-sum(img + t.tab, kbu_le16_test(img + t.tab + 4));
+	struct kbu_mem *m = fake_mem(img, MEMSZ, NULL);
+	struct kbu_mptable mt;
+	struct kbu_err e;
+	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
+	CHECK_STR(mt.hdr.oem_id, "QB\\x1b[2J\\xff");
+	CHECK_STR(mt.hdr.product_id, "P\\x0aR");
+	int found = 0;
+	for (size_t i = 0; i < mt.nbase; i++)
+		if (mt.entries[i].type == KBU_MP_BUS) {
+			CHECK_STR(mt.entries[i].u.bus.type, "IS\\x07");
+			found = 1;
+		}
+	CHECK(found);
+	char *txt = render(&mt, 0);
+	CHECK(strchr(txt, 0x1b) == NULL);
+	kbu_free(txt);
 	kbu_mptable_free(&mt);
 	kbu_mem_close(m);
 	free(img);
@@ -955,6 +993,7 @@ TEST(kernel_copy_through_table_option)
 int main(void)
 {
 	RUN(qboot_zero_count_still_lists_cpus);
+	RUN(guest_text_is_escaped);
 	RUN(healthy_table_in_bios_rom_has_no_problems);
 	RUN(search_order_ebda_first);
 	RUN(unknown_entry_68_stops_cleanly_with_bytes);

@@ -12,6 +12,7 @@
  *  - Linux 6.1 kernel/printk/printk_ringbuffer.h and include/linux/clocksource.h
  *    (as in DWARF of Debian's 6.1.0-56-cloud-amd64, 6.1.192).
  */
+#include <glob.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -281,18 +282,44 @@ static char *read_profile_file(const char *name)
 	return t;
 }
 
-TEST(profile_files_are_the_builtins)
+/* The generation (native/gen/profiles.awk): every profiles/NAME.ini is the
+ * built-in NAME byte for byte, no built-in comes from anywhere else, and each
+ * one parses and calls itself by its file's name. */
+TEST(builtins_are_generated_from_the_profile_files)
 {
-	CHECK_EQ_U64(kbu_os_builtin_count(), 3);
-	for (size_t i = 0; i < kbu_os_builtin_count(); i++) {
-		const char *name = kbu_os_builtin_name(i);
+	glob_t g;
+	int rc = glob("../profiles/*.ini", 0, NULL, &g);
+	if (rc != 0)
+		rc = glob("profiles/*.ini", 0, NULL, &g);
+	CHECK(rc == 0);
+	if (rc != 0)
+		return;
+	CHECK_EQ_U64(kbu_os_builtin_count(), g.gl_pathc);
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+		char name[64];
+		snprintf(name, sizeof(name), "%.*s", (int)(strlen(base) - 4), base);
+		size_t k = 0;
+		while (k < kbu_os_builtin_count() && strcmp(kbu_os_builtin_name(k), name) != 0)
+			k++;
+		CHECK(k < kbu_os_builtin_count());
+		if (k == kbu_os_builtin_count())
+			continue;
 		char *file = read_profile_file(name);
 		CHECK(file != NULL);
 		if (file)
-			CHECK_STR(file, kbu_os_builtin_text(i));
+			CHECK_STR(file, kbu_os_builtin_text(k));
 		free(file);
+		struct kbu_err err = {0};
+		struct kbu_os_profile *p = kbu_os_builtin(name, &err);
+		CHECK(p != NULL);
+		if (p)
+			CHECK_STR(kbu_os_name(p), name);
+		kbu_os_free(p);
 	}
-	CHECK(kbu_os_builtin_name(3) == NULL);
+	CHECK(kbu_os_builtin_name(kbu_os_builtin_count()) == NULL);
+	CHECK(kbu_os_builtin_text(kbu_os_builtin_count()) == NULL);
+	globfree(&g);
 }
 
 TEST(parse_errors_say_where)
@@ -635,7 +662,7 @@ int main(void)
 	RUN(freebsd_layouts_match_source);
 	RUN(netbsd_layouts_match_source);
 	RUN(linux_layouts_match_source);
-	RUN(profile_files_are_the_builtins);
+	RUN(builtins_are_generated_from_the_profile_files);
 	RUN(parse_errors_say_where);
 	RUN(role_words);
 	RUN(identifies_os_from_roles_not_one_symbol);

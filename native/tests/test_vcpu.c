@@ -138,7 +138,7 @@ TEST(cpus_command_says_where_halted_comes_from)
 	CHECK_EQ_U64(run_cmd(ctx, 1, &out, &e, 1, "cpus"), 0);
 	CHECK_CONTAINS(out, "\"vcpus\": {\"count_from\": \"no CPU list in this source: CPU 0 only\", "
 			    "\"halted_from\": \"QEMU's monitor (HLT= in info registers -a)\"}");
-	CHECK_CONTAINS(out, "\"state_text\": \"halted in firmware (BIOS area)\", \"state\": \"halted\"");
+	CHECK_CONTAINS(out, "\"state\": \"halted\", \"in\": \"firmware\"");
 	CHECK_CONTAINS(out, "\"halted\": true, \"halted_from\": \"monitor\"");
 	kbu_free(out);
 	kbu_ctx_free(ctx);

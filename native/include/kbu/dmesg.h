@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "kbu/err.h"
+#include "kbu/kvar.h" /* kbu_read_kva: how the buffer is read */
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,13 +50,6 @@ struct kbu_dmesg {
 int kbu_dmesg_read(struct kbu_mem *m, const struct kbu_elf *kernel, const struct kbu_symtab *st,
 		   const struct kbu_os_profile *p, struct kbu_dmesg *out, struct kbu_err *err);
 void kbu_dmesg_free(struct kbu_dmesg *d);
-
-/* Reads guest kernel memory: KBU_VIRT, else through the kernel's segments. */
-int kbu_read_kva(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t addr, void *buf,
-		 size_t len, struct kbu_err *err);
-/* A little-endian unsigned field of size 1..8 bytes at a kernel address. */
-int kbu_read_kva_uint(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t addr,
-		      uint32_t size, uint64_t *out, struct kbu_err *err);
 
 #ifdef __cplusplus
 }

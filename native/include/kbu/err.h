@@ -16,6 +16,7 @@ enum kbu_errcode {
 	KBU_EUNSUPPORTED,/* the source or the format cannot do this */
 	KBU_ECONN,       /* the stub went away or spoke nonsense */
 	KBU_EFAULT,      /* an address has no backing memory (missing page) */
+	KBU_EINTR,       /* the user interrupted it (Ctrl-C in the debugger) */
 };
 
 struct kbu_err {

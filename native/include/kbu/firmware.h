@@ -42,7 +42,7 @@ enum kbu_fw_kind {
 struct kbu_fw_facts {
 	int mp;                  /* an MP table: 1 yes, 0 none, -1 unknown */
 	uint64_t mp_fp, mp_table;
-	char mp_oem[9], mp_product[13];
+	char mp_oem[33], mp_product[49]; /* escaped as in struct kbu_mp_header */
 	int mp_entry_count;      /* -1 unknown */
 	int mp_cpus;             /* processor entries, -1 unknown (not walked) */
 	int acpi;                /* an RSDP: 1 yes, 0 none, -1 unknown */

@@ -70,9 +70,13 @@ struct kbu_mem *kbu_mem_open_gdb(const char *hostport, struct kbu_err *err);
 /* "FILE[@BASE]" for --phys. */
 struct kbu_mem *kbu_mem_open_phys_spec(const char *spec, struct kbu_err *err);
 
-/* A source driven by a caller's function (the GDB extension, through ctypes).
- * read_cb returns 0 on success, -1 on failure (message optional in errbuf; a
- * message "unsupported: WHY" means the space cannot be read at all). */
+/*
+ * A source driven by a caller's functions (C tests, a program with its own
+ * reader). Each callback returns 0 on success, or a KBU_E* code (> 0) with an
+ * optional message in errbuf: KBU_EFAULT for memory that is not there,
+ * KBU_EUNSUPPORTED when the space cannot be read at all, KBU_ECONN when the
+ * transport failed, ... Any negative value reads as KBU_EFAULT.
+ */
 typedef int (*kbu_read_cb)(void *user, int space, uint64_t addr, void *buf, size_t len,
 			   char *errbuf, size_t errlen);
 typedef int (*kbu_regs_cb)(void *user, int cpu, struct kbu_regs *out, char *errbuf, size_t errlen);
@@ -80,6 +84,42 @@ typedef int (*kbu_monitor_cb)(void *user, const char *cmd, char *out, size_t out
 			      char *errbuf, size_t errlen);
 struct kbu_mem *kbu_mem_open_callback(kbu_read_cb read, kbu_regs_cb regs, kbu_monitor_cb monitor,
 				      int ncpus, void *user, size_t max_read, struct kbu_err *err);
+
+/*
+ * A source driven by a debugger (GDB's Python, through ctypes): the debugger
+ * only moves bytes and packets; libkbu decides how physical memory is read.
+ * Physical reads switch QEMU's stub to its physical mode around the reads
+ * (Qqemu.PhyMemMode:1, always switched back to 0), else read the monitor's
+ * "xp" text, else go through the guest's own mappings (see below); the
+ * physical ranges that exist come from the monitor's "info mtree -f".
+ *
+ * Every callback returns 0, a KBU_E* code (> 0) with a message in errbuf, or
+ * a negative number when the user interrupted it (Ctrl-C): the read then
+ * fails with KBU_EINTR "interrupted", never with a half-filled buffer.
+ */
+struct kbu_debugger_ops {
+	/* Reads len bytes the way the debugger reads memory: virtual addresses,
+	 * or physical ones while the stub is in its physical mode. */
+	int (*read)(void *user, uint64_t addr, void *buf, size_t len, char *errbuf, size_t errlen);
+	/* Optional: sends a remote-protocol packet, its reply (NUL-terminated) in reply. */
+	int (*packet)(void *user, const char *pkt, char *reply, size_t replylen, char *errbuf,
+		      size_t errlen);
+	/* Optional: a QEMU monitor command, its text in out. */
+	int (*monitor)(void *user, const char *cmd, char *out, size_t outlen, char *errbuf,
+		       size_t errlen);
+	/* Optional: registers of a CPU (0-based). */
+	int (*regs)(void *user, int cpu, struct kbu_regs *out, char *errbuf, size_t errlen);
+	/* Optional: the number of CPUs (threads) now; 0 if unknown. */
+	int (*ncpus)(void *user);
+	size_t max_read; /* largest read the debugger likes (0: 64 KiB) */
+};
+/* The ops are copied; user is passed to every callback. */
+struct kbu_mem *kbu_mem_open_debugger(const struct kbu_debugger_ops *ops, void *user,
+				      struct kbu_err *err);
+/* How a debugger source reads physical memory: "packet" (Qqemu.PhyMemMode),
+ * "xp" (the monitor), "none" (neither), or "" while not asked yet; NULL for
+ * other sources. */
+const char *kbu_mem_debugger_phys_method(const struct kbu_mem *m);
 
 const char *kbu_mem_kind(const struct kbu_mem *m);
 /* The source's own context (what kbu_mem_new was given); NULL for m NULL.
@@ -101,8 +141,9 @@ int kbu_mem_read_str(struct kbu_mem *m, enum kbu_space s, uint64_t a, char *buf,
 
 /*
  * The first read failure since open (or the last clear) that was not missing
- * memory: a transport fault (KBU_ECONN), an I/O error, no memory, or a
- * physical read the source cannot do (KBU_EUNSUPPORTED). Returns 1 and
+ * memory: a transport fault (KBU_ECONN), an I/O error, no memory, an
+ * interruption (KBU_EINTR), or a physical read the source cannot do
+ * (KBU_EUNSUPPORTED). Returns 1 and
  * copies it into *out (may be NULL), 0 if there was none. A scan that skips
  * unreadable memory checks this before it concludes "not found": a dead stub
  * is not an empty page.

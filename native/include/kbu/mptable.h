@@ -59,14 +59,14 @@ struct kbu_mp_fp {
 
 struct kbu_mp_header {
 	uint64_t addr;
-	char signature[5];
+	char signature[17];    /* 4 bytes, escaped (kbu_escape) */
 	uint16_t base_len;
 	uint8_t spec_rev;
 	uint8_t checksum;
 	uint8_t sum;          /* sum of the base_len bytes; valid if sum_checked */
 	int sum_checked;      /* 0: the table was too short or not wholly readable */
-	char oem_id[9];
-	char product_id[13];
+	char oem_id[33];       /* 8 bytes, trailing blanks cut, escaped */
+	char product_id[49];   /* 12 bytes, trailing blanks cut, escaped */
 	uint32_t oem_table;
 	uint16_t oem_table_size;
 	uint16_t entry_count;
@@ -84,7 +84,7 @@ struct kbu_mp_entry {
 	int extended;         /* 1 if from the extended table */
 	union {
 		struct { uint8_t apic_id, version, flags; uint32_t signature, features; } proc;
-		struct { uint8_t id; char type[7]; } bus;
+		struct { uint8_t id; char type[25]; } bus; /* 6 bytes, escaped */
 		struct { uint8_t id, version, flags; uint32_t addr; } ioapic;
 		/* I/O and local interrupts share one layout. */
 		struct { uint8_t itype; uint16_t flags; uint8_t src_bus, src_irq, dst_apic, dst_pin; } intr;

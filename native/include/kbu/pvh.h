@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "kbu/err.h"
+#include "kbu/kvar.h" /* kbu_kvar_follow: how the start info is found */
 #include "kbu/report.h"
 
 #ifdef __cplusplus
@@ -123,37 +124,6 @@ int kbu_pvh_find_named(struct kbu_mem *m, const struct kbu_symtab *syms,
 /* True if the bytes at addr look like a start info a loader wrote (magic,
  * version, and every pointer plausible). Used by the scan. */
 int kbu_pvh_plausible(struct kbu_mem *m, uint64_t addr);
-
-/*
- * Following a kernel variable to a structure, the three ways kernels keep
- * one: the variable IS the structure (Linux's pvh_start_info copy), holds its
- * physical address (NetBSD's hvm_start_paddr), or holds a kernel pointer
- * (FreeBSD's start_info, KERNBASE-mapped). `match` says whether a physical
- * address holds the wanted structure. Kernel virtual addresses are read
- * through the source, else through their physical alias: CPU 0's page
- * tables, the kernel's PT_LOAD link->load map, KERNBASE 0xffffffff80000000,
- * FreeBSD's and Linux's direct maps.
- */
-enum kbu_kvar_kind {
-	KBU_KVAR_NOMATCH = 0,  /* readable, but leads to no matching structure */
-	KBU_KVAR_IS_STRUCT,
-	KBU_KVAR_PHYS,
-	KBU_KVAR_POINTER,
-	KBU_KVAR_ZERO,         /* holds 0: not saved yet */
-	KBU_KVAR_UNREADABLE,
-};
-struct kbu_kvar {
-	int kind;       /* enum kbu_kvar_kind */
-	uint64_t value; /* the variable's first 8 bytes */
-	uint64_t pa;    /* the structure's physical address (IS_STRUCT, PHYS, POINTER) */
-};
-/* Returns out->kind. */
-int kbu_kvar_follow(struct kbu_mem *m, const struct kbu_elf *kernel, uint64_t var,
-		    int (*match)(struct kbu_mem *m, uint64_t pa, void *arg), void *arg,
-		    struct kbu_kvar *out);
-/* One line saying how (or why not) for a report: `what` names the structure. */
-void kbu_kvar_describe(const struct kbu_kvar *v, const char *name, uint64_t var, const char *what,
-		       char *buf, size_t len);
 
 /* "RAM", "reserved", "ACPI", "NVS", "unusable", "disabled", "PMEM", or NULL. */
 const char *kbu_e820_type_name(uint32_t type);
