@@ -752,11 +752,19 @@ static int triage_body(struct kbu_ctx *ctx, const struct kbu_triage_opts *o, str
 		if (trap.have_fault_addr)
 			snprintf(addr, sizeof addr, ", fault address 0x%" PRIx64, trap.fault_addr);
 		snprintf(trap_text, sizeof trap_text, "%s in %s%s", trap.title, where, addr);
-		kbu_str(po, "trap", "trap", trap_text);
-		if (trap.have_ip)
+		kbu_display(po, "trap_text", "trap", "%s", trap_text);
+		kbu_str(po, "trap", "", trap.title);
+		if (trap.have_ip) {
 			kbu_hex(po, "trap_ip", "", trap.ip, 16);
+			kbu_str(po, "trap_where", "", where);
+		} else {
+			kbu_null(po, "trap_ip", "");
+			kbu_null(po, "trap_where", "");
+		}
 		if (trap.have_fault_addr)
 			kbu_hex(po, "fault_addr", "", trap.fault_addr, 16);
+		else
+			kbu_null(po, "fault_addr", "");
 	}
 
 	/* Where CPU 0 stands: in the profile's idle function, the boot ended well. */

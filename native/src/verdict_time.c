@@ -16,13 +16,63 @@ struct cpuid_chain {
 	uint64_t tsc_hz;       /* 0: none */
 	int have_max, have_hv;
 	uint32_t max_leaf, hv_max;
+	int leaf_unread;       /* a frequency leaf exists but its value was not read (a dump) */
 	char why[512];
 };
+
+/*
+ * Without CPUID run live (a dump), what the kernel's own CPUID reads left in
+ * memory (profile roles cpuid_max, cpuid_hv_max: FreeBSD's cpu_high, hv_high)
+ * says whether a frequency leaf existed. 0 when both were read.
+ */
+static int kernel_cpuid(struct run *v, struct cpuid_chain *ch)
+{
+	uint64_t max = 0, hv = 0;
+	char smax[64] = "", shv[64] = "";
+	if (role_var(v, "cpuid_max", 4, &max, smax, sizeof smax) < 0 ||
+	    role_var(v, "cpuid_hv_max", 4, &hv, shv, sizeof shv) < 0)
+		return -1;
+	ch->have = 1;
+	ch->have_max = 1;
+	ch->max_leaf = (uint32_t)max;
+	char lab[96];
+	snprintf(lab, sizeof lab, "kernel's %s", smax);
+	kbu_u64(v->facts, "cpu_high", "", max);
+	evidence(v, lab, "0x%" PRIx64 "  (its leaf 0 EAX) %s", max,
+		 max >= 0x15 ? "(leaves 0x15/0x16 exist)" : "(below 0x15: no leaf 0x15/0x16)");
+	snprintf(lab, sizeof lab, "kernel's %s", shv);
+	if (hv >= 0x40000000) {
+		ch->have_hv = 1;
+		ch->hv_max = (uint32_t)hv;
+		kbu_u64(v->facts, "hv_high", "", hv);
+		evidence(v, lab, "0x%" PRIx64 "  %s", hv, hv >= 0x40000010 ? "(leaf 0x40000010 exists)"
+			 : "(stops below 0x40000010: no TSC leaf)");
+	} else {
+		kbu_null(v->facts, "hv_high", "");
+		evidence(v, lab, "0x%" PRIx64 "  (no hypervisor leaves read)", hv);
+	}
+	kbu_null(v->facts, "cpuid", "");
+	if ((ch->have_hv && ch->hv_max >= 0x40000010) || ch->max_leaf >= 0x15) {
+		/* a frequency leaf existed; its value is in the live vCPU only */
+		snprintf(ch->why, sizeof ch->why, "the kernel's %s 0x%x and %s 0x%x say a frequency leaf "
+			 "exists (kbu cpuid tsc on the live vCPU reads it)", smax, ch->max_leaf, shv,
+			 (uint32_t)hv);
+		ch->tsc_hz = 0;
+		ch->leaf_unread = 1;
+		return 0;
+	}
+	snprintf(ch->why, sizeof ch->why, "the kernel read %s 0x%x%s and %s 0x%x%s: no CPUID path "
+		 "gives a frequency", smax, ch->max_leaf, " (below 0x15: no leaves 0x15/0x16)", shv,
+		 (uint32_t)hv, ch->have_hv ? " (below 0x40000010: no TSC leaf)" : " (no hypervisor leaves)");
+	return 0;
+}
 
 static void cpuid_chain(struct run *v, struct cpuid_chain *ch)
 {
 	memset(ch, 0, sizeof *ch);
 	struct kbu_cpuid_set set;
+	if (live_cpuid(v, &set) < 0 && kernel_cpuid(v, ch) == 0)
+		return;
 	if (live_cpuid(v, &set) < 0) {
 		const char *why = live_str(v, "cpuid_error");
 		kbu_null(v->facts, "cpuid", "");
@@ -144,7 +194,7 @@ void q_tsc(struct run *v)
 		kbu_str(v->facts, "panic", "", msg ? msg : "");
 		evidence(v, "panic", "%s", msg ? msg : "");
 	}
-	int no_cpuid = ch.have && !ch.tsc_hz;
+	int no_cpuid = ch.have && !ch.tsc_hz && !ch.leaf_unread;
 	/* A kernel that calibrates itself logs how ("tsc: Detected ... MHz"). */
 	int calibrates = 0;
 	for (size_t i = 0; i < tl.n; i++)
