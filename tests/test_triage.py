@@ -284,7 +284,7 @@ def test_linux_without_symbols_says_so(linux_dump, linux_target):
     assert rc == 0 and t, err
     assert t["source"]["symbols"] == 0
     assert t["kernel"]["x2apic"] is None and t["kernel"]["timesource"] is None
-    assert "no symbol table" in t["kernel"]["os_text"] or "--symbols" in t["kernel"]["os_text"]
+    assert "no symbol table" in t["kernel"]["os_error"] or "--symbols" in t["kernel"]["os_error"]
     assert t["start_info"]["cmdline"].startswith("console=ttyS0")
     assert len(t["cpus"]) == 1 and t["cpus"][0]["paging"] == "4-level paging"
 
@@ -396,7 +396,7 @@ def test_early_dump_at_the_pvh_entry(qemu, guest_kernel, tmpdir_):
     assert t["cpus"][0]["rip"] == 0x200000
     assert not t["reloc"]["virt_found"] and t["reloc"]["phys_found"]
     assert t["start_info"]["cmdline"] == "console=ttyS0 kbu.scenario=tsc"
-    assert "%ebx" in t["start_info"]["location"]
+    assert "%ebx" in t["start_info"]["how"]
     assert t["panic"]["message"] is None
     assert t["kernel"]["ncpus"] == 0
     assert t["verdict"]["problems"] == 0

@@ -240,11 +240,10 @@ void q_cpus(struct run *v)
 	/* A panicking kernel takes its other CPUs offline (Linux drops __num_online_cpus as
 	 * panic() stops them): vCPUs seen in kernel code count as found. */
 	char offline[256] = "";
-	if (found >= 0 && c.left_reset >= 0 && v->syms && c.in_kernel > found) {
+	if (found >= 1 && c.left_reset >= 0 && v->syms && c.in_kernel > found && panicked(v, NULL, 0)) {
 		snprintf(offline, sizeof offline, "; the kernel counts %" PRId64 " (%s) but %d vCPUs ran "
-			 "its code: %s", found, ktext[0] ? ktext : "its log", c.in_kernel,
-			 panicked(v, NULL, 0) ? "a panic takes the other CPUs offline"
-			 : "the count lags the CPUs it started");
+			 "its code: a panic takes the other CPUs offline", found,
+			 ktext[0] ? ktext : "its log", c.in_kernel);
 		evidence(v, "found", "%d (vCPUs in kernel code; the kernel's count is %" PRId64 ")",
 			 c.in_kernel, found);
 		found = c.in_kernel;
