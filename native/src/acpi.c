@@ -13,49 +13,21 @@
 #include "kbu/util.h"
 #include "readmem.h"
 
-static uint8_t sum8(const uint8_t *p, size_t n)
-{
-	unsigned s = 0;
-	for (size_t i = 0; i < n; i++)
-		s += p[i];
-	return (uint8_t)s;
-}
-
 /* ---- findings ---- */
 
-static struct kbu_acpi_finding *finding(struct kbu_acpi *a, int sev, int section,
-					const char *code, const char *fmt, ...)
+static struct kbu_finding_rec *finding(struct kbu_acpi *a, int sev, int section,
+				       const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
-static struct kbu_acpi_finding *finding(struct kbu_acpi *a, int sev, int section,
-					const char *code, const char *fmt, ...)
+static struct kbu_finding_rec *finding(struct kbu_acpi *a, int sev, int section,
+				       const char *code, const char *fmt, ...)
 {
-	if (a->nfindings >= KBU_ACPI_MAX_FINDINGS) {
-		a->nsuppressed++;
-		return NULL;
-	}
-	struct kbu_acpi_finding *n = realloc(a->findings, (a->nfindings + 1) * sizeof(*n));
-	if (!n)
-		return NULL;
-	a->findings = n;
-	struct kbu_acpi_finding *f = &n[a->nfindings++];
-	memset(f, 0, sizeof(*f));
-	f->sev = sev;
-	f->section = section;
-	f->code = code;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
+	struct kbu_finding_rec *f = kbu_finding_rec_add(&a->findings, &a->nfindings, &a->nsuppressed,
+							KBU_ACPI_MAX_FINDINGS, sev, section, code,
+							fmt, ap);
 	va_end(ap);
 	return f;
-}
-
-static void ffield(struct kbu_acpi_finding *f, const char *key, uint64_t v)
-{
-	if (!f || f->nfields >= KBU_ACPI_MAX_FIELDS)
-		return;
-	f->fields[f->nfields].key = key;
-	f->fields[f->nfields].value = v;
-	f->nfields++;
 }
 
 /* Fixed-width guest text: trailing spaces and NULs dropped, any other byte that
@@ -106,7 +78,7 @@ static int read_rsdp_at(struct kbu_mem *m, uint64_t addr, struct kbu_acpi_rsdp *
 	copy_str(r->oem_id, b + 9, 6);
 	r->revision = b[15];
 	r->rsdt = kbu_le32(b + 16);
-	r->sum = sum8(b, KBU_ACPI_RSDP_V1_SIZE);
+	r->sum = kbu_sum8(b, KBU_ACPI_RSDP_V1_SIZE);
 	if (r->revision < 2)
 		return RSDP_OK;
 	rr = kbu_try_read(m, addr, b, KBU_ACPI_RSDP_V2_SIZE, err);
@@ -128,7 +100,7 @@ static int read_rsdp_at(struct kbu_mem *m, uint64_t addr, struct kbu_acpi_rsdp *
 	}
 	rr = kbu_try_read(m, addr, all, r->length, err);
 	if (rr == KBU_READ_OK) {
-		r->ext_sum = sum8(all, r->length);
+		r->ext_sum = kbu_sum8(all, r->length);
 		r->ext_checked = 1;
 	}
 	free(all);
@@ -224,14 +196,14 @@ int kbu_acpi_find_rsdp(struct kbu_mem *m, struct kbu_acpi_rsdp *r, char *where_l
 static void check_rsdp(struct kbu_acpi *a)
 {
 	const struct kbu_acpi_rsdp *r = &a->rsdp;
-	struct kbu_acpi_finding *f;
+	struct kbu_finding_rec *f;
 	if (r->sum != 0) {
 		f = finding(a, KBU_SEV_ERROR, KBU_ACPI_SEC_RSDP, "acpi.rsdp_checksum_bad",
 			    "RSDP checksum bad: byte is 0x%02x, the first 20 bytes sum to 0x%02x "
 			    "(expected 0x00); a correct checksum byte would be 0x%02x",
 			    r->checksum, r->sum, (uint8_t)(r->checksum - r->sum));
-		ffield(f, "checksum", r->checksum);
-		ffield(f, "sum", r->sum);
+		kbu_finding_rec_field(f, "checksum", r->checksum);
+		kbu_finding_rec_field(f, "sum", r->sum);
 	}
 	if (r->revision >= 2) {
 		if (r->v2_missing)
@@ -244,7 +216,7 @@ static void check_rsdp(struct kbu_acpi *a)
 				    "RSDP length %u is not between 36 and 4096: extended checksum "
 				    "not verified",
 				    r->length);
-			ffield(f, "length", r->length);
+			kbu_finding_rec_field(f, "length", r->length);
 		} else if (!r->ext_checked)
 			finding(a, KBU_SEV_ERROR, KBU_ACPI_SEC_RSDP, "acpi.rsdp_truncated",
 				"RSDP length %u runs past guest memory: extended checksum not "
@@ -256,8 +228,8 @@ static void check_rsdp(struct kbu_acpi *a)
 				    "0x%02x (expected 0x00); a correct byte would be 0x%02x",
 				    r->ext_checksum, r->length, r->ext_sum,
 				    (uint8_t)(r->ext_checksum - r->ext_sum));
-			ffield(f, "checksum", r->ext_checksum);
-			ffield(f, "sum", r->ext_sum);
+			kbu_finding_rec_field(f, "checksum", r->ext_checksum);
+			kbu_finding_rec_field(f, "sum", r->ext_sum);
 		}
 	}
 	if (r->revision != 0 && r->revision != 2)
@@ -303,11 +275,11 @@ static int read_table(struct kbu_mem *m, struct kbu_acpi *a, uint64_t addr, cons
 	if (rr == KBU_READ_ABSENT) {
 		t->state = KBU_ACPI_T_UNREADABLE;
 		snprintf(t->sig, sizeof(t->sig), "%s", want ? want : "?");
-		struct kbu_acpi_finding *f = finding(
+		struct kbu_finding_rec *f = finding(
 			a, KBU_SEV_ERROR, KBU_ACPI_SEC_TABLES, "acpi.table_unreadable",
 			"%s points at 0x%" PRIx64 ", which is not in guest memory%s%s", via, addr,
 			want ? ": no " : "", want ? want : "");
-		ffield(f, "address", addr);
+		kbu_finding_rec_field(f, "address", addr);
 		return 0;
 	}
 	sig_text(t->sig, h);
@@ -315,25 +287,25 @@ static int read_table(struct kbu_mem *m, struct kbu_acpi *a, uint64_t addr, cons
 	int is_facs = memcmp(h, "FACS", 4) == 0;
 	if ((want && memcmp(h, want, 4) != 0) || !plausible_sig(h)) {
 		t->state = KBU_ACPI_T_BAD_LENGTH;
-		struct kbu_acpi_finding *f = finding(
+		struct kbu_finding_rec *f = finding(
 			a, KBU_SEV_ERROR, KBU_ACPI_SEC_TABLES, "acpi.table_signature_bad",
 			"%s points at 0x%" PRIx64 ", which holds no %s table: its first bytes are "
 			"%02x %02x %02x %02x",
 			via, addr, want ? want : "ACPI", h[0], h[1], h[2], h[3]);
-		ffield(f, "address", addr);
+		kbu_finding_rec_field(f, "address", addr);
 		return 0;
 	}
 	t->has_checksum = !is_facs;
 	uint32_t min = is_facs ? 64 : KBU_ACPI_HEADER_SIZE;
 	if (t->length < min || t->length > KBU_ACPI_MAX_TABLE_LEN) {
 		t->state = KBU_ACPI_T_BAD_LENGTH;
-		struct kbu_acpi_finding *f = finding(
+		struct kbu_finding_rec *f = finding(
 			a, KBU_SEV_ERROR, KBU_ACPI_SEC_TABLES, "acpi.table_length_bad",
 			t->length < min ? "%s at 0x%" PRIx64 " (%s): length %u is shorter than its "
 					  "%u-byte header: not read"
 					: "%s at 0x%" PRIx64 " (%s): length %u is over %u bytes: not read",
 			t->sig, addr, via, t->length, t->length < min ? min : KBU_ACPI_MAX_TABLE_LEN);
-		ffield(f, "length", t->length);
+		kbu_finding_rec_field(f, "length", t->length);
 		return 0;
 	}
 	uint8_t *data = malloc(t->length);
@@ -359,29 +331,29 @@ static int read_table(struct kbu_mem *m, struct kbu_acpi *a, uint64_t addr, cons
 	if (got < t->length) {
 		t->state = KBU_ACPI_T_TRUNCATED;
 		free(data);
-		struct kbu_acpi_finding *f = finding(
+		struct kbu_finding_rec *f = finding(
 			a, KBU_SEV_ERROR, KBU_ACPI_SEC_TABLES, "acpi.table_truncated",
 			"%s at 0x%" PRIx64 ": length 0x%x runs past guest memory: only 0x%zx bytes "
 			"readable; checksum not verified, not decoded",
 			t->sig, addr, t->length, got);
-		ffield(f, "length", t->length);
-		ffield(f, "readable", got);
+		kbu_finding_rec_field(f, "length", t->length);
+		kbu_finding_rec_field(f, "readable", got);
 		return 0;
 	}
 	t->data = data;
 	if (t->has_checksum) {
-		t->sum = sum8(data, t->length);
+		t->sum = kbu_sum8(data, t->length);
 		t->sum_checked = 1;
 		if (t->sum != 0) {
-			struct kbu_acpi_finding *f = finding(
+			struct kbu_finding_rec *f = finding(
 				a, KBU_SEV_ERROR, KBU_ACPI_SEC_TABLES, "acpi.table_checksum_bad",
 				"%s at 0x%" PRIx64 ": checksum bad: byte is 0x%02x, the 0x%x bytes sum "
 				"to 0x%02x (expected 0x00); a correct checksum byte would be 0x%02x",
 				t->sig, addr, t->checksum, t->length, t->sum,
 				(uint8_t)(t->checksum - t->sum));
-			ffield(f, "address", addr);
-			ffield(f, "checksum", t->checksum);
-			ffield(f, "sum", t->sum);
+			kbu_finding_rec_field(f, "address", addr);
+			kbu_finding_rec_field(f, "checksum", t->checksum);
+			kbu_finding_rec_field(f, "sum", t->sum);
 		}
 	}
 	return 0;
@@ -613,14 +585,14 @@ static void decode_madt(struct kbu_acpi *a, const struct kbu_acpi_table *t, int 
 	md->lapic_addr_eff = md->lapic_addr;
 	md->flags = kbu_le32(d + 40);
 	uint32_t off = 44;
-	struct kbu_acpi_finding *f;
+	struct kbu_finding_rec *f;
 	while (off < len) {
 		if (off + 2 > len) {
 			f = finding(a, KBU_SEV_ERROR, KBU_ACPI_SEC_MADT, "acpi.madt_entry_truncated",
 				    "an entry header at offset 0x%x crosses the end of the MADT (length "
 				    "0x%x); the walk stops here",
 				    off, len);
-			ffield(f, "offset", off);
+			kbu_finding_rec_field(f, "offset", off);
 			return;
 		}
 		uint8_t type = d[off], elen = d[off + 1];
@@ -629,9 +601,9 @@ static void decode_madt(struct kbu_acpi *a, const struct kbu_acpi_table *t, int 
 				    "entry type %u at offset 0x%x has length %u: a walker that trusts it "
 				    "never advances; the walk stops here",
 				    type, off, elen);
-			ffield(f, "offset", off);
-			ffield(f, "type", type);
-			ffield(f, "length", elen);
+			kbu_finding_rec_field(f, "offset", off);
+			kbu_finding_rec_field(f, "type", type);
+			kbu_finding_rec_field(f, "length", elen);
 			return;
 		}
 		if (off + elen > len) {
@@ -639,8 +611,8 @@ static void decode_madt(struct kbu_acpi *a, const struct kbu_acpi_table *t, int 
 				    "entry type %u at offset 0x%x (%u bytes) crosses the end of the "
 				    "MADT (length 0x%x); the walk stops here",
 				    type, off, elen, len);
-			ffield(f, "offset", off);
-			ffield(f, "type", type);
+			kbu_finding_rec_field(f, "offset", off);
+			kbu_finding_rec_field(f, "type", type);
 			return;
 		}
 		if (md->nentries >= KBU_ACPI_MAX_MADT_ENTRIES) {
@@ -665,14 +637,14 @@ static void decode_madt(struct kbu_acpi *a, const struct kbu_acpi_table *t, int 
 				    "entry type %u at offset 0x%x (%u bytes) is not a type kbu decodes; "
 				    "skipped by its length",
 				    type, off, elen);
-			ffield(f, "type", type);
-			ffield(f, "length", elen);
+			kbu_finding_rec_field(f, "type", type);
+			kbu_finding_rec_field(f, "length", elen);
 		} else if (elen < want) {
 			f = finding(a, KBU_SEV_WARN, KBU_ACPI_SEC_MADT, "acpi.madt_entry_short",
 				    "%s entry at offset 0x%x has length %u, expected %u: not decoded",
 				    kbu_madt_type_name(type), off, elen, want);
-			ffield(f, "type", type);
-			ffield(f, "length", elen);
+			kbu_finding_rec_field(f, "type", type);
+			kbu_finding_rec_field(f, "length", elen);
 		} else {
 			decode_madt_entry(e, d + off);
 			e->decoded = 1;
@@ -710,7 +682,7 @@ static void decode_madt(struct kbu_acpi *a, const struct kbu_acpi_table *t, int 
 						    "acpi.madt_duplicate_ioapic_id",
 						    "two I/O APICs have id %u (the second at offset 0x%x)",
 						    e->u.ioapic.id, e->offset);
-					ffield(f, "id", e->u.ioapic.id);
+					kbu_finding_rec_field(f, "id", e->u.ioapic.id);
 				}
 			if (ioids)
 				ioids[nio++] = e->u.ioapic.id;
@@ -732,7 +704,7 @@ static void decode_madt(struct kbu_acpi *a, const struct kbu_acpi_table *t, int 
 					    "two usable processors have APIC id %" PRIu32
 					    " (the second at offset 0x%x)",
 					    id, e->offset);
-				ffield(f, "apic_id", id);
+				kbu_finding_rec_field(f, "apic_id", id);
 			}
 		if (ids)
 			ids[nid++] = id;
@@ -752,8 +724,8 @@ static void decode_madt(struct kbu_acpi *a, const struct kbu_acpi_table *t, int 
 			    "the MADT lists %zu usable processor%s but the VM has %d vCPU%s",
 			    md->ncpus_enabled, md->ncpus_enabled == 1 ? "" : "s", vcpus,
 			    vcpus == 1 ? "" : "s");
-		ffield(f, "madt_cpus", md->ncpus_enabled);
-		ffield(f, "vcpus", (uint64_t)vcpus);
+		kbu_finding_rec_field(f, "madt_cpus", md->ncpus_enabled);
+		kbu_finding_rec_field(f, "vcpus", (uint64_t)vcpus);
 	}
 }
 
@@ -789,13 +761,13 @@ static int find_start(struct kbu_mem *m, const struct kbu_acpi_opts *o, struct k
 			a->found = 1;
 			return 0;
 		}
-		struct kbu_acpi_finding *f = finding(
+		struct kbu_finding_rec *f = finding(
 			a, KBU_SEV_ERROR, KBU_ACPI_SEC_RSDP, "acpi.start_info_rsdp_bad",
 			"the PVH start info's rsdp_paddr 0x%" PRIx64 " %s; searching the standard "
 			"places instead",
 			p->rsdp_paddr, rr == RSDP_ABSENT ? "is not in guest memory"
 							 : "holds no RSDP (no \"RSD PTR \")");
-		ffield(f, "rsdp_paddr", p->rsdp_paddr);
+		kbu_finding_rec_field(f, "rsdp_paddr", p->rsdp_paddr);
 	}
 	int r = kbu_acpi_find_rsdp(m, &a->rsdp, a->not_found, sizeof(a->not_found), err);
 	if (r < 0)
@@ -810,12 +782,12 @@ static int find_start(struct kbu_mem *m, const struct kbu_acpi_opts *o, struct k
 	}
 	a->found = 1;
 	if (p && p->rsdp_paddr == 0) {
-		struct kbu_acpi_finding *f = finding(
+		struct kbu_finding_rec *f = finding(
 			a, KBU_SEV_NOTE, KBU_ACPI_SEC_RSDP, "acpi.start_info_rsdp_zero",
 			"the PVH start info's rsdp_paddr is 0 although an RSDP is at 0x%" PRIx64
 			": a kernel that takes ACPI only from the start info finds none",
 			a->rsdp.addr);
-		ffield(f, "rsdp", a->rsdp.addr);
+		kbu_finding_rec_field(f, "rsdp", a->rsdp.addr);
 	}
 	return 0;
 }
@@ -925,14 +897,7 @@ const struct kbu_acpi_table *kbu_acpi_table(const struct kbu_acpi *a, const char
 
 static void add_findings(const struct kbu_acpi *a, int section, struct kbu_node *o)
 {
-	for (size_t i = 0; i < a->nfindings; i++) {
-		const struct kbu_acpi_finding *f = &a->findings[i];
-		if (f->section != section)
-			continue;
-		struct kbu_node *n = kbu_finding(o, (enum kbu_severity)f->sev, f->code, "%s", f->msg);
-		for (int k = 0; k < f->nfields; k++)
-			kbu_u64(n, f->fields[k].key, NULL, f->fields[k].value);
-	}
+	kbu_finding_recs_report(o, a->findings, a->nfindings, section);
 }
 
 static const char *state_name(int s)

@@ -13,50 +13,20 @@
 
 #define PAGE 4096ull
 
-static uint8_t sum8(const uint8_t *p, size_t n)
-{
-	unsigned s = 0;
-	for (size_t i = 0; i < n; i++)
-		s += p[i];
-	return (uint8_t)s;
-}
-
 /* Records a finding; returns it so the caller can add its values (NULL when capped). */
-static struct kbu_mp_problem *problem(struct kbu_mptable *t, int sev, int section,
-				      const char *code, const char *fmt, ...)
+static struct kbu_finding_rec *problem(struct kbu_mptable *t, int sev, int section,
+				       const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
-static struct kbu_mp_problem *problem(struct kbu_mptable *t, int sev, int section,
-				      const char *code, const char *fmt, ...)
+static struct kbu_finding_rec *problem(struct kbu_mptable *t, int sev, int section,
+				       const char *code, const char *fmt, ...)
 {
-	/* A table of garbage must not turn into a million lines. */
-	if (t->nproblems >= KBU_MP_MAX_PROBLEMS) {
-		t->nsuppressed++;
-		return NULL;
-	}
-	struct kbu_mp_problem *np = realloc(t->problems, (t->nproblems + 1) * sizeof(*np));
-	if (!np)
-		return NULL;
-	t->problems = np;
-	struct kbu_mp_problem *p = &np[t->nproblems++];
-	memset(p, 0, sizeof(*p));
-	p->sev = sev;
-	p->section = section;
-	p->code = code;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+	struct kbu_finding_rec *p = kbu_finding_rec_add(&t->problems, &t->nproblems, &t->nsuppressed,
+							KBU_MP_MAX_PROBLEMS, sev, section, code,
+							fmt, ap);
 	va_end(ap);
 	return p;
-}
-
-/* A value behind a finding (JSON "fields"). */
-static void pfield(struct kbu_mp_problem *p, const char *key, uint64_t value)
-{
-	if (!p || p->nfields >= KBU_MP_MAX_FIELDS)
-		return;
-	p->fields[p->nfields].key = key;
-	p->fields[p->nfields].value = value;
-	p->nfields++;
 }
 
 /* Hex of bytes [from, to) of buf into out. */
@@ -111,14 +81,14 @@ static int search_region(struct kbu_mem *m, uint64_t start, size_t len, const ch
 		decode_fp(buf + off, start + off, where, &c);
 		size_t flen = (size_t)c.length * 16;
 		if (flen >= KBU_MP_FP_SIZE && off + flen <= n) {
-			c.sum = sum8(buf + off, flen);
+			c.sum = kbu_sum8(buf + off, flen);
 			if (c.sum == 0) {
 				*fp = c;
 				ret = 1;
 				break;
 			}
 		} else {
-			c.sum = sum8(buf + off, KBU_MP_FP_SIZE);
+			c.sum = kbu_sum8(buf + off, KBU_MP_FP_SIZE);
 		}
 		if (!*have_bad) {
 			*bad = c;
@@ -534,7 +504,7 @@ static void report_count_walk(struct kbu_mptable *t)
 	const struct kbu_mp_header *h = &t->hdr;
 	char words[32];
 	size_t ncpu = kbu_mptable_ncpus(t);
-	struct kbu_mp_problem *p = NULL;
+	struct kbu_finding_rec *p = NULL;
 	/* Entries counted beyond those the table holds (when its walk reached its end). */
 	size_t extra = h->entry_count > t->nbase ? h->entry_count - t->nbase : 0;
 	switch (w->outcome) {
@@ -592,8 +562,8 @@ static void report_count_walk(struct kbu_mptable *t)
 				    w->stop_type, w->stop_type, w->stop_offset - h->base_len, w->stop_addr,
 				    w->stop_type);
 		}
-		pfield(p, "byte", w->stop_type);
-		pfield(p, "address", w->stop_addr);
+		kbu_finding_rec_field(p, "byte", w->stop_type);
+		kbu_finding_rec_field(p, "address", w->stop_addr);
 		break;
 	case KBU_MP_COUNT_UNREADABLE:
 		p = problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER, "mptable.entry_count_past_memory",
@@ -601,15 +571,15 @@ static void report_count_walk(struct kbu_mptable *t)
 			    "trusts it runs past guest memory at 0x%" PRIx64,
 			    h->entry_count, entries_words(extra, words, sizeof(words)), h->base_len,
 			    w->stop_addr);
-		pfield(p, "address", w->stop_addr);
+		kbu_finding_rec_field(p, "address", w->stop_addr);
 		break;
 	default:
 		return;
 	}
-	pfield(p, "entry_count", h->entry_count);
-	pfield(p, "entries", t->nbase);
-	pfield(p, "table_length", h->base_len);
-	pfield(p, "entries_read", w->entries_read);
+	kbu_finding_rec_field(p, "entry_count", h->entry_count);
+	kbu_finding_rec_field(p, "entries", t->nbase);
+	kbu_finding_rec_field(p, "table_length", h->base_len);
+	kbu_finding_rec_field(p, "entries_read", w->entries_read);
 }
 
 /*
@@ -635,25 +605,25 @@ static void check_sum_cause(struct kbu_mptable *t)
 			continue;
 		if ((uint8_t)(h->sum - now + (c & 0xff) + (c >> 8)) != 0)
 			continue;
-		struct kbu_mp_problem *p = problem(
+		struct kbu_finding_rec *p = problem(
 			t, KBU_SEV_NOTE, KBU_MP_SEC_HEADER, "mptable.checksum_after_count_rewrite",
 			"base table checksum bad only because entry_count changed: the checksum would "
 			"be right with entry count %u: the count (%u) was written after the firmware "
 			"made the table (%s)",
 			c, h->entry_count, cand[i].who);
-		pfield(p, "entry_count", h->entry_count);
-		pfield(p, "firmware_entry_count", c);
-		pfield(p, "checksum", h->checksum);
+		kbu_finding_rec_field(p, "entry_count", h->entry_count);
+		kbu_finding_rec_field(p, "firmware_entry_count", c);
+		kbu_finding_rec_field(p, "checksum", h->checksum);
 		return;
 	}
-	struct kbu_mp_problem *p = problem(
+	struct kbu_finding_rec *p = problem(
 		t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER, "mptable.checksum_bad",
 		"base table checksum bad: byte is 0x%02x, the 0x%x bytes sum to 0x%02x (expected "
 		"0x00); a correct checksum byte would be 0x%02x",
 		h->checksum, h->base_len, h->sum, (uint8_t)(h->checksum - h->sum));
-	pfield(p, "checksum", h->checksum);
-	pfield(p, "sum", h->sum);
-	pfield(p, "expected", (uint8_t)(h->checksum - h->sum));
+	kbu_finding_rec_field(p, "checksum", h->checksum);
+	kbu_finding_rec_field(p, "sum", h->sum);
+	kbu_finding_rec_field(p, "expected", (uint8_t)(h->checksum - h->sum));
 }
 
 /* Returns -1 (err set) only when the source failed; a defect of the table is a problem. */
@@ -718,7 +688,7 @@ static int read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa, st
 			"readable (0x%08" PRIx64 "-0x%08" PRIx64 "); checksum not verified",
 			h->base_len, avail, pa, pa + avail);
 	} else {
-		h->sum = sum8(tb, h->base_len);
+		h->sum = kbu_sum8(tb, h->base_len);
 		h->sum_checked = 1;
 	}
 	walk_base(t, tb, avail);
@@ -750,7 +720,7 @@ static int read_config(struct kbu_mem *m, struct kbu_mptable *t, uint64_t pa, st
 				h->ext_len, ea, got);
 		} else {
 			h->ext_readable = 1;
-			h->ext_sum = (uint8_t)(sum8(eb, h->ext_len) + h->ext_checksum);
+			h->ext_sum = (uint8_t)(kbu_sum8(eb, h->ext_len) + h->ext_checksum);
 			if (h->ext_sum != 0)
 				problem(t, KBU_SEV_ERROR, KBU_MP_SEC_HEADER, "mptable.ext_checksum_bad",
 					"extended table checksum bad: byte is 0x%02x, the table plus "
@@ -928,7 +898,7 @@ int kbu_mptable_read(struct kbu_mem *m, int have_at, uint64_t at, struct kbu_mpt
 			free(fb);
 			return kbu_err_prefix(err, "MP floating pointer at 0x%" PRIx64, at);
 		}
-		t->fp.sum = sum8(fb, got);
+		t->fp.sum = kbu_sum8(fb, got);
 		free(fb);
 		if (got < flen)
 			problem(t, KBU_SEV_ERROR, KBU_MP_SEC_FP, "mptable.fp_length_past_memory",
@@ -956,7 +926,7 @@ void kbu_mptable_check_vcpus(struct kbu_mptable *t, int vcpus, const char *cause
 	size_t n = kbu_mptable_ncpus(t);
 	if (n == (size_t)vcpus)
 		return;
-	struct kbu_mp_problem *p = problem(
+	struct kbu_finding_rec *p = problem(
 		t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
 		n < (size_t)vcpus ? "mptable.fewer_cpus_than_vcpus" : "mptable.more_cpus_than_vcpus",
 		"the table lists %zu processor%s but the VM has %d vCPU%s%s%s", n, n == 1 ? "" : "s",
@@ -967,8 +937,8 @@ void kbu_mptable_check_vcpus(struct kbu_mptable *t, int vcpus, const char *cause
 		size_t l = strlen(p->msg);
 		snprintf(p->msg + l, sizeof(p->msg) - l, " (%s)", cause);
 	}
-	pfield(p, "cpus", n);
-	pfield(p, "vcpus", (uint64_t)vcpus);
+	kbu_finding_rec_field(p, "cpus", n);
+	kbu_finding_rec_field(p, "vcpus", (uint64_t)vcpus);
 }
 
 int kbu_mptable_is_config(struct kbu_mem *m, uint64_t pa)
@@ -1033,14 +1003,7 @@ static const char *trigger_name(uint16_t f)
 
 static void add_problems(const struct kbu_mptable *t, int section, struct kbu_node *o)
 {
-	for (size_t i = 0; i < t->nproblems; i++) {
-		const struct kbu_mp_problem *p = &t->problems[i];
-		if (p->section != section)
-			continue;
-		struct kbu_node *f = kbu_finding(o, (enum kbu_severity)p->sev, p->code, "%s", p->msg);
-		for (int k = 0; k < p->nfields; k++)
-			kbu_u64(f, p->fields[k].key, NULL, p->fields[k].value);
-	}
+	kbu_finding_recs_report(o, t->problems, t->nproblems, section);
 }
 
 /* Where the floating pointer was found, as a value: the regions the MP

@@ -302,3 +302,11 @@ void kbu_size_text(uint64_t n, char *buf, size_t len)
 		}
 	snprintf(buf, len, "%" PRIu64 " bytes", n);
 }
+
+uint8_t kbu_sum8(const uint8_t *p, size_t n)
+{
+	unsigned s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += p[i];
+	return (uint8_t)s;
+}

@@ -469,7 +469,7 @@ void q_mptable(struct run *v)
 		 cw->cpus);
 	const char *count_msg = NULL, *first_error = NULL;
 	for (size_t i = 0; i < t.nproblems; i++) {
-		const struct kbu_mp_problem *pp = &t.problems[i];
+		const struct kbu_finding_rec *pp = &t.problems[i];
 		if (pp->sev >= KBU_SEV_WARN)
 			finding(v, pp->code ? pp->code : "mptable", "firmware table: %s", pp->msg);
 		if (pp->code && (strcmp(pp->code, "mptable.entry_count_past_end") == 0 ||

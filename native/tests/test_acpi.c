@@ -190,7 +190,7 @@ static struct kbu_mem *mem_of(const uint8_t *img, size_t size)
 	return membuf_new(img, size, NULL, 0, NULL);
 }
 
-static const struct kbu_acpi_finding *find_code(const struct kbu_acpi *a, const char *code)
+static const struct kbu_finding_rec *find_code(const struct kbu_acpi *a, const char *code)
 {
 	for (size_t i = 0; i < a->nfindings; i++)
 		if (strcmp(a->findings[i].code, code) == 0)
@@ -383,7 +383,7 @@ TEST(rsdp_through_the_start_info)
 	p.rsdp_paddr = 0x6200;                   /* no RSDP there */
 	CHECK(read_img(img, MEMSZ, &o, &a, &e) == 0);
 	CHECK_EQ_U64(a.rsdp.addr, RSDP_AT);
-	const struct kbu_acpi_finding *f = find_code(&a, "acpi.start_info_rsdp_bad");
+	const struct kbu_finding_rec *f = find_code(&a, "acpi.start_info_rsdp_bad");
 	CHECK(f && f->sev == KBU_SEV_ERROR);
 	CHECK(f && strstr(f->msg, "rsdp_paddr 0x6200 holds no RSDP"));
 	kbu_acpi_free(&a);
@@ -428,7 +428,7 @@ TEST(bad_checksums_name_the_right_byte)
 	CHECK(read_img(img, MEMSZ, NULL, &a, &e) == 0);
 	/* The only RSDP, though bad, is used and flagged. */
 	CHECK(a.found);
-	const struct kbu_acpi_finding *f = find_code(&a, "acpi.rsdp_checksum_bad");
+	const struct kbu_finding_rec *f = find_code(&a, "acpi.rsdp_checksum_bad");
 	char want[64];
 	snprintf(want, sizeof(want), "a correct checksum byte would be 0x%02x", good);
 	CHECK(f && f->sev == KBU_SEV_ERROR && strstr(f->msg, want));
@@ -460,7 +460,7 @@ TEST(lengths_past_the_end_and_tables_pointing_nowhere)
 	/* The SSDT claims 64 KiB but memory ends 0x100 bytes after its start. */
 	put_le(img + SSDT_AT + 4, 0x10000, 4);
 	CHECK(read_img(img, SSDT_AT + 0x100, NULL, &a, &e) == 0);
-	const struct kbu_acpi_finding *f = find_code(&a, "acpi.table_truncated");
+	const struct kbu_finding_rec *f = find_code(&a, "acpi.table_truncated");
 	CHECK(f && strstr(f->msg, "SSDT at 0x100500: length 0x10000 runs past guest memory"));
 	/* the DSDT and FACS lie beyond the end too: pointing nowhere */
 	CHECK(find_code(&a, "acpi.table_unreadable") != NULL);
@@ -556,7 +556,7 @@ TEST(malformed_madt_entries)
 	m[44 + 8 + 1] = 0;                       /* the second local APIC: length 0 */
 	fix(m);
 	CHECK(read_img(img, MEMSZ, NULL, &a, &e) == 0);
-	const struct kbu_acpi_finding *f = find_code(&a, "acpi.madt_entry_length_bad");
+	const struct kbu_finding_rec *f = find_code(&a, "acpi.madt_entry_length_bad");
 	CHECK(f && strstr(f->msg, "entry type 0 at offset 0x34 has length 0"));
 	CHECK_EQ_U64(a.madt.nentries, 1);
 	CHECK(!a.madt.walk_complete);
@@ -619,7 +619,7 @@ TEST(fadt_hw_reduced_and_its_checks)
 	struct kbu_acpi a;
 	struct kbu_err e;
 	CHECK(read_img(img, MEMSZ, NULL, &a, &e) == 0);
-	const struct kbu_acpi_finding *n = find_code(&a, "acpi.fadt_hw_reduced");
+	const struct kbu_finding_rec *n = find_code(&a, "acpi.fadt_hw_reduced");
 	CHECK(n && n->sev == KBU_SEV_NOTE);
 	CHECK(find_code(&a, "acpi.fadt_no_pm_timer") == NULL);
 	n = find_code(&a, "acpi.fadt_dsdt_mismatch");

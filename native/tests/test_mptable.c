@@ -150,7 +150,7 @@ static int has_problem(const struct kbu_mptable *t, const char *needle)
 	return 0;
 }
 
-static const struct kbu_mp_problem *find_code(const struct kbu_mptable *t, const char *code)
+static const struct kbu_finding_rec *find_code(const struct kbu_mptable *t, const char *code)
 {
 	for (size_t i = 0; i < t->nproblems; i++)
 		if (t->problems[i].code && strcmp(t->problems[i].code, code) == 0)
@@ -385,7 +385,7 @@ TEST(count_patched_in_place_is_recognised)
 	struct kbu_err e;
 	CHECK(kbu_mptable_read(m, 0, 0, &mt, &e) == 0);
 	/* A note naming the cause, not an error: nothing else is wrong with the table. */
-	const struct kbu_mp_problem *p = find_code(&mt, "mptable.checksum_after_count_rewrite");
+	const struct kbu_finding_rec *p = find_code(&mt, "mptable.checksum_after_count_rewrite");
 	CHECK(p != NULL);
 	CHECK(p && p->sev == KBU_SEV_NOTE);
 	CHECK(p && strstr(p->msg, "the checksum would be right with entry count 0: the count (21)"));
@@ -753,7 +753,7 @@ TEST(firecracker_count_reads_past_the_end)
 	CHECK_EQ_U64(mt.count_walk.stop_offset, 288);
 	CHECK_EQ_U64(mt.count_walk.stop_addr, 0x9fd30);
 	CHECK_EQ_U64(mt.count_walk.stop_type, 68);
-	const struct kbu_mp_problem *p = find_code(&mt, "mptable.entry_count_past_end");
+	const struct kbu_finding_rec *p = find_code(&mt, "mptable.entry_count_past_end");
 	CHECK(p && p->sev == KBU_SEV_ERROR);
 	CHECK_STR(p ? p->msg : NULL,
 		  "entry_count 30 counts one entry more than the 288-byte table holds; a walker "
@@ -827,7 +827,7 @@ TEST(firecracker_older_count_zero_and_corrected_count)
 	CHECK_EQ_U64(kbu_mptable_ncpus(&mt), 4);
 	CHECK_EQ_U64(mt.count_walk.outcome, KBU_MP_COUNT_SHORT);
 	CHECK_EQ_U64(mt.count_walk.entries_read, 0);
-	const struct kbu_mp_problem *p = find_code(&mt, "mptable.entry_count_zero");
+	const struct kbu_finding_rec *p = find_code(&mt, "mptable.entry_count_zero");
 	CHECK(p && p->sev == KBU_SEV_WARN);
 	CHECK(p && strstr(p->msg, "entry count is 0 but the table holds 32 entries"));
 	kbu_mptable_free(&mt);

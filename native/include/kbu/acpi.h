@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "kbu/err.h"
+#include "kbu/findings.h"
 #include "kbu/report.h"
 
 #ifdef __cplusplus
@@ -41,20 +42,10 @@ struct kbu_pvh;
 #define KBU_ACPI_MAX_TABLES 64
 #define KBU_ACPI_MAX_MADT_ENTRIES 1024
 #define KBU_ACPI_MAX_FINDINGS 100
-#define KBU_ACPI_MAX_FIELDS 6
 
 /* Where a finding attaches in the report. */
 enum { KBU_ACPI_SEC_RSDP = 0, KBU_ACPI_SEC_TABLES, KBU_ACPI_SEC_MADT, KBU_ACPI_SEC_FADT,
        KBU_ACPI_SEC_SUMMARY };
-
-struct kbu_acpi_finding {
-	int sev;              /* enum kbu_severity */
-	int section;          /* KBU_ACPI_SEC_* */
-	const char *code;     /* stable: "acpi.rsdp_checksum_bad" */
-	char msg[320];
-	int nfields;
-	struct { const char *key; uint64_t value; } fields[KBU_ACPI_MAX_FIELDS];
-};
 
 struct kbu_acpi_rsdp {
 	uint64_t addr;
@@ -183,7 +174,7 @@ struct kbu_acpi {
 	size_t ntables;
 	struct kbu_acpi_madt madt;
 	struct kbu_acpi_fadt fadt;
-	struct kbu_acpi_finding *findings;
+	struct kbu_finding_rec *findings;
 	size_t nfindings;
 	size_t nsuppressed;
 };

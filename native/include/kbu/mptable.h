@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "kbu/err.h"
+#include "kbu/findings.h"
 #include "kbu/report.h"
 
 #ifdef __cplusplus
@@ -95,19 +96,9 @@ struct kbu_mp_entry {
 	uint8_t raw[20];      /* the first min(len, 20) bytes */
 };
 
-#define KBU_MP_MAX_FIELDS 6
 
 /* A finding: severity, stable code ("mptable.entry_count_zero"), message and
  * the values behind it (JSON "fields"). */
-struct kbu_mp_problem {
-	int sev;              /* enum kbu_severity */
-	int section;          /* KBU_MP_SEC_* : where it attaches in the report */
-	const char *code;     /* static string */
-	char msg[320];
-	int nfields;
-	struct { const char *key; uint64_t value; } fields[KBU_MP_MAX_FIELDS];
-};
-
 /* What a walker that trusts entry_count reads (FreeBSD's mptable_walk_table:
  * entry_count entries, each as long as its type says, panicking on a type it
  * does not know). */
@@ -148,7 +139,7 @@ struct kbu_mptable {
 	char ioapic_hw_note[160];
 	char config_how[200];  /* how a config table given without a pointer was found */
 	struct kbu_mp_count_walk count_walk;
-	struct kbu_mp_problem *problems;
+	struct kbu_finding_rec *problems;
 	size_t nproblems;
 	size_t nsuppressed;   /* problems beyond KBU_MP_MAX_PROBLEMS, counted only */
 };

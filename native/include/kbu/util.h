@@ -59,6 +59,9 @@ size_t kbu_escape(const void *bytes, size_t n, const char *keep, char *out, size
 /* The same into a malloc'd string (NULL when out of memory). */
 char *kbu_escape_dup(const void *bytes, size_t n, const char *keep);
 
+/* The 8-bit sum of n bytes (ACPI and MP-spec checksums: a table is good when it is 0). */
+uint8_t kbu_sum8(const uint8_t *p, size_t n);
+
 /* A byte count as a porter reads it: "639 KiB", "127.6 MiB", "2 GiB", "512 bytes". */
 void kbu_size_text(uint64_t n, char *buf, size_t len);
 
