@@ -366,18 +366,24 @@ struct lines log_lines(struct run *v, const char *pattern, int icase)
 }
 
 /* Records log lines as a fact (list) and as evidence (the last `show` lines). */
-void log_fact(struct run *v, const struct lines *ls, size_t show)
+void lines_fact(struct run *v, const char *key, const char *label, const struct lines *ls,
+		size_t show)
 {
 	if (!ls->n)
 		return;
-	struct kbu_node *l = kbu_list(v->facts, "log", "");
+	struct kbu_node *l = kbu_list(v->facts, key, "");
 	for (size_t i = 0; i < ls->n; i++)
 		kbu_item_str(l, ls->l[i]);
 	char text[4096] = "";
 	size_t from = ls->n > show ? ls->n - show : 0;
 	for (size_t i = from; i < ls->n; i++)
 		cat(text, sizeof text, "%s%s", i > from ? "\n" : "", ls->l[i]);
-	evidence(v, "kernel log", "%s", text);
+	evidence(v, label, "%s", text);
+}
+
+void log_fact(struct run *v, const struct lines *ls, size_t show)
+{
+	lines_fact(v, "log", "kernel log", ls, show);
 }
 
 /* "a; b; c" of quoted lines. */

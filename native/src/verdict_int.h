@@ -93,7 +93,10 @@ KBU_HIDDEN void lines_free(struct lines *ls);
 KBU_HIDDEN const struct kbu_json *live(const struct run *v, const char *path);
 KBU_HIDDEN const char *live_str(const struct run *v, const char *path);
 KBU_HIDDEN int live_u64(const struct run *v, const char *path, uint64_t *out);
-/* Log lines as a fact (list) and as evidence (the last `show`). */
+/* Lines as a fact (list KEY) and as evidence under LABEL (the last `show`). */
+KBU_HIDDEN void lines_fact(struct run *v, const char *key, const char *label,
+			   const struct lines *ls, size_t show);
+/* The kernel's log lines as the fact "log", evidence "kernel log". */
 KBU_HIDDEN void log_fact(struct run *v, const struct lines *ls, size_t show);
 /* Log lines matching an extended regex, without timestamps, each once. */
 KBU_HIDDEN struct lines log_lines(struct run *v, const char *pattern, int icase);

@@ -114,17 +114,10 @@ void q_panic(struct run *v)
 			evidence(v, "call chain", "%s", chtext);
 		trap = log_lines(v, "(Fatal trap|fault virtual address|instruction pointer)", 0);
 		const char *fault = NULL;
-		if (trap.n) {
-			struct kbu_node *tl = kbu_list(v->facts, "trap", "");
-			char tt[2048] = "";
-			for (size_t i = 0; i < trap.n; i++) {
-				kbu_item_str(tl, trap.l[i]);
-				cat(tt, sizeof tt, "%s%s", i ? "\n" : "", trap.l[i]);
-				if (strstr(trap.l[i], "fault virtual address"))
-					fault = trap.l[i];
-			}
-			evidence(v, "trap report", "%s", tt);
-		}
+		lines_fact(v, "trap", "trap report", &trap, trap.n);
+		for (size_t i = 0; i < trap.n; i++)
+			if (strstr(trap.l[i], "fault virtual address"))
+				fault = trap.l[i];
 		char where[256];
 		snprintf(where, sizeof where, "%s", fn ? fn : nch > 1 ? chain[1] : entry ? entry : "?");
 		for (size_t i = nch; i-- > 0;)
@@ -185,13 +178,7 @@ void q_panic(struct run *v)
 		goto out;
 	}
 	if (lp.n) {
-		struct kbu_node *l = kbu_list(v->facts, "log", "");
-		char tt[2048] = "";
-		for (size_t i = 0; i < lp.n; i++) {
-			kbu_item_str(l, lp.l[i]);
-			cat(tt, sizeof tt, "%s%s", i ? "\n" : "", lp.l[i]);
-		}
-		evidence(v, "panic in the log", "%s", tt);
+		lines_fact(v, "log", "panic in the log", &lp, lp.n);
 		decide(v, KBU_VERDICT_PROBLEM, "panic.not_stopped",
 		       "run it again from boot so the panic entry can be caught",
 		       "the kernel log says it panicked (%s) but the guest was not stopped on the panic "
