@@ -594,6 +594,26 @@ def resolve(spec):
             "given": addr, "symbol_given": name is not None}
 
 
+def resolve_link(link, name=None):
+    """resolve() for a known link address (an entry from the OS profile, a
+    reference libkbu found in the text)."""
+    vs, ps = slides()
+    pl = v2p(link)
+    return {"name": name or lib_symbolize(link), "link": link, "runtime": link + vs,
+            "phys_link": pl, "phys_runtime": pl + ps if pl is not None else None,
+            "given": None, "symbol_given": True}
+
+
+def link_of(addr):
+    """The link address of a runtime address kbu stopped at, physical or virtual."""
+    vs, ps = slides()
+    if addr < 1 << 32:
+        lv = p2v(addr - ps)
+        if lv is not None:
+            return lv
+    return (addr - vs) & 0xffffffffffffffff
+
+
 def _gdb_offset():
     """How far GDB's symbols sit above the ELF's link addresses (a symbol file
     loaded with an offset, `kbu reloc apply`), from a symbol both know; 0 if none."""
