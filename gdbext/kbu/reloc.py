@@ -871,7 +871,6 @@ def plan(r, mode=None):
         return ["low", "high"], "asked", True
     if not core.is_live():
         return ["low", "high"], "no live target to tell the phase", False
-    ensure_slides()
     phase = _phase_now()
     if phase == "paging" and slide_known():
         if mapped(r["runtime"]):
@@ -905,6 +904,14 @@ def _image_placed():
 
 def arm(r, label, mode=None, who="kbu break", on_trip=None, announce=True, tag=None):
     """Arms an AliasGroup for resolve()'s r. Returns (group, lines, plan_dict)."""
+    if mode is None and core.is_live():
+        ensure_slides()
+        # The slide may be known only now: the runtime aliases follow it.
+        vs, ps = slides()
+        if r.get("given") is None or r["given"] >= 1 << 32:
+            r = dict(r, runtime=r["link"] + vs,
+                     phys_runtime=r["phys_link"] + ps if r.get("phys_link") is not None
+                     else None)
     kinds, why, decided = plan(r, mode)
     g = AliasGroup(label, r["link"], who=who, on_trip=on_trip, announce=announce, tag=tag)
     vs = slides()[0] if slide_known() else 0
@@ -987,6 +994,8 @@ libkbu, so 64-bit addresses are right even when GDB truncates them."""
 
     def run(self, a):
         core.need_kernel("kbu break")
+        if core.is_live():
+            ensure_slides()
         rs = resolve_all(a.spec)
         mode = "low" if a.low else "high" if a.high else "both" if a.both else None
         plans = []
