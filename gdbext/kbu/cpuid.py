@@ -31,6 +31,7 @@ SAVED = ("rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip efla
 SSTEP_QUIET = 0x7     # ENABLE | NOIRQ | NOTIMER: no interrupt, no timer during the step
 SSTEP_WAKE = 0x3      # ENABLE | NOIRQ: timers run, so an interrupt can wake a halted vCPU
 WAKE_TRIES = 3        # steps of a halted vCPU tried (each waits the remote timeout, 2 s)
+STACK_SAVED = 256     # bytes below RSP saved and restored around the injection
 ARCH_DEFAULT_MAX = 0x20
 
 
@@ -119,6 +120,15 @@ class Injection:
         self.pc = self.site["code"]
         self.halted = self.site.get("step") == "on_interrupt"
         inf = gdb.selected_inferior()
+        # The stack below RSP: an exception or interrupt the step runs into
+        # pushes its frame there; it is put back too.
+        self.stack_at, self.stack = None, None
+        if self.site.get("mode") == "long":
+            try:
+                self.stack_at = self.saved["rsp"] - STACK_SAVED
+                self.stack = bytes(inf.read_memory(self.stack_at, STACK_SAVED))
+            except (gdb.MemoryError, gdb.error, OverflowError, ValueError):
+                self.stack_at = self.stack = None
         try:
             self.orig = bytes(inf.read_memory(self.pc, len(self.code)))
         except gdb.MemoryError:
@@ -185,6 +195,12 @@ class Injection:
                 inf.write_memory(self.pc, self.orig)
             except gdb.MemoryError as e:
                 problems.append("code bytes at 0x%x: %s" % (self.pc, e))
+        if self.stack is not None:
+            try:
+                if bytes(inf.read_memory(self.stack_at, STACK_SAVED)) != self.stack:
+                    inf.write_memory(self.stack_at, self.stack)
+            except gdb.MemoryError as e:
+                problems.append("stack below RSP at 0x%x: %s" % (self.stack_at, e))
         for name in SAVED:
             if name not in self.saved or name in ("cs", "ss", "ds", "es", "fs", "gs"):
                 continue
@@ -206,6 +222,12 @@ class Injection:
         if diff:
             problems.append("registers differ after restore: " + ", ".join(
                 "%s 0x%x != 0x%x" % (n, after.get(n, 0), self.saved[n]) for n in diff))
+        if self.stack is not None:
+            try:
+                if bytes(inf.read_memory(self.stack_at, STACK_SAVED)) != self.stack:
+                    problems.append("the stack below RSP at 0x%x differs" % self.stack_at)
+            except gdb.MemoryError as e:
+                problems.append("cannot re-read the stack at 0x%x: %s" % (self.stack_at, e))
         try:
             back = bytes(inf.read_memory(self.pc, len(self.code)))
             if back != self.orig:

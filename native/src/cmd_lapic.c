@@ -112,7 +112,9 @@ static int plan_report(struct kbu_node *root, int have_cpuid, uint32_t ecx, int 
 {
 	struct kbu_lapic_mode lm;
 	kbu_lapic_mode(NULL, have_cpuid, ecx, have_kx2, kx2, &lm);
-	int x2 = strncmp(lm.mode, "x2APIC", 6) == 0 && !lm.flag_without_cpu;
+	/* RDMSR of an x2APIC MSR faults unless the CPU has x2APIC and the kernel turned
+	 * it on: only then; otherwise loads from the xAPIC page, which never fault. */
+	int x2 = have_cpuid && ((ecx >> 21) & 1) && have_kx2 && kx2;
 	kbu_str(root, "mode", "mode", lm.mode);
 	kbu_str(root, "method", "read with", x2 ? "rdmsr" : "load");
 	kbu_str(root, "method_text", "", x2 ? "RDMSR of the x2APIC MSRs (0x800 + offset/16)"
