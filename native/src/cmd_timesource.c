@@ -118,6 +118,8 @@ static int ts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report 
 		const char *head = kbu_os_role(p, "timesource_list");
 		const char *kind = kbu_os_role(p, "timesource_list_kind");
 		const struct kbu_sym *s = head && ctx->syms ? kbu_sym_by_name(ctx->syms, head) : NULL;
+		if (s)
+			kbu_str(root, "list_symbol", "list", head);
 		struct kbu_node *l = kbu_list(root, "registered", "registered time sources");
 		if (!s) {
 			kbu_finding(root, KBU_SEV_NOTE, "timesource.no_list",
@@ -127,7 +129,6 @@ static int ts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report 
 			uint64_t addrs[KBU_TIMESOURCE_MAX_LIST];
 			size_t n = 0;
 			int cut = 0;
-			kbu_str(root, "list_symbol", "list", head);
 			if (kbu_timesource_list(ctx->mem, ctx->kernel, &lo, s->addr + slide, kind, addrs,
 						KBU_TIMESOURCE_MAX_LIST, &n, &cut, err) < 0)
 				goto out;
