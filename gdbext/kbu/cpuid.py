@@ -340,9 +340,9 @@ TSC frequency on this VM and which step succeeds."""
         p.add_argument("--test-fail-after", type=int, default=None, help=argparse.SUPPRESS)
 
     def run(self, a):
+        core.need_live("kbu cpuid")
         if a.cpu is None:
             return self._run(a)
-        core.need_live("kbu cpuid")
         if a.cpu == "all":
             cpus = list(range(len(gdb.selected_inferior().threads())))
         else:
