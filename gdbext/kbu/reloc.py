@@ -28,7 +28,7 @@ from . import core, memory, session
 from .core import KbuError
 
 _state = {"key": None, "virt": None, "phys": None, "how": None, "map": None,
-          "phase": None, "failed_cr3": None}
+          "phase": None, "failed_cr3": None, "phys_found": None}
 
 PROBE_NAMES = ("lapic_init", "mi_startup", "hammer_time", "xen_start32", "start_pvh",
                "init_x86_64", "start_kernel", "panic", "vpanic", "startup_64", "main",
@@ -45,7 +45,7 @@ def _key():
 
 def _forget(*unused):
     _state.update(key=None, virt=None, phys=None, how=None, map=None, phase=None,
-                  failed_cr3=None)
+                  failed_cr3=None, phys_found=None)
 
 
 gdb.events.exited.connect(_forget)
@@ -176,7 +176,7 @@ def search(extra=(), reported=True):
         _state["phys"] -= 1 << 64
     _state["how"] = v.get("how")
     _state["phase"] = j.get("phase")
-    _state["phys_found"] = bool(p.get("found"))
+    _state["phys_found"] = bool(p["found"]) if "found" in p else None
     _state["failed_cr3"] = None if _state["virt"] is not None else _cr3()
     return j
 
@@ -894,7 +894,7 @@ def _image_placed():
     """True when the kernel's code already sits at its physical load address, so
     no loader will move it (a PVH ELF, a kernel the VMM loaded); False when it is
     not in memory yet or was placed elsewhere (a decompressor chose where)."""
-    if _state["key"] != _key() or "phys_found" not in _state:
+    if _state["key"] != _key() or _state["phys_found"] is None:
         try:
             search(reported=False)
         except KbuError:
