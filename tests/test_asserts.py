@@ -152,3 +152,20 @@ def test_linux_kaslr_panic_breakpoint_follows_the_slide(linux_qemu, linux_target
     assert rep["message"] == "VFS: Unable to mount root fs on unknown-block(0,0)"
     assert rep["asserting"].split()[0] == "mount_block_root"
     assert "CONSOLE-HAS-IT False" in out
+
+
+def test_printf_cli_formats_the_panic_message(qemu, guest_kernel, tmp_path):
+    # panicstr points at the message panic() formatted; --fmt-at follows it.
+    q = qemu(guest_kernel, memory="128M", smp=1, append="console=ttyS0 kbu.scenario=mpcorrupt")
+    q.wait_serial(r"panic: mptable_walk_table", timeout=30)
+    dump = q.dump(str(tmp_path / "mpcorrupt.core"))
+    q.stop()
+    rc, obj, err = kbutest.kbu_json("printf", "--kernel", guest_kernel, "--core", dump,
+                                    "--fmt-at", "panicstr")
+    assert rc == 0, err
+    assert obj["message"] == "mptable_walk_table: Unknown MP Config Entry 68"
+    rc, out, err = kbutest.kbu("printf", "--kernel", guest_kernel, "--core", dump, asan=True)
+    assert rc == 2 and "give the format's address" in err
+    rc, out, err = kbutest.kbu("printf", "--kernel", guest_kernel, "--core", dump,
+                               "--fmt", "0x10000000000", asan=True)
+    assert rc == 2 and "the format" in err

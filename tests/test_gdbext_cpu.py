@@ -38,16 +38,21 @@ def first_json(text, start=0):
     return obj, i + end
 
 
-def mp_cpu_signature(q):
-    """The raw CPU signature of the MP table's first processor entry (read with xp)."""
+def mp_processor(q, index=0):
+    """(APIC ID, APIC version, CPU signature) of the MP table's index-th processor
+    entry, read with xp (independently of kbu)."""
     fp = q.monitor("xp /4wx 0x9fc00")
     words = [int(w, 16) for w in re.findall(r"0x[0-9a-f]{8}", fp.split(":", 1)[1])]
-    config = words[1]                        # MP floating pointer: physical address of the table
-    entry = config + 44                      # the first entry follows the 44-byte header
+    entry = words[1] + 44 + 20 * index      # processor entries (20 bytes) follow the header
     text = q.monitor("xp /3wx 0x%x" % entry)
     w = [int(x, 16) for x in re.findall(r"0x[0-9a-f]{8}", text.split(":", 1)[1])]
-    assert w[0] & 0xff == 0, "first MP entry is not a processor: %s" % text
-    return w[1]
+    assert w[0] & 0xff == 0, "MP entry %d is not a processor: %s" % (index, text)
+    return (w[0] >> 8) & 0xff, (w[0] >> 16) & 0xff, w[1]
+
+
+def mp_cpu_signature(q):
+    """The raw CPU signature of the MP table's first processor entry (read with xp)."""
+    return mp_processor(q)[2]
 
 
 def test_cpuid_matches_firmware_and_restores(qemu, guest_kernel):
@@ -93,14 +98,80 @@ def test_cpuid_error_still_restores(qemu, guest_kernel):
     q.wait_serial(r"kbu-guest: idle", timeout=30)
 
 
-def test_cpuid_refuses_a_halted_cpu(qemu, guest_kernel):
-    q = qemu(guest_kernel, smp=1, append="console=ttyS0 kbu.scenario=ok")
-    q.wait_serial(r"kbu-guest: idle", timeout=30)
-    out = kbutest.gdb_kbu(guest_kernel, q.port, with_state(["kbu cpuid 1"]))
+def test_cpuid_at_the_reset_vector(qemu, guest_kernel):
+    # Real mode, CS base 0xffff0000: the injection goes to linear 0xfffffff0.
+    q = qemu(guest_kernel, smp=2, append="console=ttyS0 kbu.scenario=ok", paused=True)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, with_state([
+        "kbu inject-site --json", "kbu cpuid --raw 1", "kbu cpuid --cpu 1 --raw 1",
+        "kbu cpuid --cpu all 1"]), timeout=120)
     no_traceback(out)
-    assert re.search(r"kbu cpuid: vCPU 0 is halted \(HLT\)", out), out
+    before, after = states(out)
+    assert before == after, "state changed:\n%s\n---\n%s" % (before, after)
+    site, _ = first_json(out)
+    assert site["mode"] == "real" and site["code"] == 0xfffffff0 and site["can_step"] is True
+    eax = int(re.search(r"0x00000001\.0\s+eax=(0x[0-9a-f]+)", out).group(1), 16)
+    # vCPU 1 waits for SIPI: it runs nothing, and vCPU 0 is named instead.
+    assert "kbu cpuid: vCPU 1 is waiting for SIPI (its INIT state): it executes nothing until " \
+        "the kernel starts it; vCPU 0 can run it now" in out, out
+    assert re.search(r"^vCPU 0:\n", out, re.M) and "hypervisor" in out
+    # The guest goes on to its normal end, and its MP table carries the same signature.
+    q.wait_serial(r"kbu-guest: idle", timeout=30)
+    assert eax == mp_cpu_signature(q)
+
+
+def test_cpuid_halted_with_interrupts_off_says_why(qemu, guest_kernel):
+    # The test kernel idles in cli; hlt: nothing can wake vCPU 0 that the kernel
+    # would not see, and vCPU 1 never started. Nothing is touched.
+    q = qemu(guest_kernel, smp=2, append="console=ttyS0 kbu.scenario=ok")
+    q.wait_serial(r"kbu-guest: idle", timeout=30)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, with_state([
+        "kbu cpuid 1", "kbu inject-site --json", "monitor info registers -a"]))
+    no_traceback(out)
+    assert ("kbu cpuid: vCPU 0 is halted with interrupts off (HLT with IF=0): only an NMI, INIT "
+            "or SMI would wake it, and the kernel would see each of them; no other vCPU runs "
+            "either") in out, out
+    site, _ = first_json(out)
+    assert site["halted"] is True and site["interrupts"] is False
+    assert site["step"] == "never" and site["answer_from"] == []
+    assert [v["state"] for v in site["vcpus"]] == ["halted", "wait-for-sipi"]
+    assert [c["code"] for c in site["problems"]] == ["inject.cannot_step"]
+    assert re.findall(r"HLT=(\d)", out) == ["1", "1"]     # still halted, both
     before, after = states(out)
     assert before == after
+
+
+@pytest.mark.linux
+def test_cpuid_in_linux_idle_hlt_loop(linux_target):
+    # Linux waiting for its root device idles in sti; hlt. The next interrupt
+    # wakes the vCPU for the step (QEMU holds it back and delivers it after).
+    q = kbutest.boot_linux(linux_target, image="elf", paused=True,
+                           append="root=/dev/vda rootwait")
+    try:
+        q.qmp("cont")
+        q.wait_serial(r"Waiting for root device", timeout=120)
+        jiffies = linux_target.symbol("jiffies")
+        out = kbutest.gdb_kbu(linux_target.vmlinux, q.port, ["x/gx 0x%x" % jiffies] + with_state([
+            "kbu inject-site --json", "kbu cpuid --raw 1"]), timeout=120)
+        no_traceback(out)
+        site, _ = first_json(out)
+        assert site["halted"] is True and site["interrupts"] is True
+        assert site["step"] == "on_interrupt"
+        assert "an interrupt woke it for the step" in out
+        eax = int(re.search(r"0x00000001\.0\s+eax=(0x[0-9a-f]+)", out).group(1), 16)
+        assert eax == mp_cpu_signature(q)
+        # Registers, code and the stack as before (the vCPU goes on after its HLT).
+        before, after = states(out)
+        assert before == after
+        start = int(re.search(r":\s+(0x[0-9a-f]+)", out).group(1), 16)
+
+        def ticking():
+            o = kbutest.gdb_batch(None, q.port, ["x/gx 0x%x" % jiffies])
+            return int(re.search(r":\s+(0x[0-9a-f]+)", o).group(1), 16) > start
+        # The guest keeps idling and taking its timer interrupts.
+        kbutest.wait_until(ticking, "jiffies to advance after kbu cpuid", 60,
+                           gone=lambda: None if q.alive() else "QEMU exited")
+    finally:
+        q.stop()
 
 
 LAPIC_MARK = "=== info lapic ==="
@@ -146,7 +217,9 @@ def test_lapic_agrees_with_info_lapic(qemu, guest_kernel, scenario):
     got = {r["offset"]: r["value"] for r in j["lapic"]["registers"]}
     for off, val in want.items():
         assert got[off] == val, "register 0x%x: kbu %r, info lapic 0x%x" % (off, got[off], val)
+    # Halted with interrupts off at its end: the vCPU cannot read itself, and says why.
     assert j["lapic"]["source"] == "QEMU info lapic"
+    assert "halted with interrupts off" in j["sources"]["vcpu"]
     assert "reads all zeros" in j["sources"]["page"]
     # Every register is shown with its xAPIC offset and x2APIC MSR.
     rows = {r["name"]: r for r in j["lapic"]["registers"]}
@@ -155,6 +228,43 @@ def test_lapic_agrees_with_info_lapic(qemu, guest_kernel, scenario):
     assert "Local APIC of CPU 1 (source: QEMU info lapic)" in out
     before, after = states(out)
     assert before == after
+
+
+def lvt_count(text):
+    """How many LVTs QEMU's `info lapic` shows."""
+    return len(re.findall(r"^LVT\w*\t", text, re.M))
+
+
+@pytest.mark.parametrize("smp", [1, 2])
+def test_lapic_read_by_the_vcpu(qemu, guest_kernel, smp):
+    # seeds/000 patched printf into the kernel for lapic_read32(LAPIC_VERSION).
+    q = qemu(guest_kernel, smp=smp, append="console=ttyS0 kbu.scenario=ok", paused=True)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, ["break lapic_calibrate_timer", "continue"]
+                          + with_state(["kbu lapic --json"] + LAPIC_CMDS + ["kbu lapic"]),
+                          timeout=120)
+    no_traceback(out)
+    before, after = states(out)
+    assert before == after, "state changed:\n%s\n---\n%s" % (before, after)
+    j, _ = first_json(out)
+    assert j["lapic"]["source"] == "the vCPU's own reads"
+    assert j["sources"]["vcpu"].startswith("read by vCPU 0 itself (loads from its APIC page")
+    got = {r["offset"]: r["value"] for r in j["lapic"]["registers"]}
+    monitor = info_lapic_of(out)
+    apic_id, mp_version, _sig = mp_processor(q)
+    # ID and version, which QEMU's monitor does not show, from the vCPU itself.
+    assert got[0x20] >> 24 == apic_id == 0
+    assert got[0x30] & 0xff == mp_version == 0x14
+    assert ((got[0x30] >> 16) & 0xff) + 1 == lvt_count(monitor) == 6
+    assert "& 0x00ff00ff = 0x00050014: version 0x14, 6 LVT entries (max LVT 5)" in out
+    # Every register the monitor shows agrees, and nothing is flagged.
+    for off, val in parse_info_lapic(monitor).items():
+        assert got[off] == val, "register 0x%x: vCPU %r, info lapic 0x%x" % (off, got[off], val)
+    assert j["mptable"]["apic_id"] == apic_id and j["mptable"]["version"] == mp_version
+    codes = [p["code"] for p in j["problems"]]
+    assert not [c for c in codes if c in ("lapic.sources_disagree", "lapic.mp_version_mismatch",
+                                          "lapic.mp_no_entry", "lapic.lvt_count_mismatch")]
+    assert "QEMU info lapic agrees with the vCPU's own reads on every register both show" in out
+    q.wait_serial(r"kbu-guest: idle", timeout=30)
 
 
 @pytest.mark.linux

@@ -14,9 +14,13 @@ def test_break_msg_stops_at_the_calibration_printf(qemu, guest_kernel):
         "kbu break msg Statistical", "continue", "info symbol $pc",
         "python print('CONSOLE-HAS-IT', 'Statistical' in open(%r, errors='replace').read())"
         % q.serial_path])
-    m = re.search(r"kbu break msg: breakpoint (\d+) at 0x([0-9a-f]+) (clockcalib\+0x[0-9a-f]+)", out)
+    # Paused at the reset vector: armed at the physical and the virtual alias.
+    m = re.search(r"kbu break msg: (clockcalib\+0x[0-9a-f]+): .* at physical 0x([0-9a-f]+) "
+                  r"\(breakpoint (\d+)\) and virtual 0x([0-9a-f]+) \(breakpoint (\d+)\)", out)
     assert m, out
-    assert re.search(r"Thread \d+ hit Breakpoint %s, 0x0*%s in clockcalib" % (m.group(1), m.group(2)),
+    assert int(m.group(4), 16) - int(m.group(2), 16) == 0xffffffff80000000
+    # The kernel prints it running high: the virtual alias trips.
+    assert re.search(r"Thread \d+ hit Breakpoint %s, 0x0*%s in clockcalib" % (m.group(5), m.group(4)),
                      out), out
     assert "about to use \"Statistical %s calibration failed!" in out
     assert "CONSOLE-HAS-IT False" in out

@@ -1,6 +1,7 @@
 """kbu watch: x2APIC mode and the time source watched without stopping the
 guest, armed at the PVH entry while paging is off, summarised in a sentence;
 nothing left behind afterwards."""
+import json
 import re
 
 import pytest
@@ -26,7 +27,7 @@ def watch_run(qemu, kernel, scenario, extra=()):
 
 
 def test_arming_happens_with_paging_off(qemu, guest_kernel):
-    q, out = watch_run(qemu, guest_kernel, "ok")
+    q, out = watch_run(qemu, guest_kernel, "ok", extra=["kbu watch report --json"])
     cr0 = int(re.search(r"^\$1 = (0x[0-9a-f]+)", out, re.M).group(1), 16)
     assert not cr0 & 0x80000000, "expected CR0.PG=0 at the PVH entry"
     assert re.search(r"x2apic_mode = 0 \(xAPIC\), watching virtual 0xffffffff802[0-9a-f]{5}, "
@@ -35,6 +36,15 @@ def test_arming_happens_with_paging_off(qemu, guest_kernel):
     assert re.search(r"^timecounter went 'dummy' -> 'i8254'; now 'i8254' \(1193182 Hz, "
                      r"tc_quality 0\); tc_init registered 1 \(i8254\)$", out, re.M), out
     assert re.search(r"^x2apic_mode stayed 0 \(xAPIC\) through \d+ writes?$", out, re.M), out
+    j = json.loads(re.search(r'^(\{"watches".*)$', out, re.M).group(1))
+    by = {w["kind"]: w for w in j["watches"]}
+    tc = by["timecounter"]
+    assert [(c["old"], c["new"]) for c in tc["changes"]] == [
+        ("'dummy' (1000000 Hz, tc_quality -1000000)", "'i8254' (1193182 Hz, tc_quality 0)")]
+    assert tc["registered"][0] == "i8254" and tc["now"].startswith("'i8254'")
+    n = int(re.search(r"^x2apic_mode stayed 0 \(xAPIC\) through (\d+) writes?$", out, re.M).group(1))
+    assert by["x2apic"]["changes"] == [] and by["x2apic"]["writes"] == n
+    assert by["x2apic"]["summary"].startswith("x2apic_mode stayed 0 (xAPIC)")
 
 
 def test_timecounter_never_left_dummy(qemu, guest_kernel):
@@ -142,3 +152,36 @@ def test_user_profile_is_used_and_dwarf_wins_over_its_offsets(qemu, guest_kernel
     assert re.search(r"^os:\s+skewed$", out, re.M), out            # the file's profile
     assert "DWARF puts timecounter.tc_name at offset 32 (size 8), the skewed profile at 40" in out
     assert re.search(r"^timecounter went 'dummy' -> 'i8254'", out, re.M), out
+
+
+def test_timesource_cli_on_dumps(qemu, guest_kernel, tmp_path):
+    # What kbu watch reads, as the CLI reads it from a dump: the active time
+    # source and the registration list, through the FreeBSD profile's layout.
+    dumps = {}
+    for scenario in ("timecounter", "ok"):
+        q = qemu(guest_kernel, memory="128M", smp=1,
+                 append="console=ttyS0 kbu.scenario=%s" % scenario)
+        q.wait_serial(r"kbu-guest: idle", timeout=30)
+        dumps[scenario] = q.dump(str(tmp_path / ("%s.core" % scenario)))
+        q.stop()
+    rc, obj, err = kbutest.kbu_json("timesource", "--kernel", guest_kernel, "--core",
+                                    dumps["timecounter"], "--list")
+    assert rc == 0, err
+    assert [r["name"] for r in obj["registered"]] == ["dummy"]
+    rc, obj, err = kbutest.kbu_json("timesource", "--kernel", guest_kernel, "--core",
+                                    dumps["ok"])
+    assert rc == 0, err
+    cur = obj["current"]
+    assert cur["symbol"] == "timecounter" and cur["name"] == "i8254"
+    assert cur["frequency"] == 1193182 and cur["quality"] == 0
+    rc, obj, err = kbutest.kbu_json("timesource", "--kernel", guest_kernel, "--core",
+                                    dumps["ok"], "--list")
+    assert [r["name"] for r in obj["registered"]] == ["i8254", "dummy"]
+    # The structure at an address, and a field moved as DWARF would say.
+    rc, obj, err = kbutest.kbu_json("timesource", "--kernel", guest_kernel, "--core",
+                                    dumps["ok"], "--at", "%d" % cur["addr"],
+                                    "--field", "name=32:8")
+    assert rc == 0 and obj["at"]["name"] == "i8254", err
+    rc, out, err = kbutest.kbu("timesource", "--kernel", guest_kernel, "--core", dumps["ok"],
+                               "--field", "color=1:2", asan=True)
+    assert rc == 2 and "is not a time source field" in err

@@ -4,107 +4,27 @@ print the decoded message before the kernel does anything with it.
 The message is the printf-style format (rdi) formatted with its arguments:
 rsi, rdx, rcx, r8, r9, then the stack for `fmt, ...` entries; the va_list in
 rsi for `fmt, va_list` entries (vpanic); Linux's __warn takes a struct
-warn_args. Which entry is which comes from the profile (printf_entries,
-vprintf_entries), never from an OS name.
+warn_args. libkbu formats it (`kbu printf`), reading the strings from guest
+memory. Which entry is which comes from the profile (printf_entries,
+vprintf_entries), never from an OS name. The entries are armed at every
+alias that can execute (reloc.arm): an assertion while paging is still off
+trips at the physical alias.
 """
-import re
+import json
 import traceback
 
 import gdb
 
-from . import core, profile, session
+from . import core, profile, reloc, session
 from .core import KbuError
 
 ARG_REGS = ("rsi", "rdx", "rcx", "r8", "r9")
 MAX_FRAMES = 12
 
-_CONV = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?(hh|h|ll|l|j|z|t|q|L)?([diouxXcspbDrn%])")
-
-
-class RegArgs:
-    """Variadic arguments of a call stopped at the callee's first instruction."""
-
-    def __init__(self, regs, sp):
-        self.regs = list(regs)
-        self.sp = sp + 8  # past the return address
-
-    def next(self):
-        if self.regs:
-            return self.regs.pop(0)
-        v = profile.read_uint(self.sp, 8)
-        self.sp += 8
-        return v
-
-
-class VaListArgs:
-    """A System V x86-64 va_list: gp_offset, fp_offset, overflow_arg_area, reg_save_area."""
-
-    def __init__(self, va):
-        self.gp = profile.read_uint(va, 4)
-        self.overflow = profile.read_uint(va + 8, 8)
-        self.save = profile.read_uint(va + 16, 8)
-
-    def next(self):
-        if self.gp < 48:
-            v = profile.read_uint(self.save + self.gp, 8)
-            self.gp += 8
-            return v
-        v = profile.read_uint(self.overflow, 8)
-        self.overflow += 8
-        return v
-
 
 def _signed(v, bits):
     v &= (1 << bits) - 1
     return v - (1 << bits) if v >> (bits - 1) else v
-
-
-def format_printf(fmt, args):
-    """fmt formatted with integers and strings pulled from args (kernel printf subset)."""
-    out = []
-    pos = 0
-    for m in _CONV.finditer(fmt):
-        out.append(fmt[pos:m.start()])
-        pos = m.end()
-        flags, width, prec, length, conv = m.groups()
-        if conv == "%":
-            out.append("%")
-            continue
-        if width == "*":
-            width = str(_signed(args.next(), 32))
-        if prec == "*":
-            prec = str(_signed(args.next(), 32))
-        bits = 64 if length in ("l", "ll", "j", "z", "t", "q", "L") else 32
-        if length == "h":
-            bits = 16
-        elif length == "hh":
-            bits = 8
-        spec = "%" + (flags or "") + (width or "") + ("." + prec if prec else "")
-        if conv in "di":
-            out.append((spec + "d") % _signed(args.next(), bits))
-        elif conv in "uoxX":
-            out.append((spec + conv.replace("u", "d")) % (args.next() & ((1 << bits) - 1)))
-        elif conv == "c":
-            out.append(chr(args.next() & 0xff))
-        elif conv == "s":
-            s = profile.read_cstring(args.next())
-            out.append((spec + "s") % s)
-        elif conv == "p":
-            out.append("0x%x" % args.next())
-        elif conv == "b":   # FreeBSD %b: value, then a bit-name string
-            v = args.next()
-            args.next()
-            out.append("0x%x" % (v & ((1 << bits) - 1)))
-        elif conv == "D":   # FreeBSD %D: pointer, separator string
-            p = args.next()
-            args.next()
-            out.append("0x%x" % p)
-        elif conv == "r":
-            out.append((spec + "d") % _signed(args.next(), bits))
-        elif conv == "n":
-            args.next()
-    out.append(fmt[pos:])
-    return "".join(out)
 
 
 def _reg(frame, name):
@@ -116,23 +36,29 @@ def _caller_of_entry(frame):
     return profile.read_uint(_reg(frame, "rsp"), 8)
 
 
+def format_message(argv):
+    """(message, format) from libkbu's printf over the live guest."""
+    sl = profile.slide() & 0xffffffffffffffff
+    j = session.ctx().run_json(["printf"] + argv + (["--slide", "0x%x" % sl] if sl else []))
+    return j.get("message", ""), j.get("format")
+
+
 def decode(prof, entry, frame):
     """(message, format) for a stop at entry's first instruction."""
     rdi = _reg(frame, "rdi")
     if entry in profile.role_words(prof, "printf_entries"):
-        fmt = profile.read_cstring(rdi, 512)
-        args = RegArgs([_reg(frame, r) for r in ARG_REGS], _reg(frame, "rsp"))
-        return format_printf(fmt, args), fmt
+        return format_message(["--fmt", "0x%x" % rdi, "--args",
+                               ",".join("0x%x" % _reg(frame, r) for r in ARG_REGS),
+                               "--stack", "0x%x" % (_reg(frame, "rsp") + 8)])
     if entry in profile.role_words(prof, "vprintf_entries"):
-        fmt = profile.read_cstring(rdi, 512)
-        return format_printf(fmt, VaListArgs(_reg(frame, "rsi"))), fmt
+        return format_message(["--fmt", "0x%x" % rdi, "--va-list", "0x%x" % _reg(frame, "rsi")])
     if entry == "__warn":
         # __warn(file, line, caller, taint, regs, struct warn_args *args): args->fmt, args->args
         wa = _reg(frame, "r9")
         where = "%s:%d" % (profile.read_cstring(rdi), _signed(_reg(frame, "rsi"), 32))
         if wa:
-            fmt = profile.read_cstring(profile.read_uint(wa, 8), 512)
-            return "WARNING at %s: %s" % (where, format_printf(fmt, VaListArgs(wa + 8))), fmt
+            msg, fmt = format_message(["--fmt-at", "0x%x" % wa, "--va-list", "0x%x" % (wa + 8)])
+            return "WARNING at %s: %s" % (where, msg), fmt
         return "WARNING at %s" % where, None
     if entry == "report_bug":
         return "BUG at %s" % profile.symbolize(rdi), None
@@ -165,33 +91,11 @@ def backtrace(frame):
     return frames
 
 
-class AssertBreakpoint(gdb.Breakpoint):
-    """Stops at an assertion/panic entry and prints what is being asserted."""
-
-    def __init__(self, owner, entry, addr):
-        # Visible (numbered) so `info breakpoints` lists them and a user can
-        # disable one entry; `kbu break assert --off` deletes them all.
-        super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT)
-        self.owner = owner
-        self.entry = entry
-        self.addr = addr
-        self.hits = 0
-
-    def stop(self):
-        try:
-            return self.owner.hit(self)
-        except Exception as e:  # never a traceback out of a stop handler
-            if core.debug_enabled():
-                gdb.write(traceback.format_exc(), gdb.STDERR)
-            gdb.write("kbu break assert: at %s: %s\n" % (self.entry, e), gdb.STDERR)
-            return True
-
-
 class AssertBreaks:
-    """The set of assertion breakpoints of this session."""
+    """The assertion breakpoints of this session: one alias group per entry."""
 
     def __init__(self):
-        self.bps = []
+        self.bps = []      # reloc.AliasGroup, one per entry
         self.prof = None
         self.last = None
 
@@ -203,53 +107,77 @@ class AssertBreaks:
         if not entries:
             raise KbuError("the %s profile names no assertion entries ([roles] asserts)"
                            % prof.get("name"))
-        armed, missing = [], []
-        for e in entries:
-            a = profile.symbol_addr(prof, e)
-            if a is None:
-                missing.append(e)
-                continue
-            a = profile.runtime(a)
-            bp = AssertBreakpoint(self, e, a)
-            self.bps.append(bp)
-            armed.append("%s (0x%x, breakpoint %d)" % (e, a, bp.number))
+        armed, missing, why = [], [], None
+        try:
+            for e in entries:
+                a = profile.symbol_addr(prof, e)
+                if a is None:
+                    missing.append(e)
+                    continue
+                g, p = reloc.arm(reloc.resolve_link(a, e), e, who="kbu break assert",
+                                 on_trip=self._tripped, announce=False, tag=e)
+                self.bps.append(g)
+                why = p["why"] if not p["decided"] else why
+                armed.append("%s (%s)" % (e, "; ".join(
+                    "%s%s, breakpoint %d" % ("" if len(p["aliases"]) == 1 else
+                                             reloc.KIND_TEXT[x["kind"]] + " ", "0x%x" % x["address"],
+                                             x["breakpoint"])
+                    if x["kind"] != "candidates" else "%d candidate slides" % x["count"]
+                    for x in p["aliases"])))
+        except (KeyboardInterrupt, Exception):
+            self.disarm()
+            raise
         if not self.bps:
             raise KbuError("none of %s is in this kernel's symbols" % ", ".join(entries))
         msg = "kbu: breaking on %s" % ", ".join(armed)
         if missing:
             msg += "; not in this kernel: %s" % ", ".join(missing)
+        if why:
+            msg += " (%s)" % why
         core.out(msg)
 
     def disarm(self):
-        for bp in self.bps:
+        for g in self.bps:
             try:
-                bp.delete()
+                g.delete()
             except (RuntimeError, gdb.error):
                 pass
         self.bps = []
 
-    def hit(self, bp):
+    def _tripped(self, group, bp):
+        try:
+            return self.hit(group.tag, bp)
+        except Exception as e:  # never a traceback out of a stop handler
+            if core.debug_enabled():
+                gdb.write(traceback.format_exc(), gdb.STDERR)
+            gdb.write("kbu break assert: at %s: %s\n" % (group.tag, e), gdb.STDERR)
+            return True
+
+    def hit(self, entry, bp):
         frame = gdb.newest_frame()
         ret = _caller_of_entry(frame)
-        caller = profile.symbolize(ret - 1)
-        entries = [b.entry for b in self.bps]
+        # Symbols name link addresses: a return address seen at the physical alias
+        # (paging off) or a slid one is looked up at its link address.
+        look = reloc.link_of(ret) + profile.slide() if bp.kind == "low" else ret
+        caller = profile.symbolize(look - 1)
+        entries = [g.tag for g in self.bps]
         # kassert_panic -> panic -> vpanic: report only the outermost entry.
         if caller.split("+")[0] in entries:
             return False
-        bp.hits += 1
-        msg, fmt = decode(self.prof, bp.entry, frame)
+        msg, fmt = decode(self.prof, entry, frame)
         msg = msg.rstrip("\n")
         fmt = fmt.rstrip("\n") if fmt is not None else None
         try:
             cpu = core.cpu_index()
         except (gdb.error, AttributeError):
             cpu = "?"
-        line = profile.source_line(ret - 1)
-        lines = ["", "kbu: %s on CPU %s" % (bp.entry, cpu),
+        line = profile.source_line(look - 1)
+        lines = ["", "kbu: %s on CPU %s%s" % (entry, cpu, " (at its physical alias: paging "
+                                                        "off)" if bp.kind == "low" else ""),
                  "  message:   %s" % msg]
         if fmt is not None and fmt != msg:
             lines.append("  format:    %s" % fmt)
-        asserting = profile.function_text(ret - 1)
+        asserting = profile.function_text(look - 1)
         lines.append("  asserting: %s%s  (returns to 0x%x)"
                      % (asserting, "  " + line if line else "", ret))
         lines.append("  backtrace:")
@@ -259,8 +187,8 @@ class AssertBreaks:
         for i, (pc, sym, src) in enumerate(frames):
             lines.append("    #%-2d 0x%016x  %s%s" % (i, pc, sym, "  " + src if src else ""))
         gdb.write("\n".join(lines) + "\n")
-        inner = profile.inlined_at(ret - 1)
-        self.last = {"entry": bp.entry, "message": msg, "format": fmt,
+        inner = profile.inlined_at(look - 1)
+        self.last = {"entry": entry, "message": msg, "format": fmt,
                      "caller": inner[0] if inner else caller.split("+")[0],
                      "caller_symbol": caller.split("+")[0], "cpu": cpu}
         return True

@@ -87,9 +87,32 @@ def after_load():
             gdb.write("kbu: %s\n" % e, gdb.STDERR)
 
 
+_before_command = []  # callables run before every kbu command (pending symbol repairs)
+
+
+def before_command(fn):
+    """fn() runs before each kbu command (not inside convenience functions, which
+    GDB evaluates in the middle of an expression). A KbuError from it is reported
+    as one line and the command still runs."""
+    _before_command.append(fn)
+    return fn
+
+
+def _run_before_command():
+    for fn in list(_before_command):
+        try:
+            fn()
+        except KbuError as e:
+            gdb.write("kbu: %s\n" % e, gdb.STDERR)
+        except gdb.error as e:
+            gdb.write("kbu: %s\n" % e, gdb.STDERR)
+
+
 def one_line_errors(cmdname, fn, *a, **kw):
     """Calls fn; any exception becomes gdb.GdbError('kbu <cmd>: <message>')."""
     try:
+        if not cmdname.startswith("$"):
+            _run_before_command()
         return fn(*a, **kw)
     except _HelpShown:
         return None
@@ -364,8 +387,37 @@ KbuPrefix()
 
 # ---- guards -----------------------------------------------------------------
 
+_in_stop = [0]
+
+
+class in_stop_handler:
+    """Marks a gdb.Breakpoint.stop() in progress: the guest is stopped there
+    (memory and registers can be read) although GDB still reports its thread
+    as running."""
+
+    def __enter__(self):
+        _in_stop[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _in_stop[0] -= 1
+        return False
+
+
+def core_target():
+    """True when the selected inferior runs on GDB's own core target (core-file)."""
+    try:
+        conn = gdb.selected_inferior().connection
+    except (gdb.error, AttributeError):
+        return False
+    return conn is not None and getattr(conn, "type", None) == "core"
+
+
 def is_live():
-    """True when GDB is attached to a running (paused) target with threads."""
+    """True when GDB is attached to a running (paused) target with threads: a
+    remote stub, not GDB's core target (whose memory is the ELF file's)."""
+    if core_target():
+        return False
     try:
         inf = gdb.selected_inferior()
         return inf.pid != 0 and gdb.selected_thread() is not None
@@ -374,16 +426,25 @@ def is_live():
 
 
 def need_live(what="this"):
+    if core_target():
+        from . import memory
+        path = memory.core_file()
+        raise KbuError("%s needs a live guest: %s" % (
+            what, memory.CORE_REFUSAL % (path if path and path != "?" else "DUMP")))
     if not is_live():
         raise KbuError("%s needs a live target (target remote HOST:PORT to a paused guest)"
                        % what)
+    if _in_stop[0]:
+        return   # a breakpoint's stop(): the vCPU is stopped, GDB only has not said so yet
     th = gdb.selected_thread()
     if th.is_running():
         raise KbuError("%s needs the guest stopped (interrupt it first)" % what)
 
 
 def kernel_path():
-    """The kernel ELF: `set kbu kernel`, else GDB's main symbol file, else None."""
+    """The kernel ELF: `set kbu kernel`, else GDB's main symbol file, else the
+    first symbol file loaded with add-symbol-file (the devlogs' workflow:
+    `target remote`, then `add-symbol-file kernel`), else None."""
     try:
         p = gdb.parameter("kbu kernel")
     except gdb.error:
@@ -391,7 +452,28 @@ def kernel_path():
     if p:
         return p
     pf = gdb.current_progspace().filename
-    return pf or None
+    if pf:
+        return pf
+    return loaded_kernel()
+
+
+def loaded_kernel():
+    """The first objfile of this program space that is a file on disk (not a
+    separate debug file, not the vDSO GDB makes up), or None."""
+    try:
+        objfiles = gdb.current_progspace().objfiles()
+    except gdb.error:
+        return None
+    for of in objfiles:
+        try:
+            if not of.is_valid() or of.owner is not None:
+                continue
+            name = of.filename
+        except (gdb.error, RuntimeError):
+            continue
+        if name and os.path.isfile(name):
+            return name
+    return None
 
 
 def need_kernel(what="this"):

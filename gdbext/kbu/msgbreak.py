@@ -4,41 +4,34 @@ libkbu finds the strings of the kernel image that contain TEXT and the
 instructions referencing them (RIP-relative lea/mov, sign-extended imm32),
 confirmed with capstone; kbu sets a breakpoint on each, so the guest stops
 right before the kernel prints the message, without its source at hand.
+Each reference is armed at every alias that can execute (reloc.arm).
 """
 import gdb
 
-from . import core, profile, session
+from . import core, profile, reloc, session
 from .core import KbuError
 
 
-class MsgBreakpoint(gdb.Breakpoint):
-    def __init__(self, addr, where, string):
-        super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT)
-        self.where = where
-        self.string = string
-
-    def stop(self):
-        try:
-            gdb.write("kbu: at %s, about to use \"%s\"\n" % (self.where, self.string))
-        except Exception:
-            pass
-        return True
-
-
-_placed = []
+_placed = []   # reloc.AliasGroup, one per reference
 
 
 def _forget(*unused):
-    for bp in _placed:
+    for g in _placed:
         try:
-            if bp.is_valid():
-                bp.delete()
+            g.delete()
         except (RuntimeError, gdb.error):
             pass
     _placed.clear()
 
 
 gdb.events.exited.connect(_forget)
+
+
+def _about_to_use(group, bp):
+    where, string = group.tag
+    gdb.write("kbu: at %s, about to use \"%s\"\n" % (where, string))
+    return True
+
 
 profile.ensure_prefix("kbu break")
 
@@ -88,11 +81,15 @@ references; --off removes the breakpoints kbu placed."""
                     best = a
             return strings.get(best, "?")
 
-        slide = profile.slide() if core.is_live() else 0
-        for r in refs:
-            s = string_of(r["target"])
-            addr = (r["addr"] + slide) & 0xffffffffffffffff
-            bp = MsgBreakpoint(addr, r["where"], s)
-            _placed.append(bp)
-            core.out("kbu break msg: breakpoint %d at 0x%x %s: %s  (\"%s\")"
-                     % (bp.number, addr, r["where"], r["insn"], s))
+        try:
+            for r in refs:
+                s = string_of(r["target"])
+                g, p = reloc.arm(reloc.resolve_link(r["addr"], r["where"]), r["where"],
+                                 who="kbu break msg", on_trip=_about_to_use, announce=False,
+                                 tag=(r["where"], s))
+                _placed.append(g)
+                core.out("kbu break msg: %s: %s  (\"%s\") at %s"
+                         % (r["where"], r["insn"], s, reloc.alias_text(p)))
+        except (KeyboardInterrupt, Exception):
+            _forget()
+            raise

@@ -197,6 +197,7 @@ def symbolize(addr):
     except KbuError:
         pass
     try:
+        # GDB's own output: Python has no API for "the minimal symbol at an address".
         text = core.quiet("info symbol 0x%x" % addr).strip()
         if text and not text.startswith("No symbol"):
             name = text.split(" in section")[0]

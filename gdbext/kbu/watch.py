@@ -8,16 +8,19 @@ changes the value, so kbu also puts breakpoints (that never stop) on every
 instruction libkbu finds storing to the variable, to count writes that leave
 it as it was; and it reads the time source registration list (timecounters,
 Linux clocksource_list) to tell "never registered" from "never selected".
+The time source structures and the list are read by libkbu (`kbu
+timesource`), with the offsets GDB's debug information gives when it has them.
 
 While paging is off the kernel runs at its physical load address, so a watch
 armed then covers both aliases: the physical one for the early code, the
 high virtual one for everything after the switch to the high map.
 """
+import json
 import traceback
 
 import gdb
 
-from . import core, profile, session
+from . import core, memory, profile, session
 from .core import KbuError
 
 KINDS = ("x2apic", "timecounter")
@@ -53,7 +56,8 @@ def _quietly(owner, fn):
     """Runs a stop handler; errors become one line (a traceback with `set kbu debug on`)."""
     owner.stops += 1
     try:
-        return fn()
+        with core.in_stop_handler():
+            return fn()
     except Exception as e:
         if core.debug_enabled():
             gdb.write(traceback.format_exc(), gdb.STDERR)
@@ -179,32 +183,31 @@ class Watch:
             return "%d (%s)" % (raw, "x2APIC" if raw else "xAPIC")
         return self.describe_source(raw)
 
+    def timesource(self, extra):
+        """libkbu's `kbu timesource` over the guest as it is now."""
+        memory.bridge.flush()
+        c = session.ctx()
+        c.flush()
+        sl = profile.slide() & 0xffffffffffffffff
+        return c.run_json(["timesource"] + list(extra) + _layout_args(self.prof)
+                          + profile.profile_args() + (["--slide", "0x%x" % sl] if sl else []))
+
     def source_name(self, ptr):
-        f = profile.field(self.prof, "timesource", "name")
-        if not ptr or f is None:
+        if not ptr:
             return None
         try:
-            return profile.read_cstring(profile.read_uint(ptr + f[0], 8), 64)
+            return self.timesource(["--at", "0x%x" % ptr]).get("at", {}).get("name")
         except KbuError:
             return None
 
     def describe_source(self, ptr):
         if not ptr:
             return "NULL"
-        name = self.source_name(ptr)
-        parts = []
-        for key, label in (("frequency", "%d Hz"), ("quality", "quality %d")):
-            f = profile.field(self.prof, "timesource", key)
-            if f is None:
-                continue
-            try:
-                v = profile.read_int(ptr + f[0], f[1]) if key == "quality" else \
-                    profile.read_uint(ptr + f[0], f[1])
-                parts.append(label % v if key != "quality" else "%s %d" % (f[2], v))
-            except KbuError:
-                pass
-        return "'%s'%s" % (name if name is not None else "0x%x" % ptr,
-                           " (%s)" % ", ".join(parts) if parts else "")
+        try:
+            return self.timesource(["--at", "0x%x" % ptr]).get("at", {}).get("text") \
+                or "0x%x" % ptr
+        except KbuError:
+            return "'0x%x' (unreadable)" % ptr
 
     # -- arming -----------------------------------------------------------------
     def arm(self):
@@ -253,35 +256,13 @@ class Watch:
     def registered_sources(self):
         """The time sources on the kernel's registration list (timecounters,
         clocksource_list): read, not trapped, so registering costs nothing."""
-        if self.kind != "timecounter":
+        if self.kind != "timecounter" or not profile.role(self.prof, "timesource_list"):
             return []
-        name = profile.role(self.prof, "timesource_list")
-        kind = profile.role(self.prof, "timesource_list_kind")
-        head = profile.symbol_addr(self.prof, name) if name else None
-        if head is None:
-            return []
-        head = profile.runtime(head)
-        out = []
         try:
-            if kind == "list_head":
-                f = profile.field(self.prof, "timesource", "list")
-                if f is None:
-                    return []
-                node = profile.read_uint(head, 8)
-                while node and node != head and len(out) < 64:
-                    out.append(node - f[0])
-                    node = profile.read_uint(node, 8)
-            else:
-                f = profile.field(self.prof, "timesource", "next")
-                if f is None:
-                    return []
-                p = profile.read_uint(head, 8)
-                while p and p not in out and len(out) < 64:
-                    out.append(p)
-                    p = profile.read_uint(p + f[0], 8)
+            j = self.timesource(["--list"])
         except KbuError:
-            pass
-        return out
+            return []
+        return [r["addr"] for r in j.get("registered", [])]
 
     def low_alias(self, addr):
         """The physical alias of a runtime address (only armed while paging is off)."""
@@ -399,6 +380,17 @@ class Watch:
         return text.split(" (")[0]
 
 
+def _layout_args(prof):
+    """--field KEY=OFF:SIZE for libkbu's timesource: the offsets of the kernel's own
+    DWARF where GDB has it (profile.field prefers it), else the profile's."""
+    out = []
+    for key in ("name", "frequency", "quality", "next", "list"):
+        f = profile.field(prof, "timesource", key)
+        if f is not None and f[1]:
+            out += ["--field", "%s=%d:%d" % (key, f[0], f[1])]
+    return out
+
+
 class Watches:
     def __init__(self):
         self.active = {}
@@ -446,6 +438,7 @@ covers the physical alias the early kernel runs at."""
 
     def parser(self, p):
         p.add_argument("what", choices=list(KINDS) + ["report", "off"])
+        p.add_argument("--json", action="store_true", help="with report: the watches as JSON")
         p.add_argument("--stores", action="store_true",
                        help="no hardware watchpoint: break (without stopping) on each store "
                             "libkbu finds and log the value it writes; cheaper under TCG, "
@@ -459,6 +452,21 @@ covers the physical alias the early kernel runs at."""
         if args.what == "report":
             if not watches.active:
                 raise KbuError("nothing is watched (kbu watch x2apic|timecounter)")
+            if args.json:
+                out = []
+                for kind in KINDS:
+                    w = watches.active.get(kind)
+                    if w is None:
+                        continue
+                    out.append({"kind": kind, "symbol": w.symbol, "summary": w.sentence(),
+                                "now": w.render(w.raw), "writes": w.writes + len(w.log),
+                                "stops": w.stops, "registered": [
+                                    w.source_name(p) for p in w.registered_sources()]
+                                if kind == "timecounter" else None,
+                                "changes": [{"cpu": c, "old": o, "new": n, "where": wh}
+                                            for c, o, n, wh in w.log]})
+                core.out(json.dumps({"watches": out}))
+                return
             for kind in KINDS:
                 w = watches.active.get(kind)
                 if w is None:

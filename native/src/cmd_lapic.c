@@ -7,6 +7,7 @@
 #include "kbu/cpuid.h"
 #include "kbu/lapic.h"
 #include "kbu/mem.h"
+#include "kbu/mptable.h"
 #include "kbu/os.h"
 #include "kbu/report.h"
 #include "kbu/symbols.h"
@@ -100,9 +101,124 @@ static void mode_section(struct kbu_node *root, const struct kbu_lapic_state *s,
 	kbu_textf(m, "IA32_APIC_BASE (global enable, x2APIC enable bits) is not visible through "
 		     "the stub or `info lapic`");
 	if (strcmp(mode, "unknown") == 0)
-		kbu_problem(m, KBU_SEV_NOTE,
+		kbu_finding(m, KBU_SEV_NOTE, "lapic.mode_unknown",
 			    "the mode cannot be known from here: give CPUID leaf 1 (--cpuid1) or the "
 			    "kernel's symbols");
+}
+
+/* --plan: what the debugger should read on the vCPU itself, and how. */
+static int plan_report(struct kbu_node *root, int have_cpuid, uint32_t ecx, int have_kx2,
+		       int kx2, int have_version, uint32_t version)
+{
+	struct kbu_lapic_mode lm;
+	kbu_lapic_mode(NULL, have_cpuid, ecx, have_kx2, kx2, &lm);
+	/* RDMSR of an x2APIC MSR faults unless the CPU has x2APIC and the kernel turned
+	 * it on: only then; otherwise loads from the xAPIC page, which never fault. */
+	int x2 = have_cpuid && ((ecx >> 21) & 1) && have_kx2 && kx2;
+	kbu_str(root, "mode", "mode", lm.mode);
+	kbu_str(root, "method", "read with", x2 ? "rdmsr" : "load");
+	kbu_str(root, "method_text", "", x2 ? "RDMSR of the x2APIC MSRs (0x800 + offset/16)"
+					    : "32-bit loads from the xAPIC page");
+	kbu_bool(root, "needs_version", "", !have_version);
+	unsigned offs[KBU_LAPIC_NREGS];
+	size_t n = kbu_lapic_readable(have_version, version, x2, offs, KBU_LAPIC_NREGS);
+	struct kbu_node *l = kbu_list(root, "registers", "registers, in read order");
+	for (size_t i = 0; i < n; i++) {
+		struct kbu_node *row = kbu_row(l);
+		const struct kbu_lapic_reg *reg = kbu_lapic_reg_at(offs[i]);
+		kbu_str(row, "name", "register", reg ? reg->name : "?");
+		kbu_hex(row, "offset", "xAPIC", offs[i], 3);
+		if (reg && reg->msr)
+			kbu_hex(row, "msr", "x2APIC", reg->msr, 3);
+		else
+			kbu_null(row, "msr", "x2APIC");
+	}
+	if (!have_version)
+		kbu_textf(root, "LVT CMCI is read only when the version register says it exists "
+			     "(--apic-version V)");
+	return 0;
+}
+
+/* The MP table's word on this CPU: its processor entry's APIC ID and version. */
+static void mp_crosscheck(struct kbu_ctx *ctx, struct kbu_node *root,
+			  const struct kbu_lapic_state *s, const char *source)
+{
+	if (!ctx->mem || !kbu_lapic_known(s, 0x020) || !kbu_lapic_known(s, 0x030))
+		return;
+	struct kbu_mptable t;
+	struct kbu_err e;
+	struct kbu_node *o = kbu_obj(root, "mptable", "the MP table's processor entry");
+	if (kbu_mptable_read(ctx->mem, 0, 0, &t, &e) < 0) {
+		kbu_strf(o, "status", "status", "not read: %s", e.msg);
+		return;
+	}
+	unsigned id = s->reg[0x020 >> 4] >> 24;
+	uint32_t ver = s->reg[0x030 >> 4];
+	const struct kbu_mp_entry *pe = NULL;
+	size_t nproc = 0;
+	for (size_t i = 0; i < t.nentries; i++) {
+		if (t.entries[i].type != KBU_MP_PROC || t.entries[i].extended)
+			continue;
+		nproc++;
+		if (t.entries[i].u.proc.apic_id == id && !pe)
+			pe = &t.entries[i];
+	}
+	kbu_u64(o, "processors", "processor entries", nproc);
+	if (!pe) {
+		kbu_null(o, "apic_id", "APIC ID");
+		struct kbu_node *f = kbu_finding(
+			o, nproc ? KBU_SEV_WARN : KBU_SEV_NOTE, "lapic.mp_no_entry",
+			"the MP table has no processor entry for APIC ID %u (%s says it is this CPU's; "
+			"the table lists %zu processor%s: kbu mptable)", id, source, nproc,
+			nproc == 1 ? "" : "s");
+		kbu_u64(f, "apic_id", "", id);
+		kbu_mptable_free(&t);
+		return;
+	}
+	kbu_u64(o, "apic_id", "APIC ID", pe->u.proc.apic_id);
+	kbu_hex(o, "version", "APIC version", pe->u.proc.version, 2);
+	kbu_hex(o, "signature", "CPU signature", pe->u.proc.signature, 8);
+	kbu_str(o, "flags", "flags", (pe->u.proc.flags & 2) ? "enabled, BSP" :
+		(pe->u.proc.flags & 1) ? "enabled" : "DISABLED");
+	if (pe->u.proc.version != (ver & 0xff)) {
+		struct kbu_node *f = kbu_finding(
+			o, KBU_SEV_WARN, "lapic.mp_version_mismatch",
+			"the MP table says APIC version 0x%02x for APIC ID %u, %s reads 0x%02x",
+			pe->u.proc.version, id, source, ver & 0xff);
+		kbu_hex(f, "mptable", "", pe->u.proc.version, 0);
+		kbu_hex(f, "register", "", ver & 0xff, 0);
+	} else {
+		kbu_textf(o, "the MP table's APIC ID %u and version 0x%02x agree with %s", id,
+			  ver & 0xff, source);
+	}
+	kbu_mptable_free(&t);
+}
+
+/* The version's max LVT against the LVTs QEMU's monitor shows (timer, thermal,
+ * perf, LINT0, LINT1, error: 6, max LVT 5). */
+static void lvt_crosscheck(struct kbu_node *root, const struct kbu_lapic_state *s,
+			   const struct kbu_lapic_state *mon)
+{
+	if (!kbu_lapic_known(s, 0x030) || !mon)
+		return;
+	unsigned lvts = 0;
+	for (unsigned off = 0x2f0; off <= 0x370; off += 0x10)
+		if ((off == 0x2f0 || off >= 0x320) && kbu_lapic_known(mon, off))
+			lvts++;
+	if (!lvts)
+		return;
+	unsigned maxlvt = (s->reg[0x030 >> 4] >> 16) & 0xff;
+	struct kbu_node *o = kbu_obj(root, "lvt_count", "");
+	kbu_u64(o, "max_lvt", "", maxlvt);
+	kbu_u64(o, "monitor_lvts", "", lvts);
+	if (maxlvt + 1 != lvts) {
+		struct kbu_node *f = kbu_finding(
+			root, KBU_SEV_WARN, "lapic.lvt_count_mismatch",
+			"the version register says max LVT %u (%u entries), QEMU's monitor shows %u LVTs",
+			maxlvt, maxlvt + 1, lvts);
+		kbu_u64(f, "max_lvt", "", maxlvt);
+		kbu_u64(f, "monitor_lvts", "", lvts);
+	}
 }
 
 static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
@@ -110,8 +226,12 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 {
 	static const struct kbu_opt opts[] = {
 		{"qemu-text", 0, 1}, {"base", 0, 1}, {"no-monitor", 0, 0}, {"no-page", 0, 0},
-		{"cpuid1", 0, 1}, {"slide", 0, 1}, {NULL, 0, 0},
+		{"cpuid1", 0, 1}, {"slide", 0, 1}, {"vcpu", 0, 1}, {"plan", 0, 0},
+		{"apic-version", 0, 1}, {"vcpu-note", 0, 1}, {NULL, 0, 0},
 	};
+	const char *vcpu_text = NULL, *vcpu_note = NULL;
+	int plan = 0, have_version = 0;
+	uint64_t version = 0;
 	struct kbu_getopt g = KBU_GETOPT_INIT;
 	const char *qemu_file = NULL;
 	uint64_t base = LAPIC_DEFAULT_BASE, cpu = 0, slide = 0;
@@ -149,7 +269,31 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			if (kbu_parse_u64(g.arg, &slide, err) < 0)
 				return kbu_err_prefix(err, "--slide");
 			break;
+		case 6: vcpu_text = g.arg; break;
+		case 7: plan = 1; break;
+		case 8:
+			if (kbu_parse_u64(g.arg, &version, err) < 0 || version > 0xffffffffull)
+				return kbu_err_set(err, KBU_EINVAL, "--apic-version '%s' is not a 32-bit value",
+						   g.arg);
+			have_version = 1;
+			break;
+		case 9: vcpu_note = g.arg; break;
 		}
+	}
+	if (plan) {
+		int pkx2 = 0;
+		char pname[64] = "x2apic_mode";
+		int phave = kernel_x2apic(ctx, slide, &pkx2, pname, sizeof pname);
+		return plan_report(kbu_report_root(r), have_cpuid, c1.ecx, phave, pkx2, have_version,
+				   (uint32_t)version);
+	}
+	struct kbu_lapic_state vcpu;
+	int have_vcpu = 0;
+	if (vcpu_text) {
+		if (kbu_lapic_parse_values(vcpu_text, &vcpu, err) < 0)
+			return kbu_err_prefix(err, "--vcpu");
+		have_vcpu = 1;
+		vcpu.cpu = have_cpu ? (int)cpu : -1;
 	}
 
 	struct kbu_lapic_state mon, page;
@@ -186,6 +330,10 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		free(text);
 	}
 
+	if (have_vcpu)
+		kbu_str(src, "vcpu", "the vCPU's own reads", vcpu_note ? vcpu_note : "read (trusted)");
+	else if (vcpu_note)
+		kbu_strf(src, "vcpu", "the vCPU's own reads", "not made: %s", vcpu_note);
 	if (!no_page && ctx->mem) {
 		uint8_t buf[0x400];
 		if (cpu != 0 && !qemu_file)
@@ -213,23 +361,38 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	have_kx2 = kernel_x2apic(ctx, slide, &kx2, kname, sizeof kname);
 
 	const char *kind = ctx->mem ? kbu_mem_kind(ctx->mem) : "";
-	if (!have_mon && !have_page && (strcmp(kind, "core") == 0 || strcmp(kind, "phys") == 0))
+	if (!have_vcpu && !have_mon && !have_page &&
+	    (strcmp(kind, "core") == 0 || strcmp(kind, "phys") == 0))
 		return kbu_err_set(err, KBU_ENOTFOUND,
 				   "no usable source: a %s holds no local APIC state (QEMU keeps it "
 				   "outside guest memory; the LAPIC page reads as zeros): run "
 				   "kbu lapic --gdb HOST:PORT on the live VM, or give its `info lapic` "
 				   "output with --qemu-text FILE",
 				   strcmp(kind, "core") == 0 ? "dump" : "memory image");
-	if (!have_mon && !have_page)
+	if (!have_vcpu && !have_mon && !have_page)
 		return kbu_err_set(err, KBU_ENOTFOUND,
 				   "no usable source: QEMU `info lapic` %s and the LAPIC page %s",
 				   ctx->mem ? "failed" : "not given (--qemu-text FILE)",
 				   ctx->mem ? "is unreadable or all zeros" : "needs memory");
-	const struct kbu_lapic_state *best = have_mon ? &mon : &page;
 	if (have_mon && have_cpu)
 		mon.cpu = mon.cpu >= 0 ? mon.cpu : (int)cpu;
-	kbu_lapic_report(root, best, have_mon ? "QEMU info lapic" : "LAPIC page",
-			 have_mon && have_page ? &page : NULL, "LAPIC page");
+	const struct kbu_lapic_state *best;
+	const char *best_name;
+	if (have_vcpu) {
+		if (vcpu.cpu < 0 && have_mon)
+			vcpu.cpu = mon.cpu;
+		best = &vcpu;
+		best_name = "the vCPU's own reads";
+		kbu_lapic_report(root, best, best_name, have_mon ? &mon : have_page ? &page : NULL,
+				 have_mon ? "QEMU info lapic" : "LAPIC page");
+	} else {
+		best = have_mon ? &mon : &page;
+		best_name = have_mon ? "QEMU info lapic" : "LAPIC page";
+		kbu_lapic_report(root, best, best_name, have_mon && have_page ? &page : NULL,
+				 "LAPIC page");
+	}
+	lvt_crosscheck(root, best, have_mon ? &mon : NULL);
+	mp_crosscheck(ctx, root, best, best_name);
 	mode_section(root, best, have_cpuid, c1.ecx, c1.ebx, have_kx2, kx2, kname);
 	return 0;
 }
@@ -238,7 +401,8 @@ static struct kbu_command cmd_lapic = {
 	.name = "lapic",
 	.summary = "every local APIC register decoded, with its xAPIC offset and x2APIC MSR",
 	.help = "usage: kbu lapic [--gdb H:P|--core F] [--qemu-text FILE|-] [--base ADDR]\n"
-		"                 [--no-monitor] [--no-page] [--cpuid1 EAX,EBX,ECX,EDX] [--slide N] [CPU]\n"
+		"                 [--no-monitor] [--no-page] [--cpuid1 EAX,EBX,ECX,EDX] [--slide N]\n"
+		"                 [--vcpu OFF=VAL,...] [--vcpu-note TEXT] [--plan [--apic-version V]] [CPU]\n"
 		"\n"
 		"Shows each local APIC register with its xAPIC MMIO offset and x2APIC MSR\n"
 		"number, decoded: ID, version (masked 0x00ff00ff) and max LVT, TPR/APR/PPR,\n"
@@ -252,7 +416,12 @@ static struct kbu_command cmd_lapic = {
 		"x2APIC, disabled) is derived from CPUID leaf 1 (--cpuid1) and the kernel's\n"
 		"own flag (OS profile role x2apic, read at its address + --slide for a\n"
 		"relocated kernel) and said to be unknown otherwise.\n"
-		"CPU is the APIC ID QEMU's `info lapic` takes (QEMU numbers them like CPUs).\n",
+		"CPU is the APIC ID QEMU's `info lapic` takes (QEMU numbers them like CPUs).\n"
+		"--vcpu gives the registers as the vCPU itself read them (in GDB, `kbu lapic`\n"
+		"makes it load them from its APIC page, or RDMSR in x2APIC mode): every\n"
+		"register including ID and version, compared with `info lapic` and with the\n"
+		"MP table's processor entry (APIC ID, version); --plan lists the registers to\n"
+		"read and how (given --apic-version V, LVT CMCI too when it exists).\n",
 	.needs = KBU_NEEDS_NOTHING,
 	.run = lapic_run,
 };

@@ -7,6 +7,7 @@
 #include "kbu/command.h"
 #include "kbu/elf.h"
 #include "kbu/mem.h"
+#include "kbu/regs.h"
 #include "kbu/reloc.h"
 #include "kbu/report.h"
 #include "kbu/symbols.h"
@@ -44,7 +45,8 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 {
 	static const struct kbu_opt opts[] = {
 		{"align", 0, 1}, {"range", 0, 1}, {"phys-limit", 0, 1}, {"windows", 0, 1},
-		{"no-virt", 0, 0}, {"no-phys", 0, 0}, {"reported", 0, 1}, {NULL, 0, 0},
+		{"no-virt", 0, 0}, {"no-phys", 0, 0}, {"reported", 0, 1}, {"slide", 0, 1},
+		{NULL, 0, 0},
 	};
 	struct kbu_reloc_opts o;
 	struct reported rep[MAX_REPORTED];
@@ -84,6 +86,13 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			break;
 		case 4: o.virt = 0; break;
 		case 5: o.phys = 0; break;
+		case 7:
+			if (kbu_parse_u64(g.arg, &v, err) < 0)
+				return kbu_err_prefix(err, "--slide");
+			o.only_slide = 1;
+			o.slide = (int64_t)v;
+			o.phys = 0;
+			break;
 		case 6: {
 			const char *eq = strchr(g.arg, '=');
 			if (!eq || eq == g.arg || (size_t)(eq - g.arg) >= sizeof rep[0].name)
@@ -121,9 +130,26 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		kbu_hex(row, "delta", "virtual - physical", s->vaddr - s->paddr, 16);
 	}
 
+	/* Where the boot stands: before paging the slide cannot be known yet. */
+	enum kbu_reloc_phase phase = KBU_RELOC_PHASE_UNKNOWN;
+	if (ctx->mem) {
+		struct kbu_regs cpu0;
+		struct kbu_err re;
+		if (kbu_mem_regs(ctx->mem, 0, &cpu0, &re) == 0)
+			phase = kbu_reloc_phase(&cpu0);
+	}
+	kbu_str(root, "phase", "", kbu_reloc_phase_name(phase));
+
 	struct kbu_reloc_result res;
 	int searched = 0;
-	if (ctx->mem && (o.virt || o.phys)) {
+	/* Before paging there is no virtual map to search: say so instead of reading
+	 * link addresses as physical ones. */
+	int virt_asked = o.virt;
+	int virt_early = o.virt && !o.only_slide &&
+			 (phase == KBU_RELOC_PHASE_RESET || phase == KBU_RELOC_PHASE_NO_PAGING);
+	if (virt_early)
+		o.virt = 0;
+	if (ctx->mem && (o.virt || o.phys || virt_early)) {
 		if (kbu_reloc_find(ctx->mem, ctx->kernel, &o, &res, err) < 0)
 			return -1;
 		searched = 1;
@@ -131,7 +157,15 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		for (size_t k = 0; k < res.nwindows; k++)
 			kbu_item_hex(w, res.windows[k], 16);
 		struct kbu_node *vs = kbu_obj(root, "virtual", "runtime virtual slide (KASLR)");
-		found_section(vs, &res.virt, o.virt);
+		if (virt_early) {
+			kbu_bool(vs, "found", "found", 0);
+			kbu_null(vs, "slide", "slide");
+			kbu_str(vs, "how", "how", phase == KBU_RELOC_PHASE_RESET
+				? "not searched: CPU 0 is at its reset vector"
+				: "not searched: paging is off (CR0.PG=0)");
+		} else {
+			found_section(vs, &res.virt, o.virt);
+		}
 		struct kbu_node *ps = kbu_obj(root, "physical", "runtime physical load");
 		found_section(ps, &res.phys, o.phys);
 		if (o.virt && res.virt.found) {
@@ -141,8 +175,26 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		if (o.phys && res.phys.found)
 			kbu_hex(ps, "runtime_base", "first segment loaded at",
 				map.seg[0].paddr + (uint64_t)res.phys.slide, 16);
-		if (o.virt && !res.virt.found)
-			kbu_problem(vs, KBU_SEV_NOTE, "virtual slide unknown: %s", res.virt.how);
+		if (virt_asked && !res.virt.found && !o.only_slide) {
+			if (phase == KBU_RELOC_PHASE_RESET)
+				kbu_finding(vs, KBU_SEV_NOTE, "reloc.slide_not_yet",
+					    "CPU 0 is at its reset vector: nothing has loaded or run the kernel "
+					    "yet, so its virtual addresses are the ELF's link addresses; a "
+					    "runtime slide (KASLR) is decided once the kernel runs");
+			else if (phase == KBU_RELOC_PHASE_NO_PAGING)
+				kbu_finding(vs, KBU_SEV_NOTE, "reloc.slide_not_yet",
+					    "paging is off (CR0.PG=0): the kernel runs at its physical "
+					    "addresses and has no virtual map yet; a runtime slide (KASLR) "
+					    "is decided once it runs with its own page tables");
+			else
+				kbu_finding(vs, KBU_SEV_NOTE, "reloc.slide_unknown",
+					    "virtual slide unknown: %s", res.virt.how);
+		}
+		if (o.phys && !res.phys.found && phase == KBU_RELOC_PHASE_RESET)
+			kbu_finding(ps, KBU_SEV_NOTE, "reloc.not_loaded_yet",
+				    "the kernel's code is not in memory yet: the firmware or a boot "
+				    "loader still has to place it (the ELF says physical 0x%llx)",
+				    (unsigned long long)map.seg[0].paddr);
 	} else {
 		kbu_textf(root, "no memory source: only the link/load map is shown "
 				"(give --gdb, --core or --phys to find the runtime slides)");
@@ -158,33 +210,43 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			if (!s) {
 				kbu_null(row, "elf", "in the ELF");
 				kbu_str(row, "verdict", "verdict", "not in the symbol table");
+				kbu_str(row, "state", "", "unknown_symbol");
 				continue;
 			}
 			kbu_hex(row, "elf", "in the ELF", s->addr, 16);
 			int64_t slide = searched && res.virt.found ? res.virt.slide : 0;
 			if (kbu_reloc_truncated(s->addr, rep[k].addr)) {
 				kbu_str(row, "verdict", "verdict", "TRUNCATED to 32 bits");
-				kbu_problem(row, KBU_SEV_WARN,
-					    "%s: reported 0x%llx is 0x%llx cut to 32 bits (the debugger "
-					    "lacks this kernel's OS ABI: `set osabi none` before loading it)",
-					    rep[k].name, (unsigned long long)rep[k].addr,
-					    (unsigned long long)s->addr);
+				kbu_str(row, "state", "", "truncated");
+				struct kbu_node *f = kbu_finding(
+					row, KBU_SEV_WARN, "reloc.truncated",
+					"%s: reported 0x%llx is 0x%llx cut to 32 bits (the debugger lacks "
+					"this kernel's OS ABI: `set osabi none` before loading it)",
+					rep[k].name, (unsigned long long)rep[k].addr,
+					(unsigned long long)s->addr);
+				kbu_hex(f, "reported", "", rep[k].addr, 0);
+				kbu_hex(f, "elf", "", s->addr, 0);
 			} else if (rep[k].addr == s->addr + (uint64_t)slide) {
 				kbu_str(row, "verdict", "verdict", slide ? "ok (relocated)" : "ok");
+				kbu_str(row, "state", "", "ok");
 			} else if (rep[k].addr == s->addr && slide) {
 				kbu_strf(row, "verdict", "verdict", "at link address, runs 0x%llx higher",
 					 (unsigned long long)slide);
-				kbu_problem(row, KBU_SEV_WARN,
-					    "%s: the debugger uses the link address; the kernel runs at "
-					    "0x%llx (reload the symbols with offset 0x%llx)", rep[k].name,
-					    (unsigned long long)(s->addr + (uint64_t)slide),
-					    (unsigned long long)slide);
+				kbu_str(row, "state", "", "link_address");
+				struct kbu_node *f = kbu_finding(
+					row, KBU_SEV_WARN, "reloc.link_address",
+					"%s: the debugger uses the link address; the kernel runs at 0x%llx "
+					"(reload the symbols with offset 0x%llx)", rep[k].name,
+					(unsigned long long)(s->addr + (uint64_t)slide),
+					(unsigned long long)slide);
+				kbu_hex(f, "slide", "", (uint64_t)slide, 0);
 			} else {
 				kbu_strf(row, "verdict", "verdict", "off by 0x%llx",
 					 (unsigned long long)(rep[k].addr - s->addr));
-				kbu_problem(row, KBU_SEV_WARN, "%s: reported 0x%llx, the ELF says 0x%llx",
-					    rep[k].name, (unsigned long long)rep[k].addr,
-					    (unsigned long long)s->addr);
+				kbu_str(row, "state", "", "differs");
+				kbu_finding(row, KBU_SEV_WARN, "reloc.reported_differs",
+					    "%s: reported 0x%llx, the ELF says 0x%llx", rep[k].name,
+					    (unsigned long long)rep[k].addr, (unsigned long long)s->addr);
 			}
 		}
 	}
@@ -196,7 +258,7 @@ static struct kbu_command cmd_reloc = {
 	.summary = "link / load / runtime addresses: physical aliases, KASLR slide, truncated symbols",
 	.help = "usage: kbu reloc --kernel ELF [--gdb H:P|--core F|--phys F] [--align N]\n"
 		"                 [--range N] [--phys-limit N] [--windows N] [--no-virt] [--no-phys]\n"
-		"                 [--reported NAME=ADDR ...]\n"
+		"                 [--reported NAME=ADDR ...] [--slide N]\n"
 		"\n"
 		"Shows each PT_LOAD segment's link (virtual) address and physical alias, then\n"
 		"finds where the kernel really is: distinctive 64-byte windows of the ELF's\n"
@@ -207,7 +269,11 @@ static struct kbu_command cmd_reloc = {
 		"why it could not (not mapped yet, another kernel). Works without symbols.\n"
 		"--reported NAME=ADDR checks an address a debugger gave for a symbol: cut to\n"
 		"32 bits (GDB without the kernel's OS ABI), left at the link address while\n"
-		"the kernel runs relocated, or otherwise off.\n",
+		"the kernel runs relocated, or otherwise off. --slide N only checks whether\n"
+		"the kernel runs at link + N (no physical search).\n"
+		"Before the kernel runs (CPU 0 at its reset vector, or paging off) its virtual\n"
+		"addresses are the ELF's link addresses: a runtime slide (KASLR) is decided\n"
+		"once it runs with its own page tables, and the report says so.\n",
 	.needs = KBU_NEEDS_KERNEL,
 	.run = reloc_run,
 };

@@ -76,6 +76,57 @@ const struct kbu_lapic_reg *kbu_lapic_reg_at(unsigned offset)
 
 uint32_t kbu_lapic_msr(unsigned offset) { return 0x800u + (offset >> 4); }
 
+size_t kbu_lapic_readable(int have_version, uint32_t version, int x2apic, unsigned *offsets,
+			  size_t max)
+{
+	size_t n = 0;
+	if (n < max)
+		offsets[n++] = 0x030;
+	for (size_t i = 0; i < NREGS && n < max; i++) {
+		const struct kbu_lapic_reg *r = &regs[i];
+		if (r->offset == 0x030 || r->offset == 0x0b0 || r->offset == 0x0c0)
+			continue; /* the version is first; EOI write-only; RRD reserved */
+		if (x2apic && !r->msr)
+			continue;
+		if (r->offset == 0x2f0 && !(have_version && ((version >> 16) & 0xff) >= 6))
+			continue;
+		offsets[n++] = r->offset;
+	}
+	return n;
+}
+
+int kbu_lapic_parse_values(const char *text, struct kbu_lapic_state *s, struct kbu_err *err)
+{
+	memset(s, 0, sizeof *s);
+	s->cpu = -1;
+	if (!text)
+		return kbu_err_set(err, KBU_EINVAL, "no register values");
+	const char *p = text;
+	while (*p) {
+		char *end;
+		unsigned long long off = strtoull(p, &end, 0);
+		if (end == p || *end != '=')
+			return kbu_err_set(err, KBU_EINVAL, "\"%.40s\" is not OFFSET=VALUE", p);
+		if (off > 0x3f0 || (off & 0xf) || !kbu_lapic_reg_at((unsigned)off))
+			return kbu_err_set(err, KBU_EINVAL, "0x%llx is not a local APIC register offset",
+					   off);
+		p = end + 1;
+		unsigned long long v = strtoull(p, &end, 0);
+		if (end == p || v > 0xffffffffull)
+			return kbu_err_set(err, KBU_EINVAL, "the value of 0x%llx is not a 32-bit number",
+					   off);
+		kbu_lapic_set(s, (unsigned)off, (uint32_t)v);
+		p = end;
+		if (*p == ',')
+			p++;
+		else if (*p)
+			return kbu_err_set(err, KBU_EINVAL, "unexpected \"%.20s\" after 0x%llx", p, off);
+	}
+	if (!s->known)
+		return kbu_err_set(err, KBU_EINVAL, "no register values");
+	return 0;
+}
+
 unsigned kbu_lapic_divisor(uint32_t dcr)
 {
 	unsigned v = ((dcr >> 1) & 4) | (dcr & 3);
@@ -417,18 +468,20 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 	vector_list(sec, "tmr", partial ? "level-triggered (TMR, only ISR/IRR vectors shown)" :
 		    "level-triggered (TMR)", s, 0x180);
 	if (kbu_lapic_known(s, 0x0f0) && !((s->reg[0x0f0 >> 4] >> 8) & 1))
-		kbu_problem(sec, KBU_SEV_NOTE,
+		kbu_finding(sec, KBU_SEV_NOTE, "lapic.software_disabled",
 			    "the APIC is software-disabled (SVR bit 8 = 0): no interrupts, LVTs masked");
 	if (kbu_lapic_known(s, 0x320) && kbu_lapic_known(s, 0x380)) {
 		uint32_t t = s->reg[0x320 >> 4];
 		if (!((t >> 16) & 1) && ((t >> 17) & 3) != 2 && s->reg[0x380 >> 4] == 0)
-			kbu_problem(sec, KBU_SEV_NOTE,
+			kbu_finding(sec, KBU_SEV_NOTE, "lapic.timer_stopped",
 				    "the LAPIC timer is unmasked but its initial count is 0: it is stopped");
 	}
 	if (!other)
 		return;
 	/* Where two sources disagree, show both values. */
-	struct kbu_node *cmp = kbu_list(sec, "disagreements", other_source);
+	char ctitle[128];
+	snprintf(ctitle, sizeof ctitle, "registers %s shows otherwise", other_source);
+	struct kbu_node *cmp = kbu_list(sec, "disagreements", ctitle);
 	int n = 0;
 	for (size_t i = 0; i < NREGS; i++) {
 		unsigned off = regs[i].offset;
@@ -444,9 +497,12 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 		kbu_hex(row, "other", other_source, b, 8);
 		n++;
 	}
-	if (n)
-		kbu_problem(sec, KBU_SEV_WARN, "%s and %s disagree on %d register%s", source,
-			    other_source, n, n == 1 ? "" : "s");
+	if (n) {
+		struct kbu_node *f = kbu_finding(sec, KBU_SEV_WARN, "lapic.sources_disagree",
+						 "%s and %s disagree on %d register%s", source,
+						 other_source, n, n == 1 ? "" : "s");
+		kbu_u64(f, "registers", "", (uint64_t)n);
+	}
 	else
 		kbu_textf(sec, "%s agrees with %s on every register both show", other_source, source);
 }

@@ -5,6 +5,7 @@
 
 #include "kbu/elf.h"
 #include "kbu/mem.h"
+#include "kbu/regs.h"
 #include "kbu/reloc.h"
 
 #define MIB (1024ull * 1024)
@@ -59,6 +60,30 @@ int kbu_reloc_p2v(const struct kbu_reloc_map *m, uint64_t paddr, uint64_t *vaddr
 		}
 	}
 	return -1;
+}
+
+enum kbu_reloc_phase kbu_reloc_phase(const struct kbu_regs *r)
+{
+	if (!r || !(r->have & KBU_HAVE_GPR))
+		return KBU_RELOC_PHASE_UNKNOWN;
+	/* The reset vector: f000:fff0 in real mode (CS base 0xffff0000 when the source knows it). */
+	if ((r->have & KBU_HAVE_CR) && !(r->cr0 & 1) && r->rip == 0xfff0 &&
+	    (!(r->have & KBU_HAVE_SEG) || r->cs == 0xf000) &&
+	    (!(r->have & KBU_HAVE_SEGBASE) || r->cs_base == 0xffff0000u))
+		return KBU_RELOC_PHASE_RESET;
+	if (!(r->have & KBU_HAVE_CR))
+		return KBU_RELOC_PHASE_UNKNOWN;
+	return (r->cr0 & 0x80000000u) ? KBU_RELOC_PHASE_PAGING : KBU_RELOC_PHASE_NO_PAGING;
+}
+
+const char *kbu_reloc_phase_name(enum kbu_reloc_phase p)
+{
+	switch (p) {
+	case KBU_RELOC_PHASE_RESET: return "reset";
+	case KBU_RELOC_PHASE_NO_PAGING: return "no-paging";
+	case KBU_RELOC_PHASE_PAGING: return "paging";
+	default: return "unknown";
+	}
 }
 
 int kbu_reloc_truncated(uint64_t real, uint64_t reported)
@@ -134,6 +159,8 @@ void kbu_reloc_opts_default(struct kbu_reloc_opts *o)
 	o->phys_limit = 1024 * MIB;
 	o->nwindows = 16;
 	o->virt = o->phys = 1;
+	o->only_slide = 0;
+	o->slide = 0;
 }
 
 /* A window matches when at least 3/4 of its bytes are equal: the kernel patches
@@ -224,7 +251,21 @@ int kbu_reloc_find(struct kbu_mem *m, const struct kbu_elf *e, const struct kbu_
 	size_t n = r->nwindows;
 	int64_t zero = 0;
 
-	if (o->virt) {
+	if (o->virt && o->only_slide) {
+		struct kbu_reloc_found *f = &r->virt;
+		search(m, KBU_VIRT, e, r->windows, r->windows, n, &o->slide, 1, 0, 0, 0, f);
+		if (f->found)
+			snprintf(f->how, sizeof f->how,
+				 "%zu of %zu windows of the ELF's code match at link + 0x%llx", f->matched,
+				 n, (unsigned long long)o->slide);
+		else if (f->unreadable)
+			snprintf(f->how, sizeof f->how, "link + 0x%llx is not mapped",
+				 (unsigned long long)o->slide);
+		else
+			snprintf(f->how, sizeof f->how,
+				 "link + 0x%llx holds other bytes (%zu of %zu windows match)",
+				 (unsigned long long)o->slide, f->matched, n);
+	} else if (o->virt) {
 		struct kbu_reloc_found *f = &r->virt;
 		search(m, KBU_VIRT, e, r->windows, r->windows, n, &zero, 1, (int64_t)o->align,
 		       o->align, o->virt_range / o->align, f);

@@ -209,6 +209,72 @@ TEST(command_from_saved_text)
 	kbu_ctx_free(ctx);
 }
 
+TEST(readable_registers_and_values)
+{
+	unsigned offs[KBU_LAPIC_NREGS];
+	size_t n = kbu_lapic_readable(0, 0, 0, offs, KBU_LAPIC_NREGS);
+	CHECK(n > 40);
+	CHECK_EQ_U64(offs[0], 0x030); /* the version first: it says whether CMCI exists */
+	for (size_t i = 0; i < n; i++) {
+		CHECK(offs[i] != 0x0b0 && offs[i] != 0x0c0); /* EOI is write-only, RRD reserved */
+		CHECK(offs[i] != 0x2f0);                      /* no CMCI before the version */
+	}
+	/* QEMU's 0x50014: max LVT 5, no CMCI; a max LVT of 6 has one. */
+	size_t n5 = kbu_lapic_readable(1, 0x50014, 0, offs, KBU_LAPIC_NREGS);
+	CHECK_EQ_U64(n5, n);
+	size_t n6 = kbu_lapic_readable(1, 0x60014, 0, offs, KBU_LAPIC_NREGS);
+	CHECK_EQ_U64(n6, n + 1);
+	/* x2APIC: no APR, DFR, ICR high (the ICR is one 64-bit MSR). */
+	size_t nx = kbu_lapic_readable(1, 0x50014, 1, offs, KBU_LAPIC_NREGS);
+	CHECK_EQ_U64(nx, n - 3);
+	CHECK_EQ_U64(kbu_lapic_readable(0, 0, 0, offs, 2), 2);
+
+	struct kbu_lapic_state s;
+	struct kbu_err err;
+	CHECK(kbu_lapic_parse_values("0x20=0x1000000,0x30=0x50014", &s, &err) == 0);
+	CHECK(kbu_lapic_known(&s, 0x030) && s.reg[0x030 >> 4] == 0x50014);
+	CHECK(kbu_lapic_known(&s, 0x020) && !kbu_lapic_known(&s, 0x0f0));
+	CHECK(kbu_lapic_parse_values("0x25=1", &s, &err) == -1);
+	CHECK(kbu_lapic_parse_values("0x400=1", &s, &err) == -1);
+	CHECK(kbu_lapic_parse_values("0x20=0x100000000", &s, &err) == -1);
+	CHECK(kbu_lapic_parse_values("0x20", &s, &err) == -1);
+	CHECK(kbu_lapic_parse_values("0x20=1;0x30=2", &s, &err) == -1);
+	CHECK(kbu_lapic_parse_values("", &s, &err) == -1);
+}
+
+TEST(vcpu_reads_compared_with_qemu)
+{
+	/* The vCPU's reads against a saved `info lapic`: one register differs. */
+	char path[] = "/tmp/kbu-lapic-XXXXXX";
+	int fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(write(fd, busy_text, sizeof busy_text - 1) == (ssize_t)(sizeof busy_text - 1));
+	close(fd);
+	struct kbu_err err;
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	char *argv[] = {"lapic", "--qemu-text", path, "--vcpu",
+			"0x20=0x1000000,0x30=0x50014,0xf0=0x1ff,0x320=0x200ef,0x80=0x30", "1", NULL};
+	char *out = NULL;
+	CHECK(kbu_run(ctx, 6, argv, 1, &out, &err) == 0);
+	CHECK_CONTAINS(out, "\"source\": \"the vCPU's own reads\"");
+	CHECK_CONTAINS(out, "\"code\": \"lapic.sources_disagree\"");   /* TPR 0x30 vs 0x20 */
+	CHECK_CONTAINS(out, "\"max_lvt\": 5");
+	kbu_free(out);
+	out = NULL;
+	char *plan[] = {"lapic", "--plan", "--cpuid1", "0x60fb1,0x800,0xfed8320b,0x0fcbfbfd", NULL};
+	CHECK(kbu_run(ctx, 4, plan, 1, &out, &err) == 0);
+	CHECK_CONTAINS(out, "\"method\": \"load\"");
+	CHECK_CONTAINS(out, "\"needs_version\": true");
+	kbu_free(out);
+	out = NULL;
+	char *bad[] = {"lapic", "--qemu-text", path, "--vcpu", "0x20=zz", NULL};
+	CHECK(kbu_run(ctx, 5, bad, 0, &out, &err) == 2);
+	CHECK_CONTAINS(err.msg, "--vcpu");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	unlink(path);
+}
+
 int main(void)
 {
 	RUN(register_table);
@@ -218,5 +284,7 @@ int main(void)
 	RUN(parse_rejects_garbage);
 	RUN(page_zero_detection_and_compare);
 	RUN(command_from_saved_text);
+	RUN(readable_registers_and_values);
+	RUN(vcpu_reads_compared_with_qemu);
 	CHECK_DONE("test_lapic");
 }

@@ -7,6 +7,7 @@
 #include "kbu/command.h"
 #include "kbu/elf.h"
 #include "kbu/mem.h"
+#include "kbu/regs.h"
 #include "kbu/reloc.h"
 #include "kbu/report.h"
 
@@ -167,6 +168,53 @@ TEST(says_when_it_cannot)
 	kbu_elf_close(g.e);
 }
 
+TEST(one_slide_is_checked_alone)
+{
+	struct kbu_err err;
+	struct guest g = {kbu_elf_open("/proc/self/exe", &err), 0x6400000, 0, 0, 0};
+	struct kbu_reloc_opts o;
+	kbu_reloc_opts_default(&o);
+	o.phys = 0;
+	o.only_slide = 1;
+	o.slide = 0x6400000;
+	struct kbu_reloc_result r;
+	struct kbu_mem *m = guest_mem(&g);
+	CHECK(kbu_reloc_find(m, g.e, &o, &r, &err) == 0);
+	CHECK(r.virt.found && r.virt.slide == 0x6400000);
+	CHECK_EQ_U64(r.virt.candidates, 1);
+	/* Another slide: not mapped there, said so, and nothing else is tried. */
+	o.slide = 0x6600000;
+	CHECK(kbu_reloc_find(m, g.e, &o, &r, &err) == 0);
+	CHECK(!r.virt.found);
+	CHECK_EQ_U64(r.virt.candidates, 1);
+	CHECK_CONTAINS(r.virt.how, "is not mapped");
+	kbu_mem_close(m);
+	kbu_elf_close(g.e);
+}
+
+TEST(phase_of_the_boot)
+{
+	struct kbu_regs r = {0};
+	CHECK(kbu_reloc_phase(NULL) == KBU_RELOC_PHASE_UNKNOWN);
+	CHECK(kbu_reloc_phase(&r) == KBU_RELOC_PHASE_UNKNOWN);
+	r.have = KBU_HAVE_GPR | KBU_HAVE_SEG | KBU_HAVE_CR | KBU_HAVE_SEGBASE;
+	r.rip = 0xfff0;
+	r.cs = 0xf000;
+	r.cs_base = 0xffff0000u;
+	r.cr0 = 0x60000010;
+	CHECK(kbu_reloc_phase(&r) == KBU_RELOC_PHASE_RESET);
+	CHECK_STR(kbu_reloc_phase_name(kbu_reloc_phase(&r)), "reset");
+	/* f000:fff0 after a far jump (base 0xf0000) is not the reset state. */
+	r.cs_base = 0xf0000;
+	CHECK(kbu_reloc_phase(&r) == KBU_RELOC_PHASE_NO_PAGING);
+	r.rip = 0x200000;
+	r.cr0 = 0x11;
+	CHECK(kbu_reloc_phase(&r) == KBU_RELOC_PHASE_NO_PAGING);
+	r.cr0 = 0x80000011;
+	CHECK(kbu_reloc_phase(&r) == KBU_RELOC_PHASE_PAGING);
+	CHECK_STR(kbu_reloc_phase_name(KBU_RELOC_PHASE_PAGING), "paging");
+}
+
 TEST(command_report)
 {
 	struct kbu_err err;
@@ -193,6 +241,13 @@ TEST(command_report)
 	CHECK_CONTAINS(err.msg, "power of two");
 	kbu_free(out);
 	out = NULL;
+	/* Reported addresses: a state per row and a finding with a code. */
+	char *rep[] = {"reloc", "--no-phys", "--no-virt", "--reported", "main=0x12", NULL};
+	out = NULL;
+	CHECK(kbu_run(ctx, 5, rep, 1, &out, &err) == 0);
+	CHECK_CONTAINS(out, "\"state\": \"differs\"");
+	CHECK_CONTAINS(out, "\"code\": \"reloc.reported_differs\"");
+	kbu_free(out);
 	char *bad2[] = {"reloc", "--reported", "noequals", NULL};
 	CHECK(kbu_run(ctx, 3, bad2, 0, &out, &err) == 2);
 	kbu_free(out);
@@ -207,6 +262,8 @@ int main(void)
 	RUN(windows_are_distinct_code);
 	RUN(finds_kaslr_slides);
 	RUN(says_when_it_cannot);
+	RUN(one_slide_is_checked_alone);
+	RUN(phase_of_the_boot);
 	RUN(command_report);
 	CHECK_DONE("test_reloc");
 }

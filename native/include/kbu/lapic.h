@@ -70,6 +70,22 @@ void kbu_lapic_from_page(const uint8_t page[0x400], struct kbu_lapic_state *s);
 /* Whether every readable register of a page image is zero (TCG's debug reads). */
 int kbu_lapic_page_all_zero(const uint8_t page[0x400]);
 
+/*
+ * The registers a vCPU can read from its own local APIC without side effects,
+ * in the order to read them (the version first: it says whether LVT CMCI
+ * exists): xAPIC offsets (x2apic 0) or the x2APIC MSRs' offsets (x2apic 1:
+ * no APR, DFR, ICR high; the MSR is kbu_lapic_msr(offset)). EOI is
+ * write-only and reserved offsets raise ESR's illegal-register bit, so
+ * neither is read; LVT CMCI only when have_version and the version's max
+ * LVT is at least 6. Returns the count (at most max).
+ */
+size_t kbu_lapic_readable(int have_version, uint32_t version, int x2apic, unsigned *offsets,
+			  size_t max);
+
+/* Parses "OFF=VAL,OFF=VAL,..." (a vCPU's own reads) into s; KBU_EINVAL on bad text,
+ * an offset that is no register, or a value wider than 32 bits. */
+int kbu_lapic_parse_values(const char *text, struct kbu_lapic_state *s, struct kbu_err *err);
+
 /* Decoders. */
 struct kbu_lapic_lvt {
 	unsigned vector;

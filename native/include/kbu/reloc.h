@@ -57,6 +57,8 @@ struct kbu_reloc_opts {
 	uint64_t phys_limit; /* physical load addresses tried: 0..phys_limit (default 1 GiB) */
 	size_t nwindows;     /* windows compared (default 16) */
 	int virt, phys;      /* which searches to run */
+	int only_slide;      /* 1: the virtual search tries `slide` alone (is the kernel there?) */
+	int64_t slide;
 };
 void kbu_reloc_opts_default(struct kbu_reloc_opts *o);
 
@@ -79,6 +81,24 @@ struct kbu_reloc_result {
  * how says why); errors are bad input (no executable segment, no windows). */
 int kbu_reloc_find(struct kbu_mem *m, const struct kbu_elf *e, const struct kbu_reloc_opts *o,
 		   struct kbu_reloc_result *r, struct kbu_err *err);
+
+/*
+ * Where the boot stands, from CPU 0's registers, as far as the slides go:
+ * before the firmware or the loader ran (the reset vector), paging off (a
+ * PVH or multiboot entry, the early 32-bit code), or paging on. Before paging
+ * the kernel's virtual addresses are its link addresses; a runtime slide
+ * (KASLR) is chosen by whatever loads or relocates the image and is known
+ * only once the kernel runs with its own page tables.
+ */
+enum kbu_reloc_phase {
+	KBU_RELOC_PHASE_UNKNOWN = 0, /* no registers */
+	KBU_RELOC_PHASE_RESET,       /* CPU 0 at its reset vector: nothing ran yet */
+	KBU_RELOC_PHASE_NO_PAGING,   /* CR0.PG = 0 */
+	KBU_RELOC_PHASE_PAGING,      /* CR0.PG = 1 */
+};
+struct kbu_regs;
+enum kbu_reloc_phase kbu_reloc_phase(const struct kbu_regs *cpu0);
+const char *kbu_reloc_phase_name(enum kbu_reloc_phase p); /* "reset", "no-paging", "paging", "unknown" */
 
 /* 1 if `reported` is `real` cut to 32 bits (a debugger without the OS ABI
  * reporting a 64-bit kernel's symbol): real >= 4 GiB, reported == (uint32_t)real. */
