@@ -105,7 +105,8 @@ void q_x2apic(struct run *v)
 struct lapic_cpu {
 	int cpu, read;
 	struct kbu_lapic_state s;
-	char why[512];
+	char why[1024];
+	char source[384];     /* where the registers came from, when not the vCPU itself */
 };
 
 /* CPU n's local APIC: the registers the debugger read (live "lapic"), else QEMU's monitor. */
@@ -128,10 +129,19 @@ static void read_lapic(struct run *v, int cpu, struct lapic_cpu *out)
 				kbu_lapic_set(&out->s, (unsigned)off, (uint32_t)val);
 		}
 		out->read = out->s.known != 0;
-		if (!out->read)
-			snprintf(out->why, sizeof out->why, "%s", kbu_json_get_str(c, "error", "no registers"));
-		return;
+		if (out->read)
+			return;
+		/* the vCPU could not read itself: QEMU's view below, and why */
+		memset(&out->s, 0, sizeof out->s);
+		snprintf(out->source, sizeof out->source, "%s",
+			 kbu_json_get_str(c, "error", "the vCPU gave no registers"));
+		break;
 	}
+	char key[24];
+	snprintf(key, sizeof key, "%d", cpu);
+	const char *not_read = kbu_json_get_str(live(v, "lapic_not_read"), key, NULL);
+	if (not_read && !out->source[0])
+		snprintf(out->source, sizeof out->source, "%s", not_read);
 	char cmd[32], *text = NULL;
 	struct kbu_err e = {0};
 	snprintf(cmd, sizeof cmd, "info lapic %d", cpu);
@@ -139,10 +149,18 @@ static void read_lapic(struct run *v, int cpu, struct lapic_cpu *out)
 		snprintf(out->why, sizeof out->why, "%s", v->ctx->mem ? e.msg : "no memory source");
 		return;
 	}
-	if (kbu_lapic_parse_qemu(text, &out->s, &e) == 0)
+	if (kbu_lapic_parse_qemu(text, &out->s, &e) == 0) {
 		out->read = 1;
-	else
-		snprintf(out->why, sizeof out->why, "%s", e.msg);
+		if (out->source[0]) {
+			char why[300];
+			snprintf(why, sizeof why, "%.299s", out->source);
+			snprintf(out->source, sizeof out->source, "QEMU's info lapic (not read by the vCPU: "
+				 "%s)", why);
+		}
+	} else {
+		snprintf(out->why, sizeof out->why, "%.500s%s%.384s", e.msg,
+			 out->source[0] ? "; the vCPU: " : "", out->source);
+	}
 	free(text);
 }
 
@@ -154,6 +172,8 @@ void q_lapic(struct run *v)
 	if (!have_cpuid)
 		evidence(v, "CPUID.1", "not run: %s", live_str(v, "cpuid_error") ? live_str(v, "cpuid_error")
 						       : "the debugger gave no CPUID values");
+	else if (live_str(v, "cpuid_note"))
+		evidence(v, "CPUID.1", "%s", live_str(v, "cpuid_note"));
 	uint64_t ncpus = 0;
 	if (live_u64(v, "vcpus", &ncpus) < 0 || !ncpus)
 		ncpus = v->ctx->mem && kbu_mem_ncpus(v->ctx->mem) > 0 ? (uint64_t)kbu_mem_ncpus(v->ctx->mem)
@@ -219,6 +239,8 @@ void q_lapic(struct run *v)
 		evidence(v, "  timer", "%s; initial count %u, current %u, %s", timer_t, init, cur, dcr_t);
 		if (esr)
 			evidence(v, "  ESR", "%s", esr_t);
+		if (lc.source[0])
+			evidence(v, "  read from", "%s", lc.source);
 		if (lm.flag_without_cpu)
 			finding(v, "lapic.x2apic_flag_without_cpu", "the kernel's %s says x2APIC but CPUID has "
 				"no x2APIC bit: the kernel will use MSRs 0x800+ that fault", ks->x2apic.symbol);
