@@ -79,7 +79,7 @@ class OsParam(_Param):
 
 OsParam()
 _Param("kernel", gdb.PARAM_OPTIONAL_FILENAME,
-       "The kernel ELF kbu reads (default: GDB's symbol file).")
+       "The kernel ELF kbu reads (default: GDB's symbol file, else the first add-symbol-file).")
 _Param("symbols", gdb.PARAM_OPTIONAL_FILENAME,
        "An extra nm-format symbol map (System.map) for kbu.")
 _Param("libpath", gdb.PARAM_OPTIONAL_FILENAME,
