@@ -7,6 +7,7 @@ registers and memory at the stop must be exactly as before.
 """
 import json
 import re
+import time
 
 import pytest
 
@@ -119,11 +120,31 @@ def test_cpuid_at_the_reset_vector(qemu, guest_kernel):
     assert eax == mp_cpu_signature(q)
 
 
-def test_cpuid_halted_with_interrupts_off_says_why(qemu, guest_kernel):
-    # The test kernel idles in cli; hlt: nothing can wake vCPU 0 that the kernel
-    # would not see, and vCPU 1 never started. Nothing is touched.
+def test_cpuid_in_the_idle_loop_answers(qemu, guest_kernel):
+    # The test kernel idles as FreeBSD's cpu_idle_hlt does: sti; hlt, its LAPIC
+    # timer ticking. The next tick wakes vCPU 0 for the step; the guest goes on.
     q = qemu(guest_kernel, smp=2, append="console=ttyS0 kbu.scenario=ok")
     q.wait_serial(r"kbu-guest: idle", timeout=30)
+    out = kbutest.gdb_kbu(guest_kernel, q.port, ["print lapic_ticks"] + with_state([
+        "kbu cpuid --raw 1"]), timeout=120)
+    no_traceback(out)
+    # GDB detached: the guest runs on; a second look finds more ticks
+    q.wait_serial(r"kbu-guest: idle", timeout=30)
+    time.sleep(0.5)
+    out += kbutest.gdb_kbu(guest_kernel, q.port, ["print lapic_ticks"], timeout=60)
+    eax = int(re.search(r"0x00000001\.0\s+eax=(0x[0-9a-f]+)", out).group(1), 16)
+    assert eax == mp_cpu_signature(q)
+    before, after = states(out)
+    assert before == after, "state changed:\n%s\n---\n%s" % (before, after)
+    ticks = [int(x) for x in re.findall(r"^\$\d+ = (\d+)$", out, re.M)]
+    assert len(ticks) == 2 and ticks[1] > ticks[0] > 0, out     # still ticking afterwards
+
+
+def test_cpuid_halted_with_interrupts_off_says_why(qemu, guest_kernel):
+    # After its panic the test kernel halts in cli; hlt: nothing can wake vCPU 0 that
+    # the kernel would not see, and vCPU 1 never started. Nothing is touched.
+    q = qemu(guest_kernel, smp=2, append="console=ttyS0 kbu.scenario=tsc")
+    q.wait_serial(r"panic: TSC not initialized", timeout=30)
     out = kbutest.gdb_kbu(guest_kernel, q.port, with_state([
         "kbu cpuid 1", "kbu inject-site --json", "monitor info registers -a"]))
     no_traceback(out)
@@ -217,14 +238,21 @@ def test_lapic_agrees_with_info_lapic(qemu, guest_kernel, scenario):
     got = {r["offset"]: r["value"] for r in j["lapic"]["registers"]}
     for off, val in want.items():
         assert got[off] == val, "register 0x%x: kbu %r, info lapic 0x%x" % (off, got[off], val)
-    # Halted with interrupts off at its end: the vCPU cannot read itself, and says why.
-    assert j["lapic"]["source"] == "QEMU info lapic"
-    assert "halted with interrupts off" in j["sources"]["vcpu"]
-    assert "reads all zeros" in j["sources"]["page"]
+    if scenario == "tsc":
+        # Halted with interrupts off after its panic: the vCPU cannot read itself, and says why.
+        assert j["lapic"]["source"] == "QEMU info lapic"
+        assert "halted with interrupts off" in j["sources"]["vcpu"]
+        assert "reads all zeros" in j["sources"]["page"]
+    else:
+        # Idle with its timer ticking: the vCPU reads its own registers.
+        assert j["lapic"]["source"] == "the vCPU's own reads"
     # Every register is shown with its xAPIC offset and x2APIC MSR.
     rows = {r["name"]: r for r in j["lapic"]["registers"]}
     assert rows["Initial count"]["offset"] == 0x380 and rows["Initial count"]["msr"] == 0x838
-    assert rows["ID"]["value"] is None                  # QEMU does not print it: not invented
+    if scenario == "tsc":
+        assert rows["ID"]["value"] is None              # QEMU does not print it: not invented
+    else:
+        assert rows["ID"]["value"] == 0 and rows["Version"]["value"] & 0xff == 0x14
     assert "Local APIC of CPU 1 (source: QEMU info lapic)" in out
     before, after = states(out)
     assert before == after

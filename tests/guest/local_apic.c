@@ -3,6 +3,7 @@
 
 #define LAPIC_ID       0x020
 #define LAPIC_VERSION  0x030
+#define LAPIC_EOI      0x0b0
 #define LAPIC_SVR      0x0f0
 #define LAPIC_LVT_TIMER 0x320
 #define LAPIC_ICR_TIMER 0x380
@@ -10,6 +11,7 @@
 #define LAPIC_DCR_TIMER 0x3e0
 #define APIC_SVR_ENABLE 0x100
 #define APIC_LVT_M      0x10000
+#define APIC_LVTT_TM_PERIODIC 0x20000
 #define APIC_TDCR_1     0x0b
 #define MSR_APICBASE    0x1b
 #define APICBASE_X2APIC 0x400
@@ -21,6 +23,9 @@ u_int lapic_id;
 vm_paddr_t lapic_paddr;
 uint64_t lapic_timer_freq;
 u_int lapic_ipi_wait_mult;
+volatile uint64_t lapic_ticks;
+/* The EOI register's mapping, for the timer interrupt's entry (locore.S). */
+volatile uint32_t *lapic_eoi;
 static volatile uint32_t *lapic_map;
 /* Set only when IA32_APIC_BASE really went to x2APIC mode. */
 static int x2apic_hw;
@@ -85,10 +90,11 @@ KERNEL_FN void lapic_init(vm_paddr_t addr)
 	KASSERT(addr == LAPIC_PADDR, ("local APIC at 0x%lx, only 0x%x is mapped", addr, LAPIC_PADDR));
 	lapic_paddr = addr;
 	lapic_map = (volatile uint32_t *)(uintptr_t)addr;
+	lapic_eoi = lapic_map + LAPIC_EOI / 4;
 	if (boot_scenario == SC_X2APIC)
 		lapic_x2apic_enable();
 
-	lapic_write32(LAPIC_SVR, APIC_SVR_ENABLE | 0xff);
+	lapic_write32(LAPIC_SVR, APIC_SVR_ENABLE | APIC_SPURIOUS_INT);
 	lapic_version = lapic_read32(LAPIC_VERSION);
 	lapic_id = lapic_read32(LAPIC_ID) >> (x2apic_hw ? 0 : 24);
 	printf("Event timer \"LAPIC\" quality 600\n");
@@ -111,4 +117,21 @@ KERNEL_FN void lapic_calibrate_timer(void)
 	lapic_write32(LAPIC_DCR_TIMER, APIC_TDCR_1);
 	lapic_write32(LAPIC_ICR_TIMER, 0xffffffff);
 	(void)clockcalib(lapic_timer_upcount, "lapic", &lapic_timer_freq);
+}
+
+/*
+ * The event timer a booted kernel leaves running (FreeBSD's "LAPIC" event
+ * timer): periodic at about 100 Hz on vector APIC_TIMER_INT, so a vCPU idling
+ * in sti; hlt is woken by it as on a real kernel. 0 when there is no local
+ * APIC to run it yet, or when it is in x2APIC mode (its EOI is an MSR there,
+ * and the interrupt entry writes the MMIO register).
+ */
+KERNEL_FN int lapic_timer_start(void)
+{
+	if (lapic_map == NULL || x2apic_hw)
+		return 0;
+	lapic_write32(LAPIC_DCR_TIMER, APIC_TDCR_1);
+	lapic_write32(LAPIC_LVT_TIMER, APIC_LVTT_TM_PERIODIC | APIC_TIMER_INT);
+	lapic_write32(LAPIC_ICR_TIMER, 10000000);
+	return 1;
 }

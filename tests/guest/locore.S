@@ -165,12 +165,13 @@ cpu_halt_forever:
 	.cfi_endproc
 	.size cpu_halt_forever, . - cpu_halt_forever
 
-/* Where a healthy boot ends: the idle loop, interrupts off. */
+/* Where a healthy boot ends: the idle loop, interrupts on (the LAPIC timer ticks). */
 	.globl cpu_idle
 	.type cpu_idle, @function
 cpu_idle:
 	.cfi_startproc
-1:	cli
+	/* FreeBSD's cpu_idle_hlt: interrupts on, so the event timer wakes it */
+1:	sti
 	hlt
 	jmp	1b
 	.cfi_endproc
@@ -195,6 +196,41 @@ trap_stubs:
 	jmp	alltraps
 	.set vec, vec + 1
 	.endr
+
+/*
+ * The local APIC's timer interrupt: count the tick, send the EOI through the
+ * register's mapping (lapic_eoi), return to what was interrupted. CFI
+ * describes the interrupt frame, so GDB unwinds from here into the idle loop.
+ */
+	.p2align 4
+	.globl lapic_timer_intr
+	.type lapic_timer_intr, @function
+lapic_timer_intr:
+	.cfi_startproc simple
+	.cfi_signal_frame
+	/* CFA = the interrupted rsp (rsp + 24); rip saved at rsp + 0 */
+	.cfi_escape 0x0f, 3, 0x77, 0x18, 0x06
+	.cfi_escape 0x10, 16, 2, 0x77, 0x00
+	pushq	%rax
+	.cfi_escape 0x0f, 3, 0x77, 0x20, 0x06
+	.cfi_escape 0x10, 16, 2, 0x77, 0x08
+	.cfi_offset rax, -8
+	incq	lapic_ticks(%rip)
+	movq	lapic_eoi(%rip), %rax
+	movl	$0, (%rax)
+	popq	%rax
+	.cfi_escape 0x0f, 3, 0x77, 0x18, 0x06
+	.cfi_escape 0x10, 16, 2, 0x77, 0x00
+	iretq
+	.cfi_endproc
+	.size lapic_timer_intr, . - lapic_timer_intr
+
+	.p2align 4
+	.globl lapic_spurious_intr
+	.type lapic_spurious_intr, @function
+lapic_spurious_intr:
+	iretq
+	.size lapic_spurious_intr, . - lapic_spurious_intr
 
 /* CFI describes the interrupted frame from the trapframe, so GDB unwinds through a trap. */
 alltraps:

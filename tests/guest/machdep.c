@@ -188,6 +188,7 @@ KERNEL_FN void uart_bus_attach(void)
 
 static void __dead2 boot_idle(void)
 {
+	(void)lapic_timer_start();
 	printf("kbu-guest: idle\n");
 	cpu_idle();
 }

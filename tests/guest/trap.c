@@ -1,4 +1,5 @@
-/* Fatal traps: an IDT for vectors 0-31 whose handler reports and panics, as FreeBSD's trap_fatal does. */
+/* The IDT: vectors 0-31 fatal traps whose handler reports and panics, as FreeBSD's
+ * trap_fatal does; the local APIC's timer and spurious vectors; nothing else. */
 #include "guest.h"
 
 struct trapframe {
@@ -19,11 +20,24 @@ struct gate_descriptor {
 } __attribute__((packed));
 
 #define NTRAPS 32
+#define NIDT 256
 #define SDT_SYSIGT_P 0x8e
 #define T_PAGEFLT 14
 
-extern char trap_stubs[];
-static struct gate_descriptor idt[NTRAPS];
+extern char trap_stubs[], lapic_timer_intr[], lapic_spurious_intr[];
+static struct gate_descriptor idt[NIDT];
+
+static void setidt(int vec, const void *fn)
+{
+	uint64_t off = (uint64_t)(uintptr_t)fn;
+	idt[vec] = (struct gate_descriptor){
+		.gd_looffset = (uint16_t)off,
+		.gd_selector = GSEL_KCODE,
+		.gd_type = SDT_SYSIGT_P,
+		.gd_midoffset = (uint16_t)(off >> 16),
+		.gd_hioffset = (uint32_t)(off >> 32),
+	};
+}
 
 static const char *const trap_msg[NTRAPS] = {
 	[0] = "integer divide fault", [1] = "debug exception", [2] = "nonmaskable interrupt trap",
@@ -37,16 +51,10 @@ static const char *const trap_msg[NTRAPS] = {
 
 KERNEL_FN void idt_init(void)
 {
-	for (int i = 0; i < NTRAPS; i++) {
-		uint64_t off = (uint64_t)(uintptr_t)(trap_stubs + 16 * i);
-		idt[i] = (struct gate_descriptor){
-			.gd_looffset = (uint16_t)off,
-			.gd_selector = GSEL_KCODE,
-			.gd_type = SDT_SYSIGT_P,
-			.gd_midoffset = (uint16_t)(off >> 16),
-			.gd_hioffset = (uint32_t)(off >> 32),
-		};
-	}
+	for (int i = 0; i < NTRAPS; i++)
+		setidt(i, trap_stubs + 16 * i);
+	setidt(APIC_TIMER_INT, lapic_timer_intr);
+	setidt(APIC_SPURIOUS_INT, lapic_spurious_intr);
 	struct {
 		uint16_t limit;
 		uint64_t base;

@@ -98,6 +98,10 @@ void tsc_calibrate_i8254(void);
 void lapic_init(vm_paddr_t addr);
 void lapic_x2apic_enable(void);
 void lapic_calibrate_timer(void);
+int lapic_timer_start(void);
+extern volatile uint64_t lapic_ticks;
+#define APIC_TIMER_INT 0xef     /* FreeBSD: APIC_IO_INTS + APIC_NUM_IOINTS */
+#define APIC_SPURIOUS_INT 0xff
 uint32_t lapic_read_timer_ccr(void);
 uint32_t lapic_read32(u_int reg);
 void lapic_write32(u_int reg, uint32_t v);
