@@ -70,6 +70,8 @@ VMS = {
     "mpcorrupt": (GUEST, 2, "128M", "console=ttyS0 kbu.scenario=mpcorrupt"),
     "ok": (GUEST, 2, "128M", "console=ttyS0"),
     "seabios": (GUEST, 4, "128M", "console=ttyS0", SEABIOS),
+    # the real FreeBSD 14.2 kernel's SeaBIOS boot (tests/targets/freebsd-14.2/serial-seabios-acpi-smp4.log)
+    "seabios-tsc": (GUEST, 4, "512M", "console=ttyS0 kbu.scenario=tsc", SEABIOS),
 }
 # dump file: (kernel, smp, memory, command line, console line that ends the boot[, -bios image])
 DUMPS = {
@@ -79,6 +81,8 @@ DUMPS = {
     "x2apic.core": VMS["x2apic"] + (r"kbu-guest: idle",),
     "ok.core": VMS["ok"] + (r"kbu-guest: idle",),
     "seabios.core": (GUEST, 4, "128M", "console=ttyS0", r"kbu-guest: idle", SEABIOS),
+    "seabios-tsc.core": VMS["seabios-tsc"][:4] + (r"panic:", SEABIOS),
+    "pagefault.core": (GUEST, 2, "128M", "console=ttyS0 kbu.scenario=pagefault", r"panic:"),
     "linux.core": (LINUX + "/vmlinux", 2, "256M", LINUX_APPEND + " kbu.token=doc-token-42",
                    r"end Kernel panic"),
     "linuxbz.core": (LINUX + "/bzImage", 1, "256M", LINUX_APPEND, r"end Kernel panic"),
