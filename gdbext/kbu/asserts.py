@@ -65,6 +65,18 @@ def decode(prof, entry, frame):
     return "%s called" % entry, None
 
 
+def _frame_line(f):
+    """'file:line' of a frame as GDB places it: for the frame an inlined call sits
+    in, the call site (not the inlined body's line, which shares its pc)."""
+    try:
+        sal = f.find_sal()
+    except gdb.error:
+        return None
+    if sal is None or sal.symtab is None or not sal.line:
+        return None
+    return "%s:%d" % (sal.symtab.filename, sal.line)
+
+
 def backtrace(frame):
     """[(pc, 'func+0xoff', 'file:line')] from the selected frame outwards."""
     frames = []
@@ -83,7 +95,7 @@ def backtrace(frame):
         if f.type() == gdb.INLINE_FRAME and f.name():
             # GDB's frame of a function inlined here: its name, not the host's symbol.
             sym = "%s (inlined in %s)" % (f.name(), sym.split("+")[0])
-        frames.append((pc, sym, profile.source_line(look)))
+        frames.append((pc, sym, _frame_line(f) or profile.source_line(look)))
         try:
             f = f.older()
         except gdb.error:

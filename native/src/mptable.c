@@ -856,11 +856,17 @@ static void cross_check(struct kbu_mem *m, struct kbu_mptable *t)
 			const struct kbu_mp_entry *a = &t->entries[i];
 			if (a->extended || a->type != KBU_MP_IOAPIC)
 				continue;
+			/* qboot numbers its I/O APIC ncpus + 1 whatever QEMU's holds: a known
+			 * quirk kernels live with (FreeBSD reprograms the ID) */
+			int qboot = t->have_header && strcmp(t->hdr.oem_id, "QBOOT") == 0 &&
+				    a->u.ioapic.id == ncpu + 1;
 			if (a->u.ioapic.id != t->ioapic_hw_id)
-				problem(t, KBU_SEV_WARN, KBU_MP_SEC_SUMMARY, "mptable.ioapic_id_mismatch",
+				problem(t, qboot ? KBU_SEV_NOTE : KBU_SEV_WARN, KBU_MP_SEC_SUMMARY,
+					"mptable.ioapic_id_mismatch",
 					"I/O APIC at 0x%08" PRIx32 ": the table says id %u, the I/O "
-					"APIC's own ID register says %d",
-					a->u.ioapic.addr, a->u.ioapic.id, t->ioapic_hw_id);
+					"APIC's own ID register says %d%s",
+					a->u.ioapic.addr, a->u.ioapic.id, t->ioapic_hw_id,
+					qboot ? " (qboot numbers it ncpus + 1: its known quirk)" : "");
 			if (t->ioapic_hw_version >= 0 && a->u.ioapic.version != t->ioapic_hw_version)
 				problem(t, KBU_SEV_NOTE, KBU_MP_SEC_SUMMARY, "mptable.ioapic_version_mismatch",
 					"I/O APIC at 0x%08" PRIx32 ": the table says version 0x%02x, "
@@ -1231,10 +1237,18 @@ static void report_summary(const struct kbu_mptable *t, struct kbu_node *root)
 		ncpu++;
 	}
 	kbu_u64(o, "cpus", "CPUs", ncpu);
-	struct kbu_node *cl = kbu_list(o, "cpu_apic_ids", "CPU APIC ids");
+	struct kbu_node *cl = kbu_list(o, "cpu_apic_ids", "");
+	char ids[512] = "";
+	size_t used = 0;
 	for (size_t i = 0; i < t->nentries; i++)
-		if (!t->entries[i].extended && t->entries[i].type == KBU_MP_PROC)
+		if (!t->entries[i].extended && t->entries[i].type == KBU_MP_PROC) {
 			kbu_item_u64(cl, t->entries[i].u.proc.apic_id);
+			int w = snprintf(ids + used, sizeof ids - used, "%s%u", used ? " " : "",
+					 t->entries[i].u.proc.apic_id);
+			if (w > 0 && (size_t)w < sizeof ids - used)
+				used += (size_t)w;
+		}
+	kbu_display(o, "cpu_apic_ids_text", "CPU APIC ids", "%s", ids[0] ? ids : "none");
 	if (bsp >= 0)
 		kbu_u64(o, "bsp", "BSP APIC id", (uint64_t)bsp);
 	else

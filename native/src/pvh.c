@@ -241,7 +241,7 @@ static void decode_memmap(struct kbu_mem *m, struct kbu_pvh *p)
 		p->nmemmap = i + 1;
 		const char *tn = kbu_e820_type_name(me->type);
 		if (me->size == 0)
-			problem(p, KBU_SEV_WARN,
+			problem(p, KBU_SEV_NOTE,
 				"memory map entry %" PRIu32 " has size 0 (type %" PRIu32 "%s%s at 0x%" PRIx64
 				"): a placeholder (QEMU's qboot writes one); a kernel must skip it",
 				i, me->type, tn ? " " : "", tn ? tn : "", me->addr);

@@ -464,9 +464,20 @@ void q_mptable(struct run *v)
 		kbu_u64(cwn, "stop_offset", "", cw->stop_offset);
 		kbu_u64(cwn, "stop_addr", "", cw->stop_addr);
 	}
-	evidence(v, "walk by entry_count", "%s: %zu entries read (%zu past the end), %zu CPUs",
-		 kbu_mptable_count_outcome_name(cw->outcome), cw->entries_read, cw->entries_past_end,
-		 cw->cpus);
+	static const char *const outcome_text[] = {
+		[KBU_MP_COUNT_NONE] = "not walked", [KBU_MP_COUNT_SAME] = "reads the table's entries",
+		[KBU_MP_COUNT_SHORT] = "stops before the table ends",
+		[KBU_MP_COUNT_PAST_END] = "runs past the table's end",
+		[KBU_MP_COUNT_UNKNOWN_TYPE] = "meets an entry type it does not know",
+		[KBU_MP_COUNT_UNREADABLE] = "runs into memory that is not there"};
+	char stop[96] = "";
+	if (cw->outcome == KBU_MP_COUNT_UNKNOWN_TYPE)
+		snprintf(stop, sizeof stop, " (type %u at 0x%" PRIx64 ")", cw->stop_type, cw->stop_addr);
+	evidence(v, "walk by entry_count", "%s%s: %zu entr%s read (%zu past the end), %zu CPU%s",
+		 cw->outcome >= 0 && cw->outcome <= KBU_MP_COUNT_UNREADABLE ? outcome_text[cw->outcome]
+		 : kbu_mptable_count_outcome_name(cw->outcome), stop, cw->entries_read,
+		 cw->entries_read == 1 ? "y" : "ies", cw->entries_past_end, cw->cpus,
+		 cw->cpus == 1 ? "" : "s");
 	const char *count_msg = NULL, *first_error = NULL;
 	for (size_t i = 0; i < t.nproblems; i++) {
 		const struct kbu_finding_rec *pp = &t.problems[i];
