@@ -279,3 +279,15 @@ def test_test_kernel_start_info_is_a_static_kernbase_pointer(qemu, guest_kernel)
     m = re.search(r"^\$2 = (\d+)$", out, re.M)
     assert m and int(m.group(1)) == 21, out
     assert "(21 for\n  -smp 2)" in facts_text() or "21 for -smp 2" in " ".join(facts_text().split())
+
+
+def test_gdbs_cut_addresses_are_named_on_the_real_symbols():
+    # FACTS.md: Debian's GDB, without a FreeBSD OS ABI, printed lapic_init at
+    # 0x8093ffc0 and `break mptable_walk_table` at 0x80944bc8.
+    rc, j, err = kbutest.kbu_json("sym", "--symbols", SYMS, "0x8093ffc0", "0x80944bc8")
+    assert rc == 0, err
+    found = {p["fields"]["full_address"]: p["fields"]["symbol"]
+             for p in j["problems"] if p["code"] == "sym.truncated"}
+    assert found[0xffffffff8093ffc0] == "lapic_init"
+    # the walker is inlined: its cut address falls in the function that holds that copy
+    assert found[0xffffffff80944bc8] == "mptable_pci_probe_table"

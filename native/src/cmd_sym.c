@@ -67,8 +67,28 @@ static void sym_query(struct kbu_ctx *ctx, const struct kbu_symtab *st, struct k
 		kbu_null(row, "size", "");
 		kbu_null(row, "type", "");
 		kbu_null(row, "source", "");
-		kbu_problem(row, KBU_SEV_WARN, "0x%llx is below every symbol",
-			    (unsigned long long)addr);
+		/* A kernel address GDB cut to 32 bits (an OS ABI it does not know) lands here. */
+		uint64_t full = addr | 0xffffffff00000000ull, foff = 0;
+		const struct kbu_sym *fs = addr <= 0xffffffffull ? kbu_sym_by_addr(st, full, &foff) : NULL;
+		if (fs && (!fs->size || foff < fs->size)) {
+			char at[160];
+			if (foff)
+				snprintf(at, sizeof at, "%s+0x%llx", fs->name, (unsigned long long)foff);
+			else
+				snprintf(at, sizeof at, "%s", fs->name);
+			struct kbu_node *f = kbu_finding(
+				row, KBU_SEV_WARN, "sym.truncated",
+				"0x%llx is below every symbol; with its upper 32 bits set it is 0x%llx, "
+				"%s: an address cut to 32 bits (GDB does that to a kernel whose OS ABI "
+				"it lacks; `set osabi none` before loading it)",
+				(unsigned long long)addr, (unsigned long long)full, at);
+			kbu_hex(f, "full_address", NULL, full, 0);
+			kbu_str(f, "symbol", NULL, fs->name);
+			kbu_u64(f, "offset", NULL, foff);
+		}
+		else
+			kbu_problem(row, KBU_SEV_WARN, "0x%llx is below every symbol",
+				    (unsigned long long)addr);
 		return;
 	}
 	if (off)
