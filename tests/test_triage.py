@@ -132,7 +132,7 @@ GUEST_CASES = {
                "offers x2APIC is unknown"),
     "mptable": (None, 0, None, "where-are-my-cpus: the MP table holds 2 CPUs (APIC ids 0 (BSP), "
                 "1), the kernel found 0"),
-    "pagefault": (None, 0, "page fault", "the kernel panicked: page fault (Fatal trap 14: page "
+    "pagefault": (None, 0, "page fault", "the kernel panicked: page fault (Fatal trap 12: page "
                   "fault while in kernel mode in uart_bus_attach+0x"),
 }
 

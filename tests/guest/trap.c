@@ -22,7 +22,19 @@ struct gate_descriptor {
 #define NTRAPS 32
 #define NIDT 256
 #define SDT_SYSIGT_P 0x8e
-#define T_PAGEFLT 14
+#define IDT_PF 14      /* the page-fault vector */
+
+/* FreeBSD numbers traps its own way (sys/x86/include/trap.h), not by vector: the
+ * "Fatal trap N" a porter reads is that number. */
+static const u_char freebsd_trapno[NTRAPS] = {
+	[0] = 18 /* T_DIVIDE */, [1] = 10 /* T_TRCTRAP */, [2] = 19 /* T_NMI */,
+	[3] = 3 /* T_BPTFLT */, [4] = 20 /* T_OFLOW */, [5] = 21 /* T_BOUND */,
+	[6] = 1 /* T_PRIVINFLT */, [7] = 22 /* T_DNA */, [8] = 23 /* T_DOUBLEFLT */,
+	[9] = 24 /* T_FPOPFLT */, [10] = 25 /* T_TSSFLT */, [11] = 26 /* T_SEGNPFLT */,
+	[12] = 27 /* T_STKFLT */, [13] = 9 /* T_PROTFLT */, [14] = 12 /* T_PAGEFLT */,
+	[16] = 16 /* T_ARITHTRAP */, [17] = 14 /* T_ALIGNFLT */, [18] = 28 /* T_MCHK */,
+	[19] = 29 /* T_XMMFLT */,
+};
 
 extern char trap_stubs[], lapic_timer_intr[], lapic_spurious_intr[];
 static struct gate_descriptor idt[NIDT];
@@ -69,8 +81,10 @@ KERNEL_FN void trap(struct trapframe *tf)
 	uint64_t cr2;
 
 	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
-	printf("\n\nFatal trap %u: %s while in kernel mode\n", no, msg);
-	if (no == T_PAGEFLT)
+	u_int fno = no < NTRAPS && freebsd_trapno[no] ? freebsd_trapno[no] : no;
+	printf("\n\nFatal trap %u: %s while in kernel mode\n", fno, msg);
+	printf("cpuid = 0; apic id = 00\n");
+	if (no == IDT_PF)
 		printf("fault virtual address   = 0x%lx\nfault code              = supervisor %s, %s\n",
 		    cr2, tf->tf_err & 2 ? "write data" : "read data",
 		    tf->tf_err & 1 ? "protection violation" : "page not present");
