@@ -18,8 +18,8 @@ and profiles/, so it reads as if run from the repository root; L is Debian's
 kernel directory (~/.cache/kbu/linux/current), refreshed first by
 scripts/linux-target so the pages show today's Debian kernel (--no-fetch
 keeps the cached one). The dumps the examples use (tsc.core, mpcorrupt.core,
-timecounter.core, x2apic.core, ok.core, seabios.core, linux.core, linuxbz.core,
-linux-seabios.core) are made in the work directory when missing, each from a
+timecounter.core, x2apic.core, ok.core, seabios.core, seabios-tsc.core,
+pagefault.core, linux.core, linuxbz.core, linux-seabios.core) are made in the work directory when missing, each from a
 real boot on QEMU -M microvm, and made again when the kernels they come from
 change; so are the bad-input files and disk.img (a blank 1 MiB raw image for
 the examples that give the VM a virtio-mmio disk). fc.raw is a 1 MiB raw
