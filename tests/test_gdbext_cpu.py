@@ -240,12 +240,13 @@ def test_lapic_agrees_with_info_lapic(qemu, guest_kernel, scenario):
         assert got[off] == val, "register 0x%x: kbu %r, info lapic 0x%x" % (off, got[off], val)
     if scenario == "tsc":
         # Halted with interrupts off after its panic: the vCPU cannot read itself, and says why.
-        assert j["lapic"]["source"] == "QEMU info lapic"
-        assert "halted with interrupts off" in j["sources"]["vcpu"]
-        assert "reads all zeros" in j["sources"]["page"]
+        assert j["lapic"]["source"] == "monitor"
+        assert j["sources"]["vcpu"]["read"] is False
+        assert "halted with interrupts off" in j["sources"]["vcpu"]["note"]
+        assert j["sources"]["page"]["read"] is False and j["sources"]["page"]["all_zero"] is True
     else:
         # Idle with its timer ticking: the vCPU reads its own registers.
-        assert j["lapic"]["source"] == "the vCPU's own reads"
+        assert j["lapic"]["source"] == "vcpu" and j["sources"]["vcpu"]["read"] is True
     # Every register is shown with its xAPIC offset and x2APIC MSR.
     rows = {r["name"]: r for r in j["lapic"]["registers"]}
     assert rows["Initial count"]["offset"] == 0x380 and rows["Initial count"]["msr"] == 0x838
@@ -274,8 +275,8 @@ def test_lapic_read_by_the_vcpu(qemu, guest_kernel, smp):
     before, after = states(out)
     assert before == after, "state changed:\n%s\n---\n%s" % (before, after)
     j, _ = first_json(out)
-    assert j["lapic"]["source"] == "the vCPU's own reads"
-    assert j["sources"]["vcpu"].startswith("read by vCPU 0 itself (loads from its APIC page")
+    assert j["lapic"]["source"] == "vcpu" and j["sources"]["vcpu"]["read"] is True
+    assert j["sources"]["vcpu"]["note"].startswith("read by vCPU 0 itself (loads from its APIC page")
     got = {r["offset"]: r["value"] for r in j["lapic"]["registers"]}
     monitor = info_lapic_of(out)
     apic_id, mp_version, _sig = mp_processor(q)
@@ -310,7 +311,7 @@ def test_linux_cpuid_and_lapic(linux_qemu, linux_target):
     assert eax == mp_cpu_signature(q)
     assert "TCGTCGTCGTCG" in out
     j, _ = first_json(out, out.index('{"command": "lapic"'))
-    assert j["mode"]["cpuid_x2apic"].startswith("0")
+    assert j["mode"]["cpuid_x2apic"] is False
     want = parse_info_lapic(info_lapic_of(out))
     assert len(want) == 17
     got = {r["offset"]: r["value"] for r in j["lapic"]["registers"]}
@@ -330,8 +331,9 @@ def test_lapic_mode_flags_x2apic_without_cpu_support(qemu, guest_kernel):
     assert re.search(r"kernel:\s+x2apic_mode = 1", out)
     assert "! the kernel's x2apic_mode says x2APIC but CPUID has no x2APIC bit" in out
     j, _ = first_json(out)
-    assert j["mode"]["cpuid_x2apic"] == "not read"
-    assert j["mode"]["mode"].startswith("x2APIC (as the kernel set it)")
+    assert j["mode"]["cpuid_x2apic"] is None
+    assert j["mode"]["kernel_x2apic"] is True
+    assert j["mode"]["mode"] == "x2APIC" and j["mode"]["decided_by"] == "kernel"
     q.wait_serial(r"kbu-guest: idle", timeout=30)
 
 

@@ -127,6 +127,10 @@ def world(tmp_path_factory, guest_kernel):
         q.start()
         q.wait_serial(r"Unknown MP Config Entry", timeout=60)
         w.seabios = q.dump(str(d / "seabios.core"))
+    # A format with a %s (FreeBSD's clock calibration message), for kbu printf.
+    rc, refs, err = kbutest.kbu_json("msgrefs", "--kernel", guest_kernel, "%s calibration failed")
+    assert rc == 0 and refs["strings"], err
+    w.calib = "0x%x" % refs["strings"][0]["addr"]
     yield w
     shutil.rmtree(str(d), ignore_errors=True)
 
@@ -138,7 +142,7 @@ def cli(*argv):
     return obj
 
 
-# (case id, page, argv with {tsc}, {seabios}, {kernel}, {lapic} filled in)
+# (case id, page, argv with {tsc}, {seabios}, {kernel}, {lapic}, {calib} filled in)
 CLI_CASES = [
     ("acpi-none", "acpi", ["acpi", "--core", "{tsc}", "--kernel", "{kernel}"]),
     ("acpi-seabios", "acpi", ["acpi", "--core", "{seabios}", "--kernel", "{kernel}"]),
@@ -162,13 +166,24 @@ CLI_CASES = [
     ("notes", "notes", ["notes", "{kernel}"]),
     ("os", "os", ["os", "--kernel", "{kernel}"]),
     ("os-given", "os", ["os", "--os", "netbsd"]),
+    ("printf", "printf", ["printf", "--core", "{tsc}", "--kernel", "{kernel}", "--fmt-at",
+                          "panicstr"]),
+    ("printf-unreadable", "printf", ["printf", "--core", "{tsc}", "--kernel", "{kernel}",
+                                     "--fmt", "{calib}", "--args", "0x8000000000000000"]),
     ("pvh", "pvh", ["pvh", "--core", "{tsc}", "--kernel", "{kernel}"]),
     ("pvh-seabios", "pvh", ["pvh", "--core", "{seabios}", "--kernel", "{kernel}"]),
     ("reloc", "reloc", ["reloc", "--core", "{tsc}", "--kernel", "{kernel}"]),
     ("serve", "serve", ["serve", "--core", "{tsc}"]),
+    ("inject-site", "inject-site", ["inject-site", "--core", "{tsc}", "--lapic"]),
+    ("inject-site-ap", "inject-site", ["inject-site", "--core", "{tsc}", "--cpu", "1"]),
     ("sym", "sym", ["sym", "--kernel", "{kernel}", "lapic_init", "0xffffffff80200010",
                     "no_such_symbol"]),
     ("sym-list", "sym", ["sym", "--kernel", "{kernel}", "--list"]),
+    ("timesource", "timesource", ["timesource", "--core", "{tsc}", "--kernel", "{kernel}"]),
+    ("timesource-list", "timesource", ["timesource", "--core", "{tsc}", "--kernel", "{kernel}",
+                                       "--list"]),
+    ("timesource-at", "timesource", ["timesource", "--core", "{tsc}", "--kernel", "{kernel}",
+                                     "--at", "i8254_timecounter"]),
     ("triage", "triage", ["triage", "--core", "{tsc}", "--kernel", "{kernel}"]),
     ("verdict", "verdict", ["verdict", "--core", "{tsc}", "--kernel", "{kernel}",
                             "tsc-not-initialized"]),
@@ -194,7 +209,7 @@ def test_every_cli_command_is_covered():
                          ids=[c for c, _, _ in CLI_CASES])
 def test_cli_json_matches_its_page(world, page, argv):
     args = [a.format(tsc=world.tsc, seabios=world.seabios, kernel=world.kernel,
-                     lapic=world.lapic_text) for a in argv]
+                     lapic=world.lapic_text, calib=world.calib) for a in argv]
     obj = cli(*args)
     assert obj["command"] == argv[0]
     assert_matches(obj, page)
@@ -249,11 +264,17 @@ GDB_CASES = [
     ("vtop", "vtop", "kbu vtop --json lapic_init"),
     ("x", "x", "kbu x --json -p 0x9fc00 16"),
     ("dump", "dump", "kbu dump {dump} --json"),
+    ("inject-site", "inject-site", "kbu inject-site --lapic --json"),
+    ("timesource", "timesource", "kbu timesource --list --json"),
     ("addr", "addr", "kbu addr lapic_init --json"),
     ("break", "break", "kbu break lapic_init --json"),
+    # a static function inlined into its callers (FreeBSD's MP-table walker): one
+    # location per caller, from GDB's debug information
+    ("break-inlined", "break", "kbu break mptable_walk_table --json"),
     ("watch-report", "watch", "kbu watch report --json"),
 ]
-NO_JSON_YET = {"addr", "break", "watch-report"}
+# Armed at the first instruction, before the cases: the recipe runs the guest under them.
+GDB_SETUP = ["kbu watch x2apic", "kbu watch timecounter"]
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +287,7 @@ def gdb_outputs(tmp_path_factory, guest_kernel):
                      append="console=ttyS0 kbu.scenario=tsc", paused=True)
     try:
         q.start()
-        cmds = []
+        cmds = list(GDB_SETUP)
         for case, _, cmd in GDB_CASES:
             cmds += ["echo @@@ %s\\n" % case, cmd.format(dump=dump)]
         cmds.append("echo @@@ end\\n")
@@ -292,11 +313,8 @@ def json_in(text):
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("case,page", [
-    pytest.param(c, p, marks=pytest.mark.xfail(
-        strict=True, reason="kbu %s has no --json yet in this branch" % p))
-    if c in NO_JSON_YET else (c, p) for c, p, _ in GDB_CASES],
-    ids=[c for c, _, _ in GDB_CASES])
+@pytest.mark.parametrize("case,page", [(c, p) for c, p, _ in GDB_CASES],
+                         ids=[c for c, _, _ in GDB_CASES])
 def test_gdb_json_matches_its_page(gdb_outputs, case, page):
     text = gdb_outputs.get(case, "")
     obj = json_in(text)
@@ -306,3 +324,27 @@ def test_gdb_json_matches_its_page(gdb_outputs, case, page):
         assert obj["recipes"] and all(set(r) == {"name", "summary"} for r in obj["recipes"])
     if case == "dump":
         assert obj["cpus"] == 2 and os.path.getsize(obj["file"]) == obj["bytes"]
+    if case == "break-inlined":
+        assert len(obj["locations"]) > 1
+    if case == "watch-report":
+        assert [w["kind"] for w in obj["watches"]] == ["x2apic", "timecounter"]
+
+
+@pytest.mark.slow
+def test_gdb_watch_report_with_changes(qemu, guest_kernel):
+    """kbu watch report --json once the watched variables changed: the kernel
+    switches to x2APIC mode and selects a timecounter, and runs to its idle loop."""
+    q = qemu(guest_kernel, smp=2, memory="128M", paused=True,
+             append="console=ttyS0 kbu.scenario=x2apic")
+    out = kbutest.gdb_kbu(guest_kernel, q.port, GDB_SETUP + [
+        "kbu recipe tsc-not-initialized", "echo @@@ report\\n", "kbu watch report --json"],
+        timeout=180)
+    obj = json_in(out.split("@@@ report\n", 1)[-1])
+    assert obj is not None, out[-2000:]
+    assert_matches(obj, "watch")
+    by = {w["kind"]: w for w in obj["watches"]}
+    assert [(c["old"], c["new"]) for c in by["x2apic"]["changes"]] == [(0, 1)], by["x2apic"]
+    assert by["x2apic"]["value"] == 1
+    tc = by["timecounter"]
+    assert tc["changes"] and tc["changes"][-1]["new"] == tc["value"], tc
+    assert tc["changes"][0]["old_source"] == "dummy" and tc["source"] != "dummy", tc

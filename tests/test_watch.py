@@ -39,12 +39,18 @@ def test_arming_happens_with_paging_off(qemu, guest_kernel):
     j = json.loads(re.search(r'^(\{"watches".*)$', out, re.M).group(1))
     by = {w["kind"]: w for w in j["watches"]}
     tc = by["timecounter"]
+    # The values: the pointer went from the placeholder's structure to i8254's.
+    rc, syms, err = kbutest.kbu_json("sym", "--kernel", guest_kernel, "dummy_timecounter",
+                                     "i8254_timecounter")
+    addr = {r["symbol"]: r["address"] for r in syms["results"]}
     assert [(c["old"], c["new"]) for c in tc["changes"]] == [
-        ("'dummy' (1000000 Hz, tc_quality -1000000)", "'i8254' (1193182 Hz, tc_quality 0)")]
-    assert tc["registered"][0] == "i8254" and tc["now"].startswith("'i8254'")
+        (addr["dummy_timecounter"], addr["i8254_timecounter"])]
+    assert [(c["old_source"], c["new_source"]) for c in tc["changes"]] == [("dummy", "i8254")]
+    assert tc["value"] == addr["i8254_timecounter"] and tc["source"] == "i8254"
+    assert tc["registered"][0] == "i8254"
     n = int(re.search(r"^x2apic_mode stayed 0 \(xAPIC\) through (\d+) writes?$", out, re.M).group(1))
     assert by["x2apic"]["changes"] == [] and by["x2apic"]["writes"] == n
-    assert by["x2apic"]["summary"].startswith("x2apic_mode stayed 0 (xAPIC)")
+    assert by["x2apic"]["value"] == 0
 
 
 def test_timecounter_never_left_dummy(qemu, guest_kernel):

@@ -654,8 +654,9 @@ def resolve_all(spec):
         out.append({"name": text, "link": link, "runtime": link + vs, "phys_link": pl,
                     "phys_runtime": pl + ps if pl is not None else None, "given": None,
                     "symbol_given": True,
-                    "where": host, "line": "%s:%d" % (sal.symtab.filename, sal.line)
-                    if sal.symtab and sal.line else None})
+                    "where": host,
+                    "file": sal.symtab.filename if sal.symtab and sal.line else None,
+                    "line": sal.line if sal.symtab and sal.line else None})
     if not out:
         raise first
     out.sort(key=lambda r: r["link"])
@@ -1005,6 +1006,7 @@ libkbu, so 64-bit addresses are right even when GDB truncates them."""
                 label = "%s (in %s)" % (label, (r.get("where") or "?").split("+")[0])
             g, p = arm(r, label, mode)
             p["where"] = r.get("where")
+            p["file"] = r.get("file")
             p["line"] = r.get("line")
             plans.append(p)
         if a.json:

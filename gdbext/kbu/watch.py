@@ -142,6 +142,7 @@ class Watch:
         self.prof = prof
         self.bps = []
         self.log = []          # (cpu, old_text, new_text, where)
+        self.values = []       # (old, new, pc) of each change in log: its values
         self.writes = 0        # store-site hits
         self.sites = []        # (addr, where) of the stores libkbu found
         self.listed_at_arm = []      # time sources registered when the watch was armed
@@ -204,10 +205,10 @@ class Watch:
         if not ptr:
             return "NULL"
         try:
-            return self.timesource(["--at", "0x%x" % ptr]).get("at", {}).get("text") \
-                or "0x%x" % ptr
+            j = self.timesource(["--at", "0x%x" % ptr])
         except KbuError:
             return "'0x%x' (unreadable)" % ptr
+        return source_text(j.get("at") or {"addr": ptr}, j.get("quality_name"))
 
     # -- arming -----------------------------------------------------------------
     def arm(self):
@@ -310,6 +311,7 @@ class Watch:
         where = self.where_stored(pc)
         cpu = _cpu()
         self.log.append((cpu, old_text, new_text, where))
+        self.values.append((self.raw, new, pc))
         self.raw = new
         gdb.write("kbu watch: %s %s -> %s on CPU %s at %s\n"
                   % (self.symbol, old_text, new_text, cpu, where))
@@ -337,6 +339,7 @@ class Watch:
         old_text, new_text = self.render(old), self.render_future(new)
         cpu = _cpu()
         self.log.append((cpu, old_text, new_text, bp.where))
+        self.values.append((old, new, bp.addr))
         self.raw = new
         gdb.write("kbu watch: %s %s -> %s on CPU %s at %s\n"
                   % (self.symbol, old_text, new_text, cpu, bp.where))
@@ -375,9 +378,38 @@ class Watch:
                                                              self.log])
         return "%s went %s; now %s; %s" % (self.symbol, chain, now, rtext)
 
+    def as_json(self):
+        """The watch's values: the variable now, each change (old and new value,
+        CPU, the store), writes and stops; a time source also by name."""
+        ts = self.kind == "timecounter"
+        changes = []
+        for (cpu, _o, _n, where), (old, new, pc) in zip(self.log, self.values):
+            c = {"cpu": cpu, "old": old, "new": new, "pc": pc, "where": where}
+            if ts:
+                c.update(old_source=self.source_name(old), new_source=self.source_name(new))
+            changes.append(c)
+        j = {"kind": self.kind, "symbol": self.symbol, "value": self.raw}
+        if ts:
+            j["source"] = self.source_name(self.raw)
+        j.update(writes=self.writes + len(self.log), stops=self.stops,
+                 registered=[self.source_name(p) for p in self.registered_sources()]
+                 if ts else None, changes=changes)
+        return j
+
     @staticmethod
     def short(text):
         return text.split(" (")[0]
+
+
+def source_text(ts, quality_name):
+    """"'i8254' (1193182 Hz, tc_quality 0)": a time source libkbu read, in a log line."""
+    parts = []
+    if ts.get("frequency") is not None:
+        parts.append("%d Hz" % ts["frequency"])
+    if ts.get("quality") is not None:
+        parts.append("%s %d" % (quality_name or "quality", ts["quality"]))
+    name = ts["name"] if ts.get("name") is not None else "0x%x" % ts.get("addr", 0)
+    return "'%s'%s" % (name, " (%s)" % ", ".join(parts) if parts else "")
 
 
 def _layout_args(prof):
@@ -453,19 +485,8 @@ covers the physical alias the early kernel runs at."""
             if not watches.active:
                 raise KbuError("nothing is watched (kbu watch x2apic|timecounter)")
             if args.json:
-                out = []
-                for kind in KINDS:
-                    w = watches.active.get(kind)
-                    if w is None:
-                        continue
-                    out.append({"kind": kind, "symbol": w.symbol, "summary": w.sentence(),
-                                "now": w.render(w.raw), "writes": w.writes + len(w.log),
-                                "stops": w.stops, "registered": [
-                                    w.source_name(p) for p in w.registered_sources()]
-                                if kind == "timecounter" else None,
-                                "changes": [{"cpu": c, "old": o, "new": n, "where": wh}
-                                            for c, o, n, wh in w.log]})
-                core.out(json.dumps({"watches": out}))
+                core.out(json.dumps({"watches": [watches.active[kind].as_json() for kind in KINDS
+                                                 if kind in watches.active]}))
                 return
             for kind in KINDS:
                 w = watches.active.get(kind)

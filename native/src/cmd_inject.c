@@ -147,6 +147,8 @@ static void lapic_site(struct kbu_ctx *ctx, const struct site *s, uint64_t base,
 	kbu_u64(o, "tables_read", "", f.tables_read);
 	if (rc == 1) {
 		kbu_hex(o, "linear", "linear address", f.va, 16);
+		kbu_u64(o, "page_size", "", f.page_size);
+		kbu_bool(o, "cache_disabled", "", f.cache_disabled);
 		kbu_strf(o, "how", "how", "mapped by the vCPU's page tables (CR3 0x%" PRIx64
 			 ", %s page%s)", s->r.cr3, f.page_size == 4096 ? "4 KiB"
 			 : f.page_size == (2u << 20) ? "2 MiB" : f.page_size == (1u << 30) ? "1 GiB"
@@ -250,7 +252,7 @@ static int inject_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 			    who[0] ? "vCPUs that can run it now: " : "no other vCPU runs either",
 			    who);
 	if (who[0])
-		kbu_strf(root, "others_text", "vCPUs that can run it now", "%s", who);
+		kbu_display(root, "others_text", "vCPUs that can run it now", "%s", who);
 	if (want_lapic) {
 		struct kbu_node *lo = kbu_obj(root, "lapic", "local APIC page, as the vCPU reaches it");
 		lapic_site(ctx, s, base, lo);

@@ -77,30 +77,45 @@ static void mode_section(struct kbu_node *root, const struct kbu_lapic_state *s,
 	int sw_on = svr_known && ((s->reg[0x0f0 >> 4] >> 8) & 1);
 	struct kbu_lapic_mode lm;
 	kbu_lapic_mode(s, have_cpuid, cpuid1_ecx, have_kx2, kx2, &lm);
-	const char *mode = lm.mode;
 	if (have_cpuid) {
 		int x2 = (cpuid1_ecx >> 21) & 1;
-		kbu_str(m, "cpuid_x2apic", "CPUID.1:ECX.x2APIC[21]", x2 ? "1 (x2APIC supported)" :
-			"0 (no x2APIC: xAPIC only)");
+		kbu_display(m, "cpuid_x2apic_text", "CPUID.1:ECX.x2APIC[21]", "%s",
+			    x2 ? "1 (x2APIC supported)" : "0 (no x2APIC: xAPIC only)");
+		kbu_bool(m, "cpuid_x2apic", "", x2);
 		kbu_u64(m, "cpuid_apic_id", "CPUID.1:EBX initial APIC ID", cpuid1_ebx >> 24);
 		if (lm.flag_without_cpu)
 			kbu_finding(m, KBU_SEV_WARN, "lapic.x2apic_flag_without_cpu",
 				    "the kernel's %s says x2APIC but CPUID has no x2APIC bit: the kernel "
 				    "will use MSRs 0x800+ that fault", kname);
 	} else {
-		kbu_str(m, "cpuid_x2apic", "CPUID.1:ECX.x2APIC[21]", "not read");
+		kbu_display(m, "cpuid_x2apic_text", "CPUID.1:ECX.x2APIC[21]", "not read");
+		kbu_null(m, "cpuid_x2apic", "");
 	}
 	if (have_kx2) {
-		kbu_strf(m, "kernel_x2apic", "kernel", "%s = %d", kname, kx2);
+		kbu_display(m, "kernel_x2apic_text", "kernel", "%s = %d", kname, kx2);
+		kbu_bool(m, "kernel_x2apic", "", kx2);
+		kbu_str(m, "kernel_symbol", "", kname);
 	} else {
-		kbu_str(m, "kernel_x2apic", "kernel", "no x2APIC flag known (no symbols or no profile)");
+		kbu_display(m, "kernel_x2apic_text", "kernel",
+			    "no x2APIC flag known (no symbols or no profile)");
+		kbu_null(m, "kernel_x2apic", "");
+		kbu_null(m, "kernel_symbol", "");
 	}
-	if (svr_known)
-		kbu_str(m, "svr_enable", "SVR bit 8 (software enable)", sw_on ? "1" : "0");
-	kbu_str(m, "mode", "mode", mode);
-	kbu_textf(m, "IA32_APIC_BASE (global enable, x2APIC enable bits) is not visible through "
-		     "the stub or `info lapic`");
-	if (strcmp(mode, "unknown") == 0)
+	if (svr_known) {
+		kbu_display(m, "svr_enable_text", "SVR bit 8 (software enable)", "%s", sw_on ? "1" : "0");
+		kbu_bool(m, "svr_enable", "", sw_on);
+	} else {
+		kbu_null(m, "svr_enable", "");
+	}
+	kbu_display(m, "mode_text", "mode", "%s", lm.mode);
+	kbu_str(m, "mode", "", lm.name);
+	if (lm.decided_by)
+		kbu_str(m, "decided_by", "", lm.decided_by);
+	else
+		kbu_null(m, "decided_by", "");
+	kbu_textline(m, "IA32_APIC_BASE (global enable, x2APIC enable bits) is not visible through "
+			"the stub or `info lapic`");
+	if (!lm.decided_by)
 		kbu_finding(m, KBU_SEV_NOTE, "lapic.mode_unknown",
 			    "the mode cannot be known from here: give CPUID leaf 1 (--cpuid1) or the "
 			    "kernel's symbols");
@@ -115,10 +130,16 @@ static int plan_report(struct kbu_node *root, int have_cpuid, uint32_t ecx, int 
 	/* RDMSR of an x2APIC MSR faults unless the CPU has x2APIC and the kernel turned
 	 * it on: only then; otherwise loads from the xAPIC page, which never fault. */
 	int x2 = have_cpuid && ((ecx >> 21) & 1) && have_kx2 && kx2;
-	kbu_str(root, "mode", "mode", lm.mode);
-	kbu_str(root, "method", "read with", x2 ? "rdmsr" : "load");
-	kbu_str(root, "method_text", "", x2 ? "RDMSR of the x2APIC MSRs (0x800 + offset/16)"
-					    : "32-bit loads from the xAPIC page");
+	kbu_display(root, "mode_text", "mode", "%s", lm.mode);
+	kbu_str(root, "mode", "", lm.name);
+	if (lm.decided_by)
+		kbu_str(root, "decided_by", "", lm.decided_by);
+	else
+		kbu_null(root, "decided_by", "");
+	kbu_display(root, "method_text", "read with", "%s",
+		    x2 ? "RDMSR of the x2APIC MSRs (0x800 + offset/16)"
+		       : "32-bit loads from the xAPIC page");
+	kbu_str(root, "method", "", x2 ? "rdmsr" : "load");
 	kbu_bool(root, "needs_version", "", !have_version);
 	unsigned offs[KBU_LAPIC_NREGS];
 	size_t n = kbu_lapic_readable(have_version, version, x2, offs, KBU_LAPIC_NREGS);
@@ -134,8 +155,8 @@ static int plan_report(struct kbu_node *root, int have_cpuid, uint32_t ecx, int 
 			kbu_null(row, "msr", "x2APIC");
 	}
 	if (!have_version)
-		kbu_textf(root, "LVT CMCI is read only when the version register says it exists "
-			     "(--apic-version V)");
+		kbu_textline(root, "LVT CMCI is read only when the version register says it exists "
+				   "(--apic-version V)");
 	return 0;
 }
 
@@ -149,9 +170,12 @@ static void mp_crosscheck(struct kbu_ctx *ctx, struct kbu_node *root,
 	struct kbu_err e;
 	struct kbu_node *o = kbu_obj(root, "mptable", "the MP table's processor entry");
 	if (kbu_mptable_read(ctx->mem, 0, 0, &t, &e) < 0) {
-		kbu_strf(o, "status", "status", "not read: %s", e.msg);
+		kbu_display(o, "status", "status", "not read: %s", e.msg);
+		kbu_bool(o, "read", "", 0);
+		kbu_str(o, "why", "", e.msg);
 		return;
 	}
+	kbu_bool(o, "read", "", 1);
 	unsigned id = s->reg[0x020 >> 4] >> 24;
 	uint32_t ver = s->reg[0x030 >> 4];
 	const struct kbu_mp_entry *pe = NULL;
@@ -178,8 +202,11 @@ static void mp_crosscheck(struct kbu_ctx *ctx, struct kbu_node *root,
 	kbu_u64(o, "apic_id", "APIC ID", pe->u.proc.apic_id);
 	kbu_hex(o, "version", "APIC version", pe->u.proc.version, 2);
 	kbu_hex(o, "signature", "CPU signature", pe->u.proc.signature, 8);
-	kbu_str(o, "flags", "flags", (pe->u.proc.flags & 2) ? "enabled, BSP" :
-		(pe->u.proc.flags & 1) ? "enabled" : "DISABLED");
+	kbu_display(o, "flags_text", "flags", "%s", (pe->u.proc.flags & 2) ? "enabled, BSP" :
+		    (pe->u.proc.flags & 1) ? "enabled" : "DISABLED");
+	kbu_u64(o, "flags", "", pe->u.proc.flags);
+	kbu_bool(o, "enabled", "", pe->u.proc.flags & 1);
+	kbu_bool(o, "bsp", "", (pe->u.proc.flags >> 1) & 1);
 	if (pe->u.proc.version != (ver & 0xff)) {
 		struct kbu_node *f = kbu_finding(
 			o, KBU_SEV_WARN, "lapic.mp_version_mismatch",
@@ -188,8 +215,8 @@ static void mp_crosscheck(struct kbu_ctx *ctx, struct kbu_node *root,
 		kbu_hex(f, "mptable", "", pe->u.proc.version, 0);
 		kbu_hex(f, "register", "", ver & 0xff, 0);
 	} else {
-		kbu_textf(o, "the MP table's APIC ID %u and version 0x%02x agree with %s", id,
-			  ver & 0xff, source);
+		kbu_textline(o, "the MP table's APIC ID %u and version 0x%02x agree with %s", id,
+			     ver & 0xff, source);
 	}
 	kbu_mptable_free(&t);
 }
@@ -303,6 +330,10 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	struct kbu_node *root = kbu_report_root(r);
 	struct kbu_node *src = kbu_obj(root, "sources", "sources");
 
+	/* Each source: a line of the text, and in JSON whether it was read and why not. */
+	const char *mon_why = NULL;
+	char mon_buf[sizeof e2.msg + 16];
+	int cpu_differs = 0, mon_cpu = -1;
 	if (qemu_file) {
 		text = slurp(qemu_file, err);
 		if (!text)
@@ -311,49 +342,87 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 		char cmd[48];
 		snprintf(cmd, sizeof cmd, "info lapic %u", (unsigned)cpu);
 		if (kbu_mem_monitor(ctx->mem, cmd, &text, &e2) < 0) {
-			kbu_strf(src, "monitor", "QEMU info lapic", "unavailable: %s", e2.msg);
+			snprintf(mon_buf, sizeof mon_buf, "unavailable: %s", e2.msg);
+			mon_why = mon_buf;
 			text = NULL;
 		}
 	} else {
-		kbu_str(src, "monitor", "QEMU info lapic", no_monitor ? "not asked" : "no live target");
+		mon_why = no_monitor ? "not asked" : "no live target";
 	}
 	if (text) {
 		if (kbu_lapic_parse_qemu(text, &mon, &e2) == 0) {
 			have_mon = 1;
-			kbu_str(src, "monitor", "QEMU info lapic", qemu_file ? qemu_file : "read (trusted)");
-			if (have_cpu && mon.cpu >= 0 && (uint64_t)mon.cpu != cpu)
-				kbu_problem(src, KBU_SEV_NOTE,
-					    "asked for APIC %u, QEMU dumped CPU %d", (unsigned)cpu, mon.cpu);
+			cpu_differs = have_cpu && mon.cpu >= 0 && (uint64_t)mon.cpu != cpu;
+			mon_cpu = mon.cpu;
 		} else {
-			kbu_strf(src, "monitor", "QEMU info lapic", "unusable: %s", e2.msg);
+			snprintf(mon_buf, sizeof mon_buf, "unusable: %s", e2.msg);
+			mon_why = mon_buf;
 		}
 		free(text);
 	}
+	kbu_display(src, "monitor_text", "QEMU info lapic", "%s",
+		    have_mon ? (qemu_file ? qemu_file : "read (trusted)") : mon_why);
+	struct kbu_node *so = kbu_obj(src, "monitor", "");
+	kbu_bool(so, "read", "", have_mon);
+	if (qemu_file)
+		kbu_str(so, "file", "", qemu_file);
+	if (!have_mon)
+		kbu_str(so, "why", "", mon_why);
+	if (cpu_differs)
+		kbu_problem(src, KBU_SEV_NOTE, "asked for APIC %u, QEMU dumped CPU %d", (unsigned)cpu,
+			    mon_cpu);
 
-	if (have_vcpu)
-		kbu_str(src, "vcpu", "the vCPU's own reads", vcpu_note ? vcpu_note : "read (trusted)");
-	else if (vcpu_note)
-		kbu_strf(src, "vcpu", "the vCPU's own reads", "not made: %s", vcpu_note);
+	if (have_vcpu || vcpu_note) {
+		if (have_vcpu)
+			kbu_display(src, "vcpu_text", "the vCPU's own reads", "%s",
+				    vcpu_note ? vcpu_note : "read (trusted)");
+		else
+			kbu_display(src, "vcpu_text", "the vCPU's own reads", "not made: %s", vcpu_note);
+		so = kbu_obj(src, "vcpu", "");
+		kbu_bool(so, "read", "", have_vcpu);
+		if (vcpu_note)
+			kbu_str(so, "note", "", vcpu_note);
+		else
+			kbu_null(so, "note", "");
+	}
 	if (!no_page && ctx->mem) {
 		uint8_t buf[0x400];
 		if (cpu != 0 && !qemu_file)
 			kbu_textf(src, "the LAPIC page shows the CPU the stub reads with, not CPU %u",
 				  (unsigned)cpu);
 		if (kbu_mem_read(ctx->mem, KBU_PHYS, base, buf, sizeof buf, &e2) < 0) {
-			kbu_strf(src, "page", "LAPIC page", "unreadable at 0x%llx: %s",
-				 (unsigned long long)base, e2.msg);
+			kbu_display(src, "page_text", "LAPIC page", "unreadable at 0x%llx: %s",
+				    (unsigned long long)base, e2.msg);
+			so = kbu_obj(src, "page", "");
+			kbu_bool(so, "read", "", 0);
+			kbu_u64(so, "address", "", base);
+			kbu_str(so, "why", "", e2.msg);
 		} else if (kbu_lapic_page_all_zero(buf)) {
-			kbu_strf(src, "page", "LAPIC page",
-				 "0x%llx reads all zeros: not the real registers (under TCG the "
-				 "debugger cannot read the APIC page)", (unsigned long long)base);
+			kbu_display(src, "page_text", "LAPIC page",
+				    "0x%llx reads all zeros: not the real registers (under TCG the "
+				    "debugger cannot read the APIC page)", (unsigned long long)base);
+			so = kbu_obj(src, "page", "");
+			kbu_bool(so, "read", "", 0);
+			kbu_u64(so, "address", "", base);
+			kbu_bool(so, "all_zero", "", 1);
+			kbu_str(so, "why", "", "it reads all zeros: not the real registers (under TCG "
+				"the debugger cannot read the APIC page)");
 		} else {
 			kbu_lapic_from_page(buf, &page);
 			have_page = 1;
-			kbu_strf(src, "page", "LAPIC page", "read at physical 0x%llx",
-				 (unsigned long long)base);
+			kbu_display(src, "page_text", "LAPIC page", "read at physical 0x%llx",
+				    (unsigned long long)base);
+			so = kbu_obj(src, "page", "");
+			kbu_bool(so, "read", "", 1);
+			kbu_u64(so, "address", "", base);
+			kbu_bool(so, "all_zero", "", 0);
 		}
 	} else {
-		kbu_str(src, "page", "LAPIC page", no_page ? "not asked" : "no memory source");
+		const char *why = no_page ? "not asked" : "no memory source";
+		kbu_display(src, "page_text", "LAPIC page", "%s", why);
+		so = kbu_obj(src, "page", "");
+		kbu_bool(so, "read", "", 0);
+		kbu_str(so, "why", "", why);
 	}
 
 	int have_kx2 = 0, kx2 = 0;
@@ -377,22 +446,22 @@ static int lapic_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	if (have_mon && have_cpu)
 		mon.cpu = mon.cpu >= 0 ? mon.cpu : (int)cpu;
 	const struct kbu_lapic_state *best;
-	const char *best_name;
+	enum kbu_lapic_source best_src;
 	if (have_vcpu) {
 		if (vcpu.cpu < 0 && have_mon)
 			vcpu.cpu = mon.cpu;
 		best = &vcpu;
-		best_name = "the vCPU's own reads";
-		kbu_lapic_report(root, best, best_name, have_mon ? &mon : have_page ? &page : NULL,
-				 have_mon ? "QEMU info lapic" : "LAPIC page");
+		best_src = KBU_LAPIC_SRC_VCPU;
+		kbu_lapic_report(root, best, best_src, have_mon ? &mon : have_page ? &page : NULL,
+				 have_mon ? KBU_LAPIC_SRC_MONITOR : KBU_LAPIC_SRC_PAGE);
 	} else {
 		best = have_mon ? &mon : &page;
-		best_name = have_mon ? "QEMU info lapic" : "LAPIC page";
-		kbu_lapic_report(root, best, best_name, have_mon && have_page ? &page : NULL,
-				 "LAPIC page");
+		best_src = have_mon ? KBU_LAPIC_SRC_MONITOR : KBU_LAPIC_SRC_PAGE;
+		kbu_lapic_report(root, best, best_src, have_mon && have_page ? &page : NULL,
+				 KBU_LAPIC_SRC_PAGE);
 	}
 	lvt_crosscheck(root, best, have_mon ? &mon : NULL);
-	mp_crosscheck(ctx, root, best, best_name);
+	mp_crosscheck(ctx, root, best, kbu_lapic_source_name(best_src));
 	mode_section(root, best, have_cpuid, c1.ecx, c1.ebx, have_kx2, kx2, kname);
 	return 0;
 }

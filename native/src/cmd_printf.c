@@ -119,11 +119,14 @@ static int printf_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 	kbu_str(root, "message", "message", res->message);
 	kbu_u64(root, "arguments", "arguments used", res->conversions);
 	kbu_bool(root, "truncated", "", res->truncated);
-	if (res->unreadable)
-		kbu_finding(root, KBU_SEV_WARN, "printf.unreadable",
-			    "%zu argument%s or string%s could not be read from guest memory",
-			    res->unreadable, res->unreadable == 1 ? "" : "s",
-			    res->unreadable == 1 ? "" : "s");
+	if (res->unreadable) {
+		struct kbu_node *f = kbu_finding(
+			root, KBU_SEV_WARN, "printf.unreadable",
+			"%zu argument%s or string%s could not be read from guest memory",
+			res->unreadable, res->unreadable == 1 ? "" : "s",
+			res->unreadable == 1 ? "" : "s");
+		kbu_u64(f, "unreadable", "", res->unreadable);
+	}
 	rc = 0;
 out:
 	free(text);

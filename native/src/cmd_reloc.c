@@ -20,21 +20,36 @@ struct reported {
 	uint64_t addr;
 };
 
-static void found_section(struct kbu_node *o, const struct kbu_reloc_found *f, int searched)
+/* A slide in JSON as the signed number it is; the text shows it in hex, with its sign. */
+static void slide_field(struct kbu_node *o, int64_t slide)
 {
+	if (slide < 0)
+		kbu_display(o, "slide_text", "slide", "-0x%llx",
+			    (unsigned long long)(0 - (uint64_t)slide));
+	else
+		kbu_display(o, "slide_text", "slide", "0x%llx", (unsigned long long)slide);
+	kbu_i64(o, "slide", "", slide);
+}
+
+static void found_section(struct kbu_node *o, const struct kbu_reloc_found *f, int searched,
+			  const char *why_not)
+{
+	kbu_bool(o, "searched", "", searched);
 	if (!searched) {
-		kbu_str(o, "status", "status", "not searched");
+		kbu_display(o, "status", "status", "not searched");
+		kbu_bool(o, "found", "", 0);
+		kbu_null(o, "slide", "");
+		kbu_strf(o, "how", "", "not searched (%s)", why_not);
 		return;
 	}
 	kbu_bool(o, "found", "found", f->found);
-	if (f->found) {
-		kbu_hex(o, "slide", "slide", (uint64_t)f->slide, 0);
-		if (f->slide < 0)
-			kbu_strf(o, "slide_signed", "", "-0x%llx", (unsigned long long)-f->slide);
-	} else {
+	if (f->found)
+		slide_field(o, f->slide);
+	else
 		kbu_null(o, "slide", "slide");
-	}
-	kbu_strf(o, "windows", "windows matched", "%zu of %zu", f->matched, f->tried);
+	kbu_display(o, "windows_text", "windows matched", "%zu of %zu", f->matched, f->tried);
+	kbu_u64(o, "windows_matched", "", f->matched);
+	kbu_u64(o, "windows_compared", "", f->tried);
 	kbu_u64(o, "candidates", "slides examined", f->candidates);
 	kbu_u64(o, "unreadable", "slides unreadable", f->unreadable);
 	kbu_str(o, "how", "how", f->how);
@@ -121,9 +136,13 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 	for (size_t k = 0; k < map.nseg; k++) {
 		const struct kbu_reloc_seg *s = &map.seg[k];
 		struct kbu_node *row = kbu_row(segs);
-		char fl[4] = {s->flags & PF_R ? 'r' : '-', s->flags & PF_W ? 'w' : '-',
-			      s->flags & PF_X ? 'x' : '-', 0};
-		kbu_str(row, "flags", "flags", fl);
+		/* as kbu layout gives them: p_flags and what it permits */
+		kbu_display(row, "flags_text", "flags", "%c%c%c", s->flags & PF_R ? 'r' : '-',
+			    s->flags & PF_W ? 'w' : '-', s->flags & PF_X ? 'x' : '-');
+		kbu_u64(row, "flags", "", s->flags);
+		kbu_bool(row, "readable", "", (s->flags & PF_R) != 0);
+		kbu_bool(row, "writable", "", (s->flags & PF_W) != 0);
+		kbu_bool(row, "executable", "", (s->flags & PF_X) != 0);
 		kbu_hex(row, "vaddr", "link (virtual)", s->vaddr, 16);
 		kbu_hex(row, "paddr", "load (physical)", s->paddr, 16);
 		kbu_hex(row, "memsz", "size", s->memsz, 0);
@@ -158,16 +177,18 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			kbu_item_hex(w, res.windows[k], 16);
 		struct kbu_node *vs = kbu_obj(root, "virtual", "runtime virtual slide (KASLR)");
 		if (virt_early) {
+			kbu_bool(vs, "searched", "", 0);
 			kbu_bool(vs, "found", "found", 0);
 			kbu_null(vs, "slide", "slide");
 			kbu_str(vs, "how", "how", phase == KBU_RELOC_PHASE_RESET
 				? "not searched: CPU 0 is at its reset vector"
 				: "not searched: paging is off (CR0.PG=0)");
 		} else {
-			found_section(vs, &res.virt, o.virt);
+			found_section(vs, &res.virt, o.virt, "--no-virt");
 		}
 		struct kbu_node *ps = kbu_obj(root, "physical", "runtime physical load");
-		found_section(ps, &res.phys, o.phys);
+		found_section(ps, &res.phys, o.phys, o.only_slide ? "--slide checks the virtual "
+							"placement only" : "--no-phys");
 		if (o.virt && res.virt.found) {
 			kbu_hex(vs, "runtime_base", "first segment runs at",
 				map.seg[0].vaddr + (uint64_t)res.virt.slide, 16);
@@ -196,8 +217,8 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 				    "loader still has to place it (the ELF says physical 0x%llx)",
 				    (unsigned long long)map.seg[0].paddr);
 	} else {
-		kbu_textf(root, "no memory source: only the link/load map is shown "
-				"(give --gdb, --core or --phys to find the runtime slides)");
+		kbu_textline(root, "no memory source: only the link/load map is shown "
+				   "(give --gdb, --core or --phys to find the runtime slides)");
 	}
 
 	if (nrep) {
@@ -209,14 +230,14 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 			kbu_hex(row, "reported", "reported", rep[k].addr, 16);
 			if (!s) {
 				kbu_null(row, "elf", "in the ELF");
-				kbu_str(row, "verdict", "verdict", "not in the symbol table");
+				kbu_display(row, "verdict", "verdict", "not in the symbol table");
 				kbu_str(row, "state", "", "unknown_symbol");
 				continue;
 			}
 			kbu_hex(row, "elf", "in the ELF", s->addr, 16);
 			int64_t slide = searched && res.virt.found ? res.virt.slide : 0;
 			if (kbu_reloc_truncated(s->addr, rep[k].addr)) {
-				kbu_str(row, "verdict", "verdict", "TRUNCATED to 32 bits");
+				kbu_display(row, "verdict", "verdict", "TRUNCATED to 32 bits");
 				kbu_str(row, "state", "", "truncated");
 				struct kbu_node *f = kbu_finding(
 					row, KBU_SEV_WARN, "reloc.truncated",
@@ -227,10 +248,10 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 				kbu_hex(f, "reported", "", rep[k].addr, 0);
 				kbu_hex(f, "elf", "", s->addr, 0);
 			} else if (rep[k].addr == s->addr + (uint64_t)slide) {
-				kbu_str(row, "verdict", "verdict", slide ? "ok (relocated)" : "ok");
+				kbu_display(row, "verdict", "verdict", "%s", slide ? "ok (relocated)" : "ok");
 				kbu_str(row, "state", "", "ok");
 			} else if (rep[k].addr == s->addr && slide) {
-				kbu_strf(row, "verdict", "verdict", "at link address, runs 0x%llx higher",
+				kbu_display(row, "verdict", "verdict", "at link address, runs 0x%llx higher",
 					 (unsigned long long)slide);
 				kbu_str(row, "state", "", "link_address");
 				struct kbu_node *f = kbu_finding(
@@ -241,12 +262,15 @@ static int reloc_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_repo
 					(unsigned long long)slide);
 				kbu_hex(f, "slide", "", (uint64_t)slide, 0);
 			} else {
-				kbu_strf(row, "verdict", "verdict", "off by 0x%llx",
+				kbu_display(row, "verdict", "verdict", "off by 0x%llx",
 					 (unsigned long long)(rep[k].addr - s->addr));
 				kbu_str(row, "state", "", "differs");
-				kbu_finding(row, KBU_SEV_WARN, "reloc.reported_differs",
-					    "%s: reported 0x%llx, the ELF says 0x%llx", rep[k].name,
-					    (unsigned long long)rep[k].addr, (unsigned long long)s->addr);
+				struct kbu_node *f = kbu_finding(
+					row, KBU_SEV_WARN, "reloc.reported_differs",
+					"%s: reported 0x%llx, the ELF says 0x%llx", rep[k].name,
+					(unsigned long long)rep[k].addr, (unsigned long long)s->addr);
+				kbu_hex(f, "reported", "", rep[k].addr, 0);
+				kbu_hex(f, "elf", "", s->addr, 0);
 			}
 		}
 	}

@@ -28,7 +28,6 @@ static void source_fields(struct kbu_node *o, const struct kbu_timesource *t)
 		kbu_i64(o, "quality", "quality", t->quality);
 	else
 		kbu_null(o, "quality", "quality");
-	kbu_str(o, "text", "", t->text);
 }
 
 static int ts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report *r,
@@ -87,6 +86,11 @@ static int ts_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report 
 	for (int k = 0; k < KBU_TS_NFIELDS; k++)
 		if (lo.have[k])
 			kbu_u64(lay, keys[k], "", lo.f[k].offset);
+	/* what the kernel calls its quality (tc_quality, rating), to word a quality with */
+	if (lo.have[KBU_TS_QUALITY])
+		kbu_str(root, "quality_name", "", lo.cname[KBU_TS_QUALITY]);
+	else
+		kbu_null(root, "quality_name", "");
 	struct kbu_timesource t;
 	struct kbu_err e;
 	if (have_at) {

@@ -267,8 +267,8 @@ static void decode_leaf(struct kbu_node *sec, const struct kbu_cpuid_set *s,
 	case 1: {
 		struct kbu_cpuid_sig g = kbu_cpuid_signature(l->eax);
 		kbu_hex(sec, "signature", "signature", l->eax, 8);
-		kbu_strf(sec, "fms", "family/model/stepping", "0x%x/0x%x/0x%x (%u/%u/%u)", g.family,
-			 g.model, g.stepping, g.family, g.model, g.stepping);
+		kbu_display(sec, "fms", "family/model/stepping", "0x%x/0x%x/0x%x (%u/%u/%u)",
+			    g.family, g.model, g.stepping, g.family, g.model, g.stepping);
 		kbu_u64(sec, "family", "", g.family);
 		kbu_u64(sec, "model", "", g.model);
 		kbu_u64(sec, "stepping", "", g.stepping);

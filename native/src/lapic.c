@@ -76,6 +76,17 @@ const struct kbu_lapic_reg *kbu_lapic_reg_at(unsigned offset)
 
 uint32_t kbu_lapic_msr(unsigned offset) { return 0x800u + (offset >> 4); }
 
+const char *kbu_lapic_source_id(enum kbu_lapic_source src)
+{
+	return src == KBU_LAPIC_SRC_VCPU ? "vcpu" : src == KBU_LAPIC_SRC_MONITOR ? "monitor" : "page";
+}
+
+const char *kbu_lapic_source_name(enum kbu_lapic_source src)
+{
+	return src == KBU_LAPIC_SRC_VCPU ? "the vCPU's own reads"
+	       : src == KBU_LAPIC_SRC_MONITOR ? "QEMU info lapic" : "LAPIC page";
+}
+
 size_t kbu_lapic_readable(int have_version, uint32_t version, int x2apic, unsigned *offsets,
 			  size_t max)
 {
@@ -309,6 +320,13 @@ int kbu_lapic_page_all_zero(const uint8_t page[0x400])
 
 /* ---- decoding into text ----------------------------------------------------------- */
 
+/* The ESR bits by number (SDM vol. 3 "Error Status Register"). */
+static const char *const esr_bits[8] = {"send checksum", "receive checksum", "send accept",
+					 "receive accept", "redirectable IPI",
+					 "send illegal vector", "received illegal vector",
+					 "illegal register address"};
+
+
 static void decode_reg(const struct kbu_lapic_reg *r, uint32_t v, char *buf, size_t len)
 {
 	struct kbu_lapic_lvt l;
@@ -342,14 +360,11 @@ static void decode_reg(const struct kbu_lapic_reg *r, uint32_t v, char *buf, siz
 			 (v >> 12) & 1 ? ", EOI-broadcast suppressed" : "");
 		return;
 	case 0x280: {
-		static const char *const bits[8] = {"send checksum", "receive checksum",
-						    "send accept", "receive accept", "redirectable IPI",
-						    "send illegal vector", "received illegal vector",
-						    "illegal register address"};
 		size_t n = 0;
 		for (unsigned b = 0; b < 8 && n < len; b++)
 			if (v & (1u << b))
-				n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", bits[b]);
+				n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "",
+						      esr_bits[b]);
 		if (!n)
 			snprintf(buf, len, "no errors");
 		return;
@@ -394,6 +409,68 @@ static void decode_reg(const struct kbu_lapic_reg *r, uint32_t v, char *buf, siz
 	}
 }
 
+/* What decode_reg words, as JSON values of the register's row (LVTs: lapic.lvt). */
+static void decode_values(struct kbu_node *row, const struct kbu_lapic_reg *r, uint32_t v)
+{
+	static const char *const icr_dm[8] = {"Fixed", "Lowest", "SMI", "reserved", "NMI", "INIT",
+					      "StartUp", "reserved"};
+	static const char *const icr_sh[4] = {"none", "self", "all_including_self",
+					      "all_excluding_self"};
+	switch (r->offset) {
+	case 0x020:
+		kbu_u64(row, "apic_id", "", v >> 24);
+		break;
+	case 0x030:
+		kbu_u64(row, "version", "", v & 0xff);
+		kbu_u64(row, "max_lvt", "", (v >> 16) & 0xff);
+		kbu_bool(row, "eoi_broadcast_suppression", "", (v >> 24) & 1);
+		break;
+	case 0x080:
+	case 0x090:
+	case 0x0a0:
+		kbu_u64(row, "priority_class", "", (v >> 4) & 0xf);
+		kbu_u64(row, "priority_subclass", "", v & 0xf);
+		break;
+	case 0x0d0:
+		kbu_u64(row, "logical_id", "", v >> 24);
+		break;
+	case 0x0e0:
+		kbu_str(row, "model", "", (v >> 28) == 0xf ? "flat" : (v >> 28) == 0 ? "cluster"
+										: "invalid");
+		break;
+	case 0x0f0:
+		kbu_bool(row, "software_enabled", "", (v >> 8) & 1);
+		kbu_u64(row, "spurious_vector", "", v & 0xff);
+		kbu_bool(row, "focus_checking_disabled", "", (v >> 9) & 1);
+		kbu_bool(row, "eoi_broadcast_suppressed", "", (v >> 12) & 1);
+		break;
+	case 0x280: {
+		struct kbu_node *l = kbu_list(row, "errors", "");
+		for (unsigned b = 0; b < 8; b++)
+			if (v & (1u << b))
+				kbu_item_str(l, esr_bits[b]);
+		break;
+	}
+	case 0x300:
+		kbu_u64(row, "vector", "", v & 0xff);
+		kbu_str(row, "delivery", "", icr_dm[(v >> 8) & 7]);
+		kbu_str(row, "destination_mode", "", (v >> 11) & 1 ? "logical" : "physical");
+		kbu_bool(row, "pending", "", (v >> 12) & 1);
+		kbu_bool(row, "assert", "", (v >> 14) & 1);
+		kbu_str(row, "trigger", "", (v >> 15) & 1 ? "level" : "edge");
+		kbu_str(row, "shorthand", "", icr_sh[(v >> 18) & 3]);
+		break;
+	case 0x310:
+		kbu_u64(row, "destination", "", v >> 24);
+		break;
+	case 0x3e0:
+		kbu_u64(row, "divisor", "", kbu_lapic_divisor(v));
+		break;
+	default:
+		break;
+	}
+}
+
 static void vector_list(struct kbu_node *o, const char *key, const char *label,
 			const struct kbu_lapic_state *s, unsigned base)
 {
@@ -403,16 +480,18 @@ static void vector_list(struct kbu_node *o, const char *key, const char *label,
 			kbu_item_u64(l, v);
 }
 
-void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, const char *source,
-		      const struct kbu_lapic_state *other, const char *other_source)
+void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s,
+		      enum kbu_lapic_source src, const struct kbu_lapic_state *other,
+		      enum kbu_lapic_source other_src)
 {
 	char title[96], dec[200];
+	const char *source = kbu_lapic_source_name(src);
 	if (s->cpu >= 0)
 		snprintf(title, sizeof title, "Local APIC of CPU %d (source: %s)", s->cpu, source);
 	else
 		snprintf(title, sizeof title, "Local APIC (source: %s)", source);
 	struct kbu_node *sec = kbu_obj(root, "lapic", title);
-	kbu_str(sec, "source", "", source);
+	kbu_str(sec, "source", "", kbu_lapic_source_id(src));
 	if (s->cpu >= 0)
 		kbu_u64(sec, "cpu", "", (uint64_t)s->cpu);
 	struct kbu_node *tab = kbu_list(sec, "registers", "registers");
@@ -423,21 +502,27 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 		struct kbu_node *row = kbu_row(tab);
 		kbu_str(row, "name", "register", r->name);
 		kbu_hex(row, "offset", "xAPIC", r->offset, 3);
+		/* ICR high has no MSR of its own: x2APIC folds it into the 64-bit 0x830 */
 		if (r->offset == 0x310)
-			kbu_str(row, "msr", "x2APIC", "(in 0x830)");
+			kbu_display(row, "msr_text", "x2APIC", "(in 0x%03x)", kbu_lapic_msr(0x300));
 		else if (r->msr)
-			kbu_hex(row, "msr", "x2APIC", r->msr, 3);
+			kbu_display(row, "msr_text", "x2APIC", "0x%03x", r->msr);
 		else
-			kbu_str(row, "msr", "x2APIC", "-");
+			kbu_display(row, "msr_text", "x2APIC", "-");
+		if (r->msr)
+			kbu_u64(row, "msr", "", r->msr);
+		else
+			kbu_null(row, "msr", "");
 		if (kbu_lapic_known(s, r->offset)) {
 			uint32_t v = s->reg[r->offset >> 4];
 			kbu_hex(row, "value", "value", v, 8);
 			decode_reg(r, v, dec, sizeof dec);
-			kbu_str(row, "decoded", "decoded", dec);
+			kbu_display(row, "decoded", "decoded", "%s", dec);
+			decode_values(row, r, v);
 		} else {
 			kbu_null(row, "value", "value");
-			kbu_str(row, "decoded", "decoded",
-				r->offset == 0x0b0 ? "(write-only)" : "(not known from this source)");
+			kbu_display(row, "decoded", "decoded", "%s",
+				    r->offset == 0x0b0 ? "(write-only)" : "(not known from this source)");
 		}
 	}
 	struct kbu_node *lvt = kbu_list(sec, "lvt", "local vector table");
@@ -448,17 +533,34 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 			continue;
 		struct kbu_lapic_lvt l;
 		kbu_lapic_decode_lvt(s->reg[r->offset >> 4], r->kind == KBU_LREG_LVT_TIMER, &l);
+		/* the timer has no polarity, remote IRR or trigger: null, "-" in the text */
+		int plain = r->kind == KBU_LREG_LVT;
 		struct kbu_node *row = kbu_row(lvt);
 		kbu_str(row, "name", "entry", r->name);
 		kbu_u64(row, "vector", "vector", l.vector);
 		kbu_str(row, "delivery", "delivery", l.delivery);
-		kbu_str(row, "status", "status", l.pending ? "pending" : "idle");
-		kbu_str(row, "polarity", "polarity",
-			r->kind == KBU_LREG_LVT ? (l.active_low ? "low" : "high") : "-");
-		kbu_str(row, "remote_irr", "remote IRR", r->kind == KBU_LREG_LVT ? (l.remote_irr ? "1" : "0") : "-");
-		kbu_str(row, "trigger", "trigger", r->kind == KBU_LREG_LVT ? (l.level ? "level" : "edge") : "-");
-		kbu_str(row, "mask", "mask", l.masked ? "masked" : "unmasked");
-		kbu_str(row, "timer_mode", "timer mode", l.timer_mode ? l.timer_mode : "-");
+		kbu_display(row, "status", "status", "%s", l.pending ? "pending" : "idle");
+		kbu_bool(row, "pending", "", l.pending);
+		if (plain)
+			kbu_str(row, "polarity", "polarity", l.active_low ? "low" : "high");
+		else
+			kbu_null(row, "polarity", "polarity");
+		kbu_display(row, "remote_irr_text", "remote IRR", "%s",
+			    plain ? (l.remote_irr ? "1" : "0") : "-");
+		if (plain)
+			kbu_bool(row, "remote_irr", "", l.remote_irr);
+		else
+			kbu_null(row, "remote_irr", "");
+		if (plain)
+			kbu_str(row, "trigger", "trigger", l.level ? "level" : "edge");
+		else
+			kbu_null(row, "trigger", "trigger");
+		kbu_display(row, "mask", "mask", "%s", l.masked ? "masked" : "unmasked");
+		kbu_bool(row, "masked", "", l.masked);
+		if (l.timer_mode)
+			kbu_str(row, "timer_mode", "timer mode", l.timer_mode);
+		else
+			kbu_null(row, "timer_mode", "timer mode");
 	}
 	int partial = !kbu_lapic_known(s, 0x180);
 	if (kbu_lapic_known(s, 0x100))
@@ -467,6 +569,7 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 		vector_list(sec, "irr", "requested (IRR)", s, 0x200);
 	vector_list(sec, "tmr", partial ? "level-triggered (TMR, only ISR/IRR vectors shown)" :
 		    "level-triggered (TMR)", s, 0x180);
+	kbu_bool(sec, "tmr_complete", "", !partial);
 	if (kbu_lapic_known(s, 0x0f0) && !((s->reg[0x0f0 >> 4] >> 8) & 1))
 		kbu_finding(sec, KBU_SEV_NOTE, "lapic.software_disabled",
 			    "the APIC is software-disabled (SVR bit 8 = 0): no interrupts, LVTs masked");
@@ -479,8 +582,10 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 	if (!other)
 		return;
 	/* Where two sources disagree, show both values. */
+	const char *other_source = kbu_lapic_source_name(other_src);
 	char ctitle[128];
 	snprintf(ctitle, sizeof ctitle, "registers %s shows otherwise", other_source);
+	kbu_str(sec, "compared_with", "", kbu_lapic_source_id(other_src));
 	struct kbu_node *cmp = kbu_list(sec, "disagreements", ctitle);
 	int n = 0;
 	for (size_t i = 0; i < NREGS; i++) {
@@ -504,7 +609,8 @@ void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, co
 		kbu_u64(f, "registers", "", (uint64_t)n);
 	}
 	else
-		kbu_textf(sec, "%s agrees with %s on every register both show", other_source, source);
+		kbu_textline(sec, "%s agrees with %s on every register both show", other_source,
+			     source);
 }
 
 void kbu_lapic_mode(const struct kbu_lapic_state *s, int have_cpuid, uint32_t cpuid1_ecx,
@@ -514,15 +620,25 @@ void kbu_lapic_mode(const struct kbu_lapic_state *s, int have_cpuid, uint32_t cp
 	int sw_on = svr_known && ((s->reg[0x0f0 >> 4] >> 8) & 1);
 	int x2 = have_cpuid && ((cpuid1_ecx >> 21) & 1);
 	out->mode = "unknown";
+	out->name = "unknown";
+	out->decided_by = NULL;
 	out->flag_without_cpu = have_cpuid && have_kflag && kflag && !x2;
-	if (have_cpuid && !x2)
+	if (have_cpuid && !x2) {
 		out->mode = svr_known && !sw_on ? "xAPIC, software-disabled" : "xAPIC";
+		out->name = "xAPIC";
+		out->decided_by = "cpuid";
+	}
 	if (have_kflag) {
-		if (kflag && (!have_cpuid || x2))
+		if (kflag && (!have_cpuid || x2)) {
 			out->mode = "x2APIC (as the kernel set it)";
-		else if (!kflag && strcmp(out->mode, "unknown") == 0)
+			out->name = "x2APIC";
+			out->decided_by = "kernel";
+		} else if (!kflag && !out->decided_by) {
 			out->mode = svr_known && !sw_on ? "xAPIC, software-disabled"
 							: "xAPIC (as the kernel set it)";
+			out->name = "xAPIC";
+			out->decided_by = "kernel";
+		}
 	}
 }
 

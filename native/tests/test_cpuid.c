@@ -181,6 +181,11 @@ TEST(command_reports_tcg)
 	CHECK(st == 0);
 	CHECK_CONTAINS(out, "\"hv_signature\"");
 	CHECK_CONTAINS(out, "\"signature\": 1635");
+	/* JSON holds the values; "0x6/0x6/0x3 (6/6/3)" is the text's rendering of them */
+	CHECK_CONTAINS(out, "\"family\": 6,");
+	CHECK_CONTAINS(out, "\"model\": 6,");
+	CHECK_CONTAINS(out, "\"stepping\": 3,");
+	CHECK(!strstr(out, "\"fms\"") && !strstr(out, "0x6/0x6/0x3"));
 	kbu_free(out);
 	out = NULL;
 	char *bad[] = {"cpuid-decode", "1=2", NULL};

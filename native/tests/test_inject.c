@@ -118,6 +118,8 @@ TEST(apic_page_through_the_vcpus_tables)
 	r.rflags = 0x46;
 	char *out = run(img, monitor_text(0, "00000000", "00000000"), &r, 1, "--lapic");
 	CHECK_CONTAINS(out, "\"linear\": 4276092928");   /* 0xfee00000 */
+	/* the mapping as values; "4 KiB page, cache disabled" is how `how` words it */
+	CHECK_CONTAINS(out, "\"page_size\": 4096, \"cache_disabled\": true");
 	kbu_free(out);
 	/* Paging off (a PVH entry): the physical address itself. */
 	r.cr0 = 0x11;

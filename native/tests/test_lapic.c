@@ -157,7 +157,7 @@ TEST(page_zero_detection_and_compare)
 	CHECK_EQ_U64(pg.reg[0x0f0 >> 4], 0x1ff);
 	CHECK(kbu_lapic_parse_qemu(busy_text, &mon, &err) == 0);
 	struct kbu_report *r = kbu_report_new("lapic");
-	kbu_lapic_report(kbu_report_root(r), &mon, "QEMU info lapic", &pg, "LAPIC page");
+	kbu_lapic_report(kbu_report_root(r), &mon, KBU_LAPIC_SRC_MONITOR, &pg, KBU_LAPIC_SRC_PAGE);
 	char *t = kbu_report_render(r, 0);
 	CHECK_CONTAINS(t, "Local APIC of CPU 1 (source: QEMU info lapic)");
 	CHECK_CONTAINS(t, "Initial count");
@@ -169,7 +169,61 @@ TEST(page_zero_detection_and_compare)
 	CHECK_CONTAINS(t, "! QEMU info lapic and LAPIC page disagree on");
 	CHECK(kbu_report_problems(r) == 1);
 	kbu_free(t);
+	/* JSON: the values the text words, never the words */
+	t = kbu_report_render(r, 1);
+	CHECK_CONTAINS(t, "\"source\": \"monitor\"");
+	CHECK_CONTAINS(t, "\"compared_with\": \"page\"");
+	CHECK_CONTAINS(t, "\"errors\": [\"received illegal vector\"]");   /* ESR 0x40 */
+	CHECK_CONTAINS(t, "\"divisor\": 1}");                              /* DCR 0xb */
+	CHECK_CONTAINS(t, "\"software_enabled\": true, \"spurious_vector\": 255");
+	CHECK_CONTAINS(t, "\"logical_id\": 2}");                            /* LDR 0x02 */
+	CHECK_CONTAINS(t, "\"priority_class\": 2, \"priority_subclass\": 0"); /* TPR 0x20 */
+	/* ICR 0x000c4500: INIT, assert, all excluding self; ICR high 0x01000000: APIC 1 */
+	CHECK_CONTAINS(t, "\"delivery\": \"INIT\", \"destination_mode\": \"physical\", "
+		       "\"pending\": false, \"assert\": true, \"trigger\": \"edge\", "
+		       "\"shorthand\": \"all_excluding_self\"");
+	CHECK_CONTAINS(t, "{\"name\": \"ICR high\", \"offset\": 784, \"msr\": null, "
+		       "\"value\": 16777216, \"destination\": 1}");
+	CHECK_CONTAINS(t, "{\"name\": \"APR\", \"offset\": 144, \"msr\": null");
+	/* the periodic timer: no polarity, remote IRR or trigger; LINT0 ExtINT unmasked */
+	CHECK_CONTAINS(t, "{\"name\": \"LVT timer\", \"vector\": 239, \"delivery\": \"Fixed\", "
+		       "\"pending\": false, \"polarity\": null, \"remote_irr\": null, "
+		       "\"trigger\": null, \"masked\": false, \"timer_mode\": \"periodic\"}");
+	CHECK_CONTAINS(t, "{\"name\": \"LVT LINT0\", \"vector\": 0, \"delivery\": \"ExtINT\", "
+		       "\"pending\": false, \"polarity\": \"high\", \"remote_irr\": false, "
+		       "\"trigger\": \"edge\", \"masked\": false, \"timer_mode\": null}");
+	CHECK_CONTAINS(t, "\"isr\": [48], \"irr\": [34, 239], \"tmr\": [48], \"tmr_complete\": false");
+	CHECK(!strstr(t, "\"decoded\"") && !strstr(t, "divide by") && !strstr(t, "(in 0x830)") &&
+	      !strstr(t, "\"mask\"") && !strstr(t, "\"status\"") && !strstr(t, "\"notes\""));
+	kbu_free(t);
 	kbu_report_free(r);
+}
+
+TEST(mode_from_cpuid_and_kernel)
+{
+	struct kbu_lapic_mode m;
+	kbu_lapic_mode(NULL, 0, 0, 0, 0, &m);
+	CHECK_STR(m.name, "unknown");
+	CHECK(m.decided_by == NULL);
+	/* CPUID without x2APIC decides xAPIC whatever the kernel believes (seeds/000) */
+	kbu_lapic_mode(NULL, 1, 0, 1, 1, &m);
+	CHECK_STR(m.name, "xAPIC");
+	CHECK_STR(m.decided_by, "cpuid");
+	CHECK(m.flag_without_cpu);
+	kbu_lapic_mode(NULL, 1, 1u << 21, 1, 1, &m);
+	CHECK_STR(m.name, "x2APIC");
+	CHECK_STR(m.decided_by, "kernel");
+	CHECK_STR(m.mode, "x2APIC (as the kernel set it)");
+	kbu_lapic_mode(NULL, 1, 1u << 21, 0, 0, &m);
+	CHECK_STR(m.name, "unknown");
+	/* a software-disabled APIC: the words say so, the mode stays xAPIC */
+	struct kbu_lapic_state s;
+	memset(&s, 0, sizeof s);
+	kbu_lapic_set(&s, 0x0f0, 0xff);
+	kbu_lapic_mode(&s, 0, 0, 1, 0, &m);
+	CHECK_STR(m.mode, "xAPIC, software-disabled");
+	CHECK_STR(m.name, "xAPIC");
+	CHECK_STR(m.decided_by, "kernel");
 }
 
 TEST(command_from_saved_text)
@@ -194,7 +248,15 @@ TEST(command_from_saved_text)
 	out = NULL;
 	char *json[] = {"lapic", "--qemu-text", path, NULL};
 	CHECK(kbu_run(ctx, 3, json, 1, &out, &err) == 0);
-	CHECK_CONTAINS(out, "\"mode\": \"unknown\"");
+	CHECK_CONTAINS(out, "\"cpuid_x2apic\": null, \"kernel_x2apic\": null, \"kernel_symbol\": null, "
+		       "\"svr_enable\": false, \"mode\": \"unknown\", \"decided_by\": null");
+	CHECK_CONTAINS(out, "\"monitor\": {\"read\": true, \"file\": \"");
+	CHECK_CONTAINS(out, "\"page\": {\"read\": false, \"why\": \"no memory source\"}");
+	kbu_free(out);
+	out = NULL;
+	CHECK(kbu_run(ctx, 5, argv, 1, &out, &err) == 0);
+	CHECK_CONTAINS(out, "\"cpuid_x2apic\": false, \"cpuid_apic_id\": 0,");
+	CHECK_CONTAINS(out, "\"mode\": \"xAPIC\", \"decided_by\": \"cpuid\"");
 	kbu_free(out);
 	out = NULL;
 	char *nosrc[] = {"lapic", NULL};
@@ -256,7 +318,8 @@ TEST(vcpu_reads_compared_with_qemu)
 			"0x20=0x1000000,0x30=0x50014,0xf0=0x1ff,0x320=0x200ef,0x80=0x30", "1", NULL};
 	char *out = NULL;
 	CHECK(kbu_run(ctx, 6, argv, 1, &out, &err) == 0);
-	CHECK_CONTAINS(out, "\"source\": \"the vCPU's own reads\"");
+	CHECK_CONTAINS(out, "\"source\": \"vcpu\"");
+	CHECK_CONTAINS(out, "\"compared_with\": \"monitor\"");
 	CHECK_CONTAINS(out, "\"code\": \"lapic.sources_disagree\"");   /* TPR 0x30 vs 0x20 */
 	CHECK_CONTAINS(out, "\"max_lvt\": 5");
 	kbu_free(out);
@@ -264,6 +327,7 @@ TEST(vcpu_reads_compared_with_qemu)
 	char *plan[] = {"lapic", "--plan", "--cpuid1", "0x60fb1,0x800,0xfed8320b,0x0fcbfbfd", NULL};
 	CHECK(kbu_run(ctx, 4, plan, 1, &out, &err) == 0);
 	CHECK_CONTAINS(out, "\"method\": \"load\"");
+	CHECK_CONTAINS(out, "\"mode\": \"xAPIC\", \"decided_by\": \"cpuid\"");
 	CHECK_CONTAINS(out, "\"needs_version\": true");
 	kbu_free(out);
 	out = NULL;
@@ -283,6 +347,7 @@ int main(void)
 	RUN(parse_busy_state);
 	RUN(parse_rejects_garbage);
 	RUN(page_zero_detection_and_compare);
+	RUN(mode_from_cpuid_and_kernel);
 	RUN(command_from_saved_text);
 	RUN(readable_registers_and_values);
 	RUN(vcpu_reads_compared_with_qemu);

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "kbu/command.h"
 #include "kbu/mem.h"
+#include "kbu/report.h"
 #include "kbu/printf.h"
 #include "kbu/reloc.h"
 #include "kbu/symbols.h"
@@ -267,6 +269,32 @@ TEST(linux_pointer_extensions)
 	free(g);
 }
 
+TEST(command_json_holds_values)
+{
+	/* kbu printf: the message and how many arguments it used; an argument that
+	 * cannot be read is a finding whose fields count them. */
+	struct guest *g = calloc(1, sizeof *g);
+	uint64_t fmt = put_str(g, 0x100, "%s at %d: %s", 13);
+	uint64_t who = put_str(g, 0x200, "lapic_init", 11);
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	kbu_ctx_set_mem(ctx, open_guest(g));
+	char fa[32], args[80];
+	snprintf(fa, sizeof fa, "0x%llx", (unsigned long long)fmt);
+	snprintf(args, sizeof args, "0x%llx,42,0x10", (unsigned long long)who);
+	char *argv[] = {"printf", "--fmt", fa, "--args", args, NULL};
+	char *out = NULL;
+	struct kbu_err err;
+	CHECK(kbu_run(ctx, 5, argv, 1, &out, &err) == 0);
+	CHECK_CONTAINS(out, "\"format_addr\": 18446744071564165376,");
+	CHECK_CONTAINS(out, "\"format\": \"%s at %d: %s\", \"message\": \"lapic_init at 42: "
+		       "<unreadable 0x10>\", \"arguments\": 3, \"truncated\": false");
+	CHECK_CONTAINS(out, "\"code\": \"printf.unreadable\"");
+	CHECK_CONTAINS(out, "\"fields\": {\"unreadable\": 1}");
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	free(g);
+}
+
 int main(void)
 {
 	RUN(mptable_panic_from_registers);
@@ -278,5 +306,6 @@ int main(void)
 	RUN(guest_bytes_are_escaped_and_bounded);
 	RUN(malformed_formats);
 	RUN(linux_pointer_extensions);
+	RUN(command_json_holds_values);
 	CHECK_DONE("test_printf");
 }

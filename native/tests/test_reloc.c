@@ -234,6 +234,12 @@ TEST(command_report)
 	char *json[] = {"reloc", "--no-phys", NULL};
 	CHECK(kbu_run(ctx, 2, json, 1, &out, &err) == 0);
 	CHECK_CONTAINS(out, "\"slide\": 2097152");
+	/* values, not their renderings: "12 of 12", "r-x" and "0x..." are text only */
+	CHECK_CONTAINS(out, "\"windows_matched\": ");
+	CHECK_CONTAINS(out, "\"windows_compared\": ");
+	CHECK_CONTAINS(out, "\"executable\": true");
+	CHECK_CONTAINS(out, "\"searched\": false");
+	CHECK(!strstr(out, "\"windows\": \"") && !strstr(out, "r-x") && !strstr(out, "\"0x"));
 	kbu_free(out);
 	out = NULL;
 	char *bad[] = {"reloc", "--align", "3", NULL};
@@ -247,9 +253,37 @@ TEST(command_report)
 	CHECK(kbu_run(ctx, 5, rep, 1, &out, &err) == 0);
 	CHECK_CONTAINS(out, "\"state\": \"differs\"");
 	CHECK_CONTAINS(out, "\"code\": \"reloc.reported_differs\"");
+	CHECK(!strstr(out, "\"verdict\"") && !strstr(out, "off by"));
 	kbu_free(out);
+	out = NULL;
+	CHECK(kbu_run(ctx, 5, rep, 0, &out, &err) == 0);
+	CHECK_CONTAINS(out, "off by 0x");
+	kbu_free(out);
+	out = NULL;
 	char *bad2[] = {"reloc", "--reported", "noequals", NULL};
 	CHECK(kbu_run(ctx, 3, bad2, 0, &out, &err) == 2);
+	kbu_free(out);
+	kbu_ctx_free(ctx);
+	kbu_elf_close(g.e);
+}
+
+TEST(command_report_signed_slide)
+{
+	/* A kernel running below its link address: the slide is negative in JSON,
+	 * "-0x1000" in the text. */
+	struct kbu_err err;
+	struct kbu_ctx *ctx = kbu_ctx_new();
+	CHECK(kbu_ctx_load_kernel(ctx, "/proc/self/exe", &err) == 0);
+	struct guest g = {kbu_elf_open("/proc/self/exe", &err), (uint64_t)0 - 0x1000, 0, 0, 0};
+	kbu_ctx_set_mem(ctx, guest_mem(&g));
+	char *argv[] = {"reloc", "--slide", "0xfffffffffffff000", NULL};
+	char *out = NULL;
+	CHECK(kbu_run(ctx, 3, argv, 1, &out, &err) == 0);
+	CHECK_CONTAINS(out, "\"slide\": -4096");
+	kbu_free(out);
+	out = NULL;
+	CHECK(kbu_run(ctx, 3, argv, 0, &out, &err) == 0);
+	CHECK_CONTAINS(out, "slide:                 -0x1000\n");
 	kbu_free(out);
 	kbu_ctx_free(ctx);
 	kbu_elf_close(g.e);
@@ -265,5 +299,6 @@ int main(void)
 	RUN(one_slide_is_checked_alone);
 	RUN(phase_of_the_boot);
 	RUN(command_report);
+	RUN(command_report_signed_slide);
 	CHECK_DONE("test_reloc");
 }

@@ -104,21 +104,41 @@ void kbu_lapic_decode_text(unsigned offset, uint32_t v, char *buf, size_t len);
 /* DCR to the divisor: 1, 2, 4, ... 128. */
 unsigned kbu_lapic_divisor(uint32_t dcr);
 
-/* The report: registers table, decoded LVTs, vectors pending; `other` (may be
- * NULL) is a second source whose known registers are compared with `s`. */
-void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s, const char *source,
-		      const struct kbu_lapic_state *other, const char *other_source);
+/* Where a snapshot of the registers came from. */
+enum kbu_lapic_source {
+	KBU_LAPIC_SRC_VCPU = 0, /* the vCPU's own reads (loads from its APIC page, RDMSR) */
+	KBU_LAPIC_SRC_MONITOR,  /* QEMU's `info lapic` (live, or a saved copy) */
+	KBU_LAPIC_SRC_PAGE,     /* the APIC page, read physically by the debugger */
+};
+/* "vcpu", "monitor", "page": the value JSON holds. */
+const char *kbu_lapic_source_id(enum kbu_lapic_source src);
+/* "the vCPU's own reads", "QEMU info lapic", "LAPIC page": how the text names it. */
+const char *kbu_lapic_source_name(enum kbu_lapic_source src);
+
+/*
+ * The report: registers table (each known register's fields decoded: as words
+ * in the text, as values in JSON), decoded LVTs, vectors pending; `other` (may
+ * be NULL) is a second source whose known registers are compared with `s`.
+ */
+void kbu_lapic_report(struct kbu_node *root, const struct kbu_lapic_state *s,
+		      enum kbu_lapic_source source, const struct kbu_lapic_state *other,
+		      enum kbu_lapic_source other_source);
 
 /*
  * Which mode the APIC is in, from what can be known without IA32_APIC_BASE:
  * CPUID.1:ECX[21] (x2APIC offered), the kernel's own flag, and SVR bit 8.
  * s may be NULL (no registers read). mode is "xAPIC", "xAPIC, software-disabled",
- * "x2APIC (as the kernel set it)", "xAPIC (as the kernel set it)" or "unknown";
- * flag_without_cpu is set when the kernel says x2APIC and CPUID has no x2APIC
- * bit (its MSR accesses 0x800+ will fault).
+ * "x2APIC (as the kernel set it)", "xAPIC (as the kernel set it)" or "unknown"
+ * (the words a report shows); name is the mode alone ("xAPIC", "x2APIC",
+ * "unknown") and decided_by what decided it ("cpuid": CPUID offers no x2APIC;
+ * "kernel": the kernel's flag; NULL while unknown). flag_without_cpu is set
+ * when the kernel says x2APIC and CPUID has no x2APIC bit (its MSR accesses
+ * 0x800+ will fault).
  */
 struct kbu_lapic_mode {
 	const char *mode;
+	const char *name;
+	const char *decided_by;
 	int flag_without_cpu;
 };
 void kbu_lapic_mode(const struct kbu_lapic_state *s, int have_cpuid, uint32_t cpuid1_ecx,
