@@ -9,7 +9,9 @@
 #include "kbu/report.h"
 #include "kbu/util.h"
 
-static int parse_list(const char *s, uint64_t *out, size_t max, size_t *n, struct kbu_err *err)
+/* V,V,...: numbers, symbols or registers ($rsi), as every ADDR kbu takes. */
+static int parse_list(struct kbu_ctx *ctx, const char *s, uint64_t *out, size_t max, size_t *n,
+		      struct kbu_err *err)
 {
 	char buf[512];
 	if (strlen(s) >= sizeof buf)
@@ -20,7 +22,7 @@ static int parse_list(const char *s, uint64_t *out, size_t max, size_t *n, struc
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (*n >= max)
 			return kbu_err_set(err, KBU_EINVAL, "--args: more than %zu values", max);
-		if (kbu_parse_u64(tok, &out[(*n)++], err) < 0)
+		if (kbu_parse_addr(ctx, tok, &out[(*n)++], err) < 0)
 			return kbu_err_prefix(err, "--args");
 	}
 	return 0;
@@ -55,7 +57,7 @@ static int printf_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 			have_fmt_at = 1;
 			break;
 		case 2:
-			if (parse_list(g.arg, a.regs, KBU_PRINTF_MAX_REGS, &a.nregs, err) < 0)
+			if (parse_list(ctx, g.arg, a.regs, KBU_PRINTF_MAX_REGS, &a.nregs, err) < 0)
 				return -1;
 			break;
 		case 3:
@@ -115,8 +117,15 @@ static int printf_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 		goto out;
 	struct kbu_node *root = kbu_report_root(r);
 	kbu_hex(root, "format_addr", "format at", fmt, 16);
-	kbu_str(root, "format", "format", text);
-	kbu_str(root, "message", "message", res->message);
+	/* the text shows control bytes escaped (a format's "\n" is not a blank line); JSON the bytes */
+	char *ef = kbu_escape_dup(text, strlen(text), "");
+	char *em = kbu_escape_dup(res->message, strlen(res->message), "");
+	kbu_display(root, "format_text", "format", "%s", ef ? ef : text);
+	kbu_str(root, "format", "", text);
+	kbu_display(root, "message_text", "message", "%s", em ? em : res->message);
+	kbu_str(root, "message", "", res->message);
+	free(ef);
+	free(em);
 	kbu_u64(root, "arguments", "arguments used", res->conversions);
 	kbu_bool(root, "truncated", "", res->truncated);
 	if (res->unreadable) {

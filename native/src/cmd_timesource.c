@@ -15,7 +15,7 @@
 
 static void source_fields(struct kbu_node *o, const struct kbu_timesource *t)
 {
-	kbu_hex(o, "addr", "address", t->addr, 16);
+	kbu_hex(o, "addr", "structure at", t->addr, 16);
 	if (t->have_name)
 		kbu_str(o, "name", "name", t->name);
 	else
