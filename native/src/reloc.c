@@ -127,7 +127,9 @@ size_t kbu_reloc_pick_windows(const struct kbu_elf *e, uint64_t *addrs, size_t n
 	}
 	if (total == 0 || n == 0)
 		return 0;
-	/* Window k starts near (2k+1)/(2n) of the code bytes; look up to 4 KiB on. */
+	/* Window k starts near (2k+1)/(2n) of the code bytes; look up to 4 KiB on, never
+	 * inside the window before it (a small kernel would otherwise repeat one). */
+	uint64_t taken_end = 0;
 	for (size_t k = 0; k < n; k++) {
 		uint64_t want = total * (2 * k + 1) / (2 * n), base = 0;
 		for (size_t i = 0; i < nseg; i++) {
@@ -139,10 +141,13 @@ size_t kbu_reloc_pick_windows(const struct kbu_elf *e, uint64_t *addrs, size_t n
 				continue;
 			}
 			uint64_t off = (want - base) & ~15ull;
+			if (taken_end > s->vaddr + off && taken_end - s->vaddr < s->filesz)
+				off = (taken_end - s->vaddr + 15) & ~15ull;
 			for (uint64_t o = off; o + KBU_RELOC_WIN <= s->filesz && o < off + 4096; o += 16) {
 				const uint8_t *p = kbu_elf_vaddr_bytes(e, s->vaddr + o, KBU_RELOC_WIN);
 				if (p && distinctive(p)) {
 					addrs[got++] = s->vaddr + o;
+					taken_end = s->vaddr + o + KBU_RELOC_WIN;
 					break;
 				}
 			}
