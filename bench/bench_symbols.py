@@ -65,9 +65,9 @@ def main():
         print(f"symbols: {what} ({int(n)} syms) {t:.3f}s vs nm -n {nm:.3f}s: {ratio:.2f}x{verdict}")
 
     m = symbench(exe, "map", smap)
-    line("load System.map", m["syms"], m["load_s"])
+    line("load + index System.map", m["syms"], m["load_s"])
     e = symbench(exe, "elf", vdbg)
-    line("load vmlinux .symtab", e["syms"], e["load_s"])
+    line("load + index vmlinux .symtab", e["syms"], e["load_s"])
     if os.access(kbu, os.X_OK):
         t = best_wall([kbu, "--symbols", smap, "sym", "startup_64"])
         line("kbu --symbols System.map sym startup_64 (whole command)", m["syms"], t)

@@ -38,6 +38,12 @@ static struct kbu_symtab *load(const char *kind, const char *path, struct kbu_el
 	}
 	if (rc == 0)
 		rc = kbu_symtab_finish(st, err);
+	/* A symbol map is parsed on first need (a name look-up needs no index);
+	 * ask for the first entry so the full parse and index are timed too. */
+	if (rc == 0 && kbu_symtab_at(st, 0) == NULL) {
+		kbu_err_set(err, KBU_ENOTFOUND, "%s: no symbols", path);
+		rc = -1;
+	}
 	if (rc != 0) {
 		kbu_symtab_free(st);
 		kbu_elf_close(*elf);

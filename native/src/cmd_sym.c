@@ -140,8 +140,8 @@ static int sym_list_and_query(struct kbu_ctx *ctx, int argc, char **argv, struct
 	const char *first_bad;
 	size_t bad = kbu_symtab_bad_lines(st, &first_bad);
 	if (bad)
-		kbu_problem(root, KBU_SEV_WARN, "%zu map line%s not in nm format were skipped (first: %s)",
-			    bad, bad == 1 ? "" : "s", first_bad);
+		kbu_problem(root, KBU_SEV_WARN, "%zu map line%s not in nm format %s skipped (first: %s)",
+			    bad, bad == 1 ? "" : "s", bad == 1 ? "was" : "were", first_bad);
 	kbu_u64(root, "symbols", "symbols loaded", kbu_symtab_count(st));
 	if (list) {
 		struct kbu_node *l = kbu_list(root, "list", match ? "matching symbols" : "symbols");

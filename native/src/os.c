@@ -503,6 +503,55 @@ static void checked_text(const struct kbu_os_ident *id, char *buf, size_t len)
 	}
 }
 
+struct name_list {
+	char **v;
+	size_t n, cap;
+	int failed;
+};
+
+static void name_add(struct name_list *l, const char *w)
+{
+	if (l->failed)
+		return;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v) {
+			l->failed = 1;
+			return;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n] = strdup(w)))
+		l->failed = 1;
+	else
+		l->n++;
+}
+
+/* Every symbol the profiles name (their roles' and markers), asked at once: a
+ * symbol map is then read once for identification and the commands after it,
+ * not once per name. */
+static void prefetch_names(const struct kbu_symtab *st, struct kbu_os_profile *const *p, size_t n)
+{
+	struct name_list l = {0};
+	char w[128];
+	const char *role;
+	for (size_t k = 0; k < n; k++) {
+		for (size_t r = 0; (role = kbu_os_symbol_role(r, NULL)) != NULL; r++)
+			for (size_t i = 0; kbu_os_role_word(p[k], role, i, w, sizeof(w)); i++)
+				name_add(&l, w);
+		const char *markers = kbu_os_get(p[k], "profile", "markers");
+		for (size_t i = 0; nth_word(markers, i, w, sizeof(w)); i++)
+			name_add(&l, w);
+	}
+	if (!l.failed)
+		kbu_sym_prefetch(st, (const char *const *)l.v, l.n);
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+}
+
 struct kbu_os_profile *kbu_os_identify(const struct kbu_os_evidence *ev,
 				       struct kbu_os_ident *id, struct kbu_err *err)
 {
@@ -511,12 +560,22 @@ struct kbu_os_profile *kbu_os_identify(const struct kbu_os_evidence *ev,
 	const struct kbu_symtab *st = ev ? ev->syms : NULL;
 	id->nsyms = st ? kbu_symtab_count(st) : 0;
 	elf_evidence(ev ? ev->elf : NULL, id);
+	struct kbu_os_profile *cand[KBU_OS_MAX_CANDIDATES] = {0};
+	size_t ncand = 0;
 	for (size_t i = 0; i < NBUILTIN && i < KBU_OS_MAX_CANDIDATES; i++) {
-		struct kbu_os_profile *p = kbu_os_parse(builtins[i].text, "built-in", err);
-		if (!p)
+		cand[ncand] = kbu_os_parse(builtins[i].text, "built-in", err);
+		if (!cand[ncand]) {
+			while (ncand)
+				kbu_os_free(cand[--ncand]);
 			return NULL;
-		kbu_os_score(p, ev, &id->cand[id->ncand++]);
-		kbu_os_free(p);
+		}
+		ncand++;
+	}
+	if (st)
+		prefetch_names(st, cand, ncand);
+	for (size_t i = 0; i < ncand; i++) {
+		kbu_os_score(cand[i], ev, &id->cand[id->ncand++]);
+		kbu_os_free(cand[i]);
 	}
 	/* Identity evidence first: the profiles it names, if they agree. */
 	int named = -1, conflict = 0;

@@ -44,6 +44,7 @@ struct lazy_map {
  * freed (callers hold the pointer); name NULL: looked up and not there. */
 struct lazy_hit {
 	struct kbu_sym sym;
+	size_t count;             /* symbols of that name at distinct addresses; 0: not counted */
 	struct lazy_hit *next;
 	char name[];
 };
@@ -65,6 +66,8 @@ struct kbu_symtab {
 	struct lazy_hit *hits;    /* look-ups answered from them */
 	int lazy_count_known;
 	size_t lazy_count;
+	size_t lazy_bad;          /* lines not in nm format in the lazy map, as counted */
+	char lazy_first_bad[256];
 };
 
 struct kbu_symtab *kbu_symtab_new(void)
@@ -889,7 +892,7 @@ static int lazy_count(struct kbu_symtab *st, size_t *out)
 	if (!st->lazy || st->lazy->next)
 		return -1;
 	const char *end = st->lazy->text + st->lazy->len, *line = st->lazy->text;
-	size_t n = 0;
+	size_t n = 0, lineno = 0, bad = 0;
 	enum { RUN = 64 };
 	struct map_line run[RUN];
 	size_t nrun = 0;
@@ -899,11 +902,23 @@ static int lazy_count(struct kbu_symtab *st, size_t *out)
 	while (line < end) {
 		struct map_line ml;
 		const char *next;
+		lineno++;
 		int r = canonical_line(&hx, line, end, &ml, &next);
 		if (!r) {
 			const char *nl = memchr(line, '\n', (size_t)(end - line));
-			const char *why;
-			r = parse_line(line, nl ? nl : end, &ml, &why) == 1;
+			const char *le = nl ? nl : end, *why = NULL;
+			r = parse_line(line, le, &ml, &why);
+			if (r < 0 && bad++ == 0) {
+				/* As parse_map words it, so the warning is the same either way. */
+				char shown[4 * 60 + 1];
+				if (le > line && le[-1] == '\r')
+					le--;
+				kbu_escape(line, (size_t)(le - line > 60 ? 60 : le - line), NULL, shown,
+					   sizeof(shown));
+				snprintf(st->lazy_first_bad, sizeof(st->lazy_first_bad), "%s:%zu: %s: '%s'",
+					 st->lazy->path, lineno, why, shown);
+			}
+			r = r == 1;
 			next = nl ? nl + 1 : end;
 		}
 		if (r) {
@@ -926,6 +941,7 @@ static int lazy_count(struct kbu_symtab *st, size_t *out)
 		line = next;
 	}
 	st->lazy_count = n;
+	st->lazy_bad = bad;
 	st->lazy_count_known = 1;
 	*out = n;
 	return 0;
@@ -958,6 +974,15 @@ const char *kbu_symtab_why_empty(const struct kbu_symtab *st)
 
 size_t kbu_symtab_bad_lines(const struct kbu_symtab *cst, const char **first)
 {
+	struct kbu_symtab *lst = (struct kbu_symtab *)cst;
+	size_t n;
+	if (lst && lst->finished && lst->lazy && lazy_count(lst, &n) == 0) {
+		/* Counted while counting the symbols: no index needed. */
+		if (first)
+			*first = lst->bad_lines ? lst->first_bad
+			       : lst->lazy_bad ? lst->lazy_first_bad : NULL;
+		return lst->bad_lines + lst->lazy_bad;
+	}
 	const struct kbu_symtab *st = indexed(cst);
 	if (!st)
 		st = cst;
@@ -1007,49 +1032,105 @@ static uint64_t lazy_size(const char *from, const char *end, const struct map_li
  * the index would give: a global symbol before a local one, the lowest
  * address first. Kept, so the pointer stays valid and a second look-up is free.
  */
+/* What a lazy look-up gathers: the symbol it will answer and how many share
+ * the name (at distinct addresses, as the index keeps them). */
+struct lazy_find {
+	struct map_line best;
+	const char *best_next, *best_end;
+	int have, counted;
+	size_t nseen;
+	uint64_t seen[32];
+};
+
+/* One line that parsed as the symbol sought: the global one wins, then the
+ * lowest address. */
+static void lazy_consider(struct lazy_find *f, const struct map_line *ml, const char *next,
+			  const char *end)
+{
+	size_t k = 0;
+	while (k < f->nseen && f->seen[k] != ml->addr)
+		k++;
+	if (k == f->nseen && f->nseen < sizeof(f->seen) / sizeof(f->seen[0]))
+		f->seen[f->nseen++] = ml->addr;
+	else if (k == f->nseen)
+		f->counted = 0;
+	if (!f->have || (is_global(ml->type) && !is_global(f->best.type)) ||
+	    (is_global(ml->type) == is_global(f->best.type) && ml->addr < f->best.addr)) {
+		f->best = *ml;
+		f->best_next = next;
+		f->best_end = end;
+		f->have = 1;
+	}
+}
+
+static uint32_t name_hash_n(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+/* The lines of one map that name the symbol. */
+static void lazy_find_in(struct lazy_map *lm, const char *name, size_t nlen, struct lazy_find *f)
+{
+	const char *text = lm->text, *end = text + lm->len;
+	for (const char *p = text; (p = memmem(p, (size_t)(end - p), name, nlen)) != NULL;) {
+		const char *after = p + nlen;
+		int word = p > text && is_space(p[-1]) &&
+			   (after == end || *after == '\n' || *after == '\r' || is_space(*after));
+		if (!word) {
+			p++;
+			continue;
+		}
+		const char *ls = p;
+		while (ls > text && ls[-1] != '\n')
+			ls--;
+		const char *nl = memchr(after, '\n', (size_t)(end - after)), *why;
+		const char *le = nl ? nl : end;
+		struct map_line ml;
+		if (parse_line(ls, le, &ml, &why) == 1 && ml.name == p)
+			lazy_consider(f, &ml, nl ? nl + 1 : end, end);
+		p = le;
+	}
+}
+
+static const struct kbu_sym *lazy_answer(struct kbu_symtab *st, const char *name, size_t nlen,
+					 const struct lazy_find *f);
+
+static const struct lazy_hit *lazy_known(const struct kbu_symtab *st, const char *name)
+{
+	for (const struct lazy_hit *h = st->hits; h; h = h->next)
+		if (strcmp(h->name, name) == 0)
+			return h;
+	return NULL;
+}
+
 static const struct kbu_sym *lazy_by_name(struct kbu_symtab *st, const char *name)
 {
 	size_t nlen = strlen(name);
-	for (struct lazy_hit *h = st->hits; h; h = h->next)
-		if (strcmp(h->name, name) == 0)
-			return h->sym.name ? &h->sym : NULL;
+	const struct lazy_hit *known = lazy_known(st, name);
+	if (known)
+		return known->sym.name ? &known->sym : NULL;
 	if (nlen == 0 || !name_ok(name, nlen))
 		return NULL;
-	struct map_line best = {0};
-	const char *best_next = NULL, *best_end = NULL;
-	int have = 0;
-	for (struct lazy_map *lm = st->lazy; lm; lm = lm->next) {
-		const char *text = lm->text, *end = text + lm->len, *p = text;
-		while ((p = memmem(p, (size_t)(end - p), name, nlen)) != NULL) {
-			const char *after = p + nlen;
-			int word = p > text && is_space(p[-1]) &&
-				   (after == end || *after == '\n' || *after == '\r' || is_space(*after));
-			if (!word) {
-				p++;
-				continue;
-			}
-			const char *ls = p;
-			while (ls > text && ls[-1] != '\n')
-				ls--;
-			const char *nl = memchr(after, '\n', (size_t)(end - after));
-			const char *le = nl ? nl : end;
-			struct map_line ml;
-			const char *why;
-			if (parse_line(ls, le, &ml, &why) == 1 && ml.name == p &&
-			    (!have || (is_global(ml.type) && !is_global(best.type)) ||
-			     (is_global(ml.type) == is_global(best.type) && ml.addr < best.addr))) {
-				best = ml;
-				best_next = nl ? nl + 1 : end;
-				best_end = end;
-				have = 1;
-			}
-			p = le;
-		}
-	}
+	struct lazy_find f = {.counted = 1};
+	for (struct lazy_map *lm = st->lazy; lm; lm = lm->next)
+		lazy_find_in(lm, name, nlen, &f);
+	return lazy_answer(st, name, nlen, &f);
+}
+
+/* Keeps what a look-up found (or that nothing was) for the next asker. */
+static const struct kbu_sym *lazy_answer(struct kbu_symtab *st, const char *name, size_t nlen,
+					 const struct lazy_find *fp)
+{
+	if (!st->lazy) /* indexed since (an earlier answer needed it) */
+		return kbu_sym_by_name(st, name);
+	const struct lazy_find f = *fp;
 	size_t count;
 	/* A size of 0 from nm -S is no size: the index infers one too. */
-	int sized = best.has_size && best.size != 0;
-	if (have && !sized && lazy_count(st, &count) < 0) {
+	int sized = f.best.has_size && f.best.size != 0;
+	if (f.have && !sized && lazy_count(st, &count) < 0) {
 		/* The size comes from the next symbol up; only a sorted map shows it
 		 * without the index. */
 		const struct kbu_symtab *ix = indexed(st);
@@ -1059,16 +1140,98 @@ static const struct kbu_sym *lazy_by_name(struct kbu_symtab *st, const char *nam
 	if (!h)
 		return NULL;
 	memcpy(h->name, name, nlen + 1);
-	if (have) {
+	if (f.have) {
 		h->sym.name = h->name;
-		h->sym.addr = best.addr;
-		h->sym.size = sized ? best.size : lazy_size(best_next, best_end, &best);
-		h->sym.type = best.type;
+		h->sym.addr = f.best.addr;
+		h->sym.size = sized ? f.best.size : lazy_size(f.best_next, f.best_end, &f.best);
+		h->sym.type = f.best.type;
 		h->sym.source = KBU_SYMSRC_MAP;
+		h->count = f.counted && !st->lazy->next ? f.nseen : 0;
 	}
 	h->next = st->hits;
 	st->hits = h;
-	return have ? &h->sym : NULL;
+	return f.have ? &h->sym : NULL;
+}
+
+/* The bit a line's first three name bytes select in a prefetch filter. */
+static unsigned prefix_bit(const char *p)
+{
+	return ((unsigned char)p[0] * 961u + (unsigned char)p[1] * 31u + (unsigned char)p[2]) & 0xffff;
+}
+
+void kbu_sym_prefetch(const struct kbu_symtab *cst, const char *const *names, size_t n)
+{
+	struct kbu_symtab *st = (struct kbu_symtab *)cst;
+	if (!st || !st->finished || !st->lazy || n < 2)
+		return;
+	struct want {
+		const char *name;
+		size_t len;
+		struct lazy_find f;
+	} *want = calloc(n, sizeof(*want));
+	size_t cap = 16;
+	while (cap < n * 4)
+		cap <<= 1;
+	uint32_t *set = calloc(cap, sizeof(*set)); /* index into want + 1 */
+	uint8_t *filter = calloc(0x10000 / 8, 1);
+	if (!want || !set || !filter)
+		goto out;
+	size_t nw = 0;
+	int every_line = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = names[i];
+		size_t len = name ? strlen(name) : 0;
+		if (!len || !name_ok(name, len) || lazy_known(st, name))
+			continue;
+		size_t j = name_hash_n(name, len) & (cap - 1);
+		int dup = 0;
+		for (; set[j]; j = (j + 1) & (cap - 1))
+			dup |= want[set[j] - 1].len == len && memcmp(want[set[j] - 1].name, name, len) == 0;
+		if (dup)
+			continue;
+		want[nw] = (struct want){.name = name, .len = len, .f = {.counted = 1}};
+		set[j] = (uint32_t)++nw;
+		if (len < 3)
+			every_line = 1;
+		else
+			filter[prefix_bit(name) >> 3] |= (uint8_t)(1u << (prefix_bit(name) & 7));
+	}
+	for (struct lazy_map *lm = st->lazy; nw && lm; lm = lm->next) {
+		const char *line = lm->text, *end = lm->text + lm->len;
+		while (line < end) {
+			const char *nl = memchr(line, '\n', (size_t)(end - line));
+			const char *le = nl ? nl : end, *next = nl ? nl + 1 : end;
+			/* "ADDRESS16 T name": the name starts at column 19, and only a
+			 * line whose first name bytes pass the filter is parsed. */
+			if (!every_line && le - line >= 22 && line[16] == ' ' && line[18] == ' ' &&
+			    !is_space(line[19])) {
+				unsigned b = prefix_bit(line + 19);
+				if (!(filter[b >> 3] & (1u << (b & 7)))) {
+					line = next;
+					continue;
+				}
+			}
+			struct map_line ml;
+			const char *why;
+			if (parse_line(line, le, &ml, &why) == 1) {
+				size_t j = name_hash_n(ml.name, ml.name_len) & (cap - 1);
+				for (; set[j]; j = (j + 1) & (cap - 1)) {
+					struct want *w = &want[set[j] - 1];
+					if (w->len == ml.name_len && memcmp(w->name, ml.name, w->len) == 0) {
+						lazy_consider(&w->f, &ml, next, end);
+						break;
+					}
+				}
+			}
+			line = next;
+		}
+	}
+	for (size_t i = 0; i < nw && st->lazy; i++)
+		lazy_answer(st, want[i].name, want[i].len, &want[i].f);
+out:
+	free(want);
+	free(set);
+	free(filter);
 }
 
 const struct kbu_sym *kbu_sym_by_name(const struct kbu_symtab *st, const char *name)
@@ -1096,6 +1259,15 @@ const struct kbu_sym *kbu_sym_by_name(const struct kbu_symtab *st, const char *n
 
 size_t kbu_sym_name_count(const struct kbu_symtab *cst, const char *name)
 {
+	struct kbu_symtab *lst = (struct kbu_symtab *)cst;
+	if (lst && lst->finished && lst->lazy && lst->n == 0 && name) {
+		/* One map not parsed yet: the name look-up counted them on its way. */
+		if (!lazy_by_name(lst, name))
+			return 0;
+		for (struct lazy_hit *h = lst->hits; h; h = h->next)
+			if (strcmp(h->name, name) == 0 && h->count)
+				return h->count;
+	}
 	const struct kbu_symtab *st = indexed(cst);
 	if (!st || !name)
 		return 0;

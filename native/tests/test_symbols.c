@@ -36,6 +36,110 @@ static struct kbu_symtab *load_map(const char *name, const char *text, struct kb
 	return st;
 }
 
+/* A map is parsed on first need: a name look-up, its duplicate count and the
+ * bad-line count answer from the text, and equal what the full index says. */
+TEST(lazy_map_answers_as_the_index_does)
+{
+	static const char text[] =
+		"ffffffff81000000 T startup_64\n"
+		"ffffffff81000100 t dup\n"
+		"ffffffff81000100 t dup\n" /* the same symbol twice: one */
+		"not a line\n"
+		"ffffffff81000200 t dup\n"
+		"ffffffff81000300 T dup\n"
+		"ffffffff81000400 T undup\n";
+	struct kbu_err err = {0};
+	struct kbu_symtab *st = load_map("lazy.map", text, &err);
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	const char *first = NULL;
+	CHECK_EQ_U64(kbu_symtab_bad_lines(st, &first), 1);
+	CHECK_CONTAINS(first, "lazy.map:4: no address: 'not a line'");
+	const struct kbu_sym *s = kbu_sym_by_name(st, "dup");
+	CHECK(s && s->type == 'T' && s->addr == 0xffffffff81000300ull);
+	CHECK_EQ_U64(kbu_sym_name_count(st, "dup"), 3);
+	CHECK_EQ_U64(kbu_sym_name_count(st, "undup"), 1);
+	CHECK_EQ_U64(kbu_sym_name_count(st, "nosuch"), 0);
+	/* Now the index: the same answers. */
+	CHECK(kbu_symtab_at(st, 0) != NULL);
+	CHECK_EQ_U64(kbu_symtab_bad_lines(st, &first), 1);
+	CHECK_CONTAINS(first, "lazy.map:4: no address: 'not a line'");
+	CHECK_EQ_U64(kbu_sym_name_count(st, "dup"), 3);
+	CHECK_EQ_U64(kbu_sym_name_count(st, "undup"), 1);
+	kbu_symtab_free(st);
+}
+
+/* Many names at once from a map not parsed yet: each answer equals the one
+ * asked alone, whatever the line's layout. */
+TEST(prefetched_names_answer_as_single_look_ups)
+{
+	static const char text[] =
+		"81000400 T short_addr\n"                      /* 32-bit map line */
+		"ffffffff81000000 T startup_64\n"
+		"ffffffff81000070 t ab\n"                      /* shorter than the filter's prefix */
+		"ffffffff81000100 t dup\n"
+		"ffffffff81000200 T dup\n"
+		"ffffffff81000300 0000000000000040 T sized\n"  /* nm -S */
+		"ffffffff81000500 T  two_blanks\n"
+		"ffffffff81000600 D data_one\n"
+		"ffffffff81000700 T last_text\n";
+	static const char *const names[] = {
+		"startup_64", "ab", "dup", "sized", "short_addr", "two_blanks", "data_one",
+		"last_text", "nosuch", "dup", "startup_6",
+	};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	struct kbu_err err = {0};
+	struct kbu_symtab *pre = load_map("pre.map", text, &err);
+	struct kbu_symtab *one = load_map("one.map", text, &err);
+	CHECK(pre && one);
+	if (!pre || !one)
+		return;
+	kbu_sym_prefetch(pre, names, N);
+	for (size_t i = 0; i < N; i++) {
+		const struct kbu_sym *a = kbu_sym_by_name(pre, names[i]);
+		const struct kbu_sym *b = kbu_sym_by_name(one, names[i]);
+		CHECK((a == NULL) == (b == NULL));
+		if (a && b) {
+			CHECK_EQ_U64(a->addr, b->addr);
+			CHECK_EQ_U64(a->size, b->size);
+			CHECK_EQ_U64(a->type, b->type);
+		}
+		CHECK_EQ_U64(kbu_sym_name_count(pre, names[i]), kbu_sym_name_count(one, names[i]));
+	}
+	/* And what they say is right. */
+	const struct kbu_sym *s = kbu_sym_by_name(pre, "ab");
+	CHECK(s && s->addr == 0xffffffff81000070ull);
+	s = kbu_sym_by_name(pre, "sized");
+	CHECK(s && s->size == 0x40);
+	s = kbu_sym_by_name(pre, "short_addr");
+	CHECK(s && s->addr == 0x81000400ull);
+	s = kbu_sym_by_name(pre, "two_blanks");
+	CHECK(s && s->addr == 0xffffffff81000500ull);
+	s = kbu_sym_by_name(pre, "dup");
+	CHECK(s && s->type == 'T');
+	CHECK_EQ_U64(kbu_sym_name_count(pre, "dup"), 2);
+	CHECK(kbu_sym_by_name(pre, "startup_6") == NULL);
+	kbu_symtab_free(pre);
+	kbu_symtab_free(one);
+	/* Unsorted: sizes need the index, which the first answer builds. */
+	static const char unsorted[] = "ffffffff81000100 T b_fn\n"
+				       "ffffffff81000000 T a_fn\n"
+				       "ffffffff81000200 T c_fn\n";
+	pre = load_map("unsorted.map", unsorted, &err);
+	CHECK(pre != NULL);
+	if (!pre)
+		return;
+	kbu_sym_prefetch(pre, names, N);
+	static const char *const abc[] = {"a_fn", "b_fn", "c_fn"};
+	kbu_sym_prefetch(pre, abc, 3);
+	s = kbu_sym_by_name(pre, "a_fn");
+	CHECK(s && s->addr == 0xffffffff81000000ull && s->size == 0x100);
+	s = kbu_sym_by_name(pre, "b_fn");
+	CHECK(s && s->size == 0x100);
+	kbu_symtab_free(pre);
+}
+
 TEST(map_lines_are_parsed_and_bad_ones_counted)
 {
 	struct kbu_err err = {0};
@@ -542,6 +646,8 @@ TEST(bytes_from_the_map_are_escaped_in_messages)
 
 int main(void)
 {
+	RUN(lazy_map_answers_as_the_index_does);
+	RUN(prefetched_names_answer_as_single_look_ups);
 	RUN(map_lines_are_parsed_and_bad_ones_counted);
 	RUN(addresses_resolve_to_the_containing_symbol);
 	RUN(elf_symbols_have_types_sizes_and_labels_inside_functions);

@@ -37,6 +37,10 @@ const struct kbu_sym *kbu_symtab_at(const struct kbu_symtab *st, size_t i);
 const struct kbu_sym *kbu_sym_by_name(const struct kbu_symtab *st, const char *name);
 /* The symbol containing addr (or the nearest below it); *off gets addr - sym->addr. */
 const struct kbu_sym *kbu_sym_by_addr(const struct kbu_symtab *st, uint64_t addr, uint64_t *off);
+/* Looks up many names at once: a map not parsed yet is read once for all of
+ * them, and kbu_sym_by_name then answers them without reading it again. Only
+ * a speed-up: a table already indexed ignores it. */
+void kbu_sym_prefetch(const struct kbu_symtab *st, const char *const *names, size_t n);
 /* How many symbols carry this name (static functions repeat across files). */
 size_t kbu_sym_name_count(const struct kbu_symtab *st, const char *name);
 /* NULL if there are symbols; else why not ("vmlinux: ELF has no symbol table ..."). */
