@@ -50,7 +50,8 @@ static void named_by_list(struct kbu_node *row, unsigned by)
 
 /* The evidence and every candidate's score (the JSON keeps the numbers). */
 static void ident_report(struct kbu_node *root, const struct kbu_os_ident *id,
-			 const struct kbu_os_candidate *extra, const char *chosen)
+			 const struct kbu_symtab *syms, const struct kbu_os_candidate *extra,
+			 const char *chosen)
 {
 	struct kbu_node *ev = kbu_obj(root, "identification", "Identification");
 	if (id->osabi >= 0) {
@@ -74,7 +75,7 @@ static void ident_report(struct kbu_node *root, const struct kbu_os_ident *id,
 	}
 	kbu_display(ev, "note_owners_text", "other note owners", "%s",
 		    *id->note_owners ? id->note_owners : "-");
-	kbu_u64(ev, "symbols", "symbols", id->nsyms);
+	kbu_u64(ev, "symbols", "symbols", id->has_syms ? kbu_symtab_count(syms) : 0);
 	struct kbu_node *cl = kbu_list(root, "candidates", "Candidates");
 	for (size_t i = 0; i <= id->ncand; i++) {
 		const struct kbu_os_candidate *c = i < id->ncand ? &id->cand[i] : extra;
@@ -184,7 +185,7 @@ static int os_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_report 
 				    forced, from_file ? profile : os, ident, id.how);
 	}
 	if (ctx->syms || ctx->kernel) {
-		ident_report(root, &id, from_file ? &own : NULL, kbu_os_name(p));
+		ident_report(root, &id, ctx->syms, from_file ? &own : NULL, kbu_os_name(p));
 	} else {
 		/* nothing to identify from: the profile was named */
 		kbu_null(root, "identification", "");

@@ -558,7 +558,7 @@ struct kbu_os_profile *kbu_os_identify(const struct kbu_os_evidence *ev,
 	memset(id, 0, sizeof(*id));
 	id->chosen = -1;
 	const struct kbu_symtab *st = ev ? ev->syms : NULL;
-	id->nsyms = st ? kbu_symtab_count(st) : 0;
+	id->has_syms = st && kbu_symtab_why_empty(st) == NULL;
 	elf_evidence(ev ? ev->elf : NULL, id);
 	struct kbu_os_profile *cand[KBU_OS_MAX_CANDIDATES] = {0};
 	size_t ncand = 0;
@@ -593,9 +593,9 @@ struct kbu_os_profile *kbu_os_identify(const struct kbu_os_evidence *ev,
 		int any_fits = 0;
 		for (size_t i = 0; i < id->ncand; i++)
 			any_fits |= id->cand[i].fits;
-		if (id->nsyms == 0 || c->fits || !any_fits) {
+		if (!id->has_syms || c->fits || !any_fits) {
 			id->chosen = named;
-			if (id->nsyms)
+			if (id->has_syms)
 				snprintf(id->how, sizeof(id->how), "%s; %u of its %u roles resolve",
 					 named_by_text(c->named_by, by, sizeof(by)), c->roles_resolved,
 					 c->roles_named);
@@ -605,7 +605,7 @@ struct kbu_os_profile *kbu_os_identify(const struct kbu_os_evidence *ev,
 		}
 	}
 	if (id->chosen < 0) {
-		if (id->nsyms == 0) {
+		if (!id->has_syms) {
 			const char *why = st ? kbu_symtab_why_empty(st) : NULL;
 			kbu_err_set(err, KBU_ENOTFOUND,
 				    "cannot tell the OS without symbols%s%s%s%s: give --kernel/--symbols "

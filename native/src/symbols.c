@@ -67,6 +67,7 @@ struct kbu_symtab {
 	int lazy_count_known;
 	size_t lazy_count;
 	size_t lazy_bad;          /* lines not in nm format in the lazy map, as counted */
+	int lazy_sorted;          /* 1: its symbol lines are in address order (seen by a prefetch) */
 	char lazy_first_bad[256];
 };
 
@@ -1130,7 +1131,7 @@ static const struct kbu_sym *lazy_answer(struct kbu_symtab *st, const char *name
 	size_t count;
 	/* A size of 0 from nm -S is no size: the index infers one too. */
 	int sized = f.best.has_size && f.best.size != 0;
-	if (f.have && !sized && lazy_count(st, &count) < 0) {
+	if (f.have && !sized && st->lazy_sorted != 1 && lazy_count(st, &count) < 0) {
 		/* The size comes from the next symbol up; only a sorted map shows it
 		 * without the index. */
 		const struct kbu_symtab *ix = indexed(st);
@@ -1196,24 +1197,51 @@ void kbu_sym_prefetch(const struct kbu_symtab *cst, const char *const *names, si
 		else
 			filter[prefix_bit(name) >> 3] |= (uint8_t)(1u << (prefix_bit(name) & 7));
 	}
+	struct hex_table hx;
+	hex_table_init(&hx);
+	/* On the way, whether the map is in address order: what a size inferred
+	 * from the next line needs. A line counted here that a full parse would
+	 * skip can only make it "not sorted": the safe side. */
+	int sorted = nw && !st->lazy->next;
+	uint64_t last = 0;
 	for (struct lazy_map *lm = st->lazy; nw && lm; lm = lm->next) {
 		const char *line = lm->text, *end = lm->text + lm->len;
 		while (line < end) {
 			const char *nl = memchr(line, '\n', (size_t)(end - line));
 			const char *le = nl ? nl : end, *next = nl ? nl + 1 : end;
+			int sym = 0;
 			/* "ADDRESS16 T name": the name starts at column 19, and only a
 			 * line whose first name bytes pass the filter is parsed. */
-			if (!every_line && le - line >= 22 && line[16] == ' ' && line[18] == ' ' &&
+			if (le - line >= 22 && line[16] == ' ' && line[18] == ' ' &&
 			    !is_space(line[19])) {
+				uint64_t v = 0;
+				unsigned bad = 0;
+				for (int i = 0; i < 16; i++) {
+					uint8_t d = hx.v[(unsigned char)line[i]];
+					bad |= d;
+					v = v << 4 | (d & 15);
+				}
+				char t = line[17];
+				sym = !(bad & 0xf0) && ((t >= 'A' && t <= 'Z') || (t >= 'a' && t <= 'z')) &&
+					  t != 'U' && t != 'w' && t != 'v';
+				if (sym) {
+					sorted &= v >= last;
+					last = v;
+				}
 				unsigned b = prefix_bit(line + 19);
-				if (!(filter[b >> 3] & (1u << (b & 7)))) {
+				if (sym && !every_line && !(filter[b >> 3] & (1u << (b & 7)))) {
 					line = next;
 					continue;
 				}
 			}
 			struct map_line ml;
 			const char *why;
-			if (parse_line(line, le, &ml, &why) == 1) {
+			int r = parse_line(line, le, &ml, &why);
+			if (r == 1 && !sym) {
+				sorted &= ml.addr >= last;
+				last = ml.addr;
+			}
+			if (r == 1) {
 				size_t j = name_hash_n(ml.name, ml.name_len) & (cap - 1);
 				for (; set[j]; j = (j + 1) & (cap - 1)) {
 					struct want *w = &want[set[j] - 1];
@@ -1226,6 +1254,8 @@ void kbu_sym_prefetch(const struct kbu_symtab *cst, const char *const *names, si
 			line = next;
 		}
 	}
+	if (sorted)
+		st->lazy_sorted = 1;
 	for (size_t i = 0; i < nw && st->lazy; i++)
 		lazy_answer(st, want[i].name, want[i].len, &want[i].f);
 out:

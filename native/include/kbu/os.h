@@ -121,7 +121,7 @@ struct kbu_os_ident {
 	int osabi;             /* EI_OSABI, -1 without an ELF */
 	char guest_os[64];     /* the Xen GUEST_OS note, "" if none */
 	char note_owners[128]; /* owners of the ELF's notes other than Xen/GNU, space separated */
-	size_t nsyms;          /* symbols weighed (0: none) */
+	int has_syms;          /* symbols were weighed (a map is not counted for it) */
 	size_t ncand;
 	struct kbu_os_candidate cand[KBU_OS_MAX_CANDIDATES];
 	int chosen;            /* index into cand, -1 if none */
