@@ -107,7 +107,7 @@ static void parse_cmdline(const char *cmd)
 		size_t blen = vlen < sizeof(bad) - 1 ? vlen : sizeof(bad) - 1;
 		memcpy(bad, v, blen);
 		bad[blen] = '\0';
-		printf("kbu-guest: scenario %s\n", bad);
+		harness_printf("kbu-guest: scenario %s\n", bad);
 		panic("kbu-guest: unknown scenario \"%s\" (known: ok tsc timecounter x2apic mptable mpcorrupt pagefault)", bad);
 next:;
 	}
@@ -162,10 +162,10 @@ KERNEL_FN void hammer_time(vm_paddr_t start_info_paddr)
 	idt_init();
 	msgbuf_init();
 	printf("---<<BOOT>>---\n");
-	printf("kbu-guest: a test kernel in FreeBSD 14.2's shape (amd64, PVH)\n");
+	harness_printf("kbu-guest: a test kernel in FreeBSD 14.2's shape (amd64, PVH)\n");
 	read_start_info(start_info_paddr);
 	parse_cmdline(kern_cmdline);
-	printf("kbu-guest: scenario %s\n", boot_scenario_name);
+	harness_printf("kbu-guest: scenario %s\n", boot_scenario_name);
 	identify_cpu();
 }
 
@@ -189,7 +189,7 @@ KERNEL_FN void uart_bus_attach(void)
 static void __dead2 boot_idle(void)
 {
 	(void)lapic_timer_start();
-	printf("kbu-guest: idle\n");
+	harness_printf("kbu-guest: idle\n");
 	cpu_idle();
 }
 

@@ -56,6 +56,8 @@ extern const char *boot_scenario_name;
 
 /* libkern-like helpers (subr_prf.c). */
 int printf(const char *fmt, ...) __printflike(1, 2);
+/* The harness's lines: serial console only, never the message buffer. */
+int harness_printf(const char *fmt, ...) __printflike(1, 2);
 int vprintf(const char *fmt, va_list ap);
 int snprintf(char *buf, size_t size, const char *fmt, ...) __printflike(3, 4);
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
