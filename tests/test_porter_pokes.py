@@ -16,9 +16,15 @@ checked. Nothing in the guest knows it is being tested.
   frequency (`set var tsc_freq = ...`) to get past "panic: TSC not
   initialized"; the kernel then boots on, and the TSC question is answered for
   what the kernel holds now.
+- A port that forces x2APIC on a CPU without it: Debian's Linux is stopped at
+  start_kernel and given `x2apic_mode = 1` (QEMU's TCG has no x2APIC). Linux
+  then skips mapping the xAPIC page, reads the APIC through it and dies before
+  its console is up (without earlyprintk, an empty serial log).
 """
 import json
 import re
+
+import pytest
 
 import kbutest
 
@@ -103,3 +109,34 @@ def test_tsc_freq_set_from_gdb_gets_past_the_tsc_panic(qemu, guest_kernel):
     assert "2500.000 MHz, not from CPUID" in tsc["verdict"]["cause"]
     assert "set by hand" in tsc["verdict"]["cause"]
     assert panic["status"] == 0 and panic["end_state"]["kind"] == "idle", panic["verdict"]
+
+
+@pytest.mark.linux
+@pytest.mark.slow
+def test_x2apic_mode_set_from_gdb_on_linux(linux_qemu, linux_target):
+    assert linux_target.vmlinux_dbg, "Debian's -dbg vmlinux is part of the Linux target"
+    q = linux_qemu(paused=True)
+    out = kbutest.gdb_kbu(linux_target.vmlinux_dbg, q.port, [
+        "kbu break start_kernel",
+        "continue",
+        "print x2apic_mode",
+        "set var x2apic_mode = 1",
+        "kbu recipe x2apic-mode",
+        "kbu recipe x2apic-mode --json"], timeout=300)
+    assert "Traceback" not in out
+    assert re.search(r"^\$1 = 0$", out, re.M), out
+    j = _json_line(out, '{"command": "verdict"')
+    assert j["status"] == 1, j["verdict"]
+    assert j["verdict"]["code"] == "x2apic.flag_without_cpu"
+    f = j["facts"]
+    assert (f["variable"], f["kernel_x2apic"], f["cpuid_x2apic"]) == ("x2apic_mode", 1, False)
+    # Linux died on its own, reading the APIC page it skipped mapping (only the
+    # harness's earlyprintk shows it; the real console never came up), and kbu
+    # quotes that from the kernel's own log
+    assert j["end_state"]["kind"] == "panic", j["end_state"]
+    assert "RIP: 0010:native_apic_mem_read+" in q.serial_text()
+    assert re.search(r"^  kernel log +RIP: 0010:native_apic_mem_read\+", out, re.M), out
+    # the flag was set before the watch was armed: kbu does not say the kernel set it
+    text_cause = re.search(r"^VERDICT: problem: (.*)$", out, re.M).group(1)
+    assert text_cause.startswith("x2apic_mode = 1 (already 1 when the watch was armed"), text_cause
+    assert "kernel set" not in text_cause

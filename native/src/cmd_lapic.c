@@ -86,7 +86,7 @@ static void mode_section(struct kbu_node *root, const struct kbu_lapic_state *s,
 		if (lm.flag_without_cpu)
 			kbu_finding(m, KBU_SEV_WARN, "lapic.x2apic_flag_without_cpu",
 				    "the kernel's %s says x2APIC but CPUID has no x2APIC bit: the kernel "
-				    "will use MSRs 0x800+ that fault", kname);
+				    "drives an xAPIC as x2APIC (its MSRs 0x800+ fault)", kname);
 	} else {
 		kbu_display(m, "cpuid_x2apic_text", "CPUID.1:ECX.x2APIC[21]", "not read");
 		kbu_null(m, "cpuid_x2apic", "");

@@ -45,6 +45,11 @@ void q_x2apic(struct run *v)
 			short_text(kbu_json_get_str(c, "new", "?"), nw, sizeof nw);
 			snprintf(who, sizeof who, " (switched %s -> %s at %s on CPU %" PRIu64 ")", o, nw,
 				 kbu_json_get_str(c, "where", "?"), kbu_json_get_u64(c, "cpu", 0));
+		} else if (flag) {
+			/* Nothing the watch saw: set before it was armed, by code that ran
+			 * earlier or from a debugger. kbu does not guess which. */
+			snprintf(who, sizeof who, " (already %" PRIu64 " when the watch was armed: set "
+				 "before, by code that ran earlier or from a debugger)", flag);
 		}
 	}
 	struct kbu_cpuid_set set;
@@ -71,21 +76,23 @@ void q_x2apic(struct run *v)
 	evidence(v, "APIC mode", "%s", lm.mode);
 	if (lm.flag_without_cpu)
 		finding(v, "lapic.x2apic_flag_without_cpu", "lapic: the kernel's %s says x2APIC but CPUID "
-			"has no x2APIC bit: the kernel will use MSRs 0x800+ that fault", symbol);
-	struct lines tl = log_lines(v, "x2apic", 1);
+			"has no x2APIC bit: the kernel drives an xAPIC as x2APIC (its MSRs 0x800+ fault)", symbol);
+	/* What the kernel said about it, and where it faulted on its APIC. */
+	struct lines tl = log_lines(v, "x2apic|RIP: .*apic|unchecked MSR access", 1);
 	log_fact(v, &tl, 6);
 	lines_free(&tl);
 	if (flag && have_cpuid && !cpu_x2) {
 		decide(v, KBU_VERDICT_PROBLEM, "x2apic.flag_without_cpu",
 		       "only switch to x2APIC when CPUID.1:ECX bit 21 is set (check before setting the "
 		       "flag), or run with an x2APIC-capable CPU (KVM, -cpu host or +x2apic)",
-		       "the kernel set %s = %" PRIu64 "%s but CPUID.1:ECX.x2APIC is 0: this VM has no "
-		       "x2APIC (QEMU's TCG does not emulate it), so the APIC is still in xAPIC mode and "
-		       "x2APIC MSR accesses (0x800+) will fault", symbol, flag, who);
+		       "%s = %" PRIu64 "%s but CPUID.1:ECX.x2APIC is 0: this VM has no "
+		       "x2APIC (QEMU's TCG does not emulate it), so the APIC is still in xAPIC mode while "
+		       "the kernel treats it as x2APIC (x2APIC MSRs 0x800+ fault; an xAPIC page it did not "
+		       "map faults when read)", symbol, flag, who);
 		return;
 	}
 	if (flag && cpu_x2) {
-		decide(v, KBU_VERDICT_OK, NULL, NULL, "x2APIC mode: the kernel set %s = %" PRIu64 "%s and "
+		decide(v, KBU_VERDICT_OK, NULL, NULL, "x2APIC mode: %s = %" PRIu64 "%s and "
 		       "the CPU offers x2APIC", symbol, flag, who);
 		return;
 	}
@@ -243,7 +250,7 @@ void q_lapic(struct run *v)
 			evidence(v, "  read from", "%s", lc.source);
 		if (lm.flag_without_cpu)
 			finding(v, "lapic.x2apic_flag_without_cpu", "the kernel's %s says x2APIC but CPUID has "
-				"no x2APIC bit: the kernel will use MSRs 0x800+ that fault", ks->x2apic.symbol);
+				"no x2APIC bit: the kernel drives an xAPIC as x2APIC (its MSRs 0x800+ fault)", ks->x2apic.symbol);
 		if (cpu == 0) {
 			bsp_enabled = enabled;
 			bsp_masked = masked;
@@ -266,7 +273,7 @@ void q_lapic(struct run *v)
 			if (lm.flag_without_cpu) {
 				char t[256];
 				snprintf(t, sizeof t, "the kernel's %s says x2APIC but CPUID has no x2APIC bit: "
-					 "the kernel will use MSRs 0x800+ that fault", ks->x2apic.symbol);
+					 "the kernel drives an xAPIC as x2APIC (its MSRs 0x800+ fault)", ks->x2apic.symbol);
 				if (!first[0])
 					snprintf(first, sizeof first, "%s", t);
 				else if (nalso++ < 2)
