@@ -265,6 +265,22 @@ def test_test_kernel_console_has_the_real_lines(qemu, guest_kernel):
         i = [seq.index(l) for l in ('MPTable: <QBOOT    000000000000>',
                                     'Event timer "LAPIC" quality 600', "panic: TSC not initialized")]
         assert i == sorted(i)
+    # identcpu's CPUID lines in FreeBSD's %b form, VALUE<NAME,...>: the set bits,
+    # lowest first, are the names in order, and a name both kernels print is the
+    # same bit on both.
+    for key in ("Features", "Features2"):
+        bits = {}
+        for who, seq in (("real", real), ("test", ours)):
+            line = next((l for l in seq if l.startswith("  %s=0x" % key)), None)
+            m = re.match(r"^  %s=0x([0-9a-f]+)<([^>]*(?:<b\d+>[^>]*)*)>$" % key, line or "")
+            assert m, "%s kernel: no %s line in FreeBSD's form: %r" % (who, key, line)
+            value, names = int(m.group(1), 16), m.group(2).split(",")
+            set_bits = [b for b in range(32) if value >> b & 1]
+            assert len(set_bits) == len(names), (who, key, hex(value), names)
+            bits[who] = dict(zip(names, set_bits))
+        common = set(bits["real"]) & set(bits["test"])
+        assert common, (key, bits)
+        assert {n: bits["test"][n] for n in common} == {n: bits["real"][n] for n in common}
 
 
 def test_test_kernel_start_info_is_a_static_kernbase_pointer(qemu, guest_kernel):

@@ -31,6 +31,20 @@ static const struct {
 	{ "pagefault", SC_PAGEFAULT },
 };
 
+/* The names FreeBSD's identcpu gives CPUID.1:EDX and ECX bits, for %b. */
+#define CPUID_BITS                                                                  \
+	"\020"                                                                     \
+	"\001FPU\002VME\003DE\004PSE\005TSC\006MSR\007PAE\010MCE\011CX8\012APIC"     \
+	"\013<b10>\014SEP\015MTRR\016PGE\017MCA\020CMOV\021PAT\022PSE36\023PN"        \
+	"\024CLFLUSH\025<b20>\026DTS\027ACPI\030MMX\031FXSR\032SSE\033SSE2\034SS"      \
+	"\035HTT\036TM\037IA64\040PBE"
+#define CPUID2_BITS                                                                 \
+	"\020"                                                                     \
+	"\001SSE3\002PCLMULQDQ\003DTES64\004MON\005DS_CPL\006VMX\007SMX\010EST"      \
+	"\011TM2\012SSSE3\013CNXT-ID\014SDBG\015FMA\016CX16\017xTPR\020PDCM"        \
+	"\021<b16>\022PCID\023DCA\024SSE4.1\025SSE4.2\026x2APIC\027MOVBE\030POPCNT"  \
+	"\031TSCDLT\032AESNI\033XSAVE\034OSXSAVE\035AVX\036F16C\037RDRAND\040HV"
+
 static void cpuid_string(u_int leaf, char out[13], int order_ebx_ecx_edx)
 {
 	u_int r[4];
@@ -66,8 +80,13 @@ KERNEL_FN void identify_cpu(void)
 	printf("  Origin=\"%s\"  Id=0x%x  Family=0x%x  Model=0x%x  Stepping=%u\n", cpu_vendor,
 	    cpu_id, ((cpu_id >> 8) & 0xf) + ((cpu_id >> 20) & 0xff),
 	    ((cpu_id >> 4) & 0xf) | ((cpu_id >> 12) & 0xf0), cpu_id & 0xf);
-	printf("  Features=0x%x\n", cpu_feature);
-	printf("  Features2=0x%x\n", cpu_feature2);
+	/* %b is FreeBSD's kernel printf's, which GCC's format check does not know. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat"
+#pragma GCC diagnostic ignored "-Wformat-extra-args"
+	printf("  Features=0x%b\n", cpu_feature, CPUID_BITS);
+	printf("  Features2=0x%b\n", cpu_feature2, CPUID2_BITS);
+#pragma GCC diagnostic pop
 	if (cpu_feature2 & CPUID2_HV) {
 		vm_guest = VM_GUEST_VM;
 		do_cpuid(0x40000000, r);

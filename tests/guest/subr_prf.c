@@ -154,7 +154,11 @@ static void put_number(struct sink *s, uint64_t v, int base, bool neg, int width
 		sink_put(s, tmp[--n]);
 }
 
-/* %[-0][width][l|ll|j|z](d|i|u|x|X|p|s|c|%) */
+/*
+ * %[-0][width][l|ll|j|z](d|i|u|x|X|p|s|c|%), and FreeBSD's %b: an int, then
+ * a bit description (its first byte the base to print the value in, then for
+ * each bit its number from 1 and its name), printed as VALUE<NAME,NAME,...>.
+ */
 static void kvprintf(struct sink *s, const char *fmt, va_list ap)
 {
 	for (; *fmt; fmt++) {
@@ -213,6 +217,25 @@ static void kvprintf(struct sink *s, const char *fmt, va_list ap)
 		case 'c':
 			sink_put(s, (char)va_arg(ap, int));
 			break;
+		case 'b': {
+			u_int v = va_arg(ap, u_int);
+			const char *d = va_arg(ap, const char *);
+			put_number(s, v, *d++, false, width, pad, false);
+			bool any = false;
+			while (*d) {
+				int bit = *d++;
+				bool on = bit >= 1 && bit <= 32 && (v & (1u << (bit - 1)));
+				if (on)
+					sink_put(s, any ? ',' : '<');
+				for (; (unsigned char)*d > ' '; d++)
+					if (on)
+						sink_put(s, *d);
+				any |= on;
+			}
+			if (any)
+				sink_put(s, '>');
+			break;
+		}
 		case '%':
 			sink_put(s, '%');
 			break;
