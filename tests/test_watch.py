@@ -191,3 +191,37 @@ def test_timesource_cli_on_dumps(qemu, guest_kernel, tmp_path):
     rc, out, err = kbutest.kbu("timesource", "--kernel", guest_kernel, "--core", dumps["ok"],
                                "--field", "color=1:2", asan=True)
     assert rc == 2 and "is not a time source field" in err
+
+
+def test_stores_mode_reads_the_value_each_store_writes(qemu, guest_kernel):
+    """--stores: a breakpoint on each store libkbu finds, no hardware watchpoint.
+    The value comes from libkbu's decode of the store: the immediate of
+    lapic_x2apic_enable's `mov [x2apic_mode], 1`, and for the timecounter
+    pointer the register its store copies, read before it executes."""
+    q = qemu(guest_kernel, memory="128M", smp=2, paused=True,
+             append="console=ttyS0 kbu.scenario=x2apic")
+    out = kbutest.gdb_kbu(guest_kernel, q.port, [
+        "break *0x%x" % PVH_ENTRY, "continue", "delete",
+        "kbu watch x2apic --stores", "kbu watch timecounter --stores",
+        "kbu break msg kbu-guest: idle",
+        "continue",
+        "kbu watch report --json"])
+    assert "Traceback" not in out
+    assert re.search(r"^kbu watch: x2apic_mode = 0 \(xAPIC\), watching 1 store instruction", out,
+                     re.M), out
+    j = json.loads(re.search(r'^(\{"watches".*)$', out, re.M).group(1))
+    by = {w["kind"]: w for w in j["watches"]}
+    x2 = by["x2apic"]
+    assert [(c["old"], c["new"]) for c in x2["changes"]] == [(0, 1)], x2
+    assert x2["changes"][0]["where"].startswith("lapic_x2apic_enable+")
+    assert x2["value"] == 1
+    # the timecounter's stores copy a register: its value at the store is the new pointer
+    rc, obj, err = kbutest.kbu_json("msgrefs", "--kernel", guest_kernel, "--data", "timecounter:8")
+    kinds = {r["stored"]["kind"] for r in obj["refs"] if r["access"] == "write" and r["stored"]}
+    assert "register" in kinds, obj["refs"]
+    rc, syms, err = kbutest.kbu_json("sym", "--kernel", guest_kernel, "dummy_timecounter",
+                                     "i8254_timecounter")
+    addr = {r["symbol"]: r["address"] for r in syms["results"]}
+    tc = by["timecounter"]
+    assert [(c["old"], c["new"]) for c in tc["changes"]] == [
+        (addr["dummy_timecounter"], addr["i8254_timecounter"])], tc

@@ -87,9 +87,11 @@ class _StoreSite(gdb.Breakpoint):
 class _StoreInsn(gdb.Breakpoint):
     """--stores mode: a breakpoint ON a store; it works out the value being stored."""
 
-    def __init__(self, owner, addr, where, insn):
+    def __init__(self, owner, addr, where, stored):
         super().__init__("*0x%x" % addr, gdb.BP_BREAKPOINT, internal=True)
-        self.owner, self.addr, self.where, self.insn = owner, addr, where, insn
+        # stored: what libkbu's operand decode says the store writes
+        # ({"kind": "immediate", "value": N} or {"kind": "register", "register": R}), or None
+        self.owner, self.addr, self.where, self.stored = owner, addr, where, stored
 
     def stop(self):
         return _quietly(self.owner, lambda: self.owner.store_insn(self))
@@ -100,18 +102,18 @@ _GDB_REG = {"r%d%s" % (n, suf): "r%d%s" % (n, gsuf) for n in range(8, 16)
             for suf, gsuf in (("b", "l"), ("w", "w"), ("d", "d"))}
 
 
-def _stored_value(insn, size):
-    """The value `mov <size> ptr [...], SRC` stores, or None if kbu cannot tell."""
-    if not insn.startswith("mov ") or "], " not in insn:
-        return None
-    src = insn.rsplit("], ", 1)[1].strip()
+def _stored_value(stored, size):
+    """The value a store writes, from `kbu msgrefs --data`'s decode of it: its
+    immediate, or its source register read now (before it executes); None if
+    libkbu could not name the source (not a plain mov)."""
     mask = (1 << (8 * size)) - 1
+    if not stored:
+        return None
+    if stored.get("kind") == "immediate":
+        return stored["value"] & mask
+    reg = stored.get("register")
     try:
-        if src.lstrip("-")[:2] == "0x" or src.lstrip("-").isdigit():
-            v = int(src, 0)
-            return v & mask
-        reg = _GDB_REG.get(src, src)
-        return int(gdb.selected_frame().read_register(reg)) & mask
+        return int(gdb.selected_frame().read_register(_GDB_REG.get(reg, reg))) & mask
     except (ValueError, gdb.error):
         return None
 
@@ -233,11 +235,11 @@ class Watch:
                                    "cannot watch it (drop --stores for a hardware watchpoint)"
                                    % self.symbol)
                 for r in refs:
-                    self.bps.append(_StoreInsn(self, r["addr"], r["where"], r["insn"]))
+                    self.bps.append(_StoreInsn(self, r["addr"], r["where"], r.get("stored")))
                     low = self.low_alias(r["addr"])
                     if low is not None:
                         self.bps.append(_StoreInsn(self, low, r["where"] + " (physical alias)",
-                                                   r["insn"]))
+                                                   r.get("stored")))
             elif self.kind == "x2apic":
                 # Counting unchanged writes: a breakpoint after each store (never on
                 # it, so GDB never steps over a store that trips the watchpoint).
@@ -326,7 +328,7 @@ class Watch:
 
     def store_insn(self, bp):
         """--stores: at the store, before it executes: log old -> new if it changes."""
-        new = _stored_value(bp.insn, self.size)
+        new = _stored_value(bp.stored, self.size)
         if new is None:
             self.unknown_stores += 1
             self.writes += 1

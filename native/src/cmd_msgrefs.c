@@ -1,4 +1,5 @@
 /* kbu msgrefs TEXT: the strings that contain TEXT and the instructions that reference them. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,11 +72,31 @@ static int data_refs(struct kbu_ctx *ctx, const char *spec, struct kbu_report *r
 	kbu_hex(root, "addr", "address", s->addr, 16);
 	kbu_u64(root, "size", "size", size);
 	struct kbu_node *rl = kbu_list(root, "refs", "References");
+	/* Reads and writes from capstone's operand detail; by the instruction's
+	 * text when the capstone installed lays detail out differently. */
+	struct kbu_operands *ops = calloc(x.n ? x.n : 1, sizeof(*ops));
+	uint64_t *at = calloc(x.n ? x.n : 1, sizeof(*at));
+	struct kbu_err oerr = {0};
+	int detail = ops && at;
+	for (size_t k = 0; detail && k < x.n; k++)
+		at[k] = x.v[k].addr;
+	if (detail && kbu_disasm_operands(ctx->kernel, at, x.n, ops, &oerr) < 0) {
+		if (oerr.code != KBU_EUNSUPPORTED) {
+			free(ops);
+			free(at);
+			kbu_xrefs_free(&x);
+			*err = oerr;
+			return -1;
+		}
+		detail = 0;
+		kbu_problem(rl, KBU_SEV_NOTE, "reads and writes told from the instructions' text: %s",
+			    oerr.msg);
+	}
 	uint64_t writes = 0;
 	for (size_t k = 0; k < x.n; k++) {
 		struct kbu_node *row = kbu_row(rl);
 		char sym[160];
-		int w = is_write(x.v[k].insn);
+		int w = detail ? (ops[k].mem_access & KBU_MEM_WRITE) != 0 : is_write(x.v[k].insn);
 		writes += (uint64_t)w;
 		kbu_hex(row, "addr", "address", x.v[k].addr, 16);
 		kbu_str(row, "where", "where", kbu_sym_format(ctx->syms, x.v[k].addr, sym, sizeof(sym)));
@@ -83,7 +104,29 @@ static int data_refs(struct kbu_ctx *ctx, const char *spec, struct kbu_report *r
 		kbu_str(row, "access", "access", w ? "write" : "read");
 		kbu_hex(row, "target", "", x.v[k].target, 16);
 		kbu_u64(row, "len", "", x.v[k].len);
+		/* What a plain store writes: a value, or a register read at the store. */
+		if (detail) {
+			char what[32] = "";
+			if (ops[k].store == KBU_STORE_IMM)
+				snprintf(what, sizeof(what), "%" PRIu64, ops[k].store_imm);
+			else if (ops[k].store == KBU_STORE_REG)
+				snprintf(what, sizeof(what), "%s", ops[k].store_reg);
+			kbu_display(row, "stored_text", "stores", "%s", what[0] ? what : w ? "?" : "");
+		}
+		if (detail && ops[k].store == KBU_STORE_IMM) {
+			struct kbu_node *st = kbu_obj(row, "stored", "");
+			kbu_str(st, "kind", "", "immediate");
+			kbu_u64(st, "value", "", ops[k].store_imm);
+		} else if (detail && ops[k].store == KBU_STORE_REG) {
+			struct kbu_node *st = kbu_obj(row, "stored", "");
+			kbu_str(st, "kind", "", "register");
+			kbu_str(st, "register", "", ops[k].store_reg);
+		} else {
+			kbu_null(row, "stored", "");
+		}
 	}
+	free(ops);
+	free(at);
 	kbu_u64(root, "writes", "writes", writes);
 	if (x.unverified)
 		kbu_problem(rl, KBU_SEV_NOTE, "%llu candidate(s) lie outside any symbol and were not "

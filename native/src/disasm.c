@@ -78,6 +78,8 @@ struct decoder {
 	void (*insn_free)(cs_insn *, size_t);
 	cs_err (*close)(csh *);
 	bool (*iter)(csh, const uint8_t **, size_t *, uint64_t *, cs_insn *);
+	unsigned (*version)(int *, int *);
+	const char *(*reg_name)(csh, unsigned);
 	csh cs;
 	cs_insn *insn;
 };
@@ -95,6 +97,8 @@ static int decoder_load(struct decoder *d, struct kbu_err *err)
 	*(void **)&d->insn_free = dlsym(d->lib, "cs_free");
 	*(void **)&d->close = dlsym(d->lib, "cs_close");
 	*(void **)&d->iter = dlsym(d->lib, "cs_disasm_iter");
+	*(void **)&d->version = dlsym(d->lib, "cs_version");
+	*(void **)&d->reg_name = dlsym(d->lib, "cs_reg_name");
 	if (!d->open || !d->option || !d->insn_new || !d->insn_free || !d->close || !d->iter) {
 		dlclose(d->lib);
 		return kbu_err_set(err, KBU_EUNSUPPORTED, "this capstone lacks cs_disasm_iter (3.0 or later needed)");
@@ -102,7 +106,8 @@ static int decoder_load(struct decoder *d, struct kbu_err *err)
 	return 0;
 }
 
-static int decoder_open(struct decoder *d, struct kbu_err *err)
+/* detail: capstone's operand detail, which it allocates per instruction buffer. */
+static int decoder_open(struct decoder *d, int detail, struct kbu_err *err)
 {
 	memset(d, 0, sizeof(*d));
 	if (decoder_load(d, err) < 0)
@@ -111,7 +116,7 @@ static int decoder_open(struct decoder *d, struct kbu_err *err)
 		dlclose(d->lib);
 		return kbu_err_set(err, KBU_EUNSUPPORTED, "capstone cannot open x86-64");
 	}
-	d->option(d->cs, CS_OPT_DETAIL, CS_OPT_OFF);
+	d->option(d->cs, CS_OPT_DETAIL, detail ? CS_OPT_ON : CS_OPT_OFF);
 	d->insn = d->insn_new(d->cs);
 	if (!d->insn) {
 		d->close(&d->cs);
@@ -126,6 +131,78 @@ static void decoder_close(struct decoder *d)
 	d->insn_free(d->insn, 1);
 	d->close(&d->cs);
 	dlclose(d->lib);
+}
+
+/* One instruction's memory operand and, for a mov to memory, its source. */
+static int operands_at(struct decoder *d, const struct text *t, size_t nt, uint64_t addr,
+		       struct kbu_operands *o, struct kbu_err *err)
+{
+	memset(o, 0, sizeof(*o));
+	size_t k = 0;
+	while (k < nt && !(addr >= t[k].vaddr && addr - t[k].vaddr < t[k].len))
+		k++;
+	if (k == nt)
+		return kbu_err_set(err, KBU_ENOTFOUND, "0x%" PRIx64 " is not in the kernel's code", addr);
+	const uint8_t *p = t[k].bytes + (addr - t[k].vaddr);
+	size_t left = (size_t)(t[k].len - (addr - t[k].vaddr));
+	uint64_t at = addr;
+	if (!d->iter(d->cs, &p, &left, &at, d->insn) || !d->insn->detail)
+		return kbu_err_set(err, KBU_EFORMAT, "0x%" PRIx64 ": not an instruction capstone decodes",
+				   addr);
+	const cs_x86 *x = &d->insn->detail->x86;
+	const cs_x86_op *mem = NULL, *src = NULL;
+	for (uint8_t i = 0; i < x->op_count; i++) {
+		const cs_x86_op *op = &x->operands[i];
+		if (op->type == X86_OP_MEM && !mem)
+			mem = op;
+		else if (mem && !src)
+			src = op;
+	}
+	if (!mem)
+		return 0;
+	o->mem_size = mem->size;
+	o->mem_access = (mem->access & CS_AC_READ ? KBU_MEM_READ : 0) |
+			(mem->access & CS_AC_WRITE ? KBU_MEM_WRITE : 0);
+	const char *mn = d->insn->mnemonic;
+	int plain_store = (strcmp(mn, "mov") == 0 || strcmp(mn, "movabs") == 0) &&
+			  o->mem_access == KBU_MEM_WRITE && src;
+	if (plain_store && src->type == X86_OP_IMM) {
+		uint64_t mask = mem->size >= 8 ? UINT64_MAX : (1ull << (8 * mem->size)) - 1;
+		o->store = KBU_STORE_IMM;
+		o->store_imm = (uint64_t)src->imm & mask;
+	} else if (plain_store && src->type == X86_OP_REG) {
+		const char *name = d->reg_name(d->cs, src->reg);
+		if (name) {
+			o->store = KBU_STORE_REG;
+			snprintf(o->store_reg, sizeof(o->store_reg), "%s", name);
+		}
+	}
+	return 0;
+}
+
+int kbu_disasm_operands(const struct kbu_elf *e, const uint64_t *addrs, size_t n,
+			struct kbu_operands *o, struct kbu_err *err)
+{
+	struct text t[16];
+	size_t nt = text_segments(e, t, 16);
+	if (!n)
+		return 0;
+	struct decoder d;
+	if (decoder_open(&d, 1, err) < 0)
+		return -1;
+	int major = 0, minor = 0;
+	if (d.version)
+		d.version(&major, &minor);
+	if (major != CS_API_MAJOR || !d.reg_name) {
+		decoder_close(&d);
+		return kbu_err_set(err, KBU_EUNSUPPORTED, "capstone %d.%d is installed, kbu reads "
+				   "operand detail as capstone %d lays it out", major, minor, CS_API_MAJOR);
+	}
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = operands_at(&d, t, nt, addrs[i], &o[i], err);
+	decoder_close(&d);
+	return rc;
 }
 
 /* Parses the hex number after "0x" at s; 0 if none. */
@@ -239,7 +316,7 @@ int kbu_disasm_calls_to(const struct kbu_elf *e, const struct kbu_symtab *st, ui
 		return kbu_err_set(err, KBU_ENOTFOUND, "%s has no executable PT_LOAD segment with file bytes",
 				   kbu_elf_path(e));
 	struct decoder d;
-	if (decoder_open(&d, err) < 0)
+	if (decoder_open(&d, 0, err) < 0)
 		return -1;
 	for (size_t k = 0; k < nt; k++) {
 		const uint8_t *b = t[k].bytes;
@@ -303,7 +380,7 @@ int kbu_disasm_refs_to(const struct kbu_elf *e, const struct kbu_symtab *st,
 	}
 	uint64_t span = hi - lo;
 	struct decoder d;
-	if (decoder_open(&d, err) < 0)
+	if (decoder_open(&d, 0, err) < 0)
 		return -1;
 	uint64_t last = 0;
 	for (size_t k = 0; k < nt; k++) {

@@ -682,6 +682,19 @@ static int json_only_list(const struct kbu_node *l)
 	return 1;
 }
 
+/* Whether an object prints anything in the text report (a JSON-only object,
+ * no title and no labelled field, does not set its row apart). */
+static int obj_has_text(const struct kbu_node *o)
+{
+	if (o->title && o->title[0])
+		return 1;
+	for (const struct kbu_node *c = o->first; c; c = c->next)
+		if (visible(c) || c->type == N_PROBLEM || c->type == N_TEXT ||
+		    (c->type == N_OBJ && obj_has_text(c)))
+			return 1;
+	return 0;
+}
+
 static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 {
 	struct column cols[MAX_COLS];
@@ -728,7 +741,8 @@ static void text_table(struct sbuf *b, const struct kbu_node *l, int indent)
 	int nested = 0;
 	for (const struct kbu_node *row = l->first; row && !nested; row = row->next)
 		for (const struct kbu_node *c = row->type == N_OBJ ? row->first : NULL; c; c = c->next)
-			nested |= c->type == N_OBJ || (c->type == N_LIST && !json_only_list(c));
+			nested |= (c->type == N_OBJ && obj_has_text(c)) ||
+				  (c->type == N_LIST && !json_only_list(c));
 	for (const struct kbu_node *row = l->first; row; row = row->next) {
 		if (row->type != N_OBJ)
 			continue;

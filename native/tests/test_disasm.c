@@ -84,12 +84,17 @@ static void build_image(int with_text)
 	*p++ = 0xc3;
 	/* panic: ret */
 	t[0xc0] = 0xc3;
-	/* func_d: mov dword ptr [rip+VAR], 1 (disp32 then imm32); cmp byte ptr [rip+VAR], 0 */
+	/* func_d: mov dword ptr [rip+VAR], 1 (disp32 then imm32); cmp byte ptr [rip+VAR], 0;
+	 * mov dword ptr [rip+VAR], ebx; add dword ptr [rip+VAR], 1 */
 	p = t + 0xe0;
 	*p++ = 0xc7; *p++ = 0x05;
 	put32(p, VAR - (F_D + 10)); p += 4; put32(p, 1); p += 4;
 	*p++ = 0x80; *p++ = 0x3d;
 	put32(p, VAR - (F_D + 17)); p += 4; *p++ = 0;
+	*p++ = 0x89; *p++ = 0x1d;
+	put32(p, VAR - (F_D + 23)); p += 4;
+	*p++ = 0x83; *p++ = 0x05;
+	put32(p, VAR - (F_D + 30)); p += 4; *p++ = 1;
 	*p++ = 0xc3;
 
 	uint8_t *r = f + 0x2000;
@@ -216,14 +221,50 @@ TEST(rip_relative_with_trailing_immediate)
 	uint64_t lo = VAR, hi = VAR + 4;
 	struct kbu_xrefs x;
 	CHECK(kbu_disasm_refs_to(i.e, i.st, &lo, &hi, 1, &x, &err) == 0);
-	CHECK_EQ_U64(x.n, 2);
-	if (x.n == 2) {
+	CHECK_EQ_U64(x.n, 4);
+	if (x.n == 4) {
 		CHECK_EQ_U64(x.v[0].addr, F_D);
 		CHECK_STR(x.v[0].insn, "mov dword ptr [rip + 0xfffd6], 1");
 		CHECK_EQ_U64(x.v[1].addr, F_D + 10);
 		CHECK_EQ_U64(x.v[1].target, VAR);
+		CHECK_EQ_U64(x.v[2].addr, F_D + 17);
+		CHECK_EQ_U64(x.v[3].addr, F_D + 23);
 	}
 	kbu_xrefs_free(&x);
+	close_image(&i);
+}
+
+/* Each reference's memory operand and what a store writes, from capstone's detail. */
+TEST(operands_of_each_reference)
+{
+	struct img i = open_image(1);
+	CHECK(i.e);
+	if (!i.e)
+		return;
+	struct kbu_err err = {0};
+	const uint64_t at[] = {F_D, F_D + 10, F_D + 17, F_D + 23};
+	struct kbu_operands o[4];
+	CHECK(kbu_disasm_operands(i.e, at, 4, o, &err) == 0);
+	/* mov dword ptr [VAR], 1 */
+	CHECK_EQ_U64(o[0].mem_access, KBU_MEM_WRITE);
+	CHECK_EQ_U64(o[0].mem_size, 4);
+	CHECK_EQ_U64(o[0].store, KBU_STORE_IMM);
+	CHECK_EQ_U64(o[0].store_imm, 1);
+	/* cmp byte ptr [VAR], 0: a read, nothing stored */
+	CHECK_EQ_U64(o[1].mem_access, KBU_MEM_READ);
+	CHECK_EQ_U64(o[1].mem_size, 1);
+	CHECK_EQ_U64(o[1].store, KBU_STORE_UNKNOWN);
+	/* mov dword ptr [VAR], ebx */
+	CHECK_EQ_U64(o[2].mem_access, KBU_MEM_WRITE);
+	CHECK_EQ_U64(o[2].store, KBU_STORE_REG);
+	CHECK_STR(o[2].store_reg, "ebx");
+	/* add dword ptr [VAR], 1: read and written, its value not a plain store */
+	CHECK_EQ_U64(o[3].mem_access, KBU_MEM_RW);
+	CHECK_EQ_U64(o[3].store, KBU_STORE_UNKNOWN);
+	/* An address outside the code is a clear error. */
+	const uint64_t bad = RODATA;
+	CHECK(kbu_disasm_operands(i.e, &bad, 1, o, &err) < 0);
+	CHECK_EQ_U64(err.code, KBU_ENOTFOUND);
 	close_image(&i);
 }
 
@@ -240,7 +281,11 @@ TEST(image_without_text_is_a_clear_error)
 	close_image(&i);
 }
 
-static char *run_argv(int argc, char **argv, int *rc)
+static char *run_argv_as(int argc, char **argv, int *rc, int json);
+
+static char *run_argv(int argc, char **argv, int *rc) { return run_argv_as(argc, argv, rc, 0); }
+
+static char *run_argv_as(int argc, char **argv, int *rc, int json)
 {
 	struct kbu_err err = {0};
 	struct kbu_ctx *ctx = kbu_ctx_new();
@@ -248,7 +293,7 @@ static char *run_argv(int argc, char **argv, int *rc)
 	build_image(1);
 	if (kbu_ctx_load_kernel(ctx, elf_path, &err) < 0 || kbu_ctx_load_symbols(ctx, map_path, &err) < 0)
 		fprintf(stderr, "ctx: %s\n", err.msg);
-	*rc = kbu_run(ctx, argc, argv, 0, &out, &err);
+	*rc = kbu_run(ctx, argc, argv, json, &out, &err);
 	if (*rc == 2) {
 		free(out);
 		out = strdup(err.msg);
@@ -298,7 +343,14 @@ TEST(asserts_and_msgrefs_commands)
 	CHECK(rc == 0);
 	CHECK_CONTAINS(out, "func_d ");
 	CHECK_CONTAINS(out, "write");
-	CHECK_CONTAINS(out, "writes:  1");
+	CHECK_CONTAINS(out, "writes:  3");
+	CHECK_CONTAINS(out, "stores");
+	free(out);
+	out = run_argv_as(3, w, &rc, 1);
+	CHECK(rc == 0);
+	CHECK_CONTAINS(out, "\"stored\": {\"kind\": \"immediate\", \"value\": 1}");
+	CHECK_CONTAINS(out, "\"stored\": {\"kind\": \"register\", \"register\": \"ebx\"}");
+	CHECK_CONTAINS(out, "\"access\": \"read\", \"target\"");
 	free(out);
 
 	char *e[] = {"msgrefs", "TSC not"};
@@ -314,6 +366,7 @@ int main(void)
 	RUN(calls_found_decoys_rejected_format_recovered);
 	RUN(string_refs_rip_relative_and_imm32);
 	RUN(rip_relative_with_trailing_immediate);
+	RUN(operands_of_each_reference);
 	RUN(image_without_text_is_a_clear_error);
 	RUN(asserts_and_msgrefs_commands);
 	CHECK_DONE("test_disasm");

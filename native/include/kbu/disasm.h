@@ -47,6 +47,34 @@ struct kbu_xrefs {
 
 void kbu_xrefs_free(struct kbu_xrefs *x);
 
+/* How one instruction uses its memory operand, from capstone's operand detail. */
+enum kbu_mem_access {
+	KBU_MEM_NONE = 0,   /* no memory operand */
+	KBU_MEM_READ = 1,
+	KBU_MEM_WRITE = 2,
+	KBU_MEM_RW = 3,     /* read, then written (add, or, xchg, ...) */
+};
+
+enum kbu_store_kind {
+	KBU_STORE_UNKNOWN = 0, /* not a plain store, or a source kbu cannot name */
+	KBU_STORE_IMM = 1,     /* mov [mem], imm */
+	KBU_STORE_REG = 2,     /* mov [mem], reg */
+};
+
+struct kbu_operands {
+	int mem_access;       /* enum kbu_mem_access */
+	unsigned mem_size;    /* bytes the memory operand covers */
+	int store;            /* enum kbu_store_kind: what a mov stores */
+	uint64_t store_imm;   /* KBU_STORE_IMM: the value, truncated to mem_size */
+	char store_reg[16];   /* KBU_STORE_REG: capstone's name ("eax", "r8d") */
+};
+
+/* Decodes the instruction at each link address addrs[i] (in an executable
+ * segment) with operand detail into o[i]. KBU_EUNSUPPORTED when the capstone
+ * installed is not the one kbu was built against (its detail layout differs). */
+int kbu_disasm_operands(const struct kbu_elf *e, const uint64_t *addrs, size_t n,
+			struct kbu_operands *o, struct kbu_err *err);
+
 /* Every call/jmp rel32 to target, in address order. */
 int kbu_disasm_calls_to(const struct kbu_elf *e, const struct kbu_symtab *st, uint64_t target,
 			struct kbu_xrefs *out, struct kbu_err *err);
