@@ -49,6 +49,16 @@ print("POKED " + json.dumps({"table": table, "length": length, "walked": walked,
 '''
 
 
+def set_from_gdb(kernel, port, where, var, value, then, timeout):
+    """The porter's session: break at `where`, see that `var` is still 0 there,
+    set it, then run the `then` commands. GDB's output."""
+    out = kbutest.gdb_kbu(kernel, port, ["kbu break %s" % where, "continue", "print %s" % var,
+                                         "set var %s = %s" % (var, value)] + then, timeout=timeout)
+    assert "Traceback" not in out
+    assert re.search(r"^\$1 = 0$", out, re.M), out
+    return out
+
+
 def _json_line(out, prefix):
     for line in out.splitlines():
         if line.startswith(prefix):
@@ -89,15 +99,9 @@ def test_tsc_freq_set_from_gdb_gets_past_the_tsc_panic(qemu, guest_kernel):
     # the TSC frequency before anything calibrates it.
     q = qemu(guest_kernel, smp=2, memory="128M", paused=True,
              append="console=ttyS0 kbu.scenario=tsc")
-    out = kbutest.gdb_kbu(guest_kernel, q.port, [
-        "kbu break lapic_init",
-        "continue",
-        "print tsc_freq",
-        "set var tsc_freq = 2500000000",
+    out = set_from_gdb(guest_kernel, q.port, "lapic_init", "tsc_freq", 2500000000, [
         "kbu recipe tsc-not-initialized --json",
         "kbu recipe panic-triage --json"], timeout=180)
-    assert "Traceback" not in out
-    assert re.search(r"^\$1 = 0$", out, re.M), out
     tsc, panic = [json.loads(l) for l in out.splitlines() if l.startswith('{"command": "verdict"')]
     # the kernel booted on past the assertion to its idle loop
     assert tsc["end_state"]["kind"] == "idle", tsc["end_state"]
@@ -116,15 +120,9 @@ def test_tsc_freq_set_from_gdb_gets_past_the_tsc_panic(qemu, guest_kernel):
 def test_x2apic_mode_set_from_gdb_on_linux(linux_qemu, linux_target):
     assert linux_target.vmlinux_dbg, "Debian's -dbg vmlinux is part of the Linux target"
     q = linux_qemu(paused=True)
-    out = kbutest.gdb_kbu(linux_target.vmlinux_dbg, q.port, [
-        "kbu break start_kernel",
-        "continue",
-        "print x2apic_mode",
-        "set var x2apic_mode = 1",
+    out = set_from_gdb(linux_target.vmlinux_dbg, q.port, "start_kernel", "x2apic_mode", 1, [
         "kbu recipe x2apic-mode",
         "kbu recipe x2apic-mode --json"], timeout=300)
-    assert "Traceback" not in out
-    assert re.search(r"^\$1 = 0$", out, re.M), out
     j = _json_line(out, '{"command": "verdict"')
     assert j["status"] == 1, j["verdict"]
     assert j["verdict"]["code"] == "x2apic.flag_without_cpu"
