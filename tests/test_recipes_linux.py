@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.linux, pytest.mark.slow, pytest.mark.timeout(400)]
 
 # panic-triage is asked for early: it runs last all the same (it lets the panic run on)
 LINUX_RECIPES = ["pvh-entry", "panic-triage", "timecounter-stuck", "where-are-my-cpus",
-                 "tsc-not-initialized", "lapic-state"]
+                 "tsc-not-initialized", "lapic-state", "x2apic-mode"]
 TOKEN = "kbu.token=%s" % uuid.uuid4().hex[:12]
 CHAIN = ["panic", "mount_block_root", "prepare_namespace", "kernel_init_freeable"]
 
@@ -147,6 +147,17 @@ def test_linux_lapic_state(smp2):
     assert smp2[2]["panic-triage"]["end_state"].get("ran_on") is True
     cpus = r["facts"]["cpus"]
     assert len(cpus) == 2 and cpus[0]["mode"] == "xAPIC"
+
+
+def test_linux_x2apic_mode_watched_from_the_first_instruction(smp2):
+    r = smp2[2]["x2apic-mode"]
+    f = r["facts"]
+    # TCG has no x2APIC and Linux never sets its flag: watched from the reset
+    # vector to the panic, it stays 0 (tests/test_porter_pokes.py sets it)
+    assert r["status"] == 0, r["verdict"]
+    assert (f["variable"], f["kernel_x2apic"], f["cpuid_x2apic"]) == ("x2apic_mode", 0, False)
+    assert f["changes"] == []
+    assert r["verdict"]["cause"].startswith("xAPIC mode: x2apic_mode = 0 and it never changed")
 
 
 def test_interrupted_triage_stops_qemu(linux_target, tmp_path):
