@@ -72,6 +72,7 @@ VMS = {
     "seabios": (GUEST, 4, "128M", "console=ttyS0", SEABIOS),
     # the real FreeBSD 14.2 kernel's SeaBIOS boot (tests/targets/freebsd-14.2/serial-seabios-acpi-smp4.log)
     "seabios-tsc": (GUEST, 4, "512M", "console=ttyS0 kbu.scenario=tsc", SEABIOS),
+    "linux": (LINUX + "/vmlinux", 1, "256M", LINUX_APPEND),
 }
 # dump file: (kernel, smp, memory, command line, console line that ends the boot[, -bios image])
 DUMPS = {
@@ -313,8 +314,10 @@ def run(work, cmd, opts):
     return "\n".join(res), rc
 
 
-BLOCK = re.compile(r"(<!-- run(?:\[(?P<opts>[^\]]*)\])?: (?P<cmd>.*?) -->\n)```(?P<lang>\w*)\n.*?```\n",
-                   re.S)
+# One example: its comment on one line, then its fenced block.
+BLOCK = re.compile(r"(<!-- run(?:\[(?P<opts>[^\]\n]*)\])?: (?P<cmd>[^\n]*?) -->\n)```(?P<lang>\w*)\n"
+                   r".*?```\n", re.S)
+RUN_COMMENT = re.compile(r"^<!-- run(?:\[[^\]\n]*\])?: .* -->$", re.M)
 
 
 def parse_opts(text):
@@ -346,6 +349,11 @@ def regen(work, path, only, list_only):
         print("  [%5.1fs exit %d] %s" % (time.time() - t0, rc, m.group("cmd")[:90]), file=sys.stderr)
         return m.group(1) + "```" + (m.group("lang") or "text") + "\n" + out + "\n```\n"
 
+    blocks = len(BLOCK.findall(text))
+    comments = len(RUN_COMMENT.findall(text))
+    if blocks != comments:
+        raise SystemExit("regen: %s: %d run comments but %d examples: every run comment must be "
+                         "followed by a ```text block (even an empty one)" % (path, comments, blocks))
     text = BLOCK.sub(replace, text)
     if not list_only:
         with open(path, "w") as f:
