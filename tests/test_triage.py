@@ -128,8 +128,8 @@ GUEST_CASES = {
     "timecounter": ("dummy", 0, None, "timecounter-stuck: timecounter is still dummy"),
     "mpcorrupt": ("dummy", 0, "mptable_walk_table: Unknown MP Config Entry 68",
                   "Unknown MP Config Entry 68"),
-    "x2apic": ("i8254", 1, None, "x2apic-mode: undecided: x2apic_mode = 1 but whether the CPU "
-               "offers x2APIC is unknown"),
+    "x2apic": ("i8254", 1, None, "x2apic-mode: x2apic_mode = 1 but the kernel's own CPUID.1:ECX "
+               "(cpu_feature2 = 0x"),
     "mptable": (None, 0, None, "where-are-my-cpus: the MP table holds 2 CPUs (APIC ids 0 (BSP), "
                 "1), the kernel found 0"),
     "pagefault": (None, 0, "page fault", "the kernel panicked: page fault (Fatal trap 12: page "

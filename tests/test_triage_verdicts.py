@@ -67,6 +67,39 @@ def test_a_calibrated_tsc_is_not_said_to_come_from_cpuid(guest_dumps):
     assert "not from CPUID" in cause and "from CPUID," not in cause, cause
 
 
+def test_x2apic_flag_is_judged_by_the_kernels_own_cpuid_read(guest_dumps):
+    # No CPUID can run on a dump; FreeBSD's cpu_feature2 holds leaf 1's ECX as identcpu read it.
+    dump = guest_dumps("x2apic", r"^kbu-guest: idle")
+    qs, j = questions(dump, kbutest.GUEST_KERNEL)
+    x2 = qs["x2apic-mode"]
+    assert x2["status"] == 1 and x2["code"] == "x2apic.flag_without_cpu", x2
+    # the same rule asked alone gives its facts
+    rc, v, err = kbutest.kbu_json("verdict", "x2apic-mode", "--core", dump,
+                                  "--kernel", kbutest.GUEST_KERNEL)
+    assert rc == 0 and v["status"] == 1, (err, v["verdict"])
+    f = v["facts"]
+    assert f["cpuid_from"] == "cpu_feature2" and f["kernel_x2apic"] == 1
+    ecx = f["cpuid_1_ecx"]
+    # QEMU's CPUID.1:ECX: the hypervisor bit and SSE3, no x2APIC under TCG
+    assert ecx >> 31 & 1 and ecx & 1 and not ecx >> 21 & 1, hex(ecx)
+    assert "the kernel's own CPUID.1:ECX (cpu_feature2 = 0x%08x) has no x2APIC bit" % ecx \
+        in x2["cause"]
+
+
+def test_linux_x2apic_judged_by_boot_cpu_data(linux_dump, linux_target):
+    # Linux keeps leaf 1's ECX in boot_cpu_data.x86_capability[4] (the profile's offset,
+    # checked against DWARF): on a dump it is what says the CPU has no x2APIC.
+    rc, j, err = kbutest.kbu_json("verdict", "x2apic-mode", "--core", linux_dump().path,
+                                  "--symbols", linux_target.system_map)
+    assert rc == 0, err
+    f = j["facts"]
+    assert j["status"] == 0 and f["kernel_x2apic"] == 0, j["verdict"]
+    assert f["cpuid_from"] == "boot_cpu_data+56"
+    ecx = f["cpuid_1_ecx"]
+    assert ecx >> 31 & 1 and ecx & 1 and not ecx >> 21 & 1, hex(ecx)
+    assert j["verdict"]["cause"] == "xAPIC mode: x2apic_mode = 0; the CPU does not offer x2APIC"
+
+
 @pytest.fixture(scope="module")
 def seabios_guest_dump(tmp_path_factory):
     q = kbutest.Qemu(kbutest.GUEST_KERNEL, smp=1, memory="128M", append="console=ttyS0",

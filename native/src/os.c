@@ -354,6 +354,7 @@ static const struct {
 	{"asserts", 1}, {"msgbuf", 1}, {"start_info", 1}, {"ncpus", 1}, {"panicstr", 1},
 	{"tsc_freq", 0}, {"idle", 0}, {"mp_parser", 0}, {"mp_table", 0},
 	{"devices_cmdline", 0}, {"devices_acpi", 0},
+	{"cpuid_max", 0}, {"cpuid_hv_max", 0}, {"cpuid_1_ecx", 0},
 };
 
 const char *kbu_os_symbol_role(size_t i, int *weighed)

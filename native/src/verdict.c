@@ -275,10 +275,16 @@ int role_var(struct run *v, const char *role, uint32_t size, uint64_t *out, char
 		const struct kbu_sym *s = v->syms ? kbu_sym_by_name(v->syms, w) : NULL;
 		if (!s)
 			continue;
-		if (sym)
+		/* ROLE_offset: the field's offset in the structure the symbol names */
+		char key[96];
+		snprintf(key, sizeof key, "%s_offset", role);
+		uint64_t off = kbu_os_role_num(p, key, 0);
+		if (sym && off)
+			snprintf(sym, symlen, "%s+%" PRIu64, w, off);
+		else if (sym)
 			snprintf(sym, symlen, "%s", w);
 		struct kbu_err e = {0};
-		return kbu_read_kva_uint(v->ctx->mem, v->ctx->kernel, s->addr, size,
+		return kbu_read_kva_uint(v->ctx->mem, v->ctx->kernel, s->addr + off, size,
 					 out, &e);
 	}
 	return -1;

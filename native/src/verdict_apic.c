@@ -55,12 +55,33 @@ void q_x2apic(struct run *v)
 	struct kbu_cpuid_set set;
 	int have_cpuid = live_cpuid(v, &set) == 0 && kbu_cpuid_find(&set, 1, 0);
 	uint32_t ecx = have_cpuid ? kbu_cpuid_find(&set, 1, 0)->ecx : 0;
+	/* No vCPU to ask (a dump): leaf 1's ECX as the kernel's own CPUID read
+	 * left it in memory (profile role cpuid_1_ecx). */
+	char ksym[96] = "";
+	uint64_t kecx = 0;
+	int from_kernel = !have_cpuid && role_var(v, "cpuid_1_ecx", 4, &kecx, ksym, sizeof ksym) == 0;
+	if (from_kernel) {
+		have_cpuid = 1;
+		ecx = (uint32_t)kecx;
+	}
 	int cpu_x2 = have_cpuid && ((ecx >> 21) & 1);
-	if (have_cpuid) {
+	if (have_cpuid)
+		kbu_u64(v->facts, "cpuid_1_ecx", "", ecx);
+	else
+		kbu_null(v->facts, "cpuid_1_ecx", "");
+	if (from_kernel) {
+		kbu_bool(v->facts, "cpuid_x2apic", "", cpu_x2);
+		kbu_str(v->facts, "cpuid_from", "", ksym);
+		evidence(v, "CPUID.1:ECX.x2APIC", "%s, as the kernel's %s (0x%08" PRIx32 ", its "
+			 "CPUID.1:ECX) holds it", cpu_x2 ? "1 (the CPU offers x2APIC)"
+			 : "0 (no x2APIC: xAPIC only)", ksym, ecx);
+	} else if (have_cpuid) {
+		kbu_str(v->facts, "cpuid_from", "", "vcpu");
 		kbu_bool(v->facts, "cpuid_x2apic", "", cpu_x2);
 		evidence(v, "CPUID.1:ECX.x2APIC", "%s", cpu_x2 ? "1 (the CPU offers x2APIC)"
 							       : "0 (no x2APIC: xAPIC only)");
 	} else {
+		kbu_null(v->facts, "cpuid_from", "");
 		kbu_null(v->facts, "cpuid_x2apic", "");
 		evidence(v, "CPUID.1", "not run: %s", live_str(v, "cpuid_error") ? live_str(v, "cpuid_error")
 						       : "the debugger gave no CPUID values");
@@ -82,13 +103,19 @@ void q_x2apic(struct run *v)
 	log_fact(v, &tl, 6);
 	lines_free(&tl);
 	if (flag && have_cpuid && !cpu_x2) {
+		char said[160];
+		if (from_kernel)
+			snprintf(said, sizeof said, "the kernel's own CPUID.1:ECX (%s = 0x%08" PRIx32 ") "
+				 "has no x2APIC bit", ksym, ecx);
+		else
+			snprintf(said, sizeof said, "CPUID.1:ECX.x2APIC is 0");
 		decide(v, KBU_VERDICT_PROBLEM, "x2apic.flag_without_cpu",
 		       "only switch to x2APIC when CPUID.1:ECX bit 21 is set (check before setting the "
 		       "flag), or run with an x2APIC-capable CPU (KVM, -cpu host or +x2apic)",
-		       "%s = %" PRIu64 "%s but CPUID.1:ECX.x2APIC is 0: this VM has no "
-		       "x2APIC (QEMU's TCG does not emulate it), so the APIC is still in xAPIC mode while "
-		       "the kernel treats it as x2APIC (x2APIC MSRs 0x800+ fault; an xAPIC page it did not "
-		       "map faults when read)", symbol, flag, who);
+		       "%s = %" PRIu64 "%s but %s: this VM has no x2APIC (QEMU's TCG does not emulate "
+		       "it), so the APIC is still in xAPIC mode while the kernel treats it as x2APIC "
+		       "(x2APIC MSRs 0x800+ fault; an xAPIC page it did not map faults when read)",
+		       symbol, flag, who, said);
 		return;
 	}
 	if (flag && cpu_x2) {

@@ -89,9 +89,28 @@ TEST(x2apic_flag_against_cpuid)
 	CHECK_EQ_U64(ask(ctx, "x2apic-mode", "{\"cpuid\": {\"0x1.0\": [394161, 2048, 2097152, 0]}}",
 			 &out), KBU_VERDICT_OK);
 	CHECK_CONTAINS(out.cause, "x2APIC mode");
-	/* No CPUID: it cannot know, and says so. */
+	/* No CPUID and no record of it: it cannot know, and says so. */
 	CHECK_EQ_U64(ask(ctx, "x2apic-mode", NULL, &out), KBU_VERDICT_UNDECIDED);
 	CHECK_CONTAINS(out.cause, "CPUID not run");
+	/* No CPUID, but the kernel's own read of leaf 1 (FreeBSD's cpu_feature2): it decides. */
+	uint8_t *img = images[nimages - 1];
+	img[X2APIC_PA + 0x100] = 0x01;
+	img[X2APIC_PA + 0x103] = 0x80; /* SSE3 and the hypervisor bit, no x2APIC */
+	kbu_mem_flush(ctx->mem);       /* the guest's memory changed, as after a step */
+	kbu_symtab_free(ctx->syms);
+	ctx->syms = symtab_of("ffffffff80200000 T panic\n"
+			      "ffffffff80200100 T vpanic\n"
+			      "ffffffff80200200 T lapic_init\n"
+			      "ffffffff80300000 B x2apic_mode\n"
+			      "ffffffff80300100 B cpu_feature2\n");
+	CHECK_EQ_U64(ask(ctx, "x2apic-mode", NULL, &out), KBU_VERDICT_PROBLEM);
+	CHECK_STR(out.code, "x2apic.flag_without_cpu");
+	CHECK_CONTAINS(out.cause, "the kernel's own CPUID.1:ECX (cpu_feature2 = 0x80000001) has no "
+			       "x2APIC bit");
+	img[X2APIC_PA + 0x102] = 0x20; /* bit 21 */
+	kbu_mem_flush(ctx->mem);
+	CHECK_EQ_U64(ask(ctx, "x2apic-mode", NULL, &out), KBU_VERDICT_OK);
+	CHECK_CONTAINS(out.cause, "x2APIC mode");
 	kbu_ctx_free(ctx);
 	ctx = guest(0, 0);
 	CHECK_EQ_U64(ask(ctx, "x2apic-mode", NULL, &out), KBU_VERDICT_OK);
@@ -156,7 +175,8 @@ TEST(rendered_report_and_command)
 	CHECK_EQ_U64(kbu_run(ctx, 4, a, 1, &out, &err), 0);
 	CHECK_CONTAINS(out, "\"status\": 1");
 	CHECK_CONTAINS(out, "\"code\": \"x2apic.flag_without_cpu\"");
-	CHECK_CONTAINS(out, "\"kernel_x2apic\": 1, \"cpuid_x2apic\": false");
+	CHECK_CONTAINS(out, "\"kernel_x2apic\": 1, \"cpuid_1_ecx\": 0, \"cpuid_from\": \"vcpu\", "
+			    "\"cpuid_x2apic\": false");
 	free(out);
 	/* Bad input: one error each, exit 2. */
 	char *b[] = {"verdict", "no-such"};
