@@ -1,13 +1,15 @@
 """The Debian cloud kernel as a test target (fetched by scripts/linux-target)."""
 import os
 import re
+import sys
 
 from . import load, paths
-from .qemu import Qemu
+from .qemu import Qemu, QemuError
 
 # The last line of Linux's panic report: after it the CPU only spins.
 PANIC_END = r"---\[ end Kernel panic - not syncing: VFS: Unable to mount root fs"
 PANIC = r"Kernel panic - not syncing: VFS: Unable to mount root fs"
+ANY_PANIC_END = r"---\[ end Kernel panic - not syncing: (.*?)(?: \]---)?\r?$"
 # tsc_early_khz: under TCG on a loaded host the PIT calibration of the TSC can
 # fail, and with ACPI on the kernel then hangs; a given frequency skips it.
 DEFAULT_APPEND = "console=ttyS0 earlyprintk=ttyS0 tsc_early_khz=2500000"
@@ -82,13 +84,26 @@ def boot_linux(target, image="elf", smp=1, append="", memory="256M", timeout=120
     kernel = {"elf": target.vmlinux, "bzimage": target.bzimage}[image]
     if acpi is None:
         acpi = smp > 1
-    q = Qemu(kernel, smp=smp, memory=memory, append=(DEFAULT_APPEND + " " + append).strip(),
-             extra=extra, paused=paused, acpi=acpi, name="linux-" + image)
-    try:
-        q.start()
-        if not paused:
-            q.wait_serial(PANIC_END, timeout=timeout)
-    except BaseException:
+    for attempt in (1, 2):
+        q = Qemu(kernel, smp=smp, memory=memory, append=(DEFAULT_APPEND + " " + append).strip(),
+                 extra=extra, paused=paused, acpi=acpi, name="linux-" + image)
+        try:
+            q.start()
+            if paused:
+                return q
+            end = q.wait_serial(ANY_PANIC_END, timeout=timeout)
+            if re.match(PANIC_END, end.group(0)):
+                return q
+        except BaseException:
+            q.stop()
+            raise
+        # Linux under TCG on a busy host now and then dies early in start_kernel
+        # (seen with SeaBIOS, ACPI and -smp 4: a fault in __x86_return_thunk, then
+        # "Attempted to kill the idle task!"). That is the emulator's, not what a
+        # test asks about: one more boot, said on stderr.
         q.stop()
-        raise
+        if attempt == 2:
+            raise QemuError("Linux died before its root-fs panic, twice: %s" % end.group(1))
+        sys.stderr.write("kbutest: Linux died before its root-fs panic (%s); booting it again\n"
+                         % end.group(1))
     return q
