@@ -119,11 +119,12 @@ def test_tsc_freq_set_from_gdb_gets_past_the_tsc_panic(qemu, guest_kernel):
 @pytest.mark.slow
 def test_x2apic_mode_set_from_gdb_on_linux(linux_qemu, linux_target):
     assert linux_target.vmlinux_dbg, "Debian's -dbg vmlinux is part of the Linux target"
-    q = linux_qemu(paused=True)
+    q = linux_qemu(paused=True, smp=2)       # ACPI on: the MADT lists both CPUs
     out = set_from_gdb(linux_target.vmlinux_dbg, q.port, "start_kernel", "x2apic_mode", 1, [
         "kbu recipe x2apic-mode",
-        "kbu recipe x2apic-mode --json"], timeout=300)
-    j = _json_line(out, '{"command": "verdict"')
+        "kbu recipe x2apic-mode --json",
+        "kbu recipe where-are-my-cpus --json"], timeout=300)
+    j, cpus = [json.loads(l) for l in out.splitlines() if l.startswith('{"command": "verdict"')]
     assert j["status"] == 1, j["verdict"]
     assert j["verdict"]["code"] == "x2apic.flag_without_cpu"
     f = j["facts"]
@@ -138,3 +139,11 @@ def test_x2apic_mode_set_from_gdb_on_linux(linux_qemu, linux_target):
     text_cause = re.search(r"^VERDICT: problem: (.*)$", out, re.M).group(1)
     assert text_cause.startswith("x2apic_mode = 1 (already 1 when the watch was armed"), text_cause
     assert "kernel set" not in text_cause
+    # Linux died before smp_init: its online count (1) says nothing about the tables,
+    # and where-are-my-cpus does not blame them
+    f = cpus["facts"]
+    assert (f["vcpus"], f["madt_cpus"], f["kernel_cpus"]) == (2, 2, 1), f
+    assert cpus["status"] == 2, cpus["verdict"]
+    assert cpus["verdict"]["cause"].startswith(
+        'the kernel panicked first ("Attempted to kill the idle task!") before it brought its '
+        'CPUs up'), cpus["verdict"]

@@ -317,6 +317,30 @@ void q_cpus(struct run *v)
 	}
 	/* Fewer CPUs than the VM has: which layer lost them. */
 	int parser = has_mp_parser(v);
+	/* A count that is only final once the kernel has brought its CPUs up
+	 * (profile role ncpus_final_log: the line it logs then), read after a
+	 * panic that came first, says nothing about the tables. */
+	const struct kbu_os_profile *prof = profile(v);
+	const char *final_log = prof ? kbu_os_role(prof, "ncpus_final_log") : NULL;
+	char pmsg[256];
+	if (final_log && !(c.mp == 1 && parser == 0 && !c.have_madt) && panicked(v, pmsg, sizeof pmsg)) {
+		struct lines done = log_lines(v, final_log, 0);
+		size_t ndone = done.n;
+		lines_free(&done);
+		if (!ndone) {
+			char tables[256] = "";
+			if (c.mp == 1)
+				cat(tables, sizeof tables, "; the MP table lists %zu", c.mp_cpus);
+			if (c.have_madt)
+				cat(tables, sizeof tables, "%s %zu", c.mp == 1 ? ", the MADT" : "; the MADT lists",
+				    c.madt_cpus);
+			decide(v, KBU_VERDICT_UNDECIDED, NULL, "see panic-triage first",
+			       "the kernel panicked first (\"%s\") before it brought its CPUs up (its log has "
+			       "no line matching %s): its count (%s) holds only the boot CPU so far%s",
+			       pmsg, final_log, ktext[0] ? ktext : "?", tables);
+			goto out;
+		}
+	}
 	if (c.mp == 1 && parser != 0 && n > 0 && c.mp_cpus < (size_t)n && (size_t)found == c.mp_cpus) {
 		char fw[128];
 		snprintf(fw, sizeof fw, "%s", c.have_fw ? c.fw.name : "the firmware");
