@@ -11,9 +11,10 @@ static const char *const roles[] = {
 	"x2apic", "x2apic_type", "timesource", "timesource_pointer", "timesource_list",
 	"timesource_list_kind", "time_register", "asserts",
 	"printf_entries", "vprintf_entries", "msgbuf", "msgbuf_pointer", "msgbuf_format",
-	"start_info", "start_info_kind", "ncpus", "panicstr", "tsc_freq", "tsc_freq_size",
-	"tsc_freq_unit", "idle", "timesource_placeholders", "mp_parser", "mp_parser_option",
-	"mp_table", "devices_cmdline", "devices_acpi",
+	"start_info", "start_info_kind", "ncpus", "ncpus_final_log", "panicstr", "tsc_freq",
+	"tsc_freq_size", "tsc_freq_unit", "idle", "timesource_placeholders", "mp_parser",
+	"mp_parser_option", "mp_table", "devices_cmdline", "devices_acpi", "cpuid_max",
+	"cpuid_hv_max", "cpuid_1_ecx", "cpuid_1_ecx_offset",
 };
 
 static const char *osabi_name(int abi)
