@@ -63,16 +63,22 @@ static struct kbu_ctx *guest(uint8_t x2apic, int with_fc_table)
 	return ctx;
 }
 
-static int ask(struct kbu_ctx *ctx, const char *q, const char *live_text,
-	       struct kbu_verdict_outcome *out)
+static int ask_os(struct kbu_ctx *ctx, const char *os, const char *q, const char *live_text,
+		  struct kbu_verdict_outcome *out)
 {
 	struct kbu_err err = {0};
 	struct kbu_json *live = live_text ? kbu_json_parse(live_text, strlen(live_text), &err) : NULL;
 	CHECK(!live_text || live);
-	struct kbu_verdict_opts o = {"freebsd", NULL, 0, 0};
+	struct kbu_verdict_opts o = {os, NULL, 0, 0};
 	int rc = kbu_verdict_summary(ctx, q, live, &o, out, &err);
 	kbu_json_free(live);
 	return rc;
+}
+
+static int ask(struct kbu_ctx *ctx, const char *q, const char *live_text,
+	       struct kbu_verdict_outcome *out)
+{
+	return ask_os(ctx, "freebsd", q, live_text, out);
 }
 
 TEST(x2apic_flag_against_cpuid)
@@ -111,6 +117,20 @@ TEST(x2apic_flag_against_cpuid)
 	kbu_mem_flush(ctx->mem);
 	CHECK_EQ_U64(ask(ctx, "x2apic-mode", NULL, &out), KBU_VERDICT_OK);
 	CHECK_CONTAINS(out.cause, "x2APIC mode");
+	/* NetBSD keeps it in cpu_feature[1] (u_int cpu_feature[], leaf 1's ECX second;
+	 * sys/arch/x86/x86/cpu.c tests CPUID2_XSAVE there), and its flag is a bool. */
+	img[X2APIC_PA + 0x102] = 0;
+	memcpy(img + X2APIC_PA + 0x104, img + X2APIC_PA + 0x100, 4);
+	memset(img + X2APIC_PA + 0x100, 0xff, 4); /* cpu_feature[0]: not leaf 1's ECX */
+	kbu_mem_flush(ctx->mem);
+	kbu_symtab_free(ctx->syms);
+	ctx->syms = symtab_of("ffffffff80200000 T panic\n"
+			      "ffffffff80200100 T vpanic\n"
+			      "ffffffff80300000 B x2apic_mode\n"
+			      "ffffffff80300100 B cpu_feature\n");
+	CHECK_EQ_U64(ask_os(ctx, "netbsd", "x2apic-mode", NULL, &out), KBU_VERDICT_PROBLEM);
+	CHECK_CONTAINS(out.cause, "the kernel's own CPUID.1:ECX (cpu_feature+4 = 0x80000001) has no "
+			       "x2APIC bit");
 	kbu_ctx_free(ctx);
 	ctx = guest(0, 0);
 	CHECK_EQ_U64(ask(ctx, "x2apic-mode", NULL, &out), KBU_VERDICT_OK);
