@@ -835,14 +835,11 @@ static uint64_t bad_name_bytes(uint64_t x)
 	return low | high;
 }
 
-static int canonical_line(const struct hex_table *hx, const char *p, const char *end,
-			  struct map_line *ml, const char **next)
+/* "ADDRESS16 T ": 16 hex digits, a blank, a symbol's type letter (not an
+ * undefined one), a blank; the name starts at column 19. 1 with the address. */
+static int canonical_head(const struct hex_table *hx, const char *p, const char *end, uint64_t *addr)
 {
-	if (end - p < 21 || p[16] != ' ' || p[18] != ' ')
-		return 0;
-	const char *name = p + 19;
-	const char *nl = memchr(name, '\n', (size_t)(end - name));
-	if (!nl || nl == name)
+	if (end - p < 19 || p[16] != ' ' || p[18] != ' ')
 		return 0;
 	uint64_t v = 0;
 	unsigned bad = 0;
@@ -855,6 +852,21 @@ static int canonical_line(const struct hex_table *hx, const char *p, const char 
 	if ((bad & 0xf0) || !((t >= 'A' && t <= 'Z') || (t >= 'a' && t <= 'z')) || t == 'U' ||
 	    t == 'w' || t == 'v')
 		return 0;
+	*addr = v;
+	return 1;
+}
+
+static int canonical_line(const struct hex_table *hx, const char *p, const char *end,
+			  struct map_line *ml, const char **next)
+{
+	uint64_t v;
+	if (end - p < 21 || !canonical_head(hx, p, end, &v))
+		return 0;
+	const char *name = p + 19;
+	const char *nl = memchr(name, '\n', (size_t)(end - name));
+	if (!nl || nl == name)
+		return 0;
+	char t = p[17];
 	/* The name, 8 bytes at a time: any blank, control or non-ASCII byte sends
 	 * the line to parse_line. */
 	const char *q = name;
@@ -1212,24 +1224,13 @@ void kbu_sym_prefetch(const struct kbu_symtab *cst, const char *const *names, si
 			int sym = 0;
 			/* "ADDRESS16 T name": the name starts at column 19, and only a
 			 * line whose first name bytes pass the filter is parsed. */
-			if (le - line >= 22 && line[16] == ' ' && line[18] == ' ' &&
-			    !is_space(line[19])) {
-				uint64_t v = 0;
-				unsigned bad = 0;
-				for (int i = 0; i < 16; i++) {
-					uint8_t d = hx.v[(unsigned char)line[i]];
-					bad |= d;
-					v = v << 4 | (d & 15);
-				}
-				char t = line[17];
-				sym = !(bad & 0xf0) && ((t >= 'A' && t <= 'Z') || (t >= 'a' && t <= 'z')) &&
-					  t != 'U' && t != 'w' && t != 'v';
-				if (sym) {
-					sorted &= v >= last;
-					last = v;
-				}
+			uint64_t v;
+			if (le - line >= 22 && !is_space(line[19]) && canonical_head(&hx, line, le, &v)) {
+				sym = 1;
+				sorted &= v >= last;
+				last = v;
 				unsigned b = prefix_bit(line + 19);
-				if (sym && !every_line && !(filter[b >> 3] & (1u << (b & 7)))) {
+				if (!every_line && !(filter[b >> 3] & (1u << (b & 7)))) {
 					line = next;
 					continue;
 				}
@@ -1294,9 +1295,9 @@ size_t kbu_sym_name_count(const struct kbu_symtab *cst, const char *name)
 		/* One map not parsed yet: the name look-up counted them on its way. */
 		if (!lazy_by_name(lst, name))
 			return 0;
-		for (struct lazy_hit *h = lst->hits; h; h = h->next)
-			if (strcmp(h->name, name) == 0 && h->count)
-				return h->count;
+		const struct lazy_hit *h = lazy_known(lst, name);
+		if (h && h->count)
+			return h->count;
 	}
 	const struct kbu_symtab *st = indexed(cst);
 	if (!st || !name)
