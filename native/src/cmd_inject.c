@@ -218,10 +218,7 @@ static int inject_run(struct kbu_ctx *ctx, int argc, char **argv, struct kbu_rep
 		kbu_hex(root, "code", "code at (linear)", s->code, 16);
 		kbu_bool(root, "interrupts", "interrupts on (IF)", (int)((s->r.rflags >> 9) & 1));
 	}
-	if (s->halted >= 0)
-		kbu_bool(root, "halted", "halted (HLT)", s->halted);
-	else
-		kbu_null(root, "halted", "halted (HLT)");
+	kbu_bool_or_null(root, "halted", "halted (HLT)", s->halted);
 	kbu_str(root, "halted_from", "", have_monitor ? "monitor" : "unknown");
 	kbu_bool(root, "bases_known", "", s->bases_known);
 	kbu_bool(root, "can_step", "can step", s->when != STEP_NEVER);

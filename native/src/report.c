@@ -486,6 +486,14 @@ void kbu_bool(struct kbu_node *o, const char *key, const char *label, int v)
 		n->u = v != 0;
 }
 
+void kbu_bool_or_null(struct kbu_node *o, const char *key, const char *label, int v)
+{
+	if (v < 0)
+		kbu_null(o, key, label);
+	else
+		kbu_bool(o, key, label, v);
+}
+
 void kbu_null(struct kbu_node *o, const char *key, const char *label)
 {
 	add_node(o, N_NULL, key, label);

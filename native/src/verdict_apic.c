@@ -255,16 +255,10 @@ void q_lapic(struct run *v)
 		struct kbu_node *row = kbu_row(cl);
 		kbu_u64(row, "cpu", "", cpu);
 		kbu_str(row, "mode", "", mode);
-		if (enabled >= 0)
-			kbu_bool(row, "enabled", "", enabled);
-		else
-			kbu_null(row, "enabled", "");
+		kbu_bool_or_null(row, "enabled", "", enabled);
 		kbu_u64(row, "svr", "", svr);
 		kbu_str(row, "timer", "", timer_t);
-		if (masked >= 0)
-			kbu_bool(row, "timer_masked", "", masked);
-		else
-			kbu_null(row, "timer_masked", "");
+		kbu_bool_or_null(row, "timer_masked", "", masked);
 		kbu_u64(row, "initial_count", "", init);
 		kbu_u64(row, "current_count", "", cur);
 		kbu_str(row, "divide", "", dcr_t);

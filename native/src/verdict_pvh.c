@@ -260,10 +260,7 @@ void q_devices(struct run *v)
 		if (t && t->data)
 			kbu_vmmio_scan_aml(t->data, t->length, &aml);
 	}
-	if (dsdt >= 0)
-		kbu_bool(v->facts, "dsdt", "", dsdt);
-	else
-		kbu_null(v->facts, "dsdt", "");
+	kbu_bool_or_null(v->facts, "dsdt", "", dsdt);
 	struct kbu_node *al = kbu_list(v->facts, "dsdt_devices", "");
 	for (size_t i = 0; i < aml.ndevs; i++) {
 		const struct kbu_vmmio_dev *d = &aml.devs[i];

@@ -62,6 +62,8 @@ void kbu_i64(struct kbu_node *o, const char *key, const char *label, int64_t v);
 /* Text: 0x-prefixed, zero-padded to `width` hex digits (0: no padding). JSON: integer. */
 void kbu_hex(struct kbu_node *o, const char *key, const char *label, uint64_t v, int width);
 void kbu_bool(struct kbu_node *o, const char *key, const char *label, int v);
+/* A boolean that may be unknown: v < 0 is null. */
+void kbu_bool_or_null(struct kbu_node *o, const char *key, const char *label, int v);
 void kbu_null(struct kbu_node *o, const char *key, const char *label);
 /* Text: hex bytes separated by spaces. JSON: lowercase hex string. */
 void kbu_bytes(struct kbu_node *o, const char *key, const char *label, const void *p, size_t n);
