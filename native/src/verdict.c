@@ -400,16 +400,22 @@ void quoted(char *buf, size_t len, const struct lines *ls, size_t from)
 		cat(buf, len, "%s\"%s\"", i > from ? "; " : "", ls->l[i]);
 }
 
+/* A JSON list as a fact list (an empty one when j is not a list). */
+void json_list(struct kbu_node *o, const char *key, const struct kbu_json *j)
+{
+	if (kbu_json_type(j) == KBU_JSON_ARRAY)
+		json_field(o, key, j);
+	else
+		kbu_list(o, key, "");
+}
+
 /* A watch's changes ([{cpu, old, new, where}]) as a fact and as evidence lines. */
 void watch_changes(struct run *v, const struct kbu_json *changes)
 {
-	struct kbu_node *cl = kbu_list(v->facts, "changes", "");
+	json_list(v->facts, "changes", changes);
 	char ct[2048] = "";
 	for (size_t i = 0; i < kbu_json_len(changes); i++) {
 		const struct kbu_json *c = kbu_json_at(changes, i);
-		struct kbu_node *row = kbu_row(cl);
-		for (size_t k = 0; k < kbu_json_len(c); k++)
-			json_field(row, kbu_json_key(c, k), kbu_json_at(c, k));
 		cat(ct, sizeof ct, "%s%s -> %s on CPU %" PRIu64 " at %s", i ? "\n" : "",
 		    kbu_json_get_str(c, "old", "?"), kbu_json_get_str(c, "new", "?"),
 		    kbu_json_get_u64(c, "cpu", 0), kbu_json_get_str(c, "where", "?"));

@@ -200,6 +200,16 @@ static int has_mp_parser(struct run *v)
 
 /* ---- where-are-my-cpus ---- */
 
+/* "the MP table lists N, the MADT lists M": the firmware tables that were read. */
+static void tables_text(const struct cpu_facts *c, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (c->mp == 1)
+		cat(buf, len, "the MP table lists %zu", c->mp_cpus);
+	if (c->have_madt)
+		cat(buf, len, "%sthe MADT lists %zu", buf[0] ? ", " : "", c->madt_cpus);
+}
+
 void q_cpus(struct run *v)
 {
 	struct cpu_facts c;
@@ -259,11 +269,8 @@ void q_cpus(struct run *v)
 			       "neither a firmware table nor the kernel's CPU count could be read");
 			goto out;
 		}
-		char tables[256] = "";
-		if (c.mp == 1)
-			cat(tables, sizeof tables, "the MP table lists %zu", c.mp_cpus);
-		if (c.have_madt)
-			cat(tables, sizeof tables, "%sthe MADT lists %zu", tables[0] ? ", " : "", c.madt_cpus);
+		char tables[256];
+		tables_text(&c, tables, sizeof tables);
 		if (n > 0 && c.left_reset >= 0 && c.left_reset < n) {
 			decide(v, KBU_VERDICT_PROBLEM, "cpus.not_started",
 			       "give kbu the kernel's symbols: its CPU count says whether it enumerated them "
@@ -328,16 +335,12 @@ void q_cpus(struct run *v)
 		size_t ndone = done.n;
 		lines_free(&done);
 		if (!ndone) {
-			char tables[256] = "";
-			if (c.mp == 1)
-				cat(tables, sizeof tables, "; the MP table lists %zu", c.mp_cpus);
-			if (c.have_madt)
-				cat(tables, sizeof tables, "%s %zu", c.mp == 1 ? ", the MADT" : "; the MADT lists",
-				    c.madt_cpus);
+			char tables[256];
+			tables_text(&c, tables, sizeof tables);
 			decide(v, KBU_VERDICT_UNDECIDED, NULL, "see panic-triage first",
 			       "the kernel panicked first (\"%s\") before it brought its CPUs up (its log has "
-			       "no line matching %s): its count (%s) holds only the boot CPU so far%s",
-			       pmsg, final_log, ktext[0] ? ktext : "?", tables);
+			       "no line matching %s): its count (%s) holds only the boot CPU so far%s%s",
+			       pmsg, final_log, ktext[0] ? ktext : "?", tables[0] ? "; " : "", tables);
 			goto out;
 		}
 	}

@@ -84,6 +84,7 @@ KBU_HIDDEN void evidence(struct run *v, const char *label, const char *fmt, ...)
 KBU_HIDDEN void finding(struct run *v, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A JSON value copied into a report field. */
 KBU_HIDDEN void json_field(struct kbu_node *o, const char *key, const struct kbu_json *j);
+KBU_HIDDEN void json_list(struct kbu_node *o, const char *key, const struct kbu_json *j);
 /* The kernel's log: its message buffer, else the console text handed in. */
 KBU_HIDDEN const char *kernel_log(struct run *v);
 /* The kernel's own state (x2APIC flag, time source, CPU count, panicstr). */

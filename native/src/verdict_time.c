@@ -114,12 +114,9 @@ static void cpuid_chain(struct run *v, struct cpuid_chain *ch)
 	struct kbu_json *j = js ? kbu_json_parse(js, strlen(js), &e) : NULL;
 	const struct kbu_json *steps = kbu_json_path(j, "tsc.steps");
 	char st[2048] = "";
-	struct kbu_node *sl = kbu_list(v->facts, "cpuid_steps", "");
+	json_list(v->facts, "cpuid_steps", steps);
 	for (size_t i = 0; i < kbu_json_len(steps); i++) {
 		const struct kbu_json *s = kbu_json_at(steps, i);
-		struct kbu_node *row = kbu_row(sl);
-		for (size_t k = 0; k < kbu_json_len(s); k++)
-			json_field(row, kbu_json_key(s, k), kbu_json_at(s, k));
 		cat(st, sizeof st, "%s%" PRIu64 ". %s %s -> %s", i ? "\n" : "",
 		    kbu_json_get_u64(s, "step", i + 1), kbu_json_get_str(s, "check", ""),
 		    kbu_json_get_str(s, "answer", ""), kbu_json_get_str(s, "result", ""));
